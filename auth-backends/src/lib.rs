@@ -1,0 +1,1 @@
+//! The built-in backends, each written with `#[auth_backend]`.

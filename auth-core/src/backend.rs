@@ -1,0 +1,73 @@
+use std::fmt;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+
+use crate::{CredentialKind, Credentials, Outcome, User};
+
+/// Why a backend could not answer. Its message is shown to operators (logs, `gateway explain`),
+/// so it must never contain a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    message: String,
+    timeout: bool,
+}
+
+impl BackendError {
+    /// A backend failure with an operator-facing message.
+    pub fn new(message: impl fmt::Display) -> Self {
+        BackendError {
+            message: message.to_string(),
+            timeout: false,
+        }
+    }
+
+    /// The backend did not answer within its time budget.
+    pub fn timeout(after: std::time::Duration) -> Self {
+        BackendError {
+            message: format!("timed out after {}", humantime::format_duration(after)),
+            timeout: true,
+        }
+    }
+
+    /// Whether this error is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
+    }
+}
+
+/// Per-request facts a backend may use (client address, for logging or rate decisions).
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The client's address, as the gateway believes it.
+    pub client_ip: Option<IpAddr>,
+    /// The chain entry name this backend runs under.
+    pub entry: String,
+}
+
+/// An authentication backend, like a Django `AUTHENTICATION_BACKENDS` entry. Object-safe: the
+/// chain holds `Arc<dyn Backend>`.
+///
+/// Implementations must not block the async reactor: password hashing goes through
+/// [`crate::password::verify_blocking`] (a bounded pool off the reactor threads).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Whether this backend can handle credentials of `kind`; the chain skips it otherwise.
+    /// Defaults to passwords only.
+    fn accepts(&self, kind: CredentialKind) -> bool {
+        kind == CredentialKind::Password
+    }
+
+    /// Checks the credentials. Unknown users must cost the same time as a wrong password.
+    async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome;
+
+    /// Restores a user by the `id` this backend gave at login; `Ok(None)` when the user is gone
+    /// or disabled (their sessions end).
+    async fn get_user(&self, id: &str) -> Result<Option<User>, BackendError>;
+
+    /// Checks that the backend can answer (for `/readyz`). Defaults to healthy.
+    async fn health(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}

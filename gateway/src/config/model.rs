@@ -1,0 +1,507 @@
+//! The configuration as operators write it (`../shared/gateway.reference.yaml` is the
+//! contract). Every struct refuses unknown keys. Values that later checks must point at are
+//! `Spanned`, so their errors carry `file:line:col`.
+
+use std::collections::BTreeMap;
+
+use auth_core::{Duration, OnError, OnReject, Provision, Secret};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`); absent: disabled.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// The legacy app.
+    pub upstream: UpstreamConfig,
+    /// Headers set on forwarded requests (and stripped from incoming ones).
+    #[serde(default)]
+    pub identity_headers: IdentityHeadersConfig,
+    /// Sessions.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// The login endpoints.
+    #[serde(default)]
+    pub login: LoginConfig,
+    /// Brute-force protection.
+    #[serde(default)]
+    pub protection: ProtectionConfig,
+    /// Credential cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// The local user store URL (`sqlite://PATH`, `postgres://...`, `mysql://...`).
+    #[serde(default)]
+    pub users_db: Option<Spanned<String>>,
+    /// Directory for generated state (quickstart secret, default SQLite files).
+    #[serde(default)]
+    pub data_dir: Option<String>,
+    /// The backends, in order. Filled by the loader's second pass (see `config::load`).
+    #[serde(skip)]
+    pub chain: Vec<ChainEntryConfig>,
+    /// Access rules, first match wins; no match means `authenticated`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// One address or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// Several.
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a slice-like vec.
+    pub fn to_vec(&self) -> Vec<&T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v.iter().collect(),
+        }
+    }
+}
+
+/// `server:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address(es), e.g. `127.0.0.1:8080`.
+    pub listen: OneOrMany<Spanned<String>>,
+    /// Optional TLS.
+    pub tls: Option<TlsConfig>,
+    /// Our public origin; redirects are built from it, never from `Host`.
+    pub public_url: Spanned<String>,
+    /// CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// Time allowed to read the request head.
+    pub header_read_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Largest login form body.
+    pub max_login_body_bytes: usize,
+    /// Time allowed for in-flight requests on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: OneOrMany::One(spanned("127.0.0.1:8080".into())),
+            tls: None,
+            public_url: spanned("http://127.0.0.1:8080".into()),
+            trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 65536,
+            max_login_body_bytes: 16384,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A value with an unknown location (for defaults).
+pub fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned {
+        value,
+        referenced: serde_saphyr::Location::UNKNOWN,
+        defined: serde_saphyr::Location::UNKNOWN,
+    }
+}
+
+/// `server.tls:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Spanned<String>,
+    /// PEM private key.
+    pub key: Spanned<String>,
+}
+
+/// `admin:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Admin listen address.
+    pub listen: Spanned<String>,
+}
+
+/// `upstream:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URL of the legacy app (`http://host:port`).
+    pub url: Spanned<String>,
+    /// TCP connect timeout.
+    #[serde(default = "d5s")]
+    pub connect_timeout: Duration,
+    /// Whole-response timeout (until the response head arrives).
+    #[serde(default = "d60s")]
+    pub timeout: Duration,
+    /// Send the client's `Host` upstream.
+    #[serde(default = "yes")]
+    pub preserve_host: bool,
+}
+
+fn d5s() -> Duration {
+    Duration::from_secs(5)
+}
+fn d60s() -> Duration {
+    Duration::from_secs(60)
+}
+fn yes() -> bool {
+    true
+}
+
+/// `identity_headers:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeadersConfig {
+    /// Username header.
+    pub user: Spanned<String>,
+    /// Email header.
+    pub email: Option<Spanned<String>>,
+    /// Display name header.
+    pub name: Option<Spanned<String>>,
+    /// Groups header.
+    pub groups: Option<Spanned<String>>,
+    /// Separator between groups.
+    pub groups_separator: String,
+    /// Header naming the chain entry that authenticated the user.
+    pub backend: Option<Spanned<String>>,
+    /// Header name -> user attribute.
+    pub extra: BTreeMap<String, Spanned<String>>,
+    /// How non-ASCII values are sent.
+    pub encoding: HeaderEncoding,
+}
+
+impl Default for IdentityHeadersConfig {
+    fn default() -> Self {
+        IdentityHeadersConfig {
+            user: spanned("X-Remote-User".into()),
+            email: Some(spanned("X-Remote-Email".into())),
+            name: Some(spanned("X-Remote-Name".into())),
+            groups: Some(spanned("X-Remote-Groups".into())),
+            groups_separator: ",".into(),
+            backend: Some(spanned("X-Remote-Backend".into())),
+            extra: BTreeMap::new(),
+            encoding: HeaderEncoding::Percent,
+        }
+    }
+}
+
+/// Non-ASCII identity values: percent-encoded UTF-8, or refuse the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderEncoding {
+    /// Percent-encode UTF-8.
+    #[default]
+    Percent,
+    /// Refuse the request (500 to the client, logged).
+    Reject,
+}
+
+/// `session:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// `memory`, `sqlite://PATH`, `postgres://...`, `mysql://...`, `redis://...` or `cookie`.
+    pub store: Spanned<String>,
+    /// At least 32 bytes; signs and encrypts. Absent: generated into `data_dir` (quickstart).
+    pub secret: Option<Spanned<Secret>>,
+    /// Cookie name.
+    pub cookie_name: String,
+    /// Absolute lifetime.
+    pub ttl: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// How often the user is re-read through `get_user`.
+    pub revalidate: Duration,
+    /// `auto`, `true` or `false`.
+    pub secure: SecureSetting,
+    /// `lax` or `strict`.
+    pub same_site: SameSiteSetting,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            store: spanned("memory".into()),
+            secret: None,
+            cookie_name: "gw_session".into(),
+            ttl: Duration::from_secs(8 * 3600),
+            idle_timeout: Duration::from_secs(3600),
+            revalidate: Duration::from_secs(300),
+            secure: SecureSetting::Auto,
+            same_site: SameSiteSetting::Lax,
+        }
+    }
+}
+
+/// The cookie's `Secure` flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SecureSetting {
+    /// Secure unless `public_url` is plain HTTP on 127.0.0.1 / localhost.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never (plain-HTTP development only).
+    Never,
+}
+
+impl<'de> Deserialize<'de> for SecureSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            B(bool),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::B(true) => Ok(SecureSetting::Always),
+            Raw::B(false) => Ok(SecureSetting::Never),
+            Raw::S(s) if s == "auto" => Ok(SecureSetting::Auto),
+            Raw::S(s) => Err(serde::de::Error::custom(format!(
+                "invalid `secure` value `{s}`; expected auto, true or false"
+            ))),
+        }
+    }
+}
+
+/// The cookie's `SameSite`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSiteSetting {
+    /// `SameSite=Lax`.
+    #[default]
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+}
+
+/// `login:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Reserved path prefix for login, logout, whoami, check.
+    pub prefix: Spanned<String>,
+    /// Login page title.
+    pub title: String,
+    /// Template overriding the login page.
+    pub template: Option<Spanned<String>>,
+    /// Accept `Authorization: Basic` on protected routes.
+    pub basic_auth: bool,
+    /// Basic realm.
+    pub realm: String,
+    /// Hosts an absolute `next` may point at besides our own origin.
+    pub allowed_redirect_hosts: Vec<String>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            prefix: spanned("/_auth".into()),
+            title: "Sign in".into(),
+            template: None,
+            basic_auth: true,
+            realm: "Restricted".into(),
+            allowed_redirect_hosts: Vec::new(),
+        }
+    }
+}
+
+/// `protection:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtectionConfig {
+    /// Failures per (username, client IP) within `window` before a lockout.
+    pub max_failures: u32,
+    /// Counting window.
+    pub window: Duration,
+    /// Lockout duration.
+    pub lockout: Duration,
+    /// `memory` or `redis://...`.
+    pub store: Spanned<String>,
+}
+
+impl Default for ProtectionConfig {
+    fn default() -> Self {
+        ProtectionConfig {
+            max_failures: 10,
+            window: Duration::from_secs(900),
+            lockout: Duration::from_secs(900),
+            store: spanned("memory".into()),
+        }
+    }
+}
+
+/// `cache:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Lifetime of a successful Basic/bearer check; 0 disables.
+    pub credentials_ttl: Duration,
+    /// Lifetime of a failed one; 0 disables.
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            credentials_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::default(),
+        }
+    }
+}
+
+/// `log:` (an addition to the contract).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `gateway=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One chain entry. `options` is parsed by the backend type's registration (see `config::load`),
+/// so its errors carry locations inside the options too.
+#[derive(Debug)]
+pub struct ChainEntryConfig {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Registered backend type.
+    pub type_name: Spanned<String>,
+    /// Policy on `Rejected`.
+    pub on_reject: OnReject,
+    /// Policy on `Unavailable`.
+    pub on_error: OnError,
+    /// Time budget per call.
+    pub timeout: Duration,
+    /// Provisioning into the local store.
+    pub provision: Provision,
+    /// The parsed options, ready to build (filled by the loader's second pass).
+    pub options: Option<Box<dyn auth_core::registry::BackendFactory>>,
+    /// Where `options` (or the entry, without options) starts.
+    pub options_location: serde_saphyr::Location,
+}
+
+/// One route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// What the route matches.
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    /// What it allows.
+    pub access: Spanned<Access>,
+}
+
+/// `match:` of a route; all given fields must match.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Exact host (case-insensitive, port ignored).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix on the normalized path (segment-aware: `/admin/` or `/admin`).
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// Regular expression on the normalized path (an addition to the contract).
+    #[serde(default)]
+    pub path_regex: Option<Spanned<String>>,
+    /// Methods (upper case); empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// Who may reach a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no identity needed (identity headers still stripped).
+    Public,
+    /// Any authenticated user.
+    Authenticated,
+    /// Members of any of these groups.
+    Groups(Vec<String>),
+    /// These usernames.
+    Users(Vec<String>),
+    /// Nobody.
+    Deny,
+}
+
+impl<'de> Deserialize<'de> for Access {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Lists {
+            #[serde(default)]
+            groups: Option<Vec<String>>,
+            #[serde(default)]
+            users: Option<Vec<String>>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Lists(Lists),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "invalid `access`; expected public, authenticated, deny, {groups: [...]} or {users: [...]}",
+            )
+        })?;
+        match raw {
+            Raw::Word(w) => match w.as_str() {
+                "public" => Ok(Access::Public),
+                "authenticated" => Ok(Access::Authenticated),
+                "deny" => Ok(Access::Deny),
+                other => Err(serde::de::Error::custom(format!(
+                    "invalid `access` `{other}`; expected public, authenticated, deny, {{groups: [...]}} or {{users: [...]}}"
+                ))),
+            },
+            Raw::Lists(Lists {
+                groups: Some(g),
+                users: None,
+            }) => Ok(Access::Groups(g)),
+            Raw::Lists(Lists {
+                groups: None,
+                users: Some(u),
+            }) => Ok(Access::Users(u)),
+            Raw::Lists(_) => Err(serde::de::Error::custom(
+                "`access` takes exactly one of `groups` or `users`",
+            )),
+        }
+    }
+}

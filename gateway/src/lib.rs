@@ -1,0 +1,3 @@
+//! The gateway library: config, request path, sessions, login, reload.
+
+pub mod config;
