@@ -41,13 +41,13 @@ pub(crate) fn one_of(names: &[&str]) -> String {
     }
 }
 
-/// "; did you mean `x`?" when `got` is close to one of `names`.
+/// " (did you mean `x`?)" when `got` is close to one of `names`.
 pub(crate) fn did_you_mean(got: &str, names: &[&str]) -> String {
     names
         .iter()
         .map(|n| (strsim::damerau_levenshtein(n, got), *n))
         .filter(|(d, n)| *d <= 2.max(n.len() / 3) && *d < n.len().max(got.len()))
         .min()
-        .map(|(_, n)| format!("; did you mean `{n}`?"))
+        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
         .unwrap_or_default()
 }

@@ -284,20 +284,6 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                             }
                             finish(#(#slots),*)
                         }
-
-                        fn visit_unit<__E>(self) -> ::auth_core::__private::std::result::Result<#ident, __E>
-                        where
-                            __E: ::auth_core::__private::serde::de::Error,
-                        {
-                            finish(#(::auth_core::__private::std::option::Option::<#option_types>::None),*)
-                        }
-
-                        fn visit_none<__E>(self) -> ::auth_core::__private::std::result::Result<#ident, __E>
-                        where
-                            __E: ::auth_core::__private::serde::de::Error,
-                        {
-                            self.visit_unit()
-                        }
                     }
 
                     ::auth_core::__private::serde::Deserializer::deserialize_struct(

@@ -9,7 +9,7 @@ use crate::attr::Role;
 use crate::ctxt::Errors;
 
 pub(crate) fn backend(input: &Backend<'_>, errors: &mut Errors) {
-    if input.args.type_name.is_none() {
+    if input.args.type_name.is_none() && !input.args.type_attempted {
         errors.at(
             Span::call_site(),
             "missing `type`: name the backend type YAML uses, e.g. `#[auth_backend(type = \"ldap\")]`",
@@ -45,8 +45,9 @@ pub(crate) fn backend(input: &Backend<'_>, errors: &mut Errors) {
         let name = field.yaml_name();
         if let Some(first) = seen.get(&name) {
             let message = format!(
-                "option `{name}` is declared twice (also by field `{}`); give one of them another YAML name with `#[option(rename = \"...\")]`",
-                unraw(first)
+                "two options are named `{name}` in YAML (fields `{}` and `{}`); give one of them another name with `#[option(rename = \"...\")]`",
+                unraw(first),
+                unraw(field.ident)
             );
             match &attrs.rename {
                 Some(lit) => errors.spanned(lit, message),
@@ -119,7 +120,7 @@ pub(crate) fn record(input: &Record<'_>, errors: &mut Errors) {
             );
         }
     }
-    if !has_username {
+    if !has_username && !input.fields.iter().any(|f| f.attrs.unknown_key) {
         errors.spanned(
             input.ident,
             format!(
