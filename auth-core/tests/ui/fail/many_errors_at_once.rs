@@ -12,4 +12,6 @@ struct Ldap {
 fn main() {
     let ldap = Ldap { url: String::new(), pool: Vec::new() };
     let _ = (ldap.url, ldap.pool);
+    // The stub `Deserialize` keeps this line from adding an error of its own.
+    let _ = serde_saphyr::from_str::<Ldap>("url: x\n");
 }

@@ -1,4 +1,4 @@
-use auth_core::UserRecord;
+use auth_core::{IntoUser, UserRecord};
 
 #[derive(UserRecord)]
 struct Row {
@@ -8,4 +8,7 @@ struct Row {
     email: String,
 }
 
-fn main() {}
+fn main() {
+    // The stub `IntoUser` keeps this line from adding an error of its own.
+    let _ = Row { login: String::new(), email: String::new() }.into_user();
+}
