@@ -13,6 +13,8 @@ pub(crate) struct Backend<'a> {
     pub(crate) args: BackendArgs,
     pub(crate) doc: String,
     pub(crate) fields: Vec<OptionField<'a>>,
+    /// `Deserialize` in the struct's `#[derive(...)]`.
+    pub(crate) derive_deserialize: Option<syn::Path>,
 }
 
 /// One field of a backend struct: an option unless skipped.
@@ -21,6 +23,8 @@ pub(crate) struct OptionField<'a> {
     pub(crate) ty: &'a Type,
     pub(crate) attrs: OptionAttrs,
     pub(crate) doc: String,
+    /// A `#[serde(...)]` attribute, which this macro does not read.
+    pub(crate) serde_attr: Option<&'a syn::Attribute>,
 }
 
 impl OptionField<'_> {
@@ -50,6 +54,7 @@ impl<'a> Backend<'a> {
                     ty: &f.ty,
                     attrs: attr::option_attrs(&f.attrs, errors),
                     doc: attr::doc(&f.attrs),
+                    serde_attr: attr::serde_attr(&f.attrs),
                 })
             })
             .collect();
@@ -58,6 +63,7 @@ impl<'a> Backend<'a> {
             args,
             doc: attr::doc(&input.attrs),
             fields,
+            derive_deserialize: attr::derived_deserialize(&input.attrs),
         })
     }
 }

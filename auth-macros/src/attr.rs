@@ -378,6 +378,24 @@ pub(crate) fn user_attrs(attrs: &[Attribute], errors: &mut Errors) -> UserAttrs 
     out
 }
 
+/// The `Deserialize` in a `#[derive(...)]` list, if any (the macro generates that impl itself).
+pub(crate) fn derived_deserialize(attrs: &[Attribute]) -> Option<Path> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .filter_map(|a| {
+            a.parse_args_with(syn::punctuated::Punctuated::<Path, Token![,]>::parse_terminated)
+                .ok()
+        })
+        .flatten()
+        .find(|p| p.segments.last().is_some_and(|s| s.ident == "Deserialize"))
+}
+
+/// The first `#[serde(...)]` attribute, if any.
+pub(crate) fn serde_attr(attrs: &[Attribute]) -> Option<&Attribute> {
+    attrs.iter().find(|a| a.path().is_ident("serde"))
+}
+
 /// The `///` doc comment: lines joined, one leading space of each removed, trimmed.
 pub(crate) fn doc(attrs: &[Attribute]) -> String {
     let mut lines = Vec::new();

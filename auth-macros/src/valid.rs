@@ -15,9 +15,21 @@ pub(crate) fn backend(input: &Backend<'_>, errors: &mut Errors) {
             "missing `type`: name the backend type YAML uses, e.g. `#[auth_backend(type = \"ldap\")]`",
         );
     }
+    if let Some(path) = &input.derive_deserialize {
+        errors.spanned(
+            path,
+            "remove `Deserialize` from the derive: #[auth_backend] generates it (refusing unknown keys, with the `#[option(...)]` defaults)",
+        );
+    }
     let mut seen: BTreeMap<String, &syn::Ident> = BTreeMap::new();
     for field in &input.fields {
         let attrs = &field.attrs;
+        if let Some(serde) = field.serde_attr {
+            errors.spanned(
+                serde,
+                "#[auth_backend] reads `#[option(...)]`, not `#[serde(...)]`: write `#[option(default)]`, `#[option(default = \"...\")]`, `#[option(rename = \"...\")]` or `#[option(skip)]`",
+            );
+        }
         if let (Some(default), Some(_)) = (&attrs.default, &attrs.skip) {
             errors.spanned(
                 &default.path,
