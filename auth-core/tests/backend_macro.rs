@@ -400,3 +400,69 @@ fn an_invalid_default_is_a_parse_error_not_a_panic() {
     let given: BadDefault = serde_saphyr::from_str("timeout: 2s\n").unwrap();
     assert_eq!(given.timeout, Duration::from_secs(2));
 }
+
+/// A YAML document holding one entry's options, parsed through its registration's `parse`
+/// (type-erased), as the gateway's loader does.
+struct ViaRegistration(Box<dyn BackendFactory>);
+
+impl<'de> serde::Deserialize<'de> for ViaRegistration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut erased = <dyn erased_serde::Deserializer>::erase(d);
+        (registration("macro_table").parse)(&mut erased)
+            .map(ViaRegistration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[test]
+fn errors_through_the_registration_keep_their_yaml_location() {
+    let ok: ViaRegistration =
+        serde_saphyr::from_str("users:\n  alice: wonderland\ntimeout: 2s\n").unwrap();
+    let shown = format!("{:?}", ok.0);
+    assert!(
+        shown.contains("timeout: 2s") && !shown.contains("wonderland"),
+        "{shown}"
+    );
+
+    let err = serde_saphyr::from_str::<ViaRegistration>("users: {}\n\ntimout: 2s\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("unknown field `timout`"), "{err}");
+    // Through erased-serde the location reads "at line 3, column 1".
+    assert!(err.contains("line 3") && err.contains("column 1"), "{err}");
+
+    let err = serde_saphyr::from_str::<ViaRegistration>("users: {}\nmax_attempts: many\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("line 2"), "{err}");
+}
+
+/// A backend without options.
+#[auth_backend(type = "macro_no_options", build = build_no_options)]
+struct NoOptions {
+    #[option(skip)]
+    state: Vec<u8>,
+}
+
+fn build_no_options(o: NoOptions, _: &BuildContext) -> Result<Arc<dyn Backend>, BuildError> {
+    Err(BuildError::new(format!("{} bytes of state", o.state.len())))
+}
+
+#[test]
+fn a_backend_without_options_refuses_every_key() {
+    let reg = registration("macro_no_options");
+    assert!(reg.options.is_empty());
+    let o: NoOptions = serde_saphyr::from_str("{}\n").unwrap();
+    assert!(o.state.is_empty());
+    let err = serde_saphyr::from_str::<NoOptions>("state: [1]\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("unknown field `state`: backend type `macro_no_options` takes no options")
+            && err.contains("line 1 column 1"),
+        "{err}"
+    );
+}

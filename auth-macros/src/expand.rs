@@ -167,6 +167,16 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
         },
     };
 
+    let unknown = if yaml_names.is_empty() {
+        let message = format!("unknown field `{{}}`: backend type `{type_name}` takes no options");
+        quote! {
+            <__E as ::auth_core::__private::serde::de::Error>::custom(
+                ::auth_core::__private::std::format_args!(#message, other),
+            )
+        }
+    } else {
+        quote!(<__E as ::auth_core::__private::serde::de::Error>::unknown_field(other, __FIELDS))
+    };
     let struct_name = ident.to_string();
     let expecting = format!("the options of backend type `{type_name}` (a map)");
 
@@ -205,9 +215,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                         {
                             match value {
                                 #(#yaml_names => ::auth_core::__private::std::result::Result::Ok(__Field::#variants),)*
-                                other => ::auth_core::__private::std::result::Result::Err(
-                                    <__E as ::auth_core::__private::serde::de::Error>::unknown_field(other, __FIELDS),
-                                ),
+                                other => ::auth_core::__private::std::result::Result::Err(#unknown),
                             }
                         }
 
