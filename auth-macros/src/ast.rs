@@ -242,3 +242,36 @@ pub(crate) fn type_text(ty: &Type) -> String {
     }
     out.trim().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(s: &str) -> Type {
+        syn::parse_str(s).unwrap()
+    }
+
+    #[test]
+    fn types_read_as_written() {
+        assert_eq!(type_text(&ty("Option<Duration>")), "Option<Duration>");
+        assert_eq!(
+            type_text(&ty("std::collections::BTreeMap<String, Secret>")),
+            "std::collections::BTreeMap<String, Secret>"
+        );
+        assert_eq!(type_text(&ty("&'static str")), "&'static str");
+        assert_eq!(type_text(&ty("Vec<(u8, u16)>")), "Vec<(u8, u16)>");
+    }
+
+    #[test]
+    fn wrappers_and_secrets_are_recognised() {
+        assert!(option_inner(&ty("Option<String>")).is_some());
+        assert!(option_inner(&ty("std::option::Option<u8>")).is_some());
+        assert!(option_inner(&ty("Vec<String>")).is_none());
+        assert!(vec_inner(&ty("Vec<String>")).is_some());
+        assert!(is_named(&ty("auth_core::Secret"), "Secret"));
+        assert!(!is_named(&ty("Secret<u8>"), "Secret"));
+        assert!(mentions_secret(&ty("Option<Secret>")));
+        assert!(mentions_secret(&ty("BTreeMap<String, auth_core::Secret>")));
+        assert!(!mentions_secret(&ty("SecretName")));
+    }
+}

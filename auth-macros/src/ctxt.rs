@@ -51,3 +51,31 @@ pub(crate) fn did_you_mean(got: &str, names: &[&str]) -> String {
         .map(|(_, n)| format!(" (did you mean `{n}`?)"))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_prose() {
+        assert_eq!(one_of(&["type"]), "`type`");
+        assert_eq!(one_of(&["type", "build"]), "`type` or `build`");
+        assert_eq!(
+            one_of(&["default", "rename", "skip"]),
+            "`default`, `rename` or `skip`"
+        );
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let keys = ["default", "rename", "skip"];
+        assert_eq!(did_you_mean("defualt", &keys), " (did you mean `default`?)");
+        assert_eq!(did_you_mean("renam", &keys), " (did you mean `rename`?)");
+        assert_eq!(did_you_mean("optional", &keys), "");
+        assert_eq!(
+            did_you_mean("typ", &["type", "build"]),
+            " (did you mean `type`?)"
+        );
+        assert_eq!(did_you_mean("x", &["type", "build"]), "");
+    }
+}
