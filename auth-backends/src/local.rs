@@ -1,0 +1,1 @@
+//! `type: local`: users of the gateway's own user store.
