@@ -6,4 +6,5 @@ pub mod provision;
 pub mod static_users;
 pub mod store;
 
+pub use provision::provision;
 pub use store::{StoreError, StoredUser, UserStore};
