@@ -253,22 +253,22 @@ impl HtpasswdBackend {
             }
             None => (HashMap::new(), None),
         };
-        let mut usable: Vec<&String> = users
+        let usable = users
             .values()
             .filter(|h| password::identify(h, HashFormat::Auto, &self.policy).is_ok())
-            .collect();
-        let refused = users.len() - usable.len();
-        if refused > 0 {
+            .count();
+        if usable < users.len() {
             tracing::warn!(
                 file = %self.path.display(),
-                refused,
+                refused = users.len() - usable,
                 "htpasswd users with a refused or unknown hash format cannot log in"
             );
         }
-        usable.sort();
-        let dummy = usable
-            .first()
-            .map_or_else(|| password::dummy_hash().to_string(), |h| (*h).clone());
+        let mut hashes: Vec<&str> = users.values().map(String::as_str).collect();
+        hashes.sort_unstable();
+        let dummy = password::representative_hash(hashes, HashFormat::Auto, &self.policy)
+            .unwrap_or_else(|| password::dummy_hash())
+            .to_string();
         tracing::info!(file = %self.path.display(), users = users.len(), "htpasswd file loaded");
         Ok(Arc::new(Snapshot {
             users,

@@ -117,13 +117,17 @@ impl StaticUsers {
                 },
             );
         }
-        // Unknown users are checked against the first user's hash, so they cost what a wrong
-        // password does.
-        let dummy = users
-            .values()
-            .next()
-            .map(|e| e.hash.clone())
-            .unwrap_or_else(|| Secret::new(password::dummy_hash()));
+        // Unknown users are checked against a hash in the format most users have, so they cost
+        // what a wrong password does.
+        let dummy: Secret = Secret::new(
+            password::representative_hash(
+                users.values().map(|e| e.hash.expose()),
+                HashFormat::Auto,
+                &policy,
+            )
+            .unwrap_or_else(|| password::dummy_hash())
+            .to_string(),
+        );
         Ok(Arc::new(StaticBackend {
             users,
             policy,

@@ -285,3 +285,59 @@ async fn unknown_users_cost_about_a_wrong_password() {
         "unknown {unknown:?} vs wrong {wrong:?}"
     );
 }
+
+#[test]
+fn the_built_in_types_are_registered_with_their_options() {
+    let registry = Registry::from_inventory().expect("no duplicate types");
+    let options = |name: &str| -> Vec<&'static str> {
+        registry
+            .get(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .options
+            .iter()
+            .map(|o| o.name)
+            .collect()
+    };
+    assert_eq!(
+        options("htpasswd"),
+        [
+            "path",
+            "groups_file",
+            "allow_des_crypt",
+            "allow_plaintext",
+            "check_interval"
+        ]
+    );
+    assert_eq!(options("static"), ["users", "allow_plaintext"]);
+    assert!(options("local").is_empty());
+    let reg = registry.get("htpasswd").expect("htpasswd");
+    let interval = reg
+        .options
+        .iter()
+        .find(|o| o.name == "check_interval")
+        .expect("check_interval");
+    assert_eq!(interval.default, Some("1s"));
+    assert!(
+        reg.options
+            .iter()
+            .find(|o| o.name == "path")
+            .expect("path")
+            .required
+    );
+}
+
+#[test]
+fn options_are_checked_when_parsed() {
+    let registry = Registry::from_inventory().expect("registry");
+    let reg = registry.get("htpasswd").expect("htpasswd");
+    for (yaml, needle) in [
+        ("groups_file: g\n", "path"),
+        ("path: p\nallow_des: true\n", "allow_des"),
+        ("path: p\ncheck_interval: 5\n", "unit"),
+    ] {
+        let value: serde_json::Value = serde_saphyr::from_str(yaml).expect("yaml");
+        let mut de = <dyn erased_serde::Deserializer>::erase(value);
+        let err = (reg.parse)(&mut de).err().expect(yaml).to_string();
+        assert!(err.contains(needle), "{yaml}: {err}");
+    }
+}

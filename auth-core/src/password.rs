@@ -206,6 +206,32 @@ pub async fn dummy_verify(cost_like: &str) -> Result<(), HashError> {
     }
 }
 
+/// The hash an unknown user should cost like: one of `hashes` in the format most of them use
+/// (the first such, in iteration order), skipping those `policy` refuses. Pass it to
+/// [`dummy_verify`]; `None` when no hash is usable (then pass `""`).
+pub fn representative_hash<'a>(
+    hashes: impl IntoIterator<Item = &'a str>,
+    format: HashFormat,
+    policy: &VerifyPolicy,
+) -> Option<&'a str> {
+    let mut by_scheme: Vec<(&'static str, usize, &'a str)> = Vec::new();
+    for hash in hashes {
+        let Ok(name) = identify(hash, format, policy) else {
+            continue;
+        };
+        match by_scheme.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, count, _)) => *count += 1,
+            None => by_scheme.push((name, 1, hash)),
+        }
+    }
+    // `max_by_key` keeps the last of equals; reversing keeps the first-seen format on a tie.
+    by_scheme
+        .into_iter()
+        .rev()
+        .max_by_key(|(_, count, _)| *count)
+        .map(|(_, _, hash)| hash)
+}
+
 /// A fixed Argon2id hash with the parameters of [`hash_password`], of no known password: what
 /// [`dummy_verify`] checks against when a backend has no hash of its own to imitate.
 pub fn dummy_hash() -> &'static str {

@@ -354,3 +354,29 @@ fn identify_names_formats_without_hashing() {
     };
     assert_eq!(identify("hunter2", HashFormat::Auto, &plain), Ok("plain"));
 }
+
+#[test]
+fn the_representative_hash_is_of_the_most_common_usable_format() {
+    use auth_core::password::representative_hash;
+    let bcrypt_a = "$2y$05$2h9XkcRpnJ1oohrtmzJRFu03naeJKuvH8e9APtAek5GlOWBTuINA6";
+    let bcrypt_b = "$2y$10$jpT.S1Wpk2ylGrodDl2cmuJVdlBr9i4KQ351rzy7OTM9T1dz1H9y.";
+    let sha = "{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI=";
+    let des = "pqGxK1tZOgZTY";
+    let strict = VerifyPolicy::STRICT;
+    assert_eq!(
+        representative_hash(
+            [sha, des, des, des, bcrypt_a, bcrypt_b],
+            HashFormat::Auto,
+            &strict
+        ),
+        Some(bcrypt_a)
+    );
+    assert_eq!(
+        representative_hash([sha, bcrypt_a], HashFormat::Auto, &strict),
+        Some(sha)
+    );
+    assert_eq!(
+        representative_hash([des, ""], HashFormat::Auto, &strict),
+        None
+    );
+}
