@@ -337,7 +337,7 @@ fn options_are_checked_when_parsed() {
     ] {
         let value: serde_json::Value = serde_saphyr::from_str(yaml).expect("yaml");
         let mut de = <dyn erased_serde::Deserializer>::erase(value);
-        let err = (reg.parse)(&mut de).err().expect(yaml).to_string();
+        let err = (reg.parse)(&mut de).expect_err(yaml).to_string();
         assert!(err.contains(needle), "{yaml}: {err}");
     }
 }
