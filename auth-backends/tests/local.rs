@@ -369,7 +369,7 @@ async fn unknown_users_cost_about_a_wrong_password() {
     let unknown = time("nobody").await;
     assert!(wrong > Duration::from_millis(5), "{wrong:?}");
     assert!(
-        unknown * 3 > wrong,
+        unknown * 10 > wrong,
         "unknown {unknown:?} vs wrong {wrong:?}"
     );
 }
