@@ -34,26 +34,23 @@ pub struct HttpBackend {
     pub url: String,
     /// Optional lookup URL for `get_user`, `{id}` replaced by the percent-encoded user id
     /// (e.g. `http://127.0.0.1:7000/users/{id}`). Without it sessions are not restored.
-    // #[option(default)]
     pub user_url: Option<String>,
     /// Whole-request time limit (connect, send, read the answer).
-    // #[option(default = "5s")]
+    #[option(default = "5s")]
     pub timeout: Duration,
     /// The boolean field of a 200 answer that must be `true` for a login to succeed.
-    // #[option(default = "authenticated")]
+    #[option(default = "authenticated")]
     pub success_field: String,
     /// Optional boolean field: when present and `false` the user is `Denied("inactive")` (and
     /// `get_user` answers `None`).
-    // #[option(default)]
     pub active_field: Option<String>,
     /// Which fields of the JSON answer feed the user. Default: `{username: username, email: email}`.
-    // #[option(default)]
     pub attributes: Option<AttributeMapping>,
     /// Extra request headers (e.g. `Authorization: env:HR_SERVICE_TOKEN`), values as secrets.
-    // #[option(default)]
+    #[option(default)]
     pub headers: BTreeMap<String, Secret>,
     /// Larger answers are refused (`Unavailable`).
-    // #[option(default = 65536)]
+    #[option(default = 65536)]
     pub max_response_bytes: usize,
 }
 

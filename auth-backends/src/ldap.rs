@@ -34,53 +34,44 @@ pub struct LdapBackend {
     /// Directory URL: `ldap://host:389` or `ldaps://host:636`.
     pub url: String,
     /// Upgrade a `ldap://` connection with StartTLS before anything is sent.
-    // #[option(default = false)]
+    #[option(default = false)]
     pub starttls: bool,
     /// PEM file of the CA(s) that sign the directory's certificate (`ldaps://` or `starttls`);
     /// without it the system's roots are used.
-    // #[option(default)]
     pub ca_file: Option<PathBuf>,
     /// Service account DN used to search for users (and read groups); omit for anonymous search
     /// or direct bind.
-    // #[option(default)]
     pub bind_dn: Option<String>,
     /// The service account's password.
-    // #[option(default)]
     pub bind_password: Option<Secret>,
     /// Base DN of the user search.
-    // #[option(default)]
     pub user_base: Option<String>,
     /// Filter finding one user; `{username}` is replaced by the username escaped per RFC 4515.
-    // #[option(default = "(uid={username})")]
+    #[option(default = "(uid={username})")]
     pub user_filter: String,
     /// Direct bind: the user's DN, `{username}` replaced by the username escaped per RFC 4514
     /// (e.g. `uid={username},ou=people,dc=example,dc=org`). Takes precedence over the search.
-    // #[option(default)]
     pub user_dn: Option<String>,
     /// Attribute of the user entry that lists group DNs (`memberOf`).
-    // #[option(default)]
     pub group_attribute: Option<String>,
     /// Base DN of a group search, made after a successful bind.
-    // #[option(default)]
     pub group_base: Option<String>,
     /// Filter of the group search; `{dn}` is the user's DN and `{username}` the username, both
     /// escaped per RFC 4515.
-    // #[option(default = "(member={dn})")]
+    #[option(default = "(member={dn})")]
     pub group_filter: String,
     /// Take group names from this RDN attribute of group DNs (`cn`), and from this attribute of
     /// the entries a group search returns; without it group DNs are kept whole.
-    // #[option(default)]
     pub group_name: Option<String>,
     /// Which entry attributes feed the user; `dn` names the entry's DN. Default:
     /// `{username: uid, email: mail, name: displayName}`. `get_user` takes the value of `id`
     /// (default: the username attribute) and searches `user_base` for it.
-    // #[option(default)]
     pub attributes: Option<AttributeMapping>,
     /// Time to establish the connection (TCP and TLS).
-    // #[option(default = "5s")]
+    #[option(default = "5s")]
     pub connect_timeout: Duration,
     /// Time for each LDAP operation (bind, search).
-    // #[option(default = "5s")]
+    #[option(default = "5s")]
     pub timeout: Duration,
 }
 
