@@ -440,3 +440,37 @@ async fn chain_on_error_with_a_directory_outage() {
         matches!(&r.outcome, ChainOutcome::Authenticated { entry, .. } if entry == "directory")
     );
 }
+
+/// The options as `gateway.reference.yaml` writes them.
+#[tokio::test]
+async fn reference_yaml_options() {
+    let server = start_server().await;
+    let yaml = format!(
+        "url: http://{}/authenticate     # POST {{\"username\",\"password\"}} as JSON\nattributes: {{ username: login, email: mail, name: full_name, groups: roles }}\n",
+        server.addr
+    );
+    let options: HttpBackend = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(options.timeout, Duration::from_secs(5));
+    assert_eq!(options.success_field, "authenticated");
+    let backend = build(options);
+    let alice = authenticated(login(&backend, "alice", "right").await);
+    assert_eq!(alice.display_name.as_deref(), Some("Alice Example"));
+    assert!(matches!(
+        login(&backend, "alice", "nope").await,
+        Outcome::Rejected
+    ));
+    // No user_url: sessions are not restored.
+    assert_eq!(backend.get_user("alice").await.unwrap(), None);
+
+    let yaml = format!(
+        "url: http://{}/authenticate\nheaders: {{ Authorization: \"Bearer from-yaml\" }}\n",
+        server.addr
+    );
+    let options: HttpBackend = serde_saphyr::from_str(&yaml).unwrap();
+    assert!(!format!("{options:?}").contains("from-yaml"));
+    let backend = build(options);
+    let _ = login(&backend, "ghost", "x").await;
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen.last().unwrap().2.as_deref(), Some("Bearer from-yaml"));
+    assert!(serde_saphyr::from_str::<HttpBackend>("url: http://x/\ntimout: 1s\n").is_err());
+}

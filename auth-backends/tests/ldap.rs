@@ -356,3 +356,65 @@ async fn directory_down_is_unavailable_and_recovers() {
     authenticated(login(&backend, "alice", "alice-ldap-pw").await);
     assert!(backend.get_user("alice").await.unwrap().is_some());
 }
+
+/// The options exactly as `gateway.reference.yaml` writes them (the secret from a file).
+#[tokio::test]
+async fn reference_yaml_options() {
+    let Some(s) = Slapd::start_or_skip().await else {
+        return;
+    };
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), format!("{}\n", slapd::READER_PW)).unwrap();
+    let yaml = format!(
+        r#"
+url: {url}
+starttls: false
+bind_dn: {reader}
+bind_password: file:{secret}
+user_base: {people}
+user_filter: "(uid={{username}})"             # {{username}} is escaped per RFC 4515
+group_attribute: memberOf
+attributes: {{ username: uid, email: mail, name: displayName, groups: memberOf }}
+group_name: cn
+"#,
+        url = s.url(),
+        reader = slapd::READER_DN,
+        secret = secret.path().display(),
+        people = slapd::PEOPLE,
+    );
+    let options: LdapBackend = serde_saphyr::from_str(&yaml).unwrap();
+    assert!(!format!("{options:?}").contains(slapd::READER_PW));
+    let backend = build(options);
+    let alice = authenticated(login(&backend, "alice", "alice-ldap-pw").await);
+    assert_eq!(alice.groups, set(&["admins", "staff"]));
+    assert_eq!(alice.display_name.as_deref(), Some("Alice Liddell"));
+
+    // Defaults: user_filter (uid={username}), 5s timeouts, anonymous search (which this
+    // directory's ACLs answer with nothing).
+    let minimal: LdapBackend =
+        serde_saphyr::from_str(&format!("url: {}\nuser_base: {}\n", s.url(), slapd::PEOPLE))
+            .unwrap();
+    assert_eq!(minimal.user_filter, "(uid={username})");
+    assert_eq!(minimal.group_filter, "(member={dn})");
+    assert_eq!(minimal.timeout, Duration::from_secs(5));
+    let anonymous = build(minimal);
+    assert!(matches!(
+        login(&anonymous, "alice", "alice-ldap-pw").await,
+        Outcome::NotFound
+    ));
+
+    assert!(serde_saphyr::from_str::<LdapBackend>("url: ldap://x\nuser_bsae: dc=x\n").is_err());
+
+    let registry = auth_core::Registry::from_inventory().unwrap();
+    let reg = registry.get("ldap").unwrap();
+    let doc = |name: &str| {
+        reg.options
+            .iter()
+            .find(|o| o.name == name)
+            .copied()
+            .unwrap()
+    };
+    assert!(doc("bind_password").secret);
+    assert!(doc("url").required);
+    assert_eq!(doc("user_filter").default, Some("(uid={username})"));
+}

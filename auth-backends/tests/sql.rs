@@ -316,3 +316,38 @@ async fn database_down_at_start_and_mid_test() {
         "the backend did not recover after the database came back"
     );
 }
+
+/// The entry as `gateway.reference.yaml` writes it, with its relative SQLite path resolved
+/// against the config file's directory.
+#[tokio::test]
+async fn reference_yaml_options() {
+    let db = TestDb::sqlite().await;
+    let support::db::Kind::Sqlite(dir) = &db.kind else {
+        unreachable!()
+    };
+    let yaml = r#"
+url: sqlite://django.sqlite3                # postgres://... mysql://...
+user_query: "SELECT id, username, email, password, is_active FROM auth_user WHERE username = ?"
+get_user_query: "SELECT id, username, email, password, is_active FROM auth_user WHERE id = ?"
+groups_query: "SELECT g.name FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id WHERE ug.user_id = ?"
+password_column: password
+password_format: auto                       # auto | django | bcrypt | argon2 | sha-crypt | plain
+active_column: is_active
+attributes: { id: id, username: username, email: email }
+"#;
+    let options: SqlBackend = serde_saphyr::from_str(yaml).unwrap();
+    let b = options
+        .build(&BuildContext::new("legacy-django", dir.path()))
+        .expect("build");
+    let alice = authenticated(login(&b, "alice", "alice-pbkdf2-pw").await, "alice");
+    assert_eq!(alice.groups, set(&["editors", "staff"]));
+    assert_eq!(b.get_user("1").await.unwrap().unwrap().username, "alice");
+
+    let registry = auth_core::Registry::from_inventory().unwrap();
+    let reg = registry.get("sql").unwrap();
+    assert!(reg.options.iter().any(|o| o.name == "allow_legacy_hashes"));
+    assert!(
+        reg.options.iter().all(|o| !o.doc.is_empty()),
+        "every option is documented"
+    );
+}
