@@ -111,13 +111,20 @@ struct Service {
     mapping: AttributeMapping,
 }
 
+/// The error and its causes, without the URL (it may carry credentials in its userinfo).
 fn request_error(e: reqwest::Error) -> BackendError {
-    // reqwest's Display can include the URL but never the body we sent.
-    if e.is_timeout() {
-        BackendError::new(format!("http: timed out: {e}"))
-    } else {
-        BackendError::new(format!("http: {e}"))
+    let timeout = e.is_timeout();
+    let e = e.without_url();
+    let mut message = format!("http: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
     }
+    if timeout {
+        message.push_str(" (timed out)");
+    }
+    BackendError::new(message)
 }
 
 impl Service {

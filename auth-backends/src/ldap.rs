@@ -27,7 +27,13 @@ const INVALID_CREDENTIALS: u32 = 49;
 /// empty password is refused before any bind (RFC 4513 unauthenticated bind). When a search finds
 /// several entries for one username the answer is `Denied` (ambiguous; never a login, and no
 /// other backend is tried for that name). With `user_dn`, a wrong password and an unknown user
-/// look the same to the directory (`invalidCredentials`): both are `Rejected`.
+/// look the same to the directory (`invalidCredentials`): both are `Rejected`. An unknown user
+/// (search mode) costs a bind too, at a DN that cannot exist. Each request opens its own
+/// connection (no pool). `get_user` searches `user_base` for the mapping's `id` attribute (with
+/// the default mapping: `user_filter` with the id as the username; `id: dn` reads the entry at
+/// that DN) as the service account, anonymously without one. The credential version is the
+/// entry's `pwdChangedTime` (password policy overlay) or else its `modifyTimestamp`: any change
+/// to the entry, a new password included, ends the user's sessions.
 #[auth_backend(type = "ldap", build = Self::build)]
 #[derive(Debug, Clone)]
 pub struct LdapBackend {
@@ -338,12 +344,16 @@ impl Directory {
         if res.1.rc != 0 && res.1.rc != 32 {
             return Err(result_error("search", res.1.rc, &res.1.text));
         }
-        Ok(res
-            .0
+        res.0
             .into_iter()
             .filter(|e| !e.is_ref() && !e.is_intermediate())
-            .map(SearchEntry::construct)
-            .collect())
+            .map(|e| {
+                // `construct` panics on an entry it cannot parse; a bad server reply must be an
+                // error, not a crash.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(e)))
+                    .map_err(|_| BackendError::new("ldap search: malformed entry in the reply"))
+            })
+            .collect()
     }
 
     /// Finds the one entry `filter` matches under `user_base`.
@@ -461,7 +471,13 @@ impl Directory {
                     &self.options.user_filter,
                     &[("username", &ldap_escape(username))],
                 );
-                let entry = self.find_one(ldap, &filter).await?;
+                let entry = match self.find_one(ldap, &filter).await {
+                    Err(Failure::Outcome(Outcome::NotFound)) => {
+                        self.dummy_bind(ldap, password).await;
+                        return Err(Failure::Outcome(Outcome::NotFound));
+                    }
+                    other => other?,
+                };
                 (entry.dn.clone(), Some(entry))
             }
         };
@@ -486,6 +502,19 @@ impl Directory {
         }
         let groups = self.group_search(ldap, &entry.dn, username).await?;
         Ok(self.to_user(&entry, groups)?)
+    }
+
+    /// A bind that must fail, so that an unknown user costs the round trip a wrong password
+    /// does: at a DN that cannot exist (never at a real account, which a password policy could
+    /// lock).
+    async fn dummy_bind(&self, ldap: &mut Ldap, password: &str) {
+        let base = self.options.user_base.as_deref().unwrap_or_default();
+        let nonce: u64 = rand::random();
+        let dn = format!("cn=authgw-no-such-user-{nonce:016x},{base}");
+        let _ = ldap
+            .with_timeout(self.op_timeout())
+            .simple_bind(&dn, password)
+            .await;
     }
 
     async fn lookup(&self, ldap: &mut Ldap, id: &str) -> Result<Option<User>, BackendError> {

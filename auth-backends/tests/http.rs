@@ -474,3 +474,31 @@ async fn reference_yaml_options() {
     assert_eq!(seen.last().unwrap().2.as_deref(), Some("Bearer from-yaml"));
     assert!(serde_saphyr::from_str::<HttpBackend>("url: http://x/\ntimout: 1s\n").is_err());
 }
+
+#[tokio::test]
+async fn errors_never_show_url_credentials_or_the_password() {
+    let closed = support::free_port();
+    let backend = build(HttpBackend {
+        url: format!("http://svc:hunter2@127.0.0.1:{closed}/authenticate"),
+        user_url: Some(format!(
+            "http://svc:hunter2@127.0.0.1:{closed}/users/{{id}}"
+        )),
+        ..options("127.0.0.1:9".parse().unwrap())
+    });
+    match login(&backend, "alice", "s3cret-pw").await {
+        Outcome::Unavailable(e) => {
+            let msg = e.to_string();
+            assert!(
+                !msg.contains("hunter2") && !msg.contains("s3cret-pw"),
+                "{msg}"
+            );
+            assert!(
+                msg.to_lowercase().contains("connect"),
+                "the cause is shown: {msg}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let err = backend.get_user("alice").await.unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -418,3 +418,27 @@ group_name: cn
     assert!(doc("url").required);
     assert_eq!(doc("user_filter").default, Some("(uid={username})"));
 }
+
+/// Latency of one login (connect, service bind, search, user bind, unbind) on loopback.
+/// Run with `cargo test -p auth-backends --test ldap -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measurement, not a check"]
+async fn measure_login_latency() {
+    let Some(s) = Slapd::start_or_skip().await else {
+        return;
+    };
+    for (mode, backend) in [
+        ("search-then-bind", build(search_options(&s))),
+        ("direct bind", build(direct_options(&s))),
+    ] {
+        let n = 200;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            authenticated(login(&backend, "alice", "alice-ldap-pw").await);
+        }
+        eprintln!(
+            "ldap {mode}: {:?} per login ({n} sequential)",
+            t.elapsed() / n
+        );
+    }
+}

@@ -351,3 +351,35 @@ attributes: { id: id, username: username, email: email }
         "every option is documented"
     );
 }
+
+/// Latency of one login per engine (query, groups query, PBKDF2 check at 20000 iterations).
+/// Run with `cargo test -p auth-backends --test sql -- --ignored --nocapture` (use --release
+/// for realistic hashing costs).
+#[tokio::test]
+#[ignore = "measurement, not a check"]
+async fn measure_login_latency() {
+    let mut dbs = vec![("sqlite", TestDb::sqlite().await)];
+    if let Some(db) = TestDb::postgres().await {
+        dbs.push(("postgres", db));
+    }
+    if let Some(db) = TestDb::mysql().await {
+        dbs.push(("mariadb", db));
+    }
+    for (name, db) in &dbs {
+        let b = django(db);
+        let n = 50;
+        let t = Instant::now();
+        for _ in 0..n {
+            authenticated(login(&b, "alice", "alice-pbkdf2-pw").await, "alice");
+        }
+        let login_time = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..n {
+            b.get_user("1").await.unwrap().unwrap();
+        }
+        eprintln!(
+            "sql {name}: {login_time:?} per login, {:?} per get_user",
+            t.elapsed() / n
+        );
+    }
+}
