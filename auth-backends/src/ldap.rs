@@ -340,8 +340,9 @@ impl Directory {
             .search(base, scope, filter, attrs)
             .await
             .map_err(|e| ldap_error("search", e))?;
-        // noSuchObject (32): the base does not exist, so nothing under it matches.
-        if res.1.rc != 0 && res.1.rc != 32 {
+        // noSuchObject (32) or invalidDNSyntax (34): the base does not exist, so nothing
+        // under it matches.
+        if !matches!(res.1.rc, 0 | 32 | 34) {
             return Err(result_error("search", res.1.rc, &res.1.text));
         }
         res.0
@@ -374,7 +375,12 @@ impl Directory {
         }
     }
 
-    async fn read_entry(&self, ldap: &mut Ldap, dn: &str) -> Result<SearchEntry, Failure> {
+    /// The entry at `dn`; `None` when there is none (or `dn` is not a DN).
+    async fn read_entry(
+        &self,
+        ldap: &mut Ldap,
+        dn: &str,
+    ) -> Result<Option<SearchEntry>, BackendError> {
         let mut entries = self
             .search(
                 ldap,
@@ -384,12 +390,7 @@ impl Directory {
                 self.entry_attributes(),
             )
             .await?;
-        match entries.len() {
-            1 => Ok(entries.remove(0)),
-            _ => Err(Failure::Backend(BackendError::new(
-                "ldap: bound, but cannot read the user's own entry (check the ACLs)",
-            ))),
-        }
+        Ok(entries.pop())
     }
 
     async fn group_search(
@@ -495,7 +496,11 @@ impl Directory {
         // not read group entries), else as the user.
         let entry = match entry {
             Some(e) => e,
-            None => self.read_entry(ldap, &dn).await?,
+            None => self.read_entry(ldap, &dn).await?.ok_or_else(|| {
+                BackendError::new(
+                    "ldap: bound, but cannot read the user's own entry (check the ACLs)",
+                )
+            })?,
         };
         if self.options.bind_dn.is_some() {
             self.service_bind(ldap).await?;
@@ -520,31 +525,34 @@ impl Directory {
     async fn lookup(&self, ldap: &mut Ldap, id: &str) -> Result<Option<User>, BackendError> {
         self.service_bind(ldap).await?;
         let id_attr = self.mapping.id.as_deref().unwrap_or(&self.mapping.username);
-        let entry = if id_attr.eq_ignore_ascii_case("dn") {
-            match self.read_entry(ldap, id).await {
-                Ok(e) => e,
-                Err(Failure::Backend(e)) => return Err(e),
-                Err(Failure::Outcome(_)) => return Ok(None),
-            }
+        let by_username = id_attr.eq_ignore_ascii_case(&self.mapping.username);
+        let found = if id_attr.eq_ignore_ascii_case("dn") {
+            self.read_entry(ldap, id).await?
+        } else if let (Some(template), true) = (&self.options.user_dn, by_username) {
+            let dn = fill(template, &[("username", &ldap3::dn_escape(id))]);
+            self.read_entry(ldap, &dn).await?
         } else {
-            let filter = if self.options.user_dn.is_none() && id_attr == self.mapping.username {
+            if self.options.user_base.is_none() {
+                return Err(BackendError::new(
+                    "ldap: get_user needs `user_base` to search for the user by its id",
+                ));
+            }
+            let filter = if self.options.user_dn.is_none() && by_username {
                 fill(&self.options.user_filter, &[("username", &ldap_escape(id))])
             } else {
                 format!("({}={})", id_attr, ldap_escape(id))
             };
-            if self.options.user_base.is_none() {
-                return Err(BackendError::new(
-                    "ldap: get_user needs `user_base` to search for the user",
-                ));
-            }
             match self.find_one(ldap, &filter).await {
-                Ok(e) => e,
+                Ok(e) => Some(e),
                 Err(Failure::Backend(e)) => return Err(e),
-                Err(Failure::Outcome(Outcome::NotFound)) => return Ok(None),
+                Err(Failure::Outcome(Outcome::NotFound)) => None,
                 Err(Failure::Outcome(_)) => {
                     return Err(BackendError::new("ldap: several entries match this id"));
                 }
             }
+        };
+        let Some(entry) = found else {
+            return Ok(None);
         };
         let username = EntryRecord(&entry)
             .values(&self.mapping.username)

@@ -185,6 +185,33 @@ async fn direct_bind() {
     assert!(matches!(out, Outcome::Rejected), "{out:?}");
     let out = login(&backend, "*", "alice-ldap-pw").await;
     assert!(matches!(out, Outcome::Rejected), "{out:?}");
+
+    // get_user reads the entry at the templated DN, as the service account when there is one
+    // (this directory shows nothing to anonymous clients).
+    let with_reader = build(LdapBackend {
+        bind_dn: Some(slapd::READER_DN.into()),
+        bind_password: Some(Secret::new(slapd::READER_PW)),
+        ..direct_options(&s)
+    });
+    let restored = with_reader.get_user("alice").await.unwrap().expect("alice");
+    assert_eq!(restored.groups, alice.groups);
+    assert_eq!(restored.email, alice.email);
+    assert_eq!(
+        with_reader
+            .get_user("x,y=z")
+            .await
+            .unwrap()
+            .unwrap()
+            .username,
+        "x,y=z"
+    );
+    assert_eq!(with_reader.get_user("nobody").await.unwrap(), None);
+    assert_eq!(with_reader.get_user("alice,ou=people").await.unwrap(), None);
+    assert_eq!(
+        backend.get_user("alice").await.unwrap(),
+        None,
+        "anonymous sees nothing"
+    );
 }
 
 #[tokio::test]
@@ -265,6 +292,9 @@ async fn custom_attribute_mapping() {
         .expect("get_user by DN");
     assert_eq!(again.username, "alice");
     assert_eq!(again.groups, alice.groups);
+    let gone = "uid=nobody,ou=people,dc=example,dc=org";
+    assert_eq!(backend.get_user(gone).await.unwrap(), None);
+    assert_eq!(backend.get_user("not a dn").await.unwrap(), None);
 }
 
 #[tokio::test]
