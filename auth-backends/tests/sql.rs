@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use auth_backends::sql::SqlBackend;
 use auth_core::{Backend, BuildContext, Context, Credentials, Outcome, User};
-use support::db::{PG_ADDR, Proxy, TestDb};
+use support::db::{MYSQL_ADDR, PG_ADDR, Proxy, TestDb};
 
 fn backend(yaml: &str) -> Arc<dyn Backend> {
     let options: SqlBackend =
@@ -283,11 +283,18 @@ async fn database_down_at_start_and_mid_test() {
     assert!(b.get_user("1").await.is_err());
     assert!(b.health().await.is_err());
 
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let mut proxy = Proxy::new(PG_ADDR).await;
-    let url = db.url.replacen(PG_ADDR, &proxy.addr.to_string(), 1);
+    if let Some(db) = TestDb::postgres().await {
+        outage_through_proxy(&db, PG_ADDR).await;
+    }
+    if let Some(db) = TestDb::mysql().await {
+        outage_through_proxy(&db, MYSQL_ADDR).await;
+    }
+}
+
+/// Cuts the connection to the database mid-test, then restores it.
+async fn outage_through_proxy(db: &TestDb, addr: &str) {
+    let mut proxy = Proxy::new(addr).await;
+    let url = db.url.replacen(addr, &proxy.addr.to_string(), 1);
     let b = backend(&format!(
         "url: \"{url}\"\nconnect_timeout: 1s\nquery_timeout: 2s\n"
     ));
@@ -296,9 +303,10 @@ async fn database_down_at_start_and_mid_test() {
     proxy.stop();
     let started = Instant::now();
     let out = login(&b, "alice", "alice-pbkdf2-pw").await;
-    assert!(matches!(out, Outcome::Unavailable(_)), "{out:?}");
+    assert!(matches!(out, Outcome::Unavailable(_)), "{addr}: {out:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(b.get_user("1").await.is_err());
+    assert!(b.health().await.is_err());
 
     proxy.start().await;
     // The pool may hand out a dead connection once more before it notices.
@@ -313,8 +321,58 @@ async fn database_down_at_start_and_mid_test() {
     }
     assert!(
         recovered,
-        "the backend did not recover after the database came back"
+        "{addr}: the backend did not recover after the database came back"
     );
+}
+
+#[tokio::test]
+async fn sqlite_file_missing_then_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = SqlBackend::build(
+        serde_saphyr::from_str("url: sqlite://later.sqlite3\n").unwrap(),
+        &BuildContext::new("legacy", dir.path()),
+    )
+    .expect("builds while the file is missing");
+    let out = login(&b, "alice", "alice-pbkdf2-pw").await;
+    assert!(matches!(out, Outcome::Unavailable(_)), "{out:?}");
+    assert!(
+        !dir.path().join("later.sqlite3").exists(),
+        "the backend must not create it"
+    );
+
+    let db = TestDb::sqlite().await;
+    let support::db::Kind::Sqlite(src) = &db.kind else {
+        panic!("a SQLite database")
+    };
+    std::fs::copy(
+        src.path().join("django.sqlite3"),
+        dir.path().join("later.sqlite3"),
+    )
+    .unwrap();
+    authenticated(login(&b, "alice", "alice-pbkdf2-pw").await, "alice");
+}
+
+#[tokio::test]
+async fn concurrent_logins_share_the_pool() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let b = backend(&format!("url: \"{}\"\nmax_connections: 3\n", db.url));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let b = b.clone();
+        tasks.spawn(async move {
+            let (user, pw) = if i % 2 == 0 {
+                ("alice", "alice-pbkdf2-pw")
+            } else {
+                ("bob", "bob-argon2-pw")
+            };
+            login(&b, user, pw).await.label()
+        });
+    }
+    while let Some(label) = tasks.join_next().await {
+        assert_eq!(label.unwrap(), "authenticated");
+    }
 }
 
 /// The entry as `gateway.reference.yaml` writes it, with its relative SQLite path resolved
@@ -323,7 +381,7 @@ async fn database_down_at_start_and_mid_test() {
 async fn reference_yaml_options() {
     let db = TestDb::sqlite().await;
     let support::db::Kind::Sqlite(dir) = &db.kind else {
-        unreachable!()
+        panic!("a SQLite database")
     };
     let yaml = r#"
 url: sqlite://django.sqlite3                # postgres://... mysql://...
