@@ -15,7 +15,7 @@ use std::time::Duration as StdDuration;
 use auth_core::password::{self, HashError, HashFormat, VerifyPolicy};
 use auth_core::{
     AttributeMapping, Backend, BackendError, BuildContext, BuildError, Context, Credentials,
-    Duration, Outcome, Record, User, async_trait, auth_backend,
+    Duration, Outcome, Record, Secret, User, async_trait, auth_backend,
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -35,9 +35,12 @@ use tokio::sync::OnceCell;
 #[derive(Debug, Clone)]
 pub struct SqlBackend {
     /// `sqlite://PATH` (relative to the config file), `postgres://user@host/db`,
-    /// `mysql://user@host/db` (or `mariadb://`). Put no password in it; use the driver's
-    /// environment variables (`PGPASSWORD`...) or a socket.
-    pub url: String,
+    /// `mysql://user@host/db` (or `mariadb://`). A password in it is hidden from `Debug`, but
+    /// prefer `password`.
+    pub url: DatabaseUrl,
+    /// The database password (`env:NAME`, `file:PATH` or a literal), for PostgreSQL and MySQL;
+    /// overrides one in `url`.
+    pub password: Option<Secret>,
     /// Finds the user by username; `?` is the username. Must return the password column and,
     /// with `active_column`, that column.
     #[option(
@@ -123,13 +126,17 @@ impl SqlBackend {
     }
 
     fn pool(&self, ctx: &BuildContext) -> Result<Pool, BuildError> {
-        let url = self.url.trim();
+        let url = self.url.0.trim();
+        let password = self.password.as_ref().map(Secret::expose);
         let bad = |e: sqlx::Error| BuildError::new(format!("sql: bad `url`: {e}"));
         let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
         let acquire = self.connect_timeout.get();
         match scheme.as_deref() {
             Some("postgres" | "postgresql") => {
-                let opts = PgConnectOptions::from_str(url).map_err(bad)?;
+                let mut opts = PgConnectOptions::from_str(url).map_err(bad)?;
+                if let Some(pw) = password {
+                    opts = opts.password(pw);
+                }
                 Ok(Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(self.max_connections)
@@ -142,7 +149,10 @@ impl SqlBackend {
                     Some(rest) => format!("mysql:{rest}"),
                     None => url.to_string(),
                 };
-                let opts = MySqlConnectOptions::from_str(&url).map_err(bad)?;
+                let mut opts = MySqlConnectOptions::from_str(&url).map_err(bad)?;
+                if let Some(pw) = password {
+                    opts = opts.password(pw);
+                }
                 Ok(Pool::MySql(
                     MySqlPoolOptions::new()
                         .max_connections(self.max_connections)
@@ -151,6 +161,9 @@ impl SqlBackend {
                 ))
             }
             Some("sqlite") => {
+                if password.is_some() {
+                    return Err(BuildError::new("sql: SQLite takes no `password`"));
+                }
                 let mut opts = SqliteConnectOptions::from_str(url).map_err(bad)?;
                 let file = opts.get_filename().to_path_buf();
                 if file.is_relative() && !file.as_os_str().to_string_lossy().starts_with(':') {
@@ -439,6 +452,24 @@ macro_rules! run_query {
 
 fn db_error(query: &str, e: sqlx::Error) -> BackendError {
     BackendError::new(format!("sql {query}: {e}"))
+}
+
+/// A database URL as written in the config. `Debug` hides the password it may contain.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match reqwest::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("REDACTED"));
+                std::fmt::Debug::fmt(url.as_str(), f)
+            }
+            Ok(_) => std::fmt::Debug::fmt(&self.0, f),
+            Err(_) => f.write_str("\"<unparsed url, hidden>\""),
+        }
+    }
 }
 
 /// The built backend.

@@ -268,6 +268,24 @@ async fn build_refuses_bad_options() {
         assert!(options.build(&BuildContext::default()).is_err(), "{yaml}");
     }
     assert!(serde_saphyr::from_str::<SqlBackend>("url: x\nuser_qery: y\n").is_err());
+    let options: SqlBackend =
+        serde_saphyr::from_str("url: \"sqlite://x.db\"\npassword: hunter2\n").unwrap();
+    assert!(
+        options.build(&BuildContext::default()).is_err(),
+        "SQLite has no password"
+    );
+
+    // Passwords, in the URL or as an option, never show in Debug.
+    let options: SqlBackend = serde_saphyr::from_str(
+        "url: \"postgres://app:hunter2@127.0.0.1/db\"\npassword: \"s3cret\"\n",
+    )
+    .unwrap();
+    let shown = format!("{options:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    assert!(shown.contains("127.0.0.1"), "{shown}");
     assert!(serde_saphyr::from_str::<SqlBackend>("url: x\npassword_format: md5\n").is_err());
 }
 

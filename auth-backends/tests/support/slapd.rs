@@ -109,8 +109,7 @@ impl Slapd {
     }
 
     async fn start() -> Result<Slapd, String> {
-        let slapd = find_slapd().ok_or("no slapd binary in /usr/sbin or PATH")?;
-        let _ = slapd;
+        find_slapd().ok_or("no slapd binary in /usr/sbin or PATH")?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         make_certs(dir.path())?;
         let conf = dir.path().join("slapd.d");
@@ -177,7 +176,10 @@ impl Slapd {
             {
                 let log =
                     std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default();
-                return Err(format!("slapd exited with {status}: {log}"));
+                return Err(format!(
+                    "slapd exited with {status}: {log}\n(if AppArmor enforces a slapd profile, \
+                     it forbids the temp dirs: `aa-complain /usr/sbin/slapd`)"
+                ));
             }
             if Instant::now() > deadline {
                 return Err("slapd did not start listening within 15s".into());
