@@ -62,8 +62,8 @@ pub struct LdapBackend {
     pub group_attribute: Option<String>,
     /// Base DN of a group search, made after a successful bind.
     pub group_base: Option<String>,
-    /// Filter of the group search; `{dn}` is the user's DN and `{username}` the username, both
-    /// escaped per RFC 4515.
+    /// Filter of the group search; `{dn}` is the user's DN and `{username}` the username as the
+    /// entry spells it, both escaped per RFC 4515 (e.g. `(memberUid={username})`).
     #[option(default = "(member={dn})")]
     pub group_filter: String,
     /// Take group names from this RDN attribute of group DNs (`cn`), and from this attribute of
@@ -505,8 +505,22 @@ impl Directory {
         if self.options.bind_dn.is_some() {
             self.service_bind(ldap).await?;
         }
-        let groups = self.group_search(ldap, &entry.dn, username).await?;
+        let groups = self.groups_of(ldap, &entry).await?;
         Ok(self.to_user(&entry, groups)?)
+    }
+
+    /// The group search for `entry`, with `{username}` the entry's own (canonical) username,
+    /// not the spelling the user typed.
+    async fn groups_of(
+        &self,
+        ldap: &mut Ldap,
+        entry: &SearchEntry,
+    ) -> Result<BTreeSet<String>, BackendError> {
+        let username = EntryRecord(entry)
+            .values(&self.mapping.username)
+            .and_then(|v| v.into_iter().next())
+            .unwrap_or_default();
+        self.group_search(ldap, &entry.dn, &username).await
     }
 
     /// A bind that must fail, so that an unknown user costs the round trip a wrong password
@@ -554,11 +568,7 @@ impl Directory {
         let Some(entry) = found else {
             return Ok(None);
         };
-        let username = EntryRecord(&entry)
-            .values(&self.mapping.username)
-            .and_then(|v| v.into_iter().next())
-            .unwrap_or_default();
-        let groups = self.group_search(ldap, &entry.dn, &username).await?;
+        let groups = self.groups_of(ldap, &entry).await?;
         self.to_user(&entry, groups).map(Some)
     }
 }

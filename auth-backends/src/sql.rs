@@ -685,19 +685,29 @@ impl Backend for Database {
         Ok((user.id == id).then_some(user))
     }
 
+    /// Prepares every configured query: the database is reachable and the queries are valid.
     async fn health(&self) -> Result<(), BackendError> {
         let limit = self.options.query_timeout.get();
-        let ping = async {
-            match &self.pool {
-                Pool::Postgres(p) => p.execute("SELECT 1").await.map(drop),
-                Pool::MySql(p) => p.execute("SELECT 1").await.map(drop),
-                Pool::Sqlite(p) => p.execute("SELECT 1").await.map(drop),
-            }
-        };
-        tokio::time::timeout(limit, ping)
-            .await
-            .map_err(|_| BackendError::timeout(limit))?
-            .map_err(|e| db_error("health", e))
+        let queries = [
+            Some(("user_query", &self.user_query)),
+            Some(("get_user_query", &self.get_user_query)),
+            self.groups_query.as_ref().map(|q| ("groups_query", q)),
+        ];
+        for (name, query) in queries.into_iter().flatten() {
+            let sql = query.sql.as_str();
+            let prepare = async {
+                match &self.pool {
+                    Pool::Postgres(p) => p.prepare(sql).await.map(drop),
+                    Pool::MySql(p) => p.prepare(sql).await.map(drop),
+                    Pool::Sqlite(p) => p.prepare(sql).await.map(drop),
+                }
+            };
+            tokio::time::timeout(limit, prepare)
+                .await
+                .map_err(|_| BackendError::timeout(limit))?
+                .map_err(|e| db_error(name, e))?;
+        }
+        Ok(())
     }
 }
 

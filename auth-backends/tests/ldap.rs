@@ -249,6 +249,30 @@ async fn group_search_instead_of_memberof() {
 }
 
 #[tokio::test]
+async fn posix_group_search_by_username() {
+    let Some(s) = Slapd::start_or_skip().await else {
+        return;
+    };
+    let backend = build(LdapBackend {
+        group_attribute: None,
+        group_base: Some(slapd::GROUPS.into()),
+        group_filter: "(&(objectClass=posixGroup)(memberUid={username}))".into(),
+        ..search_options(&s)
+    });
+    // memberUid matches case-exactly: the entry's own spelling is used, not the typed one.
+    let alice = authenticated(login(&backend, "ALICE", "alice-ldap-pw").await);
+    assert_eq!(alice.groups, set(&["devs"]));
+    let star = authenticated(login(&backend, "a*b(c)", "star-pw").await);
+    assert_eq!(star.groups, set(&["devs"]));
+    let bob = authenticated(login(&backend, "bob", "bob-ldap-pw").await);
+    assert!(bob.groups.is_empty(), "{:?}", bob.groups);
+    assert_eq!(
+        backend.get_user("alice").await.unwrap().unwrap().groups,
+        set(&["devs"])
+    );
+}
+
+#[tokio::test]
 async fn several_entries_for_one_username_is_denied() {
     let Some(s) = Slapd::start_or_skip().await else {
         return;

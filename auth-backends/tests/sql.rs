@@ -230,6 +230,25 @@ async fn misconfigured_columns_are_unavailable() {
         matches!(&out, Outcome::Unavailable(e) if e.to_string().contains("is_active")),
         "{out:?}"
     );
+    assert!(b.health().await.is_ok(), "the query itself is valid");
+
+    // A query naming a missing table: readiness says which option is wrong.
+    let mut dbs = vec![TestDb::sqlite().await];
+    dbs.extend(TestDb::postgres().await);
+    dbs.extend(TestDb::mysql().await);
+    for db in &dbs {
+        let b = backend(&format!(
+            "url: \"{}\"\ngroups_query: \"SELECT name FROM auth_grup WHERE id = ?\"\n",
+            db.url
+        ));
+        let err = b
+            .health()
+            .await
+            .expect_err("broken groups_query")
+            .to_string();
+        assert!(err.contains("groups_query"), "{}: {err}", db.url);
+        assert!(django(db).health().await.is_ok(), "{}", db.url);
+    }
 }
 
 #[tokio::test]

@@ -77,6 +77,9 @@ pub const GROUP_MEMBERS: &[(&str, &[&str])] = &[
     ("weird", &["a*b(c)"]),
 ];
 
+/// Members (uids) of the posixGroup `cn=devs`, for `(memberUid={username})` group searches.
+pub const POSIX_DEVS: &[&str] = &["alice", "a*b(c)"];
+
 pub struct Slapd {
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -283,6 +286,18 @@ impl Slapd {
                 ],
             ));
         }
+        entries.push(add(
+            format!("cn=devs,{GROUPS}"),
+            vec![
+                ("objectClass", vec!["posixGroup".into()]),
+                ("cn", vec!["devs".into()]),
+                ("gidNumber", vec!["5000".into()]),
+                (
+                    "memberUid",
+                    POSIX_DEVS.iter().map(|u| u.to_string()).collect(),
+                ),
+            ],
+        ));
         for (dn, attrs) in entries {
             ldap.add(&dn, attrs)
                 .await
@@ -443,6 +458,7 @@ cn: schema
 include: file:///etc/ldap/schema/core.ldif
 include: file:///etc/ldap/schema/cosine.ldif
 include: file:///etc/ldap/schema/inetorgperson.ldif
+include: file:///etc/ldap/schema/nis.ldif
 
 dn: olcDatabase={{-1}}frontend,cn=config
 objectClass: olcDatabaseConfig
