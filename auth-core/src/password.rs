@@ -155,6 +155,17 @@ pub fn verify(
     scheme::Scheme::identify(stored_hash, format, policy)?.check(password)
 }
 
+/// Recognizes `stored_hash` without hashing anything and names its format (`"bcrypt"`,
+/// `"django pbkdf2_sha256"`, `"plain"`...), or says why [`verify`] would refuse it. Cheap: use it
+/// to validate a configuration (`gateway check`) or to warn about weak formats when loading.
+pub fn identify(
+    stored_hash: &str,
+    format: HashFormat,
+    policy: &VerifyPolicy,
+) -> Result<&'static str, HashError> {
+    scheme::Scheme::identify(stored_hash, format, policy).map(|s| s.name())
+}
+
 /// [`verify`] on the bounded hashing pool, off the reactor threads. Returns [`HashError::Busy`]
 /// at once when the pool's queue is full.
 pub async fn verify_blocking(
@@ -193,6 +204,32 @@ pub async fn dummy_verify(cost_like: &str) -> Result<(), HashError> {
         Err(e @ (HashError::Busy | HashError::Internal(_))) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The hash an unknown user should cost like: one of `hashes` in the format most of them use
+/// (the first such, in iteration order), skipping those `policy` refuses. Pass it to
+/// [`dummy_verify`]; `None` when no hash is usable (then pass `""`).
+pub fn representative_hash<'a>(
+    hashes: impl IntoIterator<Item = &'a str>,
+    format: HashFormat,
+    policy: &VerifyPolicy,
+) -> Option<&'a str> {
+    let mut by_scheme: Vec<(&'static str, usize, &'a str)> = Vec::new();
+    for hash in hashes {
+        let Ok(name) = identify(hash, format, policy) else {
+            continue;
+        };
+        match by_scheme.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, count, _)) => *count += 1,
+            None => by_scheme.push((name, 1, hash)),
+        }
+    }
+    // `max_by_key` keeps the last of equals; reversing keeps the first-seen format on a tie.
+    by_scheme
+        .into_iter()
+        .rev()
+        .max_by_key(|(_, count, _)| *count)
+        .map(|(_, _, hash)| hash)
 }
 
 /// A fixed Argon2id hash with the parameters of [`hash_password`], of no known password: what

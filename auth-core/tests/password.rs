@@ -334,3 +334,49 @@ async fn verify_blocking_gives_the_same_answers() {
         Err(HashError::Empty)
     );
 }
+
+#[test]
+fn identify_names_formats_without_hashing() {
+    use auth_core::password::identify;
+    let strict = VerifyPolicy::STRICT;
+    let name = |hash: &str| identify(hash, HashFormat::Auto, &strict);
+    assert_eq!(name("$apr1$N3Vf.L/0$NU.afzLxriHQ3vLkTNt9y/"), Ok("apr1"));
+    assert_eq!(name("{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI="), Ok("{SHA}"));
+    assert_eq!(name("pqGxK1tZOgZTY"), Err(HashError::DesCryptRefused));
+    let started = Instant::now();
+    assert!(
+        name("pbkdf2_sha256$9000000$salt$zjLsMCuKO7wU0ga9odHn+5WuaWdKaK+y2VUjyxUNjiQ=").is_ok()
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    let plain = VerifyPolicy {
+        allow_plaintext: true,
+        ..VerifyPolicy::STRICT
+    };
+    assert_eq!(identify("hunter2", HashFormat::Auto, &plain), Ok("plain"));
+}
+
+#[test]
+fn the_representative_hash_is_of_the_most_common_usable_format() {
+    use auth_core::password::representative_hash;
+    let bcrypt_a = "$2y$05$2h9XkcRpnJ1oohrtmzJRFu03naeJKuvH8e9APtAek5GlOWBTuINA6";
+    let bcrypt_b = "$2y$10$jpT.S1Wpk2ylGrodDl2cmuJVdlBr9i4KQ351rzy7OTM9T1dz1H9y.";
+    let sha = "{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI=";
+    let des = "pqGxK1tZOgZTY";
+    let strict = VerifyPolicy::STRICT;
+    assert_eq!(
+        representative_hash(
+            [sha, des, des, des, bcrypt_a, bcrypt_b],
+            HashFormat::Auto,
+            &strict
+        ),
+        Some(bcrypt_a)
+    );
+    assert_eq!(
+        representative_hash([sha, bcrypt_a], HashFormat::Auto, &strict),
+        Some(sha)
+    );
+    assert_eq!(
+        representative_hash([des, ""], HashFormat::Auto, &strict),
+        None
+    );
+}
