@@ -75,7 +75,7 @@ impl CredentialCache {
         Self::with_capacity(cfg, DEFAULT_CAPACITY)
     }
 
-    /// A cache for `cache:` holding at most `capacity` entries.
+    /// A cache for `cache:` holding at most `capacity` entries (16 at least).
     pub fn with_capacity(cfg: &CacheConfig, capacity: usize) -> CredentialCache {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
@@ -84,7 +84,7 @@ impl CredentialCache {
             ttl: cfg.credentials_ttl.get(),
             negative_ttl: cfg.negative_ttl.get(),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
+            per_shard: (capacity / SHARDS).max(1),
         }
     }
 

@@ -40,7 +40,12 @@ pub enum ProtectionError {
 
 /// `username` as counters see it: trimmed, Unicode NFKC, lowercase.
 pub fn canonical_username(username: &str) -> String {
-    let lowered: String = username.trim().nfkc().collect::<String>().to_lowercase();
+    let username = username.trim();
+    if username.is_ascii() {
+        // ASCII is already NFKC.
+        return username.to_ascii_lowercase();
+    }
+    let lowered: String = username.nfkc().collect::<String>().to_lowercase();
     // Lowercasing can leave a string that is no longer NFKC (e.g. some Greek forms).
     lowered.nfkc().collect()
 }
@@ -116,7 +121,7 @@ struct MemoryStore {
 
 impl MemoryStore {
     fn new(capacity: usize) -> Self {
-        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        let per_shard = (capacity / SHARDS).max(1);
         MemoryStore {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -200,7 +205,8 @@ impl Lockout {
         Self::with_capacity(cfg, DEFAULT_MEMORY_CAPACITY)
     }
 
-    /// As [`from_config`](Self::from_config), tracking at most `capacity` pairs in memory.
+    /// As [`from_config`](Self::from_config), tracking at most `capacity` pairs in memory (16
+    /// at least).
     pub fn with_capacity(
         cfg: &ProtectionConfig,
         capacity: usize,

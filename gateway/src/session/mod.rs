@@ -37,7 +37,8 @@ type HmacSha256 = Hmac<Sha256>;
 const KEY_LEN: usize = 32;
 /// Length of a signed session cookie value: base64url(id) `.` base64url(mac).
 const SIGNED_COOKIE_LEN: usize = 43 + 1 + 43;
-/// How long a pre-session (login form) CSRF pair stays valid.
+/// How long a pre-session (login form) CSRF pair stays valid at most (and never past
+/// `session.ttl`).
 const PRE_SESSION_CSRF_TTL: Duration = Duration::from_secs(2 * 3600);
 /// Name of the file holding the generated secret inside `data_dir`.
 const SECRET_FILE: &str = "session.secret";
@@ -220,6 +221,7 @@ pub struct SessionManager {
     idle_ms: u64,
     revalidate_ms: u64,
     touch_every_ms: u64,
+    pre_csrf_ms: u64,
 }
 
 impl fmt::Debug for SessionManager {
@@ -397,6 +399,7 @@ impl SessionManager {
             } else {
                 ttl_ms / 10
             },
+            pre_csrf_ms: ttl_ms.min(PRE_SESSION_CSRF_TTL.as_millis() as u64),
         })
     }
 
@@ -614,7 +617,7 @@ impl SessionManager {
             &self.csrf_cookie_name,
             value,
             secure,
-            Some(PRE_SESSION_CSRF_TTL),
+            Some(Duration::from_millis(self.pre_csrf_ms)),
         )
     }
 
@@ -678,7 +681,7 @@ impl SessionManager {
     /// A fresh CSRF pair for the login form, before any session exists: set the first value as
     /// the [`csrf_cookie_name`](Self::csrf_cookie_name) cookie
     /// ([`set_csrf_cookie`](Self::set_csrf_cookie)) and put the second in the form. Both are
-    /// signed with the secret and expire after two hours.
+    /// signed with the secret and expire after two hours (or `session.ttl` if shorter).
     pub fn pre_session_csrf(&self) -> (String, String) {
         let nonce: [u8; 16] = random_bytes();
         let mut payload = [0u8; 24];
@@ -713,8 +716,7 @@ impl SessionManager {
         }
         let issued = u64::from_be_bytes(payload[16..].try_into().unwrap_or([0xff; 8]));
         let now = now_ms();
-        issued <= now.saturating_add(60_000)
-            && now.saturating_sub(issued) < PRE_SESSION_CSRF_TTL.as_millis() as u64
+        issued <= now.saturating_add(60_000) && now.saturating_sub(issued) < self.pre_csrf_ms
     }
 
     fn csrf_mac(&self, purpose: &[u8], payload: &[u8]) -> [u8; KEY_LEN] {
