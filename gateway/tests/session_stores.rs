@@ -247,6 +247,11 @@ store_suite!(
     |_: &Path| POSTGRES_URL.to_string()
 );
 store_suite!(
+    mysql,
+    || service_up("MariaDB", "127.0.0.1:3306"),
+    |_: &Path| MYSQL_URL.to_string()
+);
+store_suite!(
     redis,
     || service_up("Redis", "127.0.0.1:6379"),
     |_: &Path| REDIS_URL.to_string()
@@ -427,4 +432,78 @@ async fn cookie_store_refuses_sessions_too_large_for_a_cookie() {
         .extend((0..500).map(|i| format!("group-number-{i}")));
     let err = m.create(&user, None).await.expect_err("too large");
     assert!(matches!(err, gateway::session::SessionError::TooLarge(_)));
+}
+
+#[tokio::test]
+async fn cookie_store_revocations_are_shared_through_redis() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = long_lived("cookie", dir.path())
+        .await
+        .with_shared_revocations(REDIS_URL)
+        .expect("shared");
+    let b = long_lived("cookie", dir.path())
+        .await
+        .with_shared_revocations(REDIS_URL)
+        .expect("shared");
+    let cookie = a.create(&alice(), None).await.expect("create");
+    let other = a.create(&alice(), None).await.expect("create");
+    assert!(b.load(&cookie).await.expect("load").is_some());
+    a.destroy(&cookie).await.expect("logout on replica a");
+    assert!(
+        b.load(&cookie).await.expect("load").is_none(),
+        "replay on replica b"
+    );
+    assert!(
+        b.load(&other).await.expect("load").is_some(),
+        "other sessions live on"
+    );
+
+    // Shared list down: loads fail closed rather than accept a possibly revoked cookie.
+    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let down = long_lived("cookie", dir.path())
+        .await
+        .with_shared_revocations(&url)
+        .expect("lazy");
+    assert!(down.load(&other).await.is_err());
+    assert!(down.destroy(&other).await.is_err());
+}
+
+#[tokio::test]
+async fn random_and_mutated_cookies_never_load_or_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5e55);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for spec in ["memory", "cookie"] {
+        let m = long_lived(spec, dir.path()).await;
+        let valid = m.create(&alice(), None).await.expect("create");
+        let alphabet: Vec<char> = "ABCxyz019-_.=+/ é\u{0}\u{202e}💥".chars().collect();
+        for i in 0..5_000 {
+            let candidate: String = if i % 2 == 0 {
+                let len = rng.gen_range(0..200);
+                (0..len)
+                    .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                    .collect()
+            } else {
+                let mut chars: Vec<char> = valid.chars().collect();
+                let at = rng.gen_range(0..chars.len());
+                chars[at] = alphabet[rng.gen_range(0..alphabet.len())];
+                if rng.gen_bool(0.3) {
+                    chars.truncate(rng.gen_range(0..chars.len()));
+                }
+                chars.into_iter().collect()
+            };
+            if candidate == valid {
+                continue;
+            }
+            let loaded = m
+                .load(&candidate)
+                .await
+                .expect("never an error for bad input");
+            assert!(loaded.is_none(), "{spec} accepted {candidate:?}");
+        }
+        assert!(m.load(&valid).await.expect("load").is_some());
+    }
 }

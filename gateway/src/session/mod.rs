@@ -403,6 +403,17 @@ impl SessionManager {
         })
     }
 
+    /// With the `cookie` store, shares the logout revocation list through Redis at `redis_url`
+    /// (e.g. `protection.store` when it is Redis), so a cookie replayed to another replica after
+    /// logout is refused too; loads then fail closed while Redis is down. Other stores keep
+    /// their sessions server-side already: unchanged.
+    pub fn with_shared_revocations(mut self, redis_url: &str) -> Result<Self, SessionError> {
+        if let Store::Cookie(c) = &mut self.store {
+            c.share_revocations(redis_url)?;
+        }
+        Ok(self)
+    }
+
     /// Starts a session for `user` (authenticated by chain entry `user.backend`) under a NEW
     /// random id and returns the cookie value to set. On login the caller must also
     /// [`destroy`](Self::destroy) the session it replaces.
@@ -441,7 +452,7 @@ impl SessionManager {
             let Some((id, record)) = c.open(cookie_value) else {
                 return Ok(None);
             };
-            if c.is_revoked(&id, now) || self.expires_at(&record) <= now {
+            if self.expires_at(&record) <= now || c.is_revoked(&id, now).await? {
                 return Ok(None);
             }
             return Ok(Some(Session::from_record(id, record)));
@@ -544,7 +555,7 @@ impl SessionManager {
     pub async fn destroy(&self, cookie_value: &str) -> Result<(), SessionError> {
         if let Store::Cookie(c) = &self.store {
             if let Some((id, record)) = c.open(cookie_value) {
-                c.revoke(id, record.c.saturating_add(self.ttl_ms));
+                c.revoke(id, record.c.saturating_add(self.ttl_ms)).await?;
             }
             return Ok(());
         }
