@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::model::{SameSiteSetting, SessionConfig};
+use crate::config::model::{SameSiteSetting, SecureSetting, SessionConfig};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -586,10 +586,14 @@ impl SessionManager {
         }
     }
 
-    /// Number of live sessions where the store can tell cheaply (memory); `None` elsewhere.
+    /// Number of live sessions where the store can tell (memory: expired ones are swept first,
+    /// so call it at scrape time, not per request); `None` elsewhere.
     pub fn active_sessions(&self) -> Option<u64> {
         match &self.store {
-            Store::Memory(m) => Some(m.len() as u64),
+            Store::Memory(m) => {
+                m.sweep(now_ms());
+                Some(m.len() as u64)
+            }
             _ => None,
         }
     }
@@ -771,6 +775,27 @@ impl SessionManager {
             absolute
         } else {
             absolute.min(r.l.saturating_add(self.idle_ms))
+        }
+    }
+}
+
+/// Whether cookies get the `Secure` flag: `session.secure` resolved against `public_url`
+/// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address).
+pub fn cookie_secure(setting: SecureSetting, public_url: &str) -> bool {
+    match setting {
+        SecureSetting::Always => true,
+        SecureSetting::Never => false,
+        SecureSetting::Auto => {
+            let Ok(url) = url::Url::parse(public_url) else {
+                return true;
+            };
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            !(url.scheme() == "http" && loopback)
         }
     }
 }
