@@ -42,7 +42,11 @@ async fn round_trip(spec: &str, dir: &Path) {
         .expect("load")
         .expect("session exists");
     assert_eq!(s.user, user);
-    assert_eq!(s.entry(), "ldap-main");
+    assert_eq!(s.entry, "ldap-main");
+    let age = s.created_at.elapsed().expect("created in the past");
+    assert!(age < Duration::from_secs(5));
+    assert_eq!(s.created_at, s.last_seen);
+    assert_eq!(s.created_at, s.validated_at);
     assert_eq!(s.user_id(), "uid-42");
     assert!(m.version_matches(&s, Some("pw-v1")));
     assert!(!m.version_matches(&s, Some("pw-v2")));
@@ -176,8 +180,11 @@ async fn revalidation(spec: &str, dir: &Path) {
     if let Some(c) = m.reissued_cookie(&s) {
         cookie = c;
     }
+    let before = s.validated_at;
     let s = m.load(&cookie).await.expect("load").expect("alive");
     assert!(!m.needs_revalidation(&s));
+    assert!(s.validated_at > before);
+    assert!(s.validated_at > s.created_at);
     assert!(s.user.in_group("new-group"));
     assert!(!s.user.in_group("admins"));
     assert!(m.version_matches(&s, Some("v1")));

@@ -101,12 +101,22 @@ struct Record {
     u: User,
 }
 
-/// A live session, as [`SessionManager::load`] returns it.
+/// A live session, as [`SessionManager::load`] returns it. Its `Debug` shows neither the id
+/// nor the CSRF secret. Changing its fields changes nothing in the store: use
+/// [`SessionManager::revalidated`] to record a new user snapshot.
 pub struct Session {
     id: SessionId,
     /// The user snapshot taken at login or at the last revalidation.
     pub user: User,
-    entry: String,
+    /// Name of the chain entry that authenticated the user (its `get_user` restores them).
+    pub entry: String,
+    /// When the session was created (login).
+    pub created_at: SystemTime,
+    /// When the session was last recorded as used (updated at most every tenth of the idle
+    /// timeout).
+    pub last_seen: SystemTime,
+    /// When the user snapshot was last refreshed through the backend.
+    pub validated_at: SystemTime,
     version_digest: Option<String>,
     csrf_secret: String,
     created_ms: u64,
@@ -121,6 +131,9 @@ impl Session {
             id,
             user: r.u,
             entry: r.e,
+            created_at: from_ms(r.c),
+            last_seen: from_ms(r.l),
+            validated_at: from_ms(r.r),
             version_digest: r.v,
             csrf_secret: r.x,
             created_ms: r.c,
@@ -142,29 +155,9 @@ impl Session {
         }
     }
 
-    /// Name of the chain entry that authenticated the user (its `get_user` restores them).
-    pub fn entry(&self) -> &str {
-        &self.entry
-    }
-
     /// The user's id within [`Session::entry`].
     pub fn user_id(&self) -> &str {
         &self.user.id
-    }
-
-    /// When the session was created (login).
-    pub fn created_at(&self) -> SystemTime {
-        from_ms(self.created_ms)
-    }
-
-    /// When the session was last recorded as used.
-    pub fn last_seen(&self) -> SystemTime {
-        from_ms(self.last_seen_ms)
-    }
-
-    /// When the user snapshot was last refreshed through the backend.
-    pub fn validated_at(&self) -> SystemTime {
-        from_ms(self.validated_ms)
     }
 }
 
@@ -174,6 +167,9 @@ impl Clone for Session {
             id: self.id,
             user: self.user.clone(),
             entry: self.entry.clone(),
+            created_at: self.created_at,
+            last_seen: self.last_seen,
+            validated_at: self.validated_at,
             version_digest: self.version_digest.clone(),
             csrf_secret: self.csrf_secret.clone(),
             created_ms: self.created_ms,
