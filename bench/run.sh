@@ -81,7 +81,7 @@ if ((${#missing[@]})); then
     fi
     rc=0
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$WORK/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends \
             "${missing[@]}" >>"$WORK/apt.log" 2>&1 || rc=$?
     if [[ $own_policy == true ]]; then rm -f /usr/sbin/policy-rc.d; fi
     ((rc == 0)) || {

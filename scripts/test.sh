@@ -117,8 +117,8 @@ if ((${#missing[@]})); then
     apt_rc=0
     {
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq &&
-            apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        apt-get update -qq -o DPkg::Lock::Timeout=300 &&
+            apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}"
     } >"$apt_log" 2>&1 || apt_rc=$?
     if [[ $own_policy == true ]]; then rm -f "$policy"; fi
     if ((apt_rc != 0)); then
