@@ -10,6 +10,7 @@
 
 import base64
 import concurrent.futures
+import html
 import http.client
 import re
 import socket
@@ -59,14 +60,23 @@ def set_cookies(headers):
     return out
 
 
-def hidden_csrf_field(html):
+def hidden_csrf_field(page):
     """(name, value) of the login form's hidden CSRF input, if any."""
-    for tag in re.findall(r"<input\b[^>]*>", html, re.I):
+    for tag in re.findall(r"<input\b[^>]*>", page, re.I):
         name = re.search(r'\bname\s*=\s*"([^"]*)"', tag, re.I)
         value = re.search(r'\bvalue\s*=\s*"([^"]*)"', tag, re.I)
         if name and value and "csrf" in name.group(1).lower():
-            return name.group(1), value.group(1)
+            return html.unescape(name.group(1)), html.unescape(value.group(1))
     return None
+
+
+def form_action(page, default):
+    """The login form's `action`, or `default`."""
+    for tag in re.findall(r"<form\b[^>]*>", page, re.I):
+        action = re.search(r'\baction\s*=\s*"([^"]+)"', tag, re.I)
+        if action:
+            return html.unescape(action.group(1))
+    return default
 
 
 def login(base, user, password, cookie_name):
@@ -78,14 +88,16 @@ def login(base, user, password, cookie_name):
         if status == 200:
             cookies = set_cookies(headers)
             fields = {"username": user, "password": password, "next": "/"}
-            csrf = hidden_csrf_field(body.decode("utf-8", "replace"))
+            page = body.decode("utf-8", "replace")
+            csrf = hidden_csrf_field(page)
+            action = urllib.parse.urljoin(f"{base}/_auth/login", form_action(page, "login"))
             if csrf:
                 fields[csrf[0]] = csrf[1]
             req_headers = {"Content-Type": "application/x-www-form-urlencoded"}
             if cookies:
                 req_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
             status, headers, _ = request(
-                f"{base}/_auth/login",
+                action,
                 method="POST",
                 headers=req_headers,
                 body=urllib.parse.urlencode(fields),
