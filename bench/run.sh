@@ -158,6 +158,7 @@ EOF
         die "$name nginx did not start: $(tail -n 5 "$dir/error.log" "$dir/stdout.log")"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 UPSTREAM_PORT=$(free_port)
 start_nginx upstream "$UPSTREAM_PORT" 'default_type text/plain; return 200 "ok";'
 
@@ -321,6 +322,7 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
     say ""
     say "gateway bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
     say "servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
+    say "load average before the run: $LOAD_BEFORE (other work on the machine skews every figure)"
     say ""
     printf '%-28s %12s %10s %10s %8s  %s\n' target requests/s p50 p99 errors "ratio to nginx proxy_pass"
     for r in "${RESULTS[@]}"; do
