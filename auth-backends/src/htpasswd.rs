@@ -302,16 +302,16 @@ impl Backend for HtpasswdBackend {
         let Some(hash) = snapshot.users.get(username) else {
             return match password::dummy_verify(&snapshot.dummy).await {
                 Ok(()) => Outcome::NotFound,
-                Err(e) => Outcome::Unavailable(BackendError::new(e)),
+                Err(e) => Outcome::Unavailable(BackendError::hashing(e, "")),
             };
         };
         match password::verify_blocking(hash, password, HashFormat::Auto, &self.policy).await {
             Ok(true) => Outcome::Authenticated(Self::user(&snapshot, username, hash)),
             Ok(false) => Outcome::Rejected,
-            Err(e) => Outcome::Unavailable(BackendError::new(format!(
-                "htpasswd `{}`, user `{username}`: {e}",
-                self.path.display()
-            ))),
+            Err(e) => Outcome::Unavailable(BackendError::hashing(
+                e,
+                format!("htpasswd `{}`, user `{username}`", self.path.display()),
+            )),
         }
     }
 

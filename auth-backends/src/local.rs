@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use auth_core::password::{self, HashError, HashFormat, VerifyPolicy};
+use auth_core::password::{self, HashFormat, VerifyPolicy};
 use auth_core::{
     Backend, BackendError, BuildContext, BuildError, Context, Credentials, Outcome, User,
     async_trait, auth_backend,
@@ -44,7 +44,7 @@ fn unavailable(e: impl std::fmt::Display) -> Outcome {
 async fn spend_dummy() -> Option<Outcome> {
     match password::dummy_verify("").await {
         Ok(()) => None,
-        Err(e) => Some(unavailable(e)),
+        Err(e) => Some(Outcome::Unavailable(BackendError::hashing(e, "local"))),
     }
 }
 
@@ -77,8 +77,9 @@ impl Backend for LocalBackend {
                 Outcome::Authenticated(stored.to_user())
             }
             Ok(false) => Outcome::Rejected,
-            Err(e @ (HashError::Busy | HashError::Internal(_))) => unavailable(e),
-            Err(e) => unavailable(format!("local user `{username}`: {e}")),
+            Err(e) => {
+                Outcome::Unavailable(BackendError::hashing(e, format!("local user `{username}`")))
+            }
         }
     }
 

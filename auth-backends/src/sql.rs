@@ -584,7 +584,7 @@ impl Database {
         }
         let Some(row) = rows.pop() else {
             return Ok(match self.dummy_verify().await {
-                Err(e) => Outcome::Unavailable(BackendError::new(format!("sql: {e}"))),
+                Err(e) => Outcome::Unavailable(BackendError::hashing(e, "sql")),
                 Ok(()) => Outcome::NotFound,
             });
         };
@@ -604,8 +604,10 @@ impl Database {
                 return Ok(Outcome::Rejected);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "sql: stored password hash cannot be checked");
-                return Err(BackendError::new(format!("sql: {e}")));
+                if !e.is_busy() {
+                    tracing::warn!(error = %e, "sql: stored password hash cannot be checked");
+                }
+                return Err(BackendError::hashing(e, "sql"));
             }
         }
         self.remember_cost(&hash);

@@ -157,7 +157,7 @@ impl Backend for StaticBackend {
         let Some(entry) = self.users.get(username) else {
             return match password::dummy_verify(self.dummy.expose()).await {
                 Ok(()) => Outcome::NotFound,
-                Err(e) => Outcome::Unavailable(BackendError::new(e)),
+                Err(e) => Outcome::Unavailable(BackendError::hashing(e, "")),
             };
         };
         match password::verify_blocking(
@@ -170,7 +170,7 @@ impl Backend for StaticBackend {
         {
             Ok(true) => Outcome::Authenticated(entry.user.clone()),
             Ok(false) => Outcome::Rejected,
-            Err(e) => Outcome::Unavailable(BackendError::new(format!("user `{username}`: {e}"))),
+            Err(e) => Outcome::Unavailable(BackendError::hashing(e, format!("user `{username}`"))),
         }
     }
 

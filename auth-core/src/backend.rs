@@ -12,6 +12,7 @@ use crate::{CredentialKind, Credentials, Outcome, User};
 pub struct BackendError {
     message: String,
     timeout: bool,
+    busy: bool,
 }
 
 impl BackendError {
@@ -20,7 +21,29 @@ impl BackendError {
         BackendError {
             message: message.to_string(),
             timeout: false,
+            busy: false,
         }
+    }
+
+    /// A password check failed to run; `context` says where (never a secret). When the hashing
+    /// pool is saturated the error is marked busy, so the gateway answers 503 rather than 401.
+    pub fn hashing(error: crate::password::HashError, context: impl fmt::Display) -> Self {
+        let busy = error.is_busy();
+        let context = context.to_string();
+        BackendError {
+            message: if context.is_empty() {
+                error.to_string()
+            } else {
+                format!("{context}: {error}")
+            },
+            timeout: false,
+            busy,
+        }
+    }
+
+    /// Whether the password-hashing pool was saturated (a login storm): answer 503, retry later.
+    pub fn is_busy(&self) -> bool {
+        self.busy
     }
 
     /// The backend did not answer within its time budget.
@@ -28,6 +51,7 @@ impl BackendError {
         BackendError {
             message: format!("timed out after {}", humantime::format_duration(after)),
             timeout: true,
+            busy: false,
         }
     }
 
