@@ -3,7 +3,9 @@
 mod access_log;
 pub mod config;
 pub mod credential_cache;
+pub mod demo_upstream;
 pub(crate) mod endpoints;
+pub mod login;
 pub mod metrics;
 pub mod protection;
 pub(crate) mod request;
