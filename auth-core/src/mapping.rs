@@ -330,3 +330,28 @@ impl UserBuilder {
         Ok(self.user)
     }
 }
+
+/// Not public API: how `#[derive(UserRecord)]` turns a field into attribute values.
+#[doc(hidden)]
+pub trait IntoValues {
+    /// The field's values; `None` when absent.
+    fn into_values(self) -> Option<Vec<String>>;
+}
+
+impl IntoValues for String {
+    fn into_values(self) -> Option<Vec<String>> {
+        Some(vec![self])
+    }
+}
+
+impl IntoValues for Vec<String> {
+    fn into_values(self) -> Option<Vec<String>> {
+        Some(self)
+    }
+}
+
+impl<T: IntoValues> IntoValues for Option<T> {
+    fn into_values(self) -> Option<Vec<String>> {
+        self.and_then(IntoValues::into_values)
+    }
+}

@@ -227,3 +227,65 @@ impl Registry {
         self.by_name.values().copied()
     }
 }
+
+/// Not public API: helpers for the code `#[auth_backend]` generates.
+#[doc(hidden)]
+pub mod generated {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use crate::Backend;
+
+    /// Shows an option's value in the factory's `Debug` when its type has `Debug` (a `Secret`
+    /// shows itself redacted), and a placeholder otherwise, so options need not be `Debug`.
+    pub struct DebugField<'a, T>(pub &'a T);
+
+    /// Picked when the option's type implements `Debug`.
+    pub trait DebugViaDebug {
+        /// The value to show.
+        fn __auth_debug(&self) -> &dyn fmt::Debug;
+    }
+
+    impl<T: fmt::Debug> DebugViaDebug for DebugField<'_, T> {
+        fn __auth_debug(&self) -> &dyn fmt::Debug {
+            self.0
+        }
+    }
+
+    /// Picked (by auto-ref) when the option's type does not implement `Debug`.
+    pub trait DebugOpaque {
+        /// The placeholder to show.
+        fn __auth_debug(&self) -> &dyn fmt::Debug;
+    }
+
+    impl<T> DebugOpaque for &DebugField<'_, T> {
+        fn __auth_debug(&self) -> &dyn fmt::Debug {
+            &Opaque
+        }
+    }
+
+    struct Opaque;
+
+    impl fmt::Debug for Opaque {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("<no Debug>")
+        }
+    }
+
+    /// The struct under `#[auth_backend]` without `build = ...` must be the backend itself.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` does not implement `auth_core::Backend`",
+        label = "`#[auth_backend]` without `build = ...` wraps this struct in `Arc<dyn Backend>`",
+        note = "implement `auth_core::Backend` for `{Self}`, or add `build = path::to::fn` (`fn(Self, &BuildContext) -> Result<Arc<dyn Backend>, BuildError>`)"
+    )]
+    pub trait IsBackend {
+        /// The struct as a shared backend.
+        fn into_backend(self) -> Arc<dyn Backend>;
+    }
+
+    impl<T: Backend> IsBackend for T {
+        fn into_backend(self) -> Arc<dyn Backend> {
+            Arc::new(self)
+        }
+    }
+}

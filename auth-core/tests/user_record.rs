@@ -1,0 +1,169 @@
+//! `#[derive(UserRecord)]` used for real: the `User` a record maps to.
+
+use std::collections::BTreeSet;
+
+use auth_core::{IntoUser, MappingError, User, UserRecord};
+
+#[derive(UserRecord)]
+struct Row {
+    #[user(id)]
+    id: i64,
+    #[user(username)]
+    login: String,
+    #[user(email)]
+    email: Option<String>,
+    #[user(name)]
+    full_name: String,
+    #[user(groups, split = ",")]
+    roles: String,
+    #[user(attr = "department")]
+    dept: Option<String>,
+    #[user(attr = "phone")]
+    phones: Vec<String>,
+    // Not mapped: a column the backend uses itself.
+    #[allow(dead_code)]
+    password_hash: String,
+}
+
+fn row() -> Row {
+    Row {
+        id: 42,
+        login: "alice".into(),
+        email: Some("alice@example.org".into()),
+        full_name: "Alice Liddell".into(),
+        roles: "staff, admins,,readers ".into(),
+        dept: Some("research".into()),
+        phones: vec!["+1 555 0100".into(), "+1 555 0101".into()],
+        password_hash: "pbkdf2_sha256$...".into(),
+    }
+}
+
+#[test]
+fn a_row_maps_to_its_user() {
+    let user = row().into_user().unwrap();
+    let expected = User {
+        id: "42".into(),
+        username: "alice".into(),
+        email: Some("alice@example.org".into()),
+        display_name: Some("Alice Liddell".into()),
+        groups: ["admins", "readers", "staff"].map(String::from).into(),
+        attributes: [
+            ("department".to_string(), vec!["research".to_string()]),
+            (
+                "phone".to_string(),
+                vec!["+1 555 0100".to_string(), "+1 555 0101".to_string()],
+            ),
+        ]
+        .into(),
+        backend: String::new(),
+        credential_version: None,
+    };
+    assert_eq!(user, expected);
+}
+
+#[test]
+fn absent_optional_values_leave_fields_empty() {
+    let user = Row {
+        email: None,
+        dept: None,
+        phones: vec![],
+        roles: String::new(),
+        ..row()
+    }
+    .into_user()
+    .unwrap();
+    assert_eq!(user.email, None);
+    assert!(user.groups.is_empty());
+    assert!(user.attributes.is_empty());
+}
+
+#[test]
+fn an_empty_required_value_is_an_error() {
+    let err = Row {
+        full_name: String::new(),
+        ..row()
+    }
+    .into_user()
+    .unwrap_err();
+    assert_eq!(err, MappingError::Missing("full_name".into()));
+    let err = Row {
+        login: String::new(),
+        ..row()
+    }
+    .into_user()
+    .unwrap_err();
+    assert_eq!(err, MappingError::Missing("login".into()));
+}
+
+/// An LDAP-like entry: multi-valued DN groups reduced to their `cn`.
+#[derive(UserRecord)]
+struct Entry {
+    #[user(username)]
+    uid: Vec<String>,
+    #[user(email)]
+    mail: Vec<String>,
+    #[user(groups, group_name = "cn")]
+    member_of: Vec<String>,
+    #[user(attr = "title")]
+    title: Option<Vec<String>>,
+}
+
+#[test]
+fn dn_groups_are_reduced_to_their_cn() {
+    let user = Entry {
+        uid: vec!["bob".into()],
+        mail: vec![],
+        member_of: vec![
+            "cn=admins,ou=groups,dc=example,dc=org".into(),
+            "CN=Dev\\2C Ops,ou=groups,dc=example,dc=org".into(),
+            "not-a-dn".into(),
+        ],
+        title: Some(vec!["Builder".into(), "Foreman".into()]),
+    }
+    .into_user()
+    .unwrap();
+    assert_eq!(user.id, "bob", "id defaults to the username");
+    assert_eq!(user.email, None);
+    let groups: BTreeSet<&str> = user.groups.iter().map(String::as_str).collect();
+    assert_eq!(groups, BTreeSet::from(["admins", "Dev, Ops", "not-a-dn"]));
+    assert_eq!(user.attributes["title"], ["Builder", "Foreman"]);
+}
+
+#[test]
+fn several_values_for_a_single_valued_field_are_an_error() {
+    let err = Entry {
+        uid: vec!["bob".into(), "robert".into()],
+        mail: vec![],
+        member_of: vec![],
+        title: None,
+    }
+    .into_user()
+    .unwrap_err();
+    assert_eq!(
+        err,
+        MappingError::MultipleValues {
+            attribute: "uid".into(),
+            target: "username",
+            count: 2
+        }
+    );
+}
+
+#[derive(UserRecord)]
+struct Numbered {
+    #[user(id)]
+    user_id: u64,
+    #[user(username)]
+    name: String,
+}
+
+#[test]
+fn numeric_ids_become_strings() {
+    let user = Numbered {
+        user_id: 7,
+        name: "carol".into(),
+    }
+    .into_user()
+    .unwrap();
+    assert_eq!((user.id.as_str(), user.username.as_str()), ("7", "carol"));
+}
