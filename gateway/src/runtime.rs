@@ -3,10 +3,18 @@
 //! Requests take one `Arc<Runtime>` when they start and keep it to the end, so a reload never
 //! changes the rules under a request in flight.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use auth_core::Chain;
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use crate::config::SecureSetting;
+use crate::credential_cache::CredentialCache;
+use crate::login::Template;
+use crate::protection::Lockout;
+use crate::session::{SessionManager, resolve_secret};
 
 use crate::config::{
     CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, ProtectionConfig,
@@ -61,12 +69,168 @@ pub struct Runtime {
     pub(crate) public_url: url::Url,
     /// `login.prefix` without a trailing `/`.
     pub(crate) prefix: String,
+    pub(crate) services: Services,
+    /// Whether cookies get `Secure` (`session.secure` resolved against `public_url`).
+    pub(crate) secure_cookies: bool,
+    /// `login.allowed_redirect_hosts`, normalized.
+    pub(crate) allowed_redirect_hosts: Vec<String>,
+}
+
+/// The parts of a config the services are built from (`Config` itself is not `Sync`).
+struct ServiceSettings<'a> {
+    session: &'a SessionConfig,
+    protection: &'a ProtectionConfig,
+    cache: &'a CacheConfig,
+    login: &'a LoginConfig,
+}
+
+impl<'a> ServiceSettings<'a> {
+    fn of(config: &'a Config) -> Self {
+        ServiceSettings {
+            session: &config.session,
+            protection: &config.protection,
+            cache: &config.cache,
+            login: &config.login,
+        }
+    }
+}
+
+/// The stateful services a runtime uses. On reload the session manager and the lockout are
+/// carried over when their settings did not change (so sessions in the memory store survive);
+/// the credential cache is always new (the chain may decide differently now).
+#[derive(Clone)]
+pub struct Services {
+    /// Sessions.
+    pub sessions: Arc<SessionManager>,
+    /// Brute-force lockout.
+    pub lockout: Arc<Lockout>,
+    /// Successful Basic checks.
+    pub cache: Arc<CredentialCache>,
+    /// The operator's login template, if any.
+    pub template: Option<Arc<Template>>,
+    session_fingerprint: [u8; 32],
+    protection_fingerprint: String,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("sessions", &self.sessions)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+fn session_fingerprint(cfg: &crate::config::SessionConfig, secret: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update(
+        format!(
+            "\0{}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
+            cfg.store.value,
+            cfg.cookie_name,
+            cfg.ttl.get(),
+            cfg.idle_timeout.get(),
+            cfg.revalidate.get(),
+            cfg.secure,
+            cfg.same_site
+        )
+        .as_bytes(),
+    );
+    h.finalize().into()
+}
+
+fn protection_fingerprint(cfg: &crate::config::ProtectionConfig) -> String {
+    format!(
+        "{}|{:?}|{:?}|{}",
+        cfg.max_failures,
+        cfg.window.get(),
+        cfg.lockout.get(),
+        cfg.store.value
+    )
+}
+
+impl Services {
+    /// Builds every service for `config`. Relative paths (SQLite sessions, the generated
+    /// secret) live under `data_dir`; `login.template` is resolved against `base_dir`.
+    pub fn from_config<'a>(
+        config: &'a Config,
+        data_dir: &'a Path,
+        base_dir: &'a Path,
+    ) -> impl Future<Output = Result<Services, RuntimeError>> + Send + 'a {
+        Services::build(ServiceSettings::of(config), data_dir, base_dir, None)
+    }
+
+    /// As [`from_config`](Self::from_config), reusing `previous`'s session manager and lockout
+    /// when their settings (and the session secret) are unchanged.
+    pub fn carry_over<'a>(
+        previous: &'a Services,
+        config: &'a Config,
+        data_dir: &'a Path,
+        base_dir: &'a Path,
+    ) -> impl Future<Output = Result<Services, RuntimeError>> + Send + 'a {
+        Services::build(
+            ServiceSettings::of(config),
+            data_dir,
+            base_dir,
+            Some(previous),
+        )
+    }
+
+    async fn build(
+        config: ServiceSettings<'_>,
+        data_dir: &Path,
+        base_dir: &Path,
+        previous: Option<&Services>,
+    ) -> Result<Services, RuntimeError> {
+        let secret =
+            resolve_secret(config.session, data_dir).map_err(|e| RuntimeError(e.to_string()))?;
+        let session_fp = session_fingerprint(config.session, &secret);
+        let sessions = match previous {
+            Some(p) if p.session_fingerprint == session_fp => p.sessions.clone(),
+            _ => Arc::new(
+                SessionManager::from_config(config.session, &secret, data_dir)
+                    .await
+                    .map_err(|e| RuntimeError(e.to_string()))?,
+            ),
+        };
+        let protection_fp = protection_fingerprint(config.protection);
+        let lockout = match previous {
+            Some(p) if p.protection_fingerprint == protection_fp => p.lockout.clone(),
+            _ => Arc::new(
+                Lockout::from_config(config.protection).map_err(|e| RuntimeError(e.to_string()))?,
+            ),
+        };
+        let template = match &config.login.template {
+            Some(path) => {
+                let path = base_dir.join(&path.value);
+                Some(Arc::new(
+                    crate::login::load_template(&path)
+                        .map_err(|e| RuntimeError(format!("login.template: {e}")))?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Services {
+            sessions,
+            lockout,
+            cache: Arc::new(CredentialCache::from_config(config.cache)),
+            template,
+            session_fingerprint: session_fp,
+            protection_fingerprint: protection_fp,
+        })
+    }
 }
 
 impl Runtime {
     /// Compiles `config` with its built `chain`. `version` numbers config versions (1 for the
     /// first, +1 per successful reload); it appears in logs and metrics.
-    pub fn new(config: Config, chain: Chain, version: u64) -> Result<Runtime, RuntimeError> {
+    pub fn new(
+        config: Config,
+        chain: Chain,
+        services: Services,
+        version: u64,
+    ) -> Result<Runtime, RuntimeError> {
         let routes =
             RouteTable::compile(&config.routes).map_err(|e| RuntimeError(e.to_string()))?;
         let headers =
@@ -99,6 +263,26 @@ impl Runtime {
         if prefix.is_empty() {
             return Err(RuntimeError("login.prefix must not be `/`".into()));
         }
+        let secure_cookies = match config.session.secure {
+            SecureSetting::Always => true,
+            SecureSetting::Never => false,
+            SecureSetting::Auto => {
+                !(public_url.scheme() == "http"
+                    && matches!(
+                        public_url.host_str(),
+                        Some("127.0.0.1" | "localhost" | "[::1]")
+                    ))
+            }
+        };
+        let allowed_redirect_hosts = config
+            .login
+            .allowed_redirect_hosts
+            .iter()
+            .map(|h| {
+                crate::login::normalize_allowed_host(h)
+                    .map_err(|e| RuntimeError(format!("login.allowed_redirect_hosts: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let config = Settings {
             server: config.server,
             upstream: config.upstream,
@@ -122,6 +306,9 @@ impl Runtime {
             trusted_proxies,
             public_url,
             prefix,
+            services,
+            secure_cookies,
+            allowed_redirect_hosts,
         })
     }
 
@@ -133,6 +320,11 @@ impl Runtime {
     /// The settings this runtime was built from.
     pub fn settings(&self) -> &Settings {
         &self.config
+    }
+
+    /// The services of this version.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The chain of this version.

@@ -266,10 +266,156 @@ impl Running {
         })
     }
 
+    /// Binds `addr` and serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`) of `gw`.
+    pub async fn start_admin(gw: Arc<Gateway>, addr: SocketAddr) -> Result<Running, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("binding admin {addr}"),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Io {
+            context: "reading the bound address".into(),
+            source,
+        })?;
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(crate::admin::serve_admin(gw, listener, rx));
+        Ok(Running {
+            addr,
+            shutdown: tx,
+            task,
+        })
+    }
+
     /// Stops accepting, lets in-flight requests finish (within the grace period) and returns
     /// when the listener task is done.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
+}
+
+/// Installs the global `tracing` subscriber for `log:` (JSON lines or text, `log.level` as the
+/// filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
+pub fn init_logging(log: &crate::config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match log.format {
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the gateway from the config file at `config_path` until SIGTERM/SIGINT: loads and
+/// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
+/// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
+/// On a signal, stops accepting and lets in-flight requests finish within
+/// `server.shutdown_grace`.
+pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+    run_with(
+        config_path,
+        crate::reload::default_chain_builder(),
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// As [`run`], with a custom chain builder and shutdown trigger (embedders, tests).
+pub async fn run_with(
+    config_path: &Path,
+    chain_builder: crate::reload::ChainBuilder,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let runtime = crate::reload::build_runtime(config_path, 1, None, &chain_builder)
+        .await
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    init_logging(&runtime.config.log);
+    let listen: Vec<String> = runtime
+        .config
+        .server
+        .listen
+        .to_vec()
+        .into_iter()
+        .map(|s| s.value.clone())
+        .collect();
+    let tls = match &runtime.config.server.tls {
+        Some(t) => {
+            let base = config_path.parent().unwrap_or(Path::new("."));
+            Some(tls_acceptor(
+                &base.join(&t.cert.value),
+                &base.join(&t.key.value),
+            )?)
+        }
+        None => None,
+    };
+    let admin = runtime.config.admin_listen.clone();
+    let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
+
+    let mut running = Vec::new();
+    for addr in listen {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| ServerError::Config(format!("server.listen `{addr}`: {e}")))?;
+        let r = Running::start(gw.clone(), addr, tls.clone()).await?;
+        tracing::info!(addr = %r.addr, tls = tls.is_some(), "listening");
+        running.push(r);
+    }
+    let admin = match admin {
+        Some(addr) => {
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|e| ServerError::Config(format!("admin.listen `{addr}`: {e}")))?;
+            let r = Running::start_admin(gw.clone(), addr).await?;
+            tracing::info!(addr = %r.addr, "admin listening");
+            Some(r)
+        }
+        None => None,
+    };
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        gw.clone(),
+        config_path,
+        chain_builder,
+    ));
+    let reload_task = reloader.spawn();
+
+    shutdown.await;
+    tracing::info!("shutdown requested");
+    reload_task.abort();
+    let mut stops = Vec::new();
+    for r in running {
+        stops.push(tokio::spawn(r.shutdown()));
+    }
+    for s in stops {
+        let _ = s.await;
+    }
+    if let Some(a) = admin {
+        a.shutdown().await;
+    }
+    Ok(())
 }

@@ -25,7 +25,7 @@ pub(crate) fn authorize(access: &Access, user: Option<&User>) -> Verdict {
         Access::Deny => false,
         Access::Authenticated => user.is_some(),
         Access::Groups(groups) => user.is_some_and(|u| groups.iter().any(|g| u.in_group(g))),
-        Access::Users(users) => user.is_some_and(|u| users.iter().any(|n| *n == u.username)),
+        Access::Users(users) => user.is_some_and(|u| users.contains(&u.username)),
     };
     if allowed {
         Verdict::Allow

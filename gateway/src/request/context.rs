@@ -75,6 +75,12 @@ pub(crate) struct RequestContext {
     pub(crate) user: Option<User>,
     /// How they were identified.
     pub(crate) identity: Option<IdentitySource>,
+    /// The live session, when identify found one.
+    pub(crate) session: Option<crate::session::Session>,
+    /// The session cookie value that named it.
+    pub(crate) session_cookie: Option<String>,
+    /// Whether the (username, client IP) pair was locked out.
+    pub(crate) locked: bool,
     /// Whether identify consumed `Authorization: Basic` (then it is not forwarded).
     pub(crate) consumed_authorization: bool,
     /// The chain trace, when the chain ran.
@@ -109,6 +115,9 @@ impl RequestContext {
             route: None,
             user: None,
             identity: None,
+            session: None,
+            session_cookie: None,
+            locked: false,
             consumed_authorization: false,
             trace: Vec::new(),
             decision: "unknown",

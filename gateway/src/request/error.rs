@@ -1,5 +1,5 @@
 //! Errors on the request path know their origin (client, upstream, internal); they become a
-//! response in exactly one place, [`ProxyError::into_response`].
+//! response in exactly one place, [`ProxyError::to_response`].
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -84,7 +84,7 @@ impl ProxyError {
     }
 
     /// The response the client gets: the status and its reason, nothing from `message`.
-    pub(crate) fn into_response(&self) -> Response<Body> {
+    pub(crate) fn to_response(&self) -> Response<Body> {
         plain_response(
             self.status,
             self.status.canonical_reason().unwrap_or("Error"),

@@ -254,8 +254,8 @@ pub(crate) fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> I
     candidate
 }
 
-/// `Cookie` headers without the gateway's own cookie; `None` when nothing is left.
-pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_name: &str) -> Option<HeaderValue> {
+/// `Cookie` headers without the gateway's own cookies; `None` when nothing is left.
+pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_names: &[&str]) -> Option<HeaderValue> {
     let mut kept: Vec<&str> = Vec::new();
     for v in headers.get_all(header::COOKIE) {
         let Ok(s) = v.to_str() else { continue };
@@ -265,7 +265,7 @@ pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_name: &str) -> Option<Hea
                 continue;
             }
             let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-            if name != cookie_name {
+            if !cookie_names.contains(&name) {
                 kept.push(pair);
             }
         }
@@ -296,7 +296,7 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 pub(crate) struct ForwardPlan<'a> {
     pub(crate) target: &'a UpstreamTarget,
     pub(crate) headers: &'a HeaderPlan,
-    pub(crate) cookie_name: &'a str,
+    pub(crate) cookie_names: [&'a str; 2],
 }
 
 /// Turns the sanitized client request into the upstream request.
@@ -309,7 +309,7 @@ pub(crate) fn upstream_request(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
 
-    if let Some(cookie) = strip_cookie(headers, plan.cookie_name) {
+    if let Some(cookie) = strip_cookie(headers, &plan.cookie_names) {
         headers.insert(header::COOKIE, cookie);
     } else {
         headers.remove(header::COOKIE);
@@ -502,11 +502,11 @@ mod tests {
             HeaderValue::from_static("a=1; gw_session=secret"),
         );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
-        assert_eq!(strip_cookie(&h, "gw_session").unwrap(), "a=1; b=2");
+        assert_eq!(strip_cookie(&h, &["gw_session"]).unwrap(), "a=1; b=2");
         assert_eq!(read_cookie(&h, "gw_session").as_deref(), Some("secret"));
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));
-        assert!(strip_cookie(&only, "gw_session").is_none());
+        assert!(strip_cookie(&only, &["gw_session"]).is_none());
     }
 
     #[test]

@@ -18,7 +18,11 @@ use base64::Engine;
 use http::HeaderMap;
 use http::header;
 
+use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
+use super::forward::read_cookie;
+use crate::credential_cache::CacheHit;
+use crate::runtime::Runtime;
 
 /// The longest `Authorization: Basic` value accepted.
 pub(crate) const MAX_BASIC_BYTES: usize = 4096;
@@ -93,6 +97,183 @@ pub(crate) fn verdict(outcome: ChainOutcome) -> Result<ChainVerdict, ProxyError>
             Ok(ChainVerdict::Refused)
         }
     }
+}
+
+/// Runs the phase: fills `ctx.user` (and `ctx.session`) or leaves the request anonymous.
+pub(crate) async fn identify(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<(), ProxyError> {
+    if identify_session(rt, ctx, headers).await? {
+        return Ok(());
+    }
+    if !rt.config.login.basic_auth {
+        return Ok(());
+    }
+    let creds = basic_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
+    let Some(creds) = creds else { return Ok(()) };
+    ctx.consumed_authorization = true;
+    if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
+        ctx.user = Some(user);
+        ctx.identity = Some(IdentitySource::Basic);
+    }
+    Ok(())
+}
+
+/// Only the session part of identify (logout: Basic credentials do not make a session).
+pub(crate) async fn identify_session_only(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<(), ProxyError> {
+    identify_session(rt, ctx, headers).await.map(|_| ())
+}
+
+/// The session part of identify. Returns whether a live session identified the user.
+async fn identify_session(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<bool, ProxyError> {
+    let sessions = &rt.services.sessions;
+    let Some(cookie) = read_cookie(headers, sessions.cookie_name()) else {
+        return Ok(false);
+    };
+    let Some(session) = sessions.load(&cookie).await.map_err(store_down)? else {
+        ctx.set_cookies
+            .push(sessions.clear_cookie(rt.secure_cookies));
+        return Ok(false);
+    };
+    let entry_gone = rt.chain.entry(session.entry()).is_none();
+    let user = if entry_gone || sessions.needs_revalidation(&session) {
+        let fresh = if entry_gone {
+            None
+        } else {
+            rt.chain
+                .get_user(session.entry(), session.user_id())
+                .await
+                .map_err(|e| {
+                    ProxyError::unavailable(format!(
+                        "revalidating a session through `{}`: {e}",
+                        session.entry()
+                    ))
+                })?
+        };
+        match fresh {
+            Some(user)
+                if sessions.version_matches(&session, user.credential_version.as_deref()) =>
+            {
+                sessions.revalidated(&session, &user).await;
+                user
+            }
+            _ => {
+                tracing::info!(
+                    entry = session.entry(),
+                    user = %session.user.username,
+                    "session void: user gone, entry gone or credentials changed"
+                );
+                rt.services
+                    .cache
+                    .invalidate_user(session.entry(), session.user_id());
+                sessions.destroy(&cookie).await.map_err(store_down)?;
+                ctx.set_cookies
+                    .push(sessions.clear_cookie(rt.secure_cookies));
+                return Ok(false);
+            }
+        }
+    } else {
+        sessions.touch(&session).await;
+        session.user.clone()
+    };
+    if let Some(v) = sessions.reissued_cookie(&session) {
+        ctx.set_cookies
+            .push(sessions.set_cookie(&v, rt.secure_cookies));
+    }
+    ctx.user = Some(user);
+    ctx.identity = Some(IdentitySource::Session);
+    ctx.session = Some(session);
+    ctx.session_cookie = Some(cookie);
+    Ok(true)
+}
+
+/// Checks a username and password: lockout first (a locked pair is refused without running the
+/// chain, exactly like a wrong password), then the credential cache when `use_cache`, then the
+/// chain. Failures count towards the lockout; `Unavailable` (chain or lockout store) is 503.
+pub(crate) async fn authenticate_password(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    creds: &Credentials,
+    use_cache: bool,
+) -> Result<Option<User>, ProxyError> {
+    let Credentials::Password { username, password } = creds else {
+        return Ok(None);
+    };
+    let services = &rt.services;
+    if services
+        .lockout
+        .is_locked(username, ctx.client_ip)
+        .await
+        .map_err(lockout_down)?
+    {
+        ctx.locked = true;
+        return Ok(None);
+    }
+    if use_cache {
+        match services.cache.get(username, password.as_bytes()) {
+            Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
+            Some(CacheHit::Failure) => return Ok(None),
+            None => {}
+        }
+    }
+    let context = auth_core::Context {
+        client_ip: Some(ctx.client_ip),
+        entry: String::new(),
+    };
+    let result = rt.chain.authenticate(creds, &context).await;
+    ctx.trace = result.trace;
+    match verdict(result.outcome)? {
+        ChainVerdict::User(user) => {
+            if let Err(e) = services
+                .lockout
+                .record_success(username, ctx.client_ip)
+                .await
+            {
+                tracing::warn!(error = %e, "could not reset the lockout counter");
+            }
+            if use_cache {
+                services.cache.insert_success(
+                    username,
+                    password.as_bytes(),
+                    &user.backend,
+                    &user,
+                    user.credential_version.as_deref(),
+                );
+            }
+            Ok(Some(user))
+        }
+        ChainVerdict::Refused => {
+            let locked = services
+                .lockout
+                .record_failure(username, ctx.client_ip)
+                .await
+                .map_err(lockout_down)?;
+            ctx.locked = locked;
+            if use_cache {
+                services.cache.insert_failure(username, password.as_bytes());
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// A session store failure: 503.
+pub(crate) fn store_down(e: crate::session::SessionError) -> ProxyError {
+    ProxyError::unavailable(format!("session store: {e}"))
+}
+
+fn lockout_down(e: crate::protection::ProtectionError) -> ProxyError {
+    ProxyError::unavailable(e.to_string())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName};
+use http::header;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use crate::config::Access;
 use crate::runtime::Runtime;
 use crate::server::Gateway;
-use context::{IdentitySource, RequestContext};
+use context::RequestContext;
 use error::{ErrorSource, ProxyError};
 
 /// Boxed error of a streamed body.
@@ -68,7 +68,7 @@ pub(crate) async fn handle(
                     tracing::error!(error = %e, "internal error");
                 }
             }
-            e.into_response()
+            e.to_response()
         }
     };
     for c in ctx.set_cookies.drain(..) {
@@ -163,49 +163,21 @@ async fn process(
         }
         Access::Deny => {
             ctx.decision = "deny";
-            return Ok(crate::endpoints::forbidden_page(rt));
+            return Ok(crate::endpoints::forbidden_page(rt, None));
         }
         _ => {}
     }
 
-    identify_request(gw, rt, ctx, req.headers()).await?;
+    identify::identify(rt, ctx, req.headers()).await?;
     if ctx.user.is_none() {
         return Ok(challenge::challenge(rt, ctx, req.headers()));
     }
     if authorize::authorize(&access, ctx.user.as_ref()) == authorize::Verdict::Forbid {
         ctx.decision = "forbidden";
-        return Ok(crate::endpoints::forbidden_page(rt));
+        return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_ref()));
     }
     ctx.decision = "allowed";
     forward(gw, rt, ctx, req).await
-}
-
-/// Identify: the session cookie, then Basic (see [`identify`] for the contract).
-pub(crate) async fn identify_request(
-    gw: &Gateway,
-    rt: &Runtime,
-    ctx: &mut RequestContext,
-    headers: &http::HeaderMap,
-) -> Result<(), ProxyError> {
-    let _ = gw;
-    if !rt.config.login.basic_auth {
-        return Ok(());
-    }
-    let creds =
-        identify::basic_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
-    let Some(creds) = creds else { return Ok(()) };
-    ctx.consumed_authorization = true;
-    let context = auth_core::Context {
-        client_ip: Some(ctx.client_ip),
-        entry: String::new(),
-    };
-    let result = rt.chain.authenticate(&creds, &context).await;
-    ctx.trace = result.trace;
-    if let identify::ChainVerdict::User(user) = identify::verdict(result.outcome)? {
-        ctx.user = Some(user);
-        ctx.identity = Some(IdentitySource::Basic);
-    }
-    Ok(())
 }
 
 /// Forward: build the upstream request and stream the exchange.
@@ -219,7 +191,10 @@ async fn forward(
     let plan = forward::ForwardPlan {
         target: &rt.upstream,
         headers: &rt.headers,
-        cookie_name: &rt.config.session.cookie_name,
+        cookie_names: [
+            rt.services.sessions.cookie_name(),
+            rt.services.sessions.csrf_cookie_name(),
+        ],
     };
     let upstream_req = forward::upstream_request(ctx, &plan, req)?;
     let resp = forward::exchange(
@@ -236,9 +211,4 @@ async fn forward(
 /// A response with status `status` and no body beyond its reason.
 pub(crate) fn status_response(status: StatusCode) -> Response<Body> {
     error::plain_response(status, status.canonical_reason().unwrap_or(""))
-}
-
-/// Header name constant helper for endpoints.
-pub(crate) fn hname(s: &'static str) -> HeaderName {
-    HeaderName::from_static(s)
 }

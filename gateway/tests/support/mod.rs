@@ -2,6 +2,7 @@
 //! table, and a gateway started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod registered;
 pub mod upstream;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use auth_core::{
 };
 use gateway::config::Config;
 use gateway::metrics::Metrics;
-use gateway::runtime::Runtime;
+use gateway::runtime::{Runtime, Services};
 use gateway::server::{Gateway, Running};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,11 +34,14 @@ pub struct TestUser {
 #[derive(Clone, Debug, Default)]
 pub struct TableBackend {
     pub users: Arc<std::sync::Mutex<BTreeMap<String, TestUser>>>,
+    /// What `health()` answers.
+    pub healthy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TableBackend {
     pub fn with(users: &[(&str, &str, &[&str])]) -> Self {
         let b = TableBackend::default();
+        b.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
         for (name, password, groups) in users {
             b.set(name, password, groups);
         }
@@ -90,6 +94,14 @@ impl Backend for TableBackend {
             .unwrap()
             .get(id)
             .map(|u| Self::user(id, u)))
+    }
+
+    async fn health(&self) -> Result<(), BackendError> {
+        if self.healthy.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(BackendError::new("table is down"))
+        }
     }
 }
 
@@ -146,6 +158,20 @@ pub struct Harness {
     pub upstream: RecordingUpstream,
     pub backend: TableBackend,
     pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds services and a runtime for `config` over `backend` in `dir`.
+pub async fn runtime(
+    config: Config,
+    backend: &TableBackend,
+    dir: &std::path::Path,
+    version: u64,
+) -> Runtime {
+    let services = Services::from_config(&config, dir, dir)
+        .await
+        .expect("services build");
+    Runtime::new(config, chain(backend), services, version).expect("runtime builds")
 }
 
 impl Harness {
@@ -159,7 +185,8 @@ impl Harness {
         let upstream = RecordingUpstream::start().await;
         let backend = default_backend();
         let config = parse_config(yaml, upstream.addr);
-        let runtime = Runtime::new(config, chain(&backend), 1).expect("runtime builds");
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(config, &backend, dir.path(), 1).await;
         let gateway = Gateway::new(runtime, Arc::new(Metrics::new()));
         let running = Running::start(gateway.clone(), "127.0.0.1:0".parse().unwrap(), None)
             .await
@@ -171,6 +198,7 @@ impl Harness {
             upstream,
             backend,
             addr,
+            dir,
         }
     }
 
@@ -185,6 +213,78 @@ impl Harness {
             r.shutdown().await;
         }
     }
+}
+
+/// A browser-like session: a cookie jar over [`client`], handled by hand so tests see every
+/// `Set-Cookie`.
+#[derive(Default, Debug, Clone)]
+pub struct Jar {
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Jar {
+    /// Takes the `Set-Cookie` headers of `resp` (a `Max-Age=0` removes the cookie).
+    pub fn absorb(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all("set-cookie") {
+            let s = v.to_str().unwrap();
+            let first = s.split(';').next().unwrap();
+            let (name, value) = first.split_once('=').unwrap();
+            let removed = s.to_ascii_lowercase().contains("max-age=0") || value.is_empty();
+            if removed {
+                self.cookies.remove(name.trim());
+            } else {
+                self.cookies
+                    .insert(name.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+
+    /// The `Cookie` header value.
+    pub fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The value of `name="..." value="..."` hidden input in `html`.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\"");
+    let at = html.find(&marker)?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + 7;
+    let end = tag[v..].find('"')?;
+    Some(html_escape::decode_html_entities(&tag[v..v + end]).into_owned())
+}
+
+/// Logs in through the form as `user`; returns the jar holding the session cookie.
+pub async fn login(h: &Harness, user: &str, password: &str) -> Jar {
+    let c = client();
+    let mut jar = Jar::default();
+    let form = c.get(h.url("/_auth/login?next=/app")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    jar.absorb(&form);
+    let html = form.text().await.unwrap();
+    let csrf = hidden_field(&html, "csrf").expect("csrf field");
+    let resp = c
+        .post(h.url("/_auth/login"))
+        .header("cookie", jar.header())
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("csrf", csrf.as_str()),
+            ("next", "/app"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "login as {user} failed");
+    jar.absorb(&resp);
+    jar
 }
 
 /// An HTTP client that never follows redirects and keeps no cookies.
