@@ -509,7 +509,8 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
             && let Err(e) = regex::Regex::new(&re.value)
         {
             let detail = e.to_string();
-            let last = detail.lines().last().unwrap_or("").trim().to_string();
+            let last = detail.lines().last().unwrap_or("").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last);
             c.error(
                 location(re),
                 format!("invalid `path_regex` `{}`: {}", re.value, last),
