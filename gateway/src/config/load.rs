@@ -104,10 +104,18 @@ pub fn load_str(
         .map(|entry| match registry.get(&entry.type_name.value) {
             Ok(reg) => Some(reg),
             Err(e) => {
+                let message = if registry.names().next().is_none() {
+                    format!(
+                        "unknown backend type `{}`: no backend types are registered in this build",
+                        entry.type_name.value
+                    )
+                } else {
+                    e.to_string()
+                };
                 errors.push(Diagnostic::error(
                     &file,
                     location(&entry.type_name),
-                    e.to_string(),
+                    message,
                 ));
                 None
             }
