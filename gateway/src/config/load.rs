@@ -7,6 +7,7 @@ use serde_saphyr::{DuplicateKeyPolicy, Location, Options};
 
 use super::chain::{Pass, with_pass};
 use super::diagnostic::sort;
+use super::key_locations::KeyLocations;
 use super::model::Config;
 use super::{ConfigErrors, Diagnostic, parse_error, validate};
 
@@ -164,7 +165,8 @@ pub fn load_str(
         }
     }
 
-    let (semantic_errors, semantic_warnings) = validate::check(&config, &file, base_dir);
+    let (semantic_errors, semantic_warnings) =
+        validate::check(&config, &file, base_dir, &KeyLocations::of(text));
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
     sort(&mut warnings);
