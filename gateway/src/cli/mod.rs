@@ -13,8 +13,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use run::ServerNotWired;
-
 /// A declarative, config-driven authentication gateway.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about, propagate_version = true)]

@@ -7,7 +7,7 @@ use std::path::Path;
 #[error(
     "`gateway run` is not wired to the server in this build: call `gateway::server` from `cli::run::run` (config `{0}`)"
 )]
-pub struct ServerNotWired(pub String);
+pub(crate) struct ServerNotWired(pub String);
 
 /// Serves with the config at `path`. Until the server lands it refuses loudly rather than
 /// pretending to serve.
