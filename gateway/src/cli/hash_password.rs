@@ -17,12 +17,8 @@ pub(crate) fn hash_password(out: &mut dyn Write) -> Result<u8, super::CliError> 
     Ok(0)
 }
 
-/// An Argon2id PHC string (m=19456 KiB, t=2, p=1, random salt).
+/// An Argon2id PHC string (OWASP parameters, random salt).
 fn hash(password: &str) -> Result<String, super::CliError> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
+    auth_core::password::hash_password(password)
         .map_err(|e| super::CliError::Message(format!("cannot hash the password: {e}")))
 }
