@@ -1,6 +1,6 @@
 //! Semantic checks run once the file parses: every problem is reported, not just the first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
@@ -112,10 +112,10 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
             "`server.listen` is empty; give at least one address",
         );
     }
-    let mut seen: HashMap<SocketAddr, ()> = HashMap::new();
+    let mut seen: HashSet<SocketAddr> = HashSet::new();
     for addr in listens {
         if let Some(a) = listen_address(c, "listen", addr) {
-            if seen.insert(a, ()).is_some() {
+            if !seen.insert(a) {
                 c.error(
                     location(addr),
                     format!("listen address `{a}` is given twice"),
