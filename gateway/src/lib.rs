@@ -2,6 +2,7 @@
 
 mod access_log;
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod credential_cache;
 pub mod demo_upstream;

@@ -7,6 +7,7 @@ use serde_saphyr::{DuplicateKeyPolicy, Location, Options};
 
 use super::chain::{Pass, with_pass};
 use super::diagnostic::sort;
+use super::key_locations::KeyLocations;
 use super::model::Config;
 use super::{ConfigErrors, Diagnostic, parse_error, validate};
 
@@ -104,10 +105,18 @@ pub fn load_str(
         .map(|entry| match registry.get(&entry.type_name.value) {
             Ok(reg) => Some(reg),
             Err(e) => {
+                let message = if registry.names().next().is_none() {
+                    format!(
+                        "unknown backend type `{}`: no backend types are registered in this build",
+                        entry.type_name.value
+                    )
+                } else {
+                    e.to_string()
+                };
                 errors.push(Diagnostic::error(
                     &file,
                     location(&entry.type_name),
-                    e.to_string(),
+                    message,
                 ));
                 None
             }
@@ -156,7 +165,8 @@ pub fn load_str(
         }
     }
 
-    let (semantic_errors, semantic_warnings) = validate::check(&config, &file, base_dir);
+    let (semantic_errors, semantic_warnings) =
+        validate::check(&config, &file, base_dir, &KeyLocations::of(text));
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
     sort(&mut warnings);

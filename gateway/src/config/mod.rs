@@ -10,6 +10,7 @@
 mod build;
 pub(crate) mod chain;
 mod diagnostic;
+mod key_locations;
 mod load;
 pub mod model;
 mod parse_error;

@@ -78,11 +78,54 @@ impl<T> OneOrMany<T> {
     }
 }
 
+/// One string or a list of strings, each keeping its location (an untagged enum would lose
+/// them: serde buffers its input).
+fn one_or_many_spanned<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<OneOrMany<Spanned<String>>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = OneOrMany<Spanned<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an address or a list of addresses")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(OneOrMany::One(spanned(v.to_string())))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::new();
+            while let Some(s) = seq.next_element::<Spanned<String>>()? {
+                all.push(s);
+            }
+            Ok(OneOrMany::Many(all))
+        }
+    }
+    struct Any(OneOrMany<Spanned<String>>);
+    impl<'de> Deserialize<'de> for Any {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(V).map(Any)
+        }
+    }
+    let outer = Spanned::<Any>::deserialize(d)?;
+    Ok(match outer.value.0 {
+        OneOrMany::One(mut s) => {
+            s.referenced = outer.referenced;
+            s.defined = outer.defined;
+            OneOrMany::One(s)
+        }
+        many => many,
+    })
+}
+
 /// `server:`
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Listen address(es), e.g. `127.0.0.1:8080`.
+    #[serde(deserialize_with = "one_or_many_spanned")]
     #[schemars(schema_with = "sch::one_or_many_strings")]
     pub listen: OneOrMany<Spanned<String>>,
     /// Optional TLS.

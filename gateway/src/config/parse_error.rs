@@ -78,11 +78,35 @@ pub(crate) fn polish(message: &str) -> String {
     if let Some(c) = MISSING.captures(message) {
         return format!("missing required key `{}`", &c[1]);
     }
+    if let Some(ty) = message.strip_prefix("invalid ")
+        && INTEGER_TYPES.contains(&ty)
+    {
+        let sign = if ty.starts_with('u') {
+            "non-negative "
+        } else {
+            ""
+        };
+        return format!("invalid value: expected a {sign}whole number (`{ty}`)");
+    }
+    match message {
+        "expected mapping start" => {
+            return "wrong type: expected a mapping (`key: value` entries)".to_string();
+        }
+        "expected sequence start" => {
+            return "wrong type: expected a list (`- item` entries or `[a, b]`)".to_string();
+        }
+        "expected string scalar" => return "wrong type: expected a string".to_string(),
+        _ => {}
+    }
     if message == "unexpected end of file" || message == "unexpected end of input" {
         return "unexpected end of file (is the file empty?)".to_string();
     }
     message.to_string()
 }
+
+const INTEGER_TYPES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+];
 
 fn unknown_name(what: &str, name: &str, expected: &str) -> String {
     let known: Vec<&str> = expected

@@ -1,6 +1,6 @@
 //! Semantic checks run once the file parses: every problem is reported, not just the first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
@@ -9,6 +9,7 @@ use auth_core::Provision;
 use serde_saphyr::{Location, Spanned};
 
 use super::Diagnostic;
+use super::key_locations::KeyLocations;
 use super::load::location;
 use super::model::{Access, Config, SecureSetting};
 
@@ -41,11 +42,16 @@ const RESERVED_HEADERS: &[&str] = &[
 
 struct Checker<'a> {
     file: &'a Path,
+    keys: &'a KeyLocations,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
+    fn key(&self, path: &str) -> Location {
+        self.keys.at(path)
+    }
+
     fn error(&mut self, at: Location, message: impl Into<String>) {
         self.errors.push(Diagnostic::error(self.file, at, message));
     }
@@ -61,9 +67,11 @@ pub(crate) fn check(
     config: &Config,
     file: &Path,
     base_dir: &Path,
+    keys: &KeyLocations,
 ) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut c = Checker {
         file,
+        keys,
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -100,14 +108,14 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     let listens = server.listen.to_vec();
     if listens.is_empty() {
         c.error(
-            Location::UNKNOWN,
+            c.key("server.listen"),
             "`server.listen` is empty; give at least one address",
         );
     }
-    let mut seen: HashMap<SocketAddr, ()> = HashMap::new();
+    let mut seen: HashSet<SocketAddr> = HashSet::new();
     for addr in listens {
         if let Some(a) = listen_address(c, "listen", addr) {
-            if seen.insert(a, ()).is_some() {
+            if !seen.insert(a) {
                 c.error(
                     location(addr),
                     format!("listen address `{a}` is given twice"),
@@ -186,7 +194,7 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     }
     if server.max_header_bytes == 0 || server.max_login_body_bytes == 0 {
         c.error(
-            Location::UNKNOWN,
+            c.key("server"),
             "`server.max_header_bytes` and `server.max_login_body_bytes` must be positive",
         );
     }
@@ -205,7 +213,7 @@ fn upstream(c: &mut Checker<'_>, config: &Config) {
     }
     if up.url.value.is_empty() {
         c.error(
-            location(&up.url),
+            c.key("upstream.url"),
             "`upstream.url` is required (or set `upstream.demo: true` to serve the built-in demo app)",
         );
         return;
@@ -261,9 +269,9 @@ fn identity_headers(c: &mut Checker<'_>, config: &Config) {
     for (header, attribute) in &h.extra {
         header_name(
             c,
-            &format!("identity_headers.extra (attribute `{}`)", attribute.value),
+            "identity_headers.extra",
             header,
-            location(attribute),
+            c.key(&format!("identity_headers.extra.{header}")),
             &mut by_header,
         );
         if attribute.value.trim().is_empty() {
@@ -275,7 +283,7 @@ fn identity_headers(c: &mut Checker<'_>, config: &Config) {
     }
     if h.groups_separator.is_empty() {
         c.error(
-            Location::UNKNOWN,
+            c.key("identity_headers.groups_separator"),
             "`identity_headers.groups_separator` must not be empty",
         );
     }
@@ -375,7 +383,7 @@ fn session(c: &mut Checker<'_>, config: &Config) {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     {
         c.error(
-            Location::UNKNOWN,
+            c.key("session.cookie_name"),
             format!(
                 "`session.cookie_name` `{}` is not a valid cookie name",
                 s.cookie_name
@@ -383,17 +391,37 @@ fn session(c: &mut Checker<'_>, config: &Config) {
         );
     }
     if s.ttl.get().is_zero() {
-        c.error(Location::UNKNOWN, "`session.ttl` must be longer than 0");
+        c.error(c.key("session.ttl"), "`session.ttl` must be longer than 0");
     }
     if s.idle_timeout.get().is_zero() {
         c.error(
-            Location::UNKNOWN,
+            c.key("session.idle_timeout"),
             "`session.idle_timeout` must be longer than 0",
+        );
+    }
+    if s.idle_timeout > s.ttl {
+        c.warn(
+            c.key("session.idle_timeout"),
+            format!(
+                "`session.idle_timeout` ({}) is longer than `session.ttl` ({}), so it never applies",
+                s.idle_timeout, s.ttl
+            ),
+        );
+    }
+    if s.secure == SecureSetting::Auto
+        && let Ok(u) = url::Url::parse(&config.server.public_url.value)
+        && u.scheme() == "http"
+        && !matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+    {
+        c.warn(
+            location(&config.server.public_url),
+            "`public_url` is plain http:// on a non-local host, so with `session.secure: auto` the \
+             cookie is Secure and browsers will not send it back; serve https:// (or set `secure: false` for a test)",
         );
     }
     if s.secure == SecureSetting::Never {
         c.warn(
-            Location::UNKNOWN,
+            c.key("session.secure"),
             "`session.secure: false` sends the session cookie over plain HTTP; use it for local development only",
         );
     }
@@ -407,6 +435,14 @@ fn login(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
             location(&l.prefix),
             format!("`login.prefix` `{prefix}` must start with `/`, not end with `/` and not be `/` alone (e.g. `/_auth`)"),
         );
+    }
+    for host in &l.allowed_redirect_hosts {
+        if host.is_empty() || host.contains('/') || (host.contains(':') && !host.starts_with('[')) {
+            c.error(
+                c.key("login.allowed_redirect_hosts"),
+                format!("`login.allowed_redirect_hosts`: `{host}` must be a bare host name such as `app.example.org`"),
+            );
+        }
     }
     if let Some(template) = &l.template {
         let resolved = base_dir.join(&template.value);
@@ -428,9 +464,17 @@ fn protection(c: &mut Checker<'_>, config: &Config) {
             format!("unknown `protection.store` `{store}`; expected memory or redis://..."),
         );
     }
+    for (key, value) in [("window", p.window), ("lockout", p.lockout)] {
+        if value.get().is_zero() {
+            c.error(
+                c.key(&format!("protection.{key}")),
+                format!("`protection.{key}` must be longer than 0"),
+            );
+        }
+    }
     if p.max_failures == 0 {
         c.error(
-            Location::UNKNOWN,
+            c.key("protection.max_failures"),
             "`protection.max_failures` must be at least 1",
         );
     }
@@ -455,7 +499,7 @@ fn users_db(c: &mut Checker<'_>, config: &Config) {
 fn chain(c: &mut Checker<'_>, config: &Config) {
     if config.chain.is_empty() {
         c.error(
-            Location::UNKNOWN,
+            c.key("chain"),
             "the `chain` is empty: add at least one backend (`gateway backends` lists the types)",
         );
         return;
@@ -463,10 +507,10 @@ fn chain(c: &mut Checker<'_>, config: &Config) {
     let mut names: HashMap<&str, Location> = HashMap::new();
     for entry in &config.chain {
         let name = entry.name.value.as_str();
-        if name.trim().is_empty() {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
             c.error(
                 location(&entry.name),
-                "a chain entry name must not be empty",
+                format!("chain entry name `{name}` must be non-empty printable ASCII without spaces (it is sent in a header)"),
             );
         } else if let Some(first) = names.get(name) {
             c.error(
@@ -495,7 +539,7 @@ fn chain(c: &mut Checker<'_>, config: &Config) {
 }
 
 fn routes(c: &mut Checker<'_>, config: &Config) {
-    for route in &config.routes {
+    for (i, route) in config.routes.iter().enumerate() {
         let m = &route.matcher;
         if let Some(path) = &m.path
             && !path.value.starts_with('/')
@@ -509,7 +553,8 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
             && let Err(e) = regex::Regex::new(&re.value)
         {
             let detail = e.to_string();
-            let last = detail.lines().last().unwrap_or("").trim().to_string();
+            let last = detail.lines().last().unwrap_or("").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last);
             c.error(
                 location(re),
                 format!("invalid `path_regex` `{}`: {}", re.value, last),
@@ -518,7 +563,7 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
         for method in &m.methods {
             if http::Method::from_str(method).is_err() || method.to_ascii_uppercase() != *method {
                 c.error(
-                    location(&route.access),
+                    c.key(&format!("routes[{i}].match.methods")),
                     format!(
                         "route method `{method}` must be an upper-case HTTP method such as `GET`"
                     ),
@@ -529,7 +574,7 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
             && (host.is_empty() || host.contains('/'))
         {
             c.error(
-                location(&route.access),
+                c.key(&format!("routes[{i}].match.host")),
                 format!("route host `{host}` must be a bare host name"),
             );
         }

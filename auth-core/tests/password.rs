@@ -1,0 +1,336 @@
+//! Password verification against hashes made by the real tools (htpasswd, openssl passwd,
+//! Django; see tests/fixtures/hashes/make.sh), and refusals of what must never verify.
+
+use std::time::{Duration, Instant};
+
+use auth_core::password::{
+    HashError, HashFormat, VerifyPolicy, credential_version, dummy_hash, hash_password, verify,
+    verify_blocking,
+};
+
+#[derive(serde::Deserialize)]
+struct Vector {
+    label: String,
+    password: String,
+    hash: String,
+    needs: Option<String>,
+}
+
+fn vectors() -> Vec<Vector> {
+    let text = include_str!("fixtures/hashes/vectors.jsonl");
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("vector line"))
+        .collect()
+}
+
+fn policy_for(needs: Option<&str>) -> VerifyPolicy {
+    VerifyPolicy {
+        allow_legacy: needs == Some("legacy"),
+        allow_plaintext: needs == Some("plaintext"),
+        allow_des_crypt: needs == Some("des_crypt"),
+    }
+}
+
+#[test]
+fn every_vector_verifies_its_password_and_refuses_another() {
+    let vectors = vectors();
+    assert!(vectors.len() >= 60, "only {} vectors", vectors.len());
+    // Two threads: the vectors include Django's 1,000,000-round PBKDF2 and 100 MiB Argon2.
+    let (a, b) = vectors.split_at(vectors.len() / 2);
+    std::thread::scope(|scope| {
+        for half in [a, b] {
+            scope.spawn(move || {
+                for v in half {
+                    let policy = policy_for(v.needs.as_deref());
+                    assert_eq!(
+                        verify(&v.hash, &v.password, HashFormat::Auto, &policy),
+                        Ok(true),
+                        "{}: right password",
+                        v.label
+                    );
+                    let wrong = format!("{}!", v.password);
+                    let wrong = if v.needs.as_deref() == Some("des_crypt") {
+                        // DES crypt reads 8 characters: change one of them.
+                        format!("Z{}", &v.password[1..])
+                    } else {
+                        wrong
+                    };
+                    assert_eq!(
+                        verify(&v.hash, &wrong, HashFormat::Auto, &policy),
+                        Ok(false),
+                        "{}: wrong password",
+                        v.label
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn vectors_cover_every_format() {
+    let vectors = vectors();
+    for prefix in [
+        "$2y$",
+        "$apr1$",
+        "$1$",
+        "{SHA}",
+        "$5$",
+        "$6$",
+        "pbkdf2_sha256$",
+        "pbkdf2_sha1$",
+        "argon2$argon2id$",
+        "bcrypt_sha256$$2b$",
+        "bcrypt$$2b$",
+        "scrypt$",
+        "md5$",
+        "sha1$",
+        "sha1$$",
+    ] {
+        assert!(
+            vectors.iter().any(|v| v.hash.starts_with(prefix)),
+            "no vector for {prefix}"
+        );
+    }
+}
+
+#[test]
+fn weak_formats_are_refused_unless_the_policy_allows_them() {
+    for v in vectors() {
+        let Some(needs) = v.needs.as_deref() else {
+            continue;
+        };
+        let result = verify(
+            &v.hash,
+            &v.password,
+            HashFormat::Auto,
+            &VerifyPolicy::STRICT,
+        );
+        match needs {
+            "legacy" => assert!(
+                matches!(result, Err(HashError::LegacyRefused { .. })),
+                "{}: {result:?}",
+                v.label
+            ),
+            "des_crypt" => assert_eq!(result, Err(HashError::DesCryptRefused), "{}", v.label),
+            "plaintext" => assert!(
+                matches!(result, Err(HashError::UnknownFormat { .. })),
+                "{}: {result:?}",
+                v.label
+            ),
+            other => panic!("unexpected needs {other}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_format_errors_name_the_prefix_but_never_the_secret() {
+    let err = verify("$9$abc$def", "pw", HashFormat::Auto, &VerifyPolicy::STRICT).unwrap_err();
+    assert!(matches!(&err, HashError::UnknownFormat { format } if format.contains("$9$")));
+    let err = verify(
+        "{SSHA}abcdefgh",
+        "pw",
+        HashFormat::Auto,
+        &VerifyPolicy::STRICT,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("{SSHA}"), "{err}");
+    let err = verify(
+        "crypt$$abN0vcDs1vGS.",
+        "pw",
+        HashFormat::Auto,
+        &VerifyPolicy::STRICT,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("crypt$"), "{err}");
+    // A stored plaintext password is not quoted in the error.
+    let err = verify(
+        "hunter2$secret",
+        "pw",
+        HashFormat::Auto,
+        &VerifyPolicy::STRICT,
+    )
+    .unwrap_err();
+    assert!(matches!(err, HashError::UnknownFormat { .. }));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn empty_and_unusable_hashes_are_always_refused() {
+    let open = VerifyPolicy {
+        allow_legacy: true,
+        allow_plaintext: true,
+        allow_des_crypt: true,
+    };
+    for format in [HashFormat::Auto, HashFormat::Django, HashFormat::Plain] {
+        assert_eq!(verify("", "", format, &open), Err(HashError::Empty));
+        assert_eq!(
+            verify("!sP8xQ2rLk9", "!sP8xQ2rLk9", format, &open),
+            Err(HashError::Unusable)
+        );
+        assert_eq!(verify("!", "!", format, &open), Err(HashError::Unusable));
+    }
+}
+
+#[test]
+fn absurd_costs_are_refused_without_hashing() {
+    let hashes = [
+        "pbkdf2_sha256$999999999$salt$zjLsMCuKO7wU0ga9odHn+5WuaWdKaK+y2VUjyxUNjiQ=",
+        "pbkdf2_sha1$10000001$salt$2jmj7l5rSw0yVb/vlWAYkK/YBwk=",
+        "$2b$31$......................21jzCB1r6pN6rp5O2Ev0ejjTAboskKm",
+        "$2y$17$......................21jzCB1r6pN6rp5O2Ev0ejjTAboskKm",
+        "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        "$argon2id$v=19$m=19456,t=100000,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        "argon2$argon2id$v=19$m=2000000,t=2,p=8$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        "scrypt$1073741824$salt$8$1$SEPxWovvWbfnAdf6huvoCcNtb6f5S+",
+        "scrypt$16384$salt$8$100000$SEPxWovvWbfnAdf6huvoCcNtb6f5S+",
+        "$6$rounds=999999999$abcdefgh$6gG3kGYaPPEYycUB5bGpbANMg5mUFmFh8cwWoupsQd1eU",
+    ];
+    for hash in hashes {
+        let started = Instant::now();
+        let result = verify(hash, "password", HashFormat::Auto, &VerifyPolicy::STRICT);
+        assert!(
+            matches!(result, Err(HashError::CostTooHigh { .. })),
+            "{hash}: {result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(100), "{hash}");
+    }
+}
+
+#[test]
+fn malformed_hashes_error_out() {
+    for hash in [
+        "$2b$10$tooshort",
+        "$argon2id$v=19$m=19456,t=2,p=1$onlysalt",
+        "pbkdf2_sha256$abc$salt$hash",
+        "pbkdf2_sha256$1000$salt$not base64!",
+        "$apr1$salt$short",
+        "$6$salt$short",
+        "scrypt$1000$salt$8$1$AAAA",
+    ] {
+        let result = verify(hash, "password", HashFormat::Auto, &VerifyPolicy::STRICT);
+        assert!(
+            matches!(result, Err(HashError::Malformed { .. })),
+            "{hash}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn a_configured_format_refuses_other_formats() {
+    let bcrypt = vectors()
+        .into_iter()
+        .find(|v| v.hash.starts_with("$2y$"))
+        .expect("a bcrypt vector");
+    assert_eq!(
+        verify(
+            &bcrypt.hash,
+            &bcrypt.password,
+            HashFormat::Bcrypt,
+            &VerifyPolicy::STRICT
+        ),
+        Ok(true)
+    );
+    for format in [HashFormat::Django, HashFormat::Argon2, HashFormat::ShaCrypt] {
+        assert!(
+            matches!(
+                verify(
+                    &bcrypt.hash,
+                    &bcrypt.password,
+                    format,
+                    &VerifyPolicy::STRICT
+                ),
+                Err(HashError::FormatMismatch { .. })
+            ),
+            "{format}"
+        );
+    }
+    // `plain` compares the stored value itself, hash-looking or not.
+    assert_eq!(
+        verify(
+            &bcrypt.hash,
+            &bcrypt.hash,
+            HashFormat::Plain,
+            &VerifyPolicy::STRICT
+        ),
+        Ok(true)
+    );
+    assert_eq!(
+        verify(
+            "s3cret",
+            "s3cret ",
+            HashFormat::Plain,
+            &VerifyPolicy::STRICT
+        ),
+        Ok(false)
+    );
+}
+
+#[test]
+fn hash_format_reads_the_yaml_names() {
+    for (yaml, format) in [
+        ("auto", HashFormat::Auto),
+        ("django", HashFormat::Django),
+        ("bcrypt", HashFormat::Bcrypt),
+        ("argon2", HashFormat::Argon2),
+        ("sha-crypt", HashFormat::ShaCrypt),
+        ("plain", HashFormat::Plain),
+    ] {
+        let parsed: HashFormat = serde_saphyr::from_str(yaml).expect(yaml);
+        assert_eq!(parsed, format);
+        assert_eq!(format.to_string(), yaml);
+    }
+    assert!(serde_saphyr::from_str::<HashFormat>("md4").is_err());
+}
+
+#[test]
+fn new_passwords_are_argon2id_with_owasp_parameters() {
+    let hash = hash_password("Tr0ub4dor&3").expect("hash");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert_ne!(hash, hash_password("Tr0ub4dor&3").expect("hash"), "salted");
+    let strict = VerifyPolicy::STRICT;
+    assert_eq!(
+        verify(&hash, "Tr0ub4dor&3", HashFormat::Argon2, &strict),
+        Ok(true)
+    );
+    assert_eq!(
+        verify(&hash, "Tr0ub4dor&4", HashFormat::Auto, &strict),
+        Ok(false)
+    );
+    assert!(dummy_hash().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+}
+
+#[test]
+fn credential_version_changes_with_the_hash_and_hides_it() {
+    let a = hash_password("one").expect("hash");
+    let b = hash_password("two").expect("hash");
+    assert_eq!(credential_version(&a), credential_version(&a));
+    assert_ne!(credential_version(&a), credential_version(&b));
+    assert_eq!(credential_version(&a).len(), 32);
+    assert!(!a.contains(&credential_version(&a)));
+    assert!(!credential_version("plaintext-pw").contains("plaintext"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_blocking_gives_the_same_answers() {
+    let v = vectors()
+        .into_iter()
+        .find(|v| v.hash.starts_with("$6$"))
+        .expect("a sha512-crypt vector");
+    let strict = VerifyPolicy::STRICT;
+    assert_eq!(
+        verify_blocking(&v.hash, &v.password, HashFormat::Auto, &strict).await,
+        Ok(true)
+    );
+    assert_eq!(
+        verify_blocking(&v.hash, "nope", HashFormat::Auto, &strict).await,
+        Ok(false)
+    );
+    assert_eq!(
+        verify_blocking("", "", HashFormat::Auto, &strict).await,
+        Err(HashError::Empty)
+    );
+}
