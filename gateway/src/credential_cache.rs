@@ -94,9 +94,11 @@ impl CredentialCache {
     }
 
     fn key(&self, username: &str, password: &[u8]) -> Key {
+        // Length-prefixed, so no (username, password) split of the same bytes collides even
+        // when a username contains NUL.
         let mut mac = self.mac.clone();
+        mac.update(&(username.len() as u64).to_be_bytes());
         mac.update(username.as_bytes());
-        mac.update(&[0]);
         mac.update(password);
         mac.finalize().into_bytes().into()
     }
@@ -105,7 +107,8 @@ impl CredentialCache {
         &self.shards[key[0] as usize % SHARDS]
     }
 
-    /// The cached answer for (`username`, `password`), if still fresh.
+    /// The cached answer for (`username`, `password`), if still fresh (for a bearer token:
+    /// an empty username and the token as password).
     pub fn get(&self, username: &str, password: &[u8]) -> Option<CacheHit> {
         if !self.is_enabled() {
             return None;

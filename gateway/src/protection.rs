@@ -181,20 +181,20 @@ impl Shard {
     fn counter(&mut self, key: [u8; 16], cap: usize, now: Instant) -> &mut Counter {
         if !self.map.contains_key(&key) {
             self.make_room(cap, now);
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.order.push_back((key, seq));
-            self.map.insert(
-                key,
-                Counter {
-                    failures: 0,
-                    window_start: now,
-                    locked_until: None,
-                    seq,
-                },
-            );
         }
-        self.map.get_mut(&key).expect("inserted above")
+        let seq = self.next_seq;
+        let order = &mut self.order;
+        let next_seq = &mut self.next_seq;
+        self.map.entry(key).or_insert_with(|| {
+            *next_seq += 1;
+            order.push_back((key, seq));
+            Counter {
+                failures: 0,
+                window_start: now,
+                locked_until: None,
+                seq,
+            }
+        })
     }
 }
 

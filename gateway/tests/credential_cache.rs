@@ -41,9 +41,12 @@ fn different_password_or_username_misses() {
     assert!(c.get("alice", b"S3cret").is_none());
     assert!(c.get("alice", b"").is_none());
     assert!(c.get("bob", b"s3cret").is_none());
-    // The separator keeps ("ab", "c") and ("a", "bc") apart.
+    // Splitting the same bytes differently is another pair, NUL bytes included.
     c.insert_success("ab", b"c", "e", &alice(), None);
     assert!(c.get("a", b"bc").is_none());
+    c.insert_success("alice", b"x\0y", "e", &alice(), None);
+    assert!(c.get("alice\0x", b"y").is_none());
+    assert!(c.get("alice", b"x\0y").is_some());
 }
 
 #[test]

@@ -239,3 +239,36 @@ async fn memory_load_is_cheap() {
     // contended global lock per load would still blow it.
     assert!(per < Duration::from_micros(500), "load took {per:?}");
 }
+
+#[test]
+fn secure_flag_resolution() {
+    use gateway::config::model::SecureSetting::{Always, Auto, Never};
+    use gateway::session::cookie_secure;
+    assert!(cookie_secure(Auto, "https://app.example.org"));
+    assert!(cookie_secure(Auto, "http://app.example.org"));
+    assert!(!cookie_secure(Auto, "http://127.0.0.1:8080"));
+    assert!(!cookie_secure(Auto, "http://localhost:8080/"));
+    assert!(!cookie_secure(Auto, "http://[::1]:8080"));
+    assert!(cookie_secure(Auto, "https://localhost"));
+    assert!(cookie_secure(Auto, "not a url"));
+    assert!(cookie_secure(Always, "http://127.0.0.1"));
+    assert!(!cookie_secure(Never, "https://app.example.org"));
+}
+
+#[tokio::test]
+async fn active_sessions_drops_expired_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = session_config(
+        "memory",
+        Duration::from_millis(300),
+        Duration::from_secs(60),
+    );
+    let m = SessionManager::from_config(&cfg, SECRET, dir.path())
+        .await
+        .expect("manager");
+    m.create(&alice(), None).await.expect("create");
+    m.create(&alice(), None).await.expect("create");
+    assert_eq!(m.active_sessions(), Some(2));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(m.active_sessions(), Some(0));
+}

@@ -42,7 +42,11 @@ async fn round_trip(spec: &str, dir: &Path) {
         .expect("load")
         .expect("session exists");
     assert_eq!(s.user, user);
-    assert_eq!(s.entry(), "ldap-main");
+    assert_eq!(s.entry, "ldap-main");
+    let age = s.created_at.elapsed().expect("created in the past");
+    assert!(age < Duration::from_secs(5));
+    assert_eq!(s.created_at, s.last_seen);
+    assert_eq!(s.created_at, s.validated_at);
     assert_eq!(s.user_id(), "uid-42");
     assert!(m.version_matches(&s, Some("pw-v1")));
     assert!(!m.version_matches(&s, Some("pw-v2")));
@@ -176,8 +180,11 @@ async fn revalidation(spec: &str, dir: &Path) {
     if let Some(c) = m.reissued_cookie(&s) {
         cookie = c;
     }
+    let before = s.validated_at;
     let s = m.load(&cookie).await.expect("load").expect("alive");
     assert!(!m.needs_revalidation(&s));
+    assert!(s.validated_at > before);
+    assert!(s.validated_at > s.created_at);
     assert!(s.user.in_group("new-group"));
     assert!(!s.user.in_group("admins"));
     assert!(m.version_matches(&s, Some("v1")));
@@ -245,6 +252,11 @@ store_suite!(
     postgres,
     || service_up("PostgreSQL", "127.0.0.1:5432"),
     |_: &Path| POSTGRES_URL.to_string()
+);
+store_suite!(
+    mysql,
+    || service_up("MariaDB", "127.0.0.1:3306"),
+    |_: &Path| MYSQL_URL.to_string()
 );
 store_suite!(
     redis,
@@ -357,7 +369,7 @@ async fn redis_sessions_are_shared_between_replicas_with_ttl() {
     b.destroy(&cookie).await.expect("destroy");
     assert!(a.load(&cookie).await.expect("load").is_none());
 
-    // Keys carry a TTL no longer than the idle timeout (600 s here).
+    // Keys carry a TTL of min(idle, remaining absolute): here 600 s, not the 3600 s lifetime.
     let c = a.create(&alice(), None).await.expect("create");
     assert!(b.load(&c).await.expect("load").is_some());
     let client = ::redis::Client::open(REDIS_URL).expect("client");
@@ -377,7 +389,8 @@ async fn redis_sessions_are_shared_between_replicas_with_ttl() {
             .query_async(&mut conn)
             .await
             .expect("pttl");
-        assert!(ttl > 0 && ttl <= 3_600_000, "{key} has TTL {ttl}");
+        // No test here uses an idle timeout above 600 s, whatever its absolute lifetime.
+        assert!(ttl > 0 && ttl <= 600_000, "{key} has TTL {ttl}");
     }
 }
 
@@ -427,4 +440,78 @@ async fn cookie_store_refuses_sessions_too_large_for_a_cookie() {
         .extend((0..500).map(|i| format!("group-number-{i}")));
     let err = m.create(&user, None).await.expect_err("too large");
     assert!(matches!(err, gateway::session::SessionError::TooLarge(_)));
+}
+
+#[tokio::test]
+async fn cookie_store_revocations_are_shared_through_redis() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = long_lived("cookie", dir.path())
+        .await
+        .with_shared_revocations(REDIS_URL)
+        .expect("shared");
+    let b = long_lived("cookie", dir.path())
+        .await
+        .with_shared_revocations(REDIS_URL)
+        .expect("shared");
+    let cookie = a.create(&alice(), None).await.expect("create");
+    let other = a.create(&alice(), None).await.expect("create");
+    assert!(b.load(&cookie).await.expect("load").is_some());
+    a.destroy(&cookie).await.expect("logout on replica a");
+    assert!(
+        b.load(&cookie).await.expect("load").is_none(),
+        "replay on replica b"
+    );
+    assert!(
+        b.load(&other).await.expect("load").is_some(),
+        "other sessions live on"
+    );
+
+    // Shared list down: loads fail closed rather than accept a possibly revoked cookie.
+    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let down = long_lived("cookie", dir.path())
+        .await
+        .with_shared_revocations(&url)
+        .expect("lazy");
+    assert!(down.load(&other).await.is_err());
+    assert!(down.destroy(&other).await.is_err());
+}
+
+#[tokio::test]
+async fn random_and_mutated_cookies_never_load_or_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5e55);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for spec in ["memory", "cookie"] {
+        let m = long_lived(spec, dir.path()).await;
+        let valid = m.create(&alice(), None).await.expect("create");
+        let alphabet: Vec<char> = "ABCxyz019-_.=+/ é\u{0}\u{202e}💥".chars().collect();
+        for i in 0..5_000 {
+            let candidate: String = if i % 2 == 0 {
+                let len = rng.gen_range(0..200);
+                (0..len)
+                    .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                    .collect()
+            } else {
+                let mut chars: Vec<char> = valid.chars().collect();
+                let at = rng.gen_range(0..chars.len());
+                chars[at] = alphabet[rng.gen_range(0..alphabet.len())];
+                if rng.gen_bool(0.3) {
+                    chars.truncate(rng.gen_range(0..chars.len()));
+                }
+                chars.into_iter().collect()
+            };
+            if candidate == valid {
+                continue;
+            }
+            let loaded = m
+                .load(&candidate)
+                .await
+                .expect("never an error for bad input");
+            assert!(loaded.is_none(), "{spec} accepted {candidate:?}");
+        }
+        assert!(m.load(&valid).await.expect("load").is_some());
+    }
 }

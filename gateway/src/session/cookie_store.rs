@@ -1,15 +1,20 @@
 //! The `cookie` store: the session itself, XChaCha20-Poly1305-encrypted in the cookie, so no
 //! shared state is needed. Logout adds the session's id to a revocation list (kept in memory
-//! until the session's absolute deadline), so a replayed cookie is refused afterwards.
+//! until the session's absolute deadline), so a replayed cookie is refused afterwards. With
+//! several replicas the list is shared through Redis
+//! ([`SessionManager::with_shared_revocations`](super::SessionManager::with_shared_revocations)).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ::redis::aio::ConnectionManager;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use dashmap::DashMap;
 
-use super::{B64, KEY_LEN, Record, SessionError, SessionId, now_ms, random_bytes};
+use super::{B64, KEY_LEN, Record, SessionError, SessionId, now_ms, random_bytes, storage_key};
+
+const REVOKED_PREFIX: &str = "gateway:session-revoked:";
 
 const NONCE_LEN: usize = 24;
 /// Associated data: binds ciphertexts to this use and format version.
@@ -30,6 +35,11 @@ pub(super) struct CookieStore {
     aead: XChaCha20Poly1305,
     revoked: DashMap<SessionId, u64>,
     revocations: AtomicU64,
+    shared: Option<ConnectionManager>,
+}
+
+fn unavailable(e: ::redis::RedisError) -> SessionError {
+    SessionError::Unavailable(e.to_string())
 }
 
 impl CookieStore {
@@ -38,7 +48,14 @@ impl CookieStore {
             aead: XChaCha20Poly1305::new(key.into()),
             revoked: DashMap::new(),
             revocations: AtomicU64::new(0),
+            shared: None,
         }
+    }
+
+    /// Also records and checks revocations in Redis at `url`, shared by replicas.
+    pub(super) fn share_revocations(&mut self, url: &str) -> Result<(), SessionError> {
+        self.shared = Some(super::redis_manager(url).map_err(SessionError::Unavailable)?);
+        Ok(())
     }
 
     /// The cookie value carrying `record` under revocation id `id`.
@@ -88,16 +105,41 @@ impl CookieStore {
         Some((id, sealed.r))
     }
 
-    pub(super) fn revoke(&self, id: SessionId, until: u64) {
+    /// Refuses `id` from now until `until` (Unix ms); `Err` if the shared list is unreachable.
+    pub(super) async fn revoke(&self, id: SessionId, until: u64) -> Result<(), SessionError> {
+        let now = now_ms();
         if self.revocations.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let now = now_ms();
             self.revoked.retain(|_, exp| *exp > now);
         }
         self.revoked.insert(id, until);
+        if let Some(conn) = &self.shared {
+            let mut conn = conn.clone();
+            ::redis::cmd("SET")
+                .arg(format!("{REVOKED_PREFIX}{}", storage_key(&id)))
+                .arg(1)
+                .arg("PX")
+                .arg(until.saturating_sub(now).max(1))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
-    pub(super) fn is_revoked(&self, id: &SessionId, now: u64) -> bool {
-        self.revoked.get(id).is_some_and(|exp| *exp > now)
+    /// Whether `id` was revoked; `Err` if the shared list is unreachable (fail closed).
+    pub(super) async fn is_revoked(&self, id: &SessionId, now: u64) -> Result<bool, SessionError> {
+        if self.revoked.get(id).is_some_and(|exp| *exp > now) {
+            return Ok(true);
+        }
+        let Some(conn) = &self.shared else {
+            return Ok(false);
+        };
+        let mut conn = conn.clone();
+        ::redis::cmd("EXISTS")
+            .arg(format!("{REVOKED_PREFIX}{}", storage_key(id)))
+            .query_async::<bool>(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 }
 

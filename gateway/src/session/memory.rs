@@ -25,8 +25,7 @@ impl MemoryStore {
 
     pub(super) fn insert(&self, id: SessionId, record: Record, expires: u64) {
         if self.creations.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let now = now_ms();
-            self.map.retain(|_, (_, exp)| *exp > now);
+            self.sweep(now_ms());
         }
         self.map.insert(id, (record, expires));
     }
@@ -55,6 +54,11 @@ impl MemoryStore {
 
     pub(super) fn remove(&self, id: &SessionId) {
         self.map.remove(id);
+    }
+
+    /// Drops every session expired by `now`.
+    pub(super) fn sweep(&self, now: u64) {
+        self.map.retain(|_, (_, exp)| *exp > now);
     }
 
     pub(super) fn len(&self) -> usize {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::model::{SameSiteSetting, SessionConfig};
+use crate::config::model::{SameSiteSetting, SecureSetting, SessionConfig};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -101,12 +101,22 @@ struct Record {
     u: User,
 }
 
-/// A live session, as [`SessionManager::load`] returns it.
+/// A live session, as [`SessionManager::load`] returns it. Its `Debug` shows neither the id
+/// nor the CSRF secret. Changing its fields changes nothing in the store: use
+/// [`SessionManager::revalidated`] to record a new user snapshot.
 pub struct Session {
     id: SessionId,
     /// The user snapshot taken at login or at the last revalidation.
     pub user: User,
-    entry: String,
+    /// Name of the chain entry that authenticated the user (its `get_user` restores them).
+    pub entry: String,
+    /// When the session was created (login).
+    pub created_at: SystemTime,
+    /// When the session was last recorded as used (updated at most every tenth of the idle
+    /// timeout).
+    pub last_seen: SystemTime,
+    /// When the user snapshot was last refreshed through the backend.
+    pub validated_at: SystemTime,
     version_digest: Option<String>,
     csrf_secret: String,
     created_ms: u64,
@@ -121,6 +131,9 @@ impl Session {
             id,
             user: r.u,
             entry: r.e,
+            created_at: from_ms(r.c),
+            last_seen: from_ms(r.l),
+            validated_at: from_ms(r.r),
             version_digest: r.v,
             csrf_secret: r.x,
             created_ms: r.c,
@@ -142,29 +155,9 @@ impl Session {
         }
     }
 
-    /// Name of the chain entry that authenticated the user (its `get_user` restores them).
-    pub fn entry(&self) -> &str {
-        &self.entry
-    }
-
     /// The user's id within [`Session::entry`].
     pub fn user_id(&self) -> &str {
         &self.user.id
-    }
-
-    /// When the session was created (login).
-    pub fn created_at(&self) -> SystemTime {
-        from_ms(self.created_ms)
-    }
-
-    /// When the session was last recorded as used.
-    pub fn last_seen(&self) -> SystemTime {
-        from_ms(self.last_seen_ms)
-    }
-
-    /// When the user snapshot was last refreshed through the backend.
-    pub fn validated_at(&self) -> SystemTime {
-        from_ms(self.validated_ms)
     }
 }
 
@@ -174,6 +167,9 @@ impl Clone for Session {
             id: self.id,
             user: self.user.clone(),
             entry: self.entry.clone(),
+            created_at: self.created_at,
+            last_seen: self.last_seen,
+            validated_at: self.validated_at,
             version_digest: self.version_digest.clone(),
             csrf_secret: self.csrf_secret.clone(),
             created_ms: self.created_ms,
@@ -403,6 +399,17 @@ impl SessionManager {
         })
     }
 
+    /// With the `cookie` store, shares the logout revocation list through Redis at `redis_url`
+    /// (e.g. `protection.store` when it is Redis), so a cookie replayed to another replica after
+    /// logout is refused too; loads then fail closed while Redis is down. Other stores keep
+    /// their sessions server-side already: unchanged.
+    pub fn with_shared_revocations(mut self, redis_url: &str) -> Result<Self, SessionError> {
+        if let Store::Cookie(c) = &mut self.store {
+            c.share_revocations(redis_url)?;
+        }
+        Ok(self)
+    }
+
     /// Starts a session for `user` (authenticated by chain entry `user.backend`) under a NEW
     /// random id and returns the cookie value to set. On login the caller must also
     /// [`destroy`](Self::destroy) the session it replaces.
@@ -441,7 +448,7 @@ impl SessionManager {
             let Some((id, record)) = c.open(cookie_value) else {
                 return Ok(None);
             };
-            if c.is_revoked(&id, now) || self.expires_at(&record) <= now {
+            if self.expires_at(&record) <= now || c.is_revoked(&id, now).await? {
                 return Ok(None);
             }
             return Ok(Some(Session::from_record(id, record)));
@@ -544,7 +551,7 @@ impl SessionManager {
     pub async fn destroy(&self, cookie_value: &str) -> Result<(), SessionError> {
         if let Store::Cookie(c) = &self.store {
             if let Some((id, record)) = c.open(cookie_value) {
-                c.revoke(id, record.c.saturating_add(self.ttl_ms));
+                c.revoke(id, record.c.saturating_add(self.ttl_ms)).await?;
             }
             return Ok(());
         }
@@ -575,10 +582,14 @@ impl SessionManager {
         }
     }
 
-    /// Number of live sessions where the store can tell cheaply (memory); `None` elsewhere.
+    /// Number of live sessions where the store can tell (memory: expired ones are swept first,
+    /// so call it at scrape time, not per request); `None` elsewhere.
     pub fn active_sessions(&self) -> Option<u64> {
         match &self.store {
-            Store::Memory(m) => Some(m.len() as u64),
+            Store::Memory(m) => {
+                m.sweep(now_ms());
+                Some(m.len() as u64)
+            }
             _ => None,
         }
     }
@@ -760,6 +771,27 @@ impl SessionManager {
             absolute
         } else {
             absolute.min(r.l.saturating_add(self.idle_ms))
+        }
+    }
+}
+
+/// Whether cookies get the `Secure` flag: `session.secure` resolved against `public_url`
+/// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address).
+pub fn cookie_secure(setting: SecureSetting, public_url: &str) -> bool {
+    match setting {
+        SecureSetting::Always => true,
+        SecureSetting::Never => false,
+        SecureSetting::Auto => {
+            let Ok(url) = url::Url::parse(public_url) else {
+                return true;
+            };
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            !(url.scheme() == "http" && loopback)
         }
     }
 }

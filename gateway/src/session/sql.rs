@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
 
 use super::{Record, SessionError, SessionId, now_ms, redact_url, storage_key};
 
@@ -173,13 +173,18 @@ impl SqlStore {
     pub(super) async fn get(&self, id: &SessionId) -> Result<Option<Record>, SessionError> {
         self.ensure_schema().await?;
         let sql = self.q(&format!("SELECT data FROM {TABLE} WHERE id = $1"));
-        let row: Option<(String,)> = sqlx::query_as(&sql)
+        let row = sqlx::query(&sql)
             .bind(storage_key(id))
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        let Some((data,)) = row else { return Ok(None) };
-        match serde_json::from_str(&data) {
+        let Some(row) = row else { return Ok(None) };
+        // MySQL reports TEXT to the `any` driver as a BLOB.
+        let data: Vec<u8> = match row.try_get::<String, _>(0) {
+            Ok(text) => text.into_bytes(),
+            Err(_) => row.try_get::<Vec<u8>, _>(0).map_err(unavailable)?,
+        };
+        match serde_json::from_slice(&data) {
             Ok(record) => Ok(Some(record)),
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable session row; deleting it");

@@ -8,6 +8,7 @@ use auth_core::User;
 use gateway::config::model::{SessionConfig, spanned};
 
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
 pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 
