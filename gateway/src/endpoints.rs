@@ -361,14 +361,8 @@ async fn check(
             "check without X-Original-URI / X-Forwarded-Uri",
         ));
     };
-    if uri.contains(',')
-        && ctx
-            .incoming
-            .uri
-            .as_deref()
-            .is_some_and(|u| u.contains(", "))
-    {
-        return Err(ProxyError::bad_request("several original URIs"));
+    if ctx.incoming.uri_conflict {
+        return Err(ProxyError::bad_request("several different original URIs"));
     }
     let (path, query) = match uri.split_once('?') {
         Some((p, q)) => (p, Some(q)),

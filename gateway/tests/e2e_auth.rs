@@ -425,6 +425,15 @@ async fn forward_auth_check_answers_200_401_403() {
     assert_eq!(ambiguous.status(), 400);
     let missing = c.get(h.url("/_auth/check")).send().await.unwrap();
     assert_eq!(missing.status(), 400);
+    let conflicting = c
+        .get(h.url("/_auth/check"))
+        .header("x-original-uri", "/static/x")
+        .header("x-forwarded-uri", "/admin/x")
+        .header("authorization", basic("alice", "alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conflicting.status(), 400);
     // Session cookies work too (Traefik/Caddy forward them).
     let jar = login(&h, "bob", "bob-pw").await;
     let via_cookie = c

@@ -40,6 +40,8 @@ pub(crate) struct IncomingForwarding {
     pub(crate) host: Option<String>,
     /// `X-Original-URI` or `X-Forwarded-Uri` (forward-auth).
     pub(crate) uri: Option<String>,
+    /// Several different original URIs were sent (refused by `check`).
+    pub(crate) uri_conflict: bool,
     /// `X-Forwarded-Method` or `X-Original-Method` (forward-auth).
     pub(crate) method: Option<String>,
 }

@@ -414,10 +414,20 @@ pub(crate) async fn exchange(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, ProxyError> {
     let started = std::time::Instant::now();
-    let result = tokio::time::timeout(timeout, client.request(req)).await;
+    let (req, body_sent) = notify_on_end(req);
+    // The response-head timeout runs from the end of the request body: a large upload must not
+    // count against it.
+    let deadline = async move {
+        let _ = body_sent.await;
+        tokio::time::sleep(timeout).await;
+    };
+    let result = tokio::select! {
+        r = client.request(req) => Ok(r),
+        () = deadline => Err(()),
+    };
     ctx.upstream_elapsed = Some(started.elapsed());
     let mut resp: Response<Incoming> = match result {
-        Err(_) => {
+        Err(()) => {
             return Err(ProxyError::gateway_timeout(format!(
                 "upstream sent no response head within {}",
                 humantime::format_duration(timeout)
@@ -464,6 +474,54 @@ pub(crate) async fn exchange(
         parts,
         body.map_err(|e| Box::new(e) as super::BoxError).boxed(),
     ))
+}
+
+/// A request body that reports when it has been sent completely (or failed, or was dropped).
+struct NotifyOnEnd {
+    inner: Body,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl hyper::body::Body for NotifyOnEnd {
+    type Data = bytes::Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let finished = match &polled {
+            std::task::Poll::Ready(None | Some(Err(_))) => true,
+            std::task::Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            std::task::Poll::Pending => false,
+        };
+        if finished && let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Receiver<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (parts, inner) = req.into_parts();
+    let done = if hyper::body::Body::is_end_stream(&inner) {
+        let _ = tx.send(());
+        None
+    } else {
+        Some(tx)
+    };
+    let body = NotifyOnEnd { inner, done };
+    (Request::from_parts(parts, body.boxed()), rx)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -145,18 +145,18 @@ async fn identify_session(
             .push(sessions.clear_cookie(rt.secure_cookies));
         return Ok(false);
     };
-    let entry_gone = rt.chain.entry(session.entry()).is_none();
+    let entry_gone = rt.chain.entry(&session.entry).is_none();
     let user = if entry_gone || sessions.needs_revalidation(&session) {
         let fresh = if entry_gone {
             None
         } else {
             rt.chain
-                .get_user(session.entry(), session.user_id())
+                .get_user(&session.entry, session.user_id())
                 .await
                 .map_err(|e| {
                     ProxyError::unavailable(format!(
                         "revalidating a session through `{}`: {e}",
-                        session.entry()
+                        &session.entry
                     ))
                 })?
         };
@@ -169,13 +169,13 @@ async fn identify_session(
             }
             _ => {
                 tracing::info!(
-                    entry = session.entry(),
+                    entry = &session.entry,
                     user = %session.user.username,
                     "session void: user gone, entry gone or credentials changed"
                 );
                 rt.services
                     .cache
-                    .invalidate_user(session.entry(), session.user_id());
+                    .invalidate_user(&session.entry, session.user_id());
                 sessions.destroy(&cookie).await.map_err(store_down)?;
                 ctx.set_cookies
                     .push(sessions.clear_cookie(rt.secure_cookies));

@@ -101,9 +101,15 @@ fn sanitize(
     ctx.incoming.xff = joined("x-forwarded-for");
     ctx.incoming.proto = joined("x-forwarded-proto").map(|p| p.trim().to_ascii_lowercase());
     ctx.incoming.host = joined("x-forwarded-host");
-    ctx.incoming.uri = joined("x-original-uri")
-        .or_else(|| joined("x-original-url"))
-        .or_else(|| joined("x-forwarded-uri"));
+    let mut uris: Vec<&str> = ["x-original-uri", "x-original-url", "x-forwarded-uri"]
+        .iter()
+        .flat_map(|n| headers.get_all(*n).iter())
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    uris.sort_unstable();
+    uris.dedup();
+    ctx.incoming.uri_conflict = uris.len() > 1;
+    ctx.incoming.uri = uris.first().map(|u| u.to_string());
     ctx.incoming.method = joined("x-forwarded-method").or_else(|| joined("x-original-method"));
     ctx.host = headers
         .get(header::HOST)

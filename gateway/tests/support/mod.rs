@@ -182,13 +182,18 @@ impl Harness {
 
     /// A harness with `yaml` as config.
     pub async fn start_with(yaml: &str) -> Harness {
+        Harness::start_full(yaml, None).await
+    }
+
+    /// A harness with `yaml` as config, serving TLS with `tls`.
+    pub async fn start_full(yaml: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Harness {
         let upstream = RecordingUpstream::start().await;
         let backend = default_backend();
         let config = parse_config(yaml, upstream.addr);
         let dir = tempfile::tempdir().unwrap();
         let runtime = runtime(config, &backend, dir.path(), 1).await;
         let gateway = Gateway::new(runtime, Arc::new(Metrics::new()));
-        let running = Running::start(gateway.clone(), "127.0.0.1:0".parse().unwrap(), None)
+        let running = Running::start(gateway.clone(), "127.0.0.1:0".parse().unwrap(), tls)
             .await
             .expect("gateway starts");
         let addr = running.addr;

@@ -146,6 +146,25 @@ async fn answer(rec: Arc<Mutex<Vec<Recorded>>>, mut req: Request<Incoming>) -> R
         }
         return text(StatusCode::OK, n.to_string());
     }
+    if let Some(n) = path.strip_prefix("/download/") {
+        // Streams `n` bytes in 64 KiB chunks, generated lazily.
+        let total: u64 = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'y'; 64 * 1024]);
+        let stream = futures_util::stream::unfold(0u64, move |sent| {
+            let chunk = chunk.clone();
+            async move {
+                if sent >= total {
+                    return None;
+                }
+                let len = (total - sent).min(chunk.len() as u64) as usize;
+                Some((
+                    Ok::<_, hyper::Error>(hyper::body::Frame::data(chunk.slice(..len))),
+                    sent + len as u64,
+                ))
+            }
+        });
+        return Response::new(BodyExt::boxed(http_body_util::StreamBody::new(stream)));
+    }
     if path.starts_with("/ws") {
         let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
             return text(StatusCode::BAD_REQUEST, "no key".into());
