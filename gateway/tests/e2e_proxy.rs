@@ -322,3 +322,89 @@ async fn http2_prior_knowledge_works() {
     assert_eq!(seen.all("x-remote-user"), vec!["alice".to_string()]);
     assert_eq!(seen.path, "/app/x");
 }
+
+#[tokio::test]
+async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+    let yaml = support::BASE_CONFIG.replace(
+        "  public_url:",
+        "  trusted_proxies: [127.0.0.1/32]\n  public_url:",
+    );
+    let h = Harness::start_with(&yaml).await;
+    let resp = client()
+        .get(h.url("/static/x"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "www.example.org")
+        .header("x-real-ip", "6.6.6.6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(
+        seen.all("x-forwarded-for"),
+        vec!["203.0.113.7, 127.0.0.1".to_string()]
+    );
+    assert_eq!(seen.get("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(
+        seen.get("x-forwarded-host").as_deref(),
+        Some("www.example.org")
+    );
+    assert!(seen.get("x-real-ip").is_none());
+
+    // The lockout keys on the believed client address: failures from one forwarded client do
+    // not lock out another behind the same proxy.
+    let yaml = yaml.replace(
+        "login:\n",
+        "protection:\n  max_failures: 2\ncache:\n  credentials_ttl: 0s\nlogin:\n",
+    );
+    let h = Harness::start_with(&yaml).await;
+    let c = client();
+    let attempt = |xff: &'static str, pw: &'static str| {
+        c.get(h.url("/app"))
+            .header("x-forwarded-for", xff)
+            .header("authorization", basic("alice", pw))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(attempt("198.51.100.1", "bad").await.unwrap().status(), 401);
+    }
+    assert_eq!(
+        attempt("198.51.100.1", "alice-pw").await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        attempt("198.51.100.2", "alice-pw").await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn host_is_preserved_or_replaced_as_configured() {
+    let h = Harness::start().await;
+    client()
+        .get(h.url("/static/x"))
+        .header("host", "app.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.upstream.last().unwrap().get("host").as_deref(),
+        Some("app.example.org")
+    );
+    let yaml =
+        support::BASE_CONFIG.replace("  timeout: 2s\n", "  timeout: 2s\n  preserve_host: false\n");
+    let h = Harness::start_with(&yaml).await;
+    client()
+        .get(h.url("/static/x"))
+        .header("host", "app.example.org")
+        .send()
+        .await
+        .unwrap();
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.get("host"), Some(h.upstream.addr.to_string()));
+    assert_eq!(
+        seen.get("x-forwarded-host").as_deref(),
+        Some("app.example.org")
+    );
+}

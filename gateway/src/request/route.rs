@@ -16,6 +16,8 @@
 //! (segment-aware: `/admin` and `/admin/` match `/admin` and `/admin/x`, never `/administrator`),
 //! optional regex and methods all match. No rule matches -> `authenticated`. A rule without
 //! `methods` applies to every method, so HEAD/OPTIONS/unknown methods get the same decision as GET.
+//! A rule listing `GET` also matches `HEAD` (the same resource without its body), so a `HEAD`
+//! can never slip past a GET-only restriction to a laxer rule below it.
 
 use std::fmt;
 
@@ -229,7 +231,12 @@ impl RouteTable {
             {
                 continue;
             }
-            if !r.methods.is_empty() && !r.methods.iter().any(|m| m == method) {
+            if !r.methods.is_empty()
+                && !r
+                    .methods
+                    .iter()
+                    .any(|m| m == method || (method == "HEAD" && m == "GET"))
+            {
                 continue;
             }
             return RouteDecision {
@@ -327,6 +334,9 @@ mod tests {
             Access::Groups(vec!["writers".into()])
         );
         assert_eq!(d(None, "GET", "/w/1").access, Access::Authenticated);
+        let g = table("- match: { path: /r, methods: [GET] }\n  access: deny\n");
+        assert_eq!(g.decide(None, "HEAD", "/r").access, Access::Deny);
+        assert_eq!(g.decide(None, "POST", "/r").access, Access::Authenticated);
         assert_eq!(d(None, "GET", "/admin").index, Some(0));
     }
 }
