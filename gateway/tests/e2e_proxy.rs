@@ -408,3 +408,30 @@ async fn host_is_preserved_or_replaced_as_configured() {
         Some("app.example.org")
     );
 }
+
+#[tokio::test]
+async fn slow_or_oversized_request_heads_are_cut() {
+    let yaml = support::BASE_CONFIG.replace(
+        "  public_url:",
+        "  header_read_timeout: 500ms\n  max_header_bytes: 8192\n  public_url:",
+    );
+    let h = Harness::start_with(&yaml).await;
+    // A head that never completes: the connection is closed after the timeout.
+    let started = std::time::Instant::now();
+    let resp = raw(h.addr, "GET /static/x HTTP/1.1\r\nHost: gw\r\nX-Slow: ").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "slow head kept open for {:?}",
+        started.elapsed()
+    );
+    assert!(resp.is_empty() || raw_status(&resp) == 408, "{resp}");
+    // A head over the limit is refused.
+    let big = "a".repeat(20_000);
+    let resp = raw(
+        h.addr,
+        &format!("GET /static/x HTTP/1.1\r\nHost: gw\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(raw_status(&resp), 431, "{resp}");
+    assert!(h.upstream.seen().is_empty());
+}

@@ -277,6 +277,34 @@ pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_names: &[&str]) -> Option
     }
 }
 
+/// Removes upstream `Set-Cookie`s for the gateway's own cookie names: the application must not
+/// be able to plant or overwrite the gateway's session (fixation).
+pub(crate) fn drop_own_set_cookies(headers: &mut HeaderMap, cookie_names: &[&str]) {
+    let values: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let kept: Vec<HeaderValue> = values
+        .into_iter()
+        .filter(|v| {
+            let name = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(['=', ';']).next())
+                .map(str::trim);
+            !name.is_some_and(|n| cookie_names.contains(&n))
+        })
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
 /// The value of `Cookie: name=...` if present.
 pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     for v in headers.get_all(header::COOKIE) {
@@ -565,6 +593,22 @@ mod tests {
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));
         assert!(strip_cookie(&only, &["gw_session"]).is_none());
+    }
+
+    #[test]
+    fn upstream_cannot_set_the_gateway_cookie() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("gw_session=planted; Path=/"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("app=1; Path=/"),
+        );
+        drop_own_set_cookies(&mut h, &["gw_session", "gw_session_csrf"]);
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, vec!["app=1; Path=/"]);
     }
 
     #[test]

@@ -203,7 +203,7 @@ async fn forward(
         ],
     };
     let upstream_req = forward::upstream_request(ctx, &plan, req)?;
-    let resp = forward::exchange(
+    let mut resp = forward::exchange(
         &gw.client,
         ctx,
         rt.upstream.timeout,
@@ -211,6 +211,7 @@ async fn forward(
         client_upgrade,
     )
     .await?;
+    forward::drop_own_set_cookies(resp.headers_mut(), &plan.cookie_names);
     Ok(resp)
 }
 
