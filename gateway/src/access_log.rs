@@ -7,6 +7,9 @@ use super::request::context::RequestContext;
 /// Emits the access line for a finished request (JSON or text per the subscriber installed by
 /// `main`; `log.format` picks it).
 pub(crate) fn log_request(ctx: &RequestContext, status: u16) {
+    if !tracing::enabled!(target: "gateway::access", tracing::Level::INFO) {
+        return;
+    }
     let route = ctx
         .route
         .as_ref()

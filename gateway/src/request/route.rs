@@ -6,7 +6,7 @@
 //!   escape is kept with upper-case hex;
 //! - refused with 400: a path that is not origin-form (`/...`), a bad escape (`%zz`, `%4`), an
 //!   encoded `/` (`%2F`), `\` raw or encoded (`%5C`), NUL and other control characters raw or
-//!   encoded (`%00`-`%1F`, `%7F`), dot segments `.` / `..` raw or encoded (`%2E`), and `;`.
+//!   encoded (`%00`-`%1F`, `%7F`), raw spaces and non-ASCII bytes, dot segments `.` / `..` raw or encoded (`%2E`), and `;`.
 //!   `;` is refused rather than matched literally because servlet containers strip `;params`
 //!   from segments before routing: `/admin;x=1/` would miss an `/admin` rule here and reach
 //!   `/admin/` upstream;
@@ -37,8 +37,8 @@ pub(crate) enum PathError {
     /// `%2F`, `\`, `%5C`.
     #[error("encoded slash or backslash")]
     Separator,
-    /// NUL or another control character.
-    #[error("control character")]
+    /// NUL, another control character, a space or a raw non-ASCII byte.
+    #[error("control, space or non-ASCII character")]
     Control,
     /// `.` or `..` segment.
     #[error("dot segment")]

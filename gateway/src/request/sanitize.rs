@@ -84,7 +84,14 @@ impl Reserved {
 
     /// Whether an incoming header with this name must be dropped.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.folded.contains(&fold_name(name))
+        if name
+            .bytes()
+            .any(|b| b == b'_' || b == b'.' || b.is_ascii_uppercase())
+        {
+            self.folded.contains(&fold_name(name))
+        } else {
+            self.folded.contains(name)
+        }
     }
 }
 
