@@ -68,23 +68,50 @@ async fn identity_cell(client: &fantoccini::Client, header: &str) -> String {
         .expect("text")
 }
 
+/// The gateway in front of the demo upstream, and what must be stopped afterwards.
+struct Site {
+    running: Running,
+    upstream: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    async fn start() -> Site {
+        let (upstream_addr, upstream) = demo_upstream::spawn("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("demo upstream");
+        let backend = support::default_backend();
+        let config = support::parse_config(CONFIG, upstream_addr);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = support::runtime(config, &backend, dir.path(), 1).await;
+        let gateway = Gateway::new(runtime, Arc::new(Metrics::new()));
+        let running = Running::start(gateway, "127.0.0.1:0".parse().expect("addr"), None)
+            .await
+            .expect("gateway starts");
+        Site {
+            running,
+            upstream,
+            _dir: dir,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.running.addr)
+    }
+
+    async fn stop(self) {
+        self.running.shutdown().await;
+        self.upstream.abort();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_through_the_gateway_then_logout() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let (upstream_addr, upstream) = demo_upstream::spawn("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("demo upstream");
-    let backend = support::default_backend();
-    let config = support::parse_config(CONFIG, upstream_addr);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = support::runtime(config, &backend, dir.path(), 1).await;
-    let gateway = Gateway::new(runtime, Arc::new(Metrics::new()));
-    let running = Running::start(gateway, "127.0.0.1:0".parse().expect("addr"), None)
-        .await
-        .expect("gateway starts");
-    let base = format!("http://{}", running.addr);
+    let site = Site::start().await;
+    let base = site.base();
     let client = browser.client();
 
     // Public content needs no login.
@@ -220,7 +247,75 @@ async fn login_through_the_gateway_then_logout() {
         "session cookie cleared: {cookies:?}"
     );
 
-    running.shutdown().await;
-    upstream.abort();
+    site.stop().await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_next_lands_on_our_start_page() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let site = Site::start().await;
+    let base = site.base();
+    let client = browser.client();
+    for (in_query, tampered) in [
+        ("//evil.example/x", "https://evil.example/"),
+        ("/\\evil.example", "//evil.example/x"),
+        ("https://127.0.0.1.evil.example/", "/\\evil.example"),
+        ("javascript:alert(1)", "/%2f%2fevil.example"),
+    ] {
+        let query: String = url::form_urlencoded::byte_serialize(in_query.as_bytes()).collect();
+        client
+            .goto(&format!("{base}/_auth/login?next={query}"))
+            .await
+            .expect("open login");
+        let next = client
+            .find(Locator::Css("input[name=next]"))
+            .await
+            .expect("next field")
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(
+            next.as_deref(),
+            Some("/"),
+            "{in_query:?} is not carried into the form"
+        );
+        // A tampered hidden field is validated again on submit.
+        client
+            .execute(
+                "document.querySelector('input[name=next]').value = arguments[0];",
+                vec![serde_json::json!(tampered)],
+            )
+            .await
+            .expect("tamper");
+        client
+            .find(Locator::Id("username"))
+            .await
+            .expect("username")
+            .send_keys("alice")
+            .await
+            .expect("type");
+        let password = client
+            .find(Locator::Id("password"))
+            .await
+            .expect("password");
+        password.send_keys("alice-pw").await.expect("type");
+        password.send_keys(&enter()).await.expect("submit");
+        let landed = wait_for_path(client, "/").await;
+        assert_eq!(
+            landed.host_str(),
+            Some("127.0.0.1"),
+            "{tampered:?} must not leave the gateway"
+        );
+        client
+            .wait()
+            .for_element(Locator::Id("greeting"))
+            .await
+            .expect("upstream start page");
+        client.delete_all_cookies().await.expect("fresh visitor");
+    }
+    site.stop().await;
     browser.close().await;
 }
