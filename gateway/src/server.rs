@@ -352,6 +352,55 @@ pub async fn run_with(
     chain_builder: crate::reload::ChainBuilder,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let started = start(config_path, chain_builder).await?;
+    shutdown.await;
+    tracing::info!("shutdown requested");
+    started.stop().await;
+    Ok(())
+}
+
+/// A gateway started from a config file: its listeners, admin listener and reloader.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound `server.listen` addresses (useful with port 0).
+    pub addrs: Vec<SocketAddr>,
+    /// The bound admin address, when `admin.listen` is set.
+    pub admin_addr: Option<SocketAddr>,
+    gw: Arc<Gateway>,
+    running: Vec<Running>,
+    admin: Option<Running>,
+    reload_task: tokio::task::JoinHandle<()>,
+}
+
+impl Started {
+    /// The gateway (current runtime, metrics).
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+
+    /// Stops reloading and accepting, and waits for in-flight requests (within
+    /// `server.shutdown_grace`).
+    pub async fn stop(self) {
+        self.reload_task.abort();
+        let mut stops = Vec::new();
+        for r in self.running {
+            stops.push(tokio::spawn(r.shutdown()));
+        }
+        for s in stops {
+            let _ = s.await;
+        }
+        if let Some(a) = self.admin {
+            a.shutdown().await;
+        }
+    }
+}
+
+/// Loads the config at `config_path` and starts everything [`run`] starts, returning once the
+/// listeners are bound.
+pub async fn start(
+    config_path: &Path,
+    chain_builder: crate::reload::ChainBuilder,
+) -> Result<Started, ServerError> {
     let runtime = crate::reload::build_runtime(config_path, 1, None, &chain_builder)
         .await
         .map_err(|e| ServerError::Config(e.to_string()))?;
@@ -403,19 +452,12 @@ pub async fn run_with(
         chain_builder,
     ));
     let reload_task = reloader.spawn();
-
-    shutdown.await;
-    tracing::info!("shutdown requested");
-    reload_task.abort();
-    let mut stops = Vec::new();
-    for r in running {
-        stops.push(tokio::spawn(r.shutdown()));
-    }
-    for s in stops {
-        let _ = s.await;
-    }
-    if let Some(a) = admin {
-        a.shutdown().await;
-    }
-    Ok(())
+    Ok(Started {
+        addrs: running.iter().map(|r| r.addr).collect(),
+        admin_addr: admin.as_ref().map(|a| a.addr),
+        gw,
+        running,
+        admin,
+        reload_task,
+    })
 }
