@@ -1,1 +1,25 @@
-fn main() {}
+//! The `gateway` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway::cli::{Cli, execute};
+
+// Linking the built-in backends registers their types (`inventory` needs the crate linked).
+use auth_backends as _;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let code = execute(cli)?;
+    Ok(ExitCode::from(code))
+}

@@ -1,5 +1,24 @@
-//! The YAML configuration: its model, loading with `file:line:col` errors, and validation.
+//! The YAML configuration: its model, loading with `file:line:col` errors, validation, and
+//! building the chain.
+//!
+//! [`load`] parses the file twice: first to learn each chain entry's `type`, then to hand each
+//! entry's `options` to that type's registration, so that errors inside options keep their own
+//! location. Parse errors (syntax, unknown key, wrong type, duplicate key) are reported one at a
+//! time, since the YAML parser stops at the first; once the file parses, every semantic error is
+//! reported together.
 
+mod build;
+pub(crate) mod chain;
+mod diagnostic;
+mod key_locations;
+mod load;
 pub mod model;
+mod parse_error;
+pub mod schema;
+mod validate;
 
+pub use build::build_chain;
+pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use load::{LoadedConfig, load, load_str};
 pub use model::*;
+pub use validate::MIN_SECRET_BYTES;

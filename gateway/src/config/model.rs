@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 
 use auth_core::{Duration, OnError, OnReject, Provision, Secret};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::config::schema as sch;
+
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Listener settings.
@@ -37,12 +40,15 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The local user store URL (`sqlite://PATH`, `postgres://...`, `mysql://...`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub users_db: Option<Spanned<String>>,
     /// Directory for generated state (quickstart secret, default SQLite files).
     #[serde(default)]
     pub data_dir: Option<String>,
-    /// The backends, in order. Filled by the loader's second pass (see `config::load`).
-    #[serde(skip)]
+    /// The backends, in order. Each entry's `options` is parsed by its backend type's
+    /// registration (see `config::load_str`); deserializing `Config` directly leaves them `None`.
+    #[serde(default, deserialize_with = "crate::config::chain::deserialize_chain")]
+    #[schemars(with = "Vec<sch::ChainEntrySchema>")]
     pub chain: Vec<ChainEntryConfig>,
     /// Access rules, first match wins; no match means `authenticated`.
     #[serde(default)]
@@ -72,25 +78,73 @@ impl<T> OneOrMany<T> {
     }
 }
 
+/// One string or a list of strings, each keeping its location (an untagged enum would lose
+/// them: serde buffers its input).
+fn one_or_many_spanned<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<OneOrMany<Spanned<String>>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = OneOrMany<Spanned<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an address or a list of addresses")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(OneOrMany::One(spanned(v.to_string())))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::new();
+            while let Some(s) = seq.next_element::<Spanned<String>>()? {
+                all.push(s);
+            }
+            Ok(OneOrMany::Many(all))
+        }
+    }
+    struct Any(OneOrMany<Spanned<String>>);
+    impl<'de> Deserialize<'de> for Any {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(V).map(Any)
+        }
+    }
+    let outer = Spanned::<Any>::deserialize(d)?;
+    Ok(match outer.value.0 {
+        OneOrMany::One(mut s) => {
+            s.referenced = outer.referenced;
+            s.defined = outer.defined;
+            OneOrMany::One(s)
+        }
+        many => many,
+    })
+}
+
 /// `server:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Listen address(es), e.g. `127.0.0.1:8080`.
+    #[serde(deserialize_with = "one_or_many_spanned")]
+    #[schemars(schema_with = "sch::one_or_many_strings")]
     pub listen: OneOrMany<Spanned<String>>,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
     /// Our public origin; redirects are built from it, never from `Host`.
+    #[schemars(with = "String")]
     pub public_url: Spanned<String>,
     /// CIDRs whose `X-Forwarded-For` is believed.
+    #[schemars(with = "Vec<String>")]
     pub trusted_proxies: Vec<Spanned<String>>,
     /// Time allowed to read the request head.
+    #[schemars(with = "String")]
     pub header_read_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
     /// Largest login form body.
     pub max_login_body_bytes: usize,
     /// Time allowed for in-flight requests on shutdown.
+    #[schemars(with = "String")]
     pub shutdown_grace: Duration,
 }
 
@@ -119,34 +173,45 @@ pub fn spanned<T>(value: T) -> Spanned<T> {
 }
 
 /// `server.tls:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
+    #[schemars(with = "String")]
     pub cert: Spanned<String>,
     /// PEM private key.
+    #[schemars(with = "String")]
     pub key: Spanned<String>,
 }
 
 /// `admin:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Admin listen address.
+    #[schemars(with = "String")]
     pub listen: Spanned<String>,
 }
 
 /// `upstream:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// Base URL of the legacy app (`http://host:port`).
+    /// Base URL of the legacy app (`http://host:port`). Required unless `demo` is true; empty
+    /// when absent.
+    #[serde(default = "empty")]
+    #[schemars(with = "Option<String>")]
     pub url: Spanned<String>,
+    /// Serve the built-in demo app and proxy to it (quickstart); `url` is then ignored.
+    #[serde(default)]
+    pub demo: bool,
     /// TCP connect timeout.
     #[serde(default = "d5s")]
+    #[schemars(with = "String")]
     pub connect_timeout: Duration,
     /// Whole-response timeout (until the response head arrives).
     #[serde(default = "d60s")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Send the client's `Host` upstream.
     #[serde(default = "yes")]
@@ -162,24 +227,33 @@ fn d60s() -> Duration {
 fn yes() -> bool {
     true
 }
+fn empty() -> Spanned<String> {
+    spanned(String::new())
+}
 
 /// `identity_headers:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityHeadersConfig {
     /// Username header.
+    #[schemars(with = "String")]
     pub user: Spanned<String>,
     /// Email header.
+    #[schemars(with = "Option<String>")]
     pub email: Option<Spanned<String>>,
     /// Display name header.
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// Groups header.
+    #[schemars(with = "Option<String>")]
     pub groups: Option<Spanned<String>>,
     /// Separator between groups.
     pub groups_separator: String,
     /// Header naming the chain entry that authenticated the user.
+    #[schemars(with = "Option<String>")]
     pub backend: Option<Spanned<String>>,
     /// Header name -> user attribute.
+    #[schemars(with = "BTreeMap<String, String>")]
     pub extra: BTreeMap<String, Spanned<String>>,
     /// How non-ASCII values are sent.
     pub encoding: HeaderEncoding,
@@ -201,7 +275,7 @@ impl Default for IdentityHeadersConfig {
 }
 
 /// Non-ASCII identity values: percent-encoded UTF-8, or refuse the request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HeaderEncoding {
     /// Percent-encode UTF-8.
@@ -212,22 +286,28 @@ pub enum HeaderEncoding {
 }
 
 /// `session:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
     /// `memory`, `sqlite://PATH`, `postgres://...`, `mysql://...`, `redis://...` or `cookie`.
+    #[schemars(with = "String")]
     pub store: Spanned<String>,
     /// At least 32 bytes; signs and encrypts. Absent: generated into `data_dir` (quickstart).
+    #[schemars(with = "Option<String>")]
     pub secret: Option<Spanned<Secret>>,
     /// Cookie name.
     pub cookie_name: String,
     /// Absolute lifetime.
+    #[schemars(with = "String")]
     pub ttl: Duration,
     /// Idle timeout.
+    #[schemars(with = "String")]
     pub idle_timeout: Duration,
     /// How often the user is re-read through `get_user`.
+    #[schemars(with = "String")]
     pub revalidate: Duration,
     /// `auto`, `true` or `false`.
+    #[schemars(schema_with = "sch::secure_setting")]
     pub secure: SecureSetting,
     /// `lax` or `strict`.
     pub same_site: SameSiteSetting,
@@ -280,7 +360,7 @@ impl<'de> Deserialize<'de> for SecureSetting {
 }
 
 /// The cookie's `SameSite`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SameSiteSetting {
     /// `SameSite=Lax`.
@@ -291,14 +371,16 @@ pub enum SameSiteSetting {
 }
 
 /// `login:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
     /// Reserved path prefix for login, logout, whoami, check.
+    #[schemars(with = "String")]
     pub prefix: Spanned<String>,
     /// Login page title.
     pub title: String,
     /// Template overriding the login page.
+    #[schemars(with = "Option<String>")]
     pub template: Option<Spanned<String>>,
     /// Accept `Authorization: Basic` on protected routes.
     pub basic_auth: bool,
@@ -322,16 +404,19 @@ impl Default for LoginConfig {
 }
 
 /// `protection:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtectionConfig {
     /// Failures per (username, client IP) within `window` before a lockout.
     pub max_failures: u32,
     /// Counting window.
+    #[schemars(with = "String")]
     pub window: Duration,
     /// Lockout duration.
+    #[schemars(with = "String")]
     pub lockout: Duration,
     /// `memory` or `redis://...`.
+    #[schemars(with = "String")]
     pub store: Spanned<String>,
 }
 
@@ -347,12 +432,14 @@ impl Default for ProtectionConfig {
 }
 
 /// `cache:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// Lifetime of a successful Basic/bearer check; 0 disables.
+    #[schemars(with = "String")]
     pub credentials_ttl: Duration,
     /// Lifetime of a failed one; 0 disables.
+    #[schemars(with = "String")]
     pub negative_ttl: Duration,
 }
 
@@ -366,7 +453,7 @@ impl Default for CacheConfig {
 }
 
 /// `log:` (an addition to the contract).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -385,7 +472,7 @@ impl Default for LogConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable.
@@ -418,18 +505,19 @@ pub struct ChainEntryConfig {
 }
 
 /// One route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// What the route matches.
     #[serde(rename = "match")]
     pub matcher: RouteMatch,
     /// What it allows.
+    #[schemars(schema_with = "sch::access")]
     pub access: Spanned<Access>,
 }
 
 /// `match:` of a route; all given fields must match.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     /// Exact host (case-insensitive, port ignored).
@@ -437,9 +525,11 @@ pub struct RouteMatch {
     pub host: Option<String>,
     /// Path prefix on the normalized path (segment-aware: `/admin/` or `/admin`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
     /// Regular expression on the normalized path (an addition to the contract).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub path_regex: Option<Spanned<String>>,
     /// Methods (upper case); empty means all.
     #[serde(default)]

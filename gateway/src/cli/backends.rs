@@ -1,0 +1,45 @@
+//! `gateway backends`: the registered backend types and their options.
+
+use std::io::Write;
+
+use auth_core::Registry;
+
+/// Lists every backend type linked into this binary, with each option's type, default,
+/// whether it is required or secret, and its doc.
+pub(crate) fn backends(out: &mut dyn Write) -> Result<u8, super::CliError> {
+    let registry = Registry::from_inventory()?;
+    let mut first = true;
+    for reg in registry.iter() {
+        if !first {
+            writeln!(out)?;
+        }
+        first = false;
+        writeln!(out, "{}", reg.type_name)?;
+        for line in reg.description.trim().lines() {
+            writeln!(out, "  {}", line.trim_end())?;
+        }
+        if reg.options.is_empty() {
+            writeln!(out, "  (no options)")?;
+        }
+        for o in reg.options {
+            let mut facts = vec![o.ty.replace(' ', "")];
+            if o.required {
+                facts.push("required".into());
+            }
+            if let Some(d) = o.default {
+                facts.push(format!("default {d}"));
+            }
+            if o.secret {
+                facts.push("secret: literal, env:NAME or file:PATH".into());
+            }
+            writeln!(out, "  {}: {}", o.name, facts.join("; "))?;
+            for line in o.doc.trim().lines() {
+                writeln!(out, "      {}", line.trim())?;
+            }
+        }
+    }
+    if first {
+        writeln!(out, "no backend types are registered in this build")?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,95 @@
+//! `gateway explain --user NAME`: run the chain once and show what each backend said.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use auth_core::{ChainOutcome, Context, Credentials};
+
+use super::check::{INVALID_CONFIG, services};
+use super::password_input::read_password;
+use crate::config;
+
+/// Loads the config, builds the chain, asks for `user`'s password and prints each backend's
+/// outcome and time, then the verdict. Exit 0 when authenticated, 1 otherwise.
+pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8, super::CliError> {
+    let mut loaded = match config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(INVALID_CONFIG);
+        }
+    };
+    let services = services(&loaded);
+    let chain = match config::build_chain(&mut loaded, &services) {
+        Ok(chain) => chain,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(INVALID_CONFIG);
+        }
+    };
+    let password = read_password(&format!("Password for {user}: "))?;
+    let credentials = Credentials::password(user, password);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(chain.authenticate(&credentials, &Context::default()));
+    for step in &result.trace {
+        let type_name = chain
+            .entry(&step.entry)
+            .map(|e| e.type_name.as_str())
+            .unwrap_or("?");
+        write!(
+            out,
+            "{} ({type_name}): {} in {}",
+            step.entry,
+            step.outcome,
+            millis(step.elapsed)
+        )?;
+        match &step.detail {
+            Some(d) => writeln!(out, " ({d})")?,
+            None => writeln!(out)?,
+        }
+    }
+    let code = match &result.outcome {
+        ChainOutcome::Authenticated { user, entry } => {
+            let groups: Vec<&str> = user.groups.iter().map(String::as_str).collect();
+            writeln!(
+                out,
+                "verdict: authenticated by `{entry}` as `{}` (groups: {})",
+                user.username,
+                if groups.is_empty() {
+                    "none".to_string()
+                } else {
+                    groups.join(", ")
+                }
+            )?;
+            0
+        }
+        ChainOutcome::Rejected => {
+            writeln!(out, "verdict: rejected (wrong password)")?;
+            1
+        }
+        ChainOutcome::NotFound => {
+            writeln!(out, "verdict: not found (no backend knows `{user}`)")?;
+            1
+        }
+        ChainOutcome::Denied { entry, reason } => {
+            writeln!(out, "verdict: denied by `{entry}`: {reason}")?;
+            1
+        }
+        ChainOutcome::Unavailable { entry, error } => {
+            writeln!(
+                out,
+                "verdict: unavailable: `{entry}` could not answer: {error}"
+            )?;
+            1
+        }
+    };
+    Ok(code)
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,198 @@
+//! Reading a config file: two parse passes (see [`super::chain`]), then every semantic check.
+
+use std::path::{Path, PathBuf};
+
+use auth_core::Registry;
+use serde_saphyr::{DuplicateKeyPolicy, Location, Options};
+
+use super::chain::{Pass, with_pass};
+use super::diagnostic::sort;
+use super::key_locations::KeyLocations;
+use super::model::Config;
+use super::{ConfigErrors, Diagnostic, parse_error, validate};
+
+/// A config that parsed and passed every check.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// The model. Chain entries hold their parsed options until [`super::build_chain`] takes them.
+    pub config: Config,
+    /// The file it came from (or the source name given to [`load_str`]).
+    pub source: PathBuf,
+    /// Directory that relative paths in the config are resolved against (the file's).
+    pub base_dir: PathBuf,
+    /// Things worth a look that do not stop the config (plain-text passwords...).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl LoadedConfig {
+    /// `data_dir`, resolved against the config's directory; defaults to `<config dir>/data`.
+    pub fn data_dir(&self) -> PathBuf {
+        resolve_data_dir(&self.config, &self.base_dir)
+    }
+
+    /// The local user store URL: `users_db`, or `sqlite://<data_dir>/users.db` when absent.
+    /// A relative SQLite path is resolved against the config's directory.
+    pub fn users_db_url(&self) -> String {
+        users_db_url(&self.config, &self.base_dir)
+    }
+}
+
+pub(crate) fn resolve_data_dir(config: &Config, base_dir: &Path) -> PathBuf {
+    base_dir.join(config.data_dir.as_deref().unwrap_or("data"))
+}
+
+pub(crate) fn users_db_url(config: &Config, base_dir: &Path) -> String {
+    match &config.users_db {
+        Some(url) => match url.value.strip_prefix("sqlite://") {
+            Some(rest) if !rest.starts_with('/') && !rest.starts_with(":memory:") => {
+                format!("sqlite://{}", base_dir.join(rest).display())
+            }
+            _ => url.value.clone(),
+        },
+        None => format!(
+            "sqlite://{}",
+            resolve_data_dir(config, base_dir)
+                .join("users.db")
+                .display()
+        ),
+    }
+}
+
+/// Loads and checks the config file at `path`. Relative paths inside it are resolved against
+/// its directory. Parse errors (syntax, unknown key, wrong type, duplicate key) come one at a
+/// time, because the YAML parser stops at the first; once the file parses, every semantic error
+/// is reported at once.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::file(path, format!("cannot read the config file: {e}")))?;
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    load_str(&path.display().to_string(), &text, &base_dir)
+}
+
+/// Loads and checks config `text`; `source_name` names it in diagnostics and `base_dir` is
+/// where its relative paths point. Uses every backend type linked into the binary.
+pub fn load_str(
+    source_name: &str,
+    text: &str,
+    base_dir: &Path,
+) -> Result<LoadedConfig, ConfigErrors> {
+    let file = PathBuf::from(source_name);
+    let registry =
+        Registry::from_inventory().map_err(|e| ConfigErrors::file(&file, e.to_string()))?;
+
+    let (survey, pass) = with_pass(
+        Pass::Survey {
+            warnings: Vec::new(),
+        },
+        || parse(text),
+    );
+    let surveyed = survey.map_err(|e| ConfigErrors(vec![parse_error::diagnostic(&file, &e)]))?;
+    let mut warnings: Vec<Diagnostic> = match pass {
+        Pass::Survey { warnings } => warnings
+            .into_iter()
+            .map(|(loc, msg)| Diagnostic::warning(&file, loc, msg))
+            .collect(),
+        Pass::Parse { .. } => Vec::new(),
+    };
+
+    let mut errors = Vec::new();
+    let registrations: Vec<_> = surveyed
+        .chain
+        .iter()
+        .map(|entry| match registry.get(&entry.type_name.value) {
+            Ok(reg) => Some(reg),
+            Err(e) => {
+                let message = if registry.names().next().is_none() {
+                    format!(
+                        "unknown backend type `{}`: no backend types are registered in this build",
+                        entry.type_name.value
+                    )
+                } else {
+                    e.to_string()
+                };
+                errors.push(Diagnostic::error(
+                    &file,
+                    location(&entry.type_name),
+                    message,
+                ));
+                None
+            }
+        })
+        .collect();
+    drop(surveyed);
+
+    let (parsed, _) = with_pass(
+        Pass::Parse {
+            registrations: registrations.clone(),
+            current: 0,
+        },
+        || parse(text),
+    );
+    let mut config = match parsed {
+        Ok(config) => config,
+        Err(e) => {
+            errors.push(parse_error::diagnostic(&file, &e));
+            sort(&mut errors);
+            return Err(ConfigErrors(errors));
+        }
+    };
+
+    // Entries without `options` still get their defaults checked (and required keys reported).
+    for (entry, reg) in config.chain.iter_mut().zip(&registrations) {
+        let Some(reg) = reg else { continue };
+        if entry.options.is_some() {
+            continue;
+        }
+        let empty = serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(
+            std::iter::empty::<(String, String)>(),
+        );
+        let mut erased = <dyn erased_serde::Deserializer>::erase(empty);
+        match (reg.parse)(&mut erased) {
+            Ok(factory) => entry.options = Some(factory),
+            Err(e) => errors.push(Diagnostic::error(
+                &file,
+                location(&entry.name),
+                format!(
+                    "entry `{}` (type `{}`) needs `options`: {}",
+                    entry.name.value,
+                    entry.type_name.value,
+                    parse_error::polish(&e.to_string())
+                ),
+            )),
+        }
+    }
+
+    let (semantic_errors, semantic_warnings) =
+        validate::check(&config, &file, base_dir, &KeyLocations::of(text));
+    errors.extend(semantic_errors);
+    warnings.extend(semantic_warnings);
+    sort(&mut warnings);
+    if !errors.is_empty() {
+        sort(&mut errors);
+        return Err(ConfigErrors(errors));
+    }
+    Ok(LoadedConfig {
+        config,
+        source: file,
+        base_dir: base_dir.to_path_buf(),
+        warnings,
+    })
+}
+
+fn parse(text: &str) -> Result<Config, serde_saphyr::Error> {
+    let mut options = Options::default();
+    options.duplicate_keys = DuplicateKeyPolicy::Error;
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// Where a spanned value was written.
+pub(crate) fn location<T>(s: &serde_saphyr::Spanned<T>) -> Location {
+    if s.referenced != Location::UNKNOWN {
+        s.referenced
+    } else {
+        s.defined
+    }
+}

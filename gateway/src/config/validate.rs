@@ -1,0 +1,593 @@
+//! Semantic checks run once the file parses: every problem is reported, not just the first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use auth_core::Provision;
+use serde_saphyr::{Location, Spanned};
+
+use super::Diagnostic;
+use super::key_locations::KeyLocations;
+use super::load::location;
+use super::model::{Access, Config, SecureSetting};
+
+/// The shortest session secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Headers the gateway sets or relies on itself; an identity header may not take their name.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "proxy-authorization",
+    "www-authenticate",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+struct Checker<'a> {
+    file: &'a Path,
+    keys: &'a KeyLocations,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn key(&self, path: &str) -> Location {
+        self.keys.at(path)
+    }
+
+    fn error(&mut self, at: Location, message: impl Into<String>) {
+        self.errors.push(Diagnostic::error(self.file, at, message));
+    }
+
+    fn warn(&mut self, at: Location, message: impl Into<String>) {
+        self.warnings
+            .push(Diagnostic::warning(self.file, at, message));
+    }
+}
+
+/// Checks a parsed config; returns `(errors, warnings)`.
+pub(crate) fn check(
+    config: &Config,
+    file: &Path,
+    base_dir: &Path,
+    keys: &KeyLocations,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let mut c = Checker {
+        file,
+        keys,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    server(&mut c, config, base_dir);
+    upstream(&mut c, config);
+    identity_headers(&mut c, config);
+    session(&mut c, config);
+    login(&mut c, config, base_dir);
+    protection(&mut c, config);
+    users_db(&mut c, config);
+    chain(&mut c, config);
+    routes(&mut c, config);
+    (c.errors, c.warnings)
+}
+
+fn listen_address(c: &mut Checker<'_>, what: &str, addr: &Spanned<String>) -> Option<SocketAddr> {
+    match SocketAddr::from_str(addr.value.trim()) {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.error(
+                location(addr),
+                format!(
+                    "invalid {what} address `{}`; expected IP:PORT, e.g. `127.0.0.1:8080` or `[::1]:8080`",
+                    addr.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
+    let server = &config.server;
+    let listens = server.listen.to_vec();
+    if listens.is_empty() {
+        c.error(
+            c.key("server.listen"),
+            "`server.listen` is empty; give at least one address",
+        );
+    }
+    let mut seen: HashSet<SocketAddr> = HashSet::new();
+    for addr in listens {
+        if let Some(a) = listen_address(c, "listen", addr) {
+            if !seen.insert(a) {
+                c.error(
+                    location(addr),
+                    format!("listen address `{a}` is given twice"),
+                );
+            }
+            if let Some(admin) = &config.admin
+                && SocketAddr::from_str(admin.listen.value.trim()).ok() == Some(a)
+            {
+                c.error(
+                    location(&admin.listen),
+                    format!("the admin listener cannot share `{a}` with `server.listen`"),
+                );
+            }
+        }
+    }
+    if let Some(admin) = &config.admin {
+        listen_address(c, "admin listen", &admin.listen);
+    }
+
+    let public_url = &server.public_url;
+    match url::Url::parse(&public_url.value) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                c.error(
+                    location(public_url),
+                    format!("`public_url` `{}` must not have a query or fragment", public_url.value),
+                );
+            }
+            if u.scheme() == "http" && server.tls.is_some() {
+                c.warn(
+                    location(public_url),
+                    "`public_url` is http:// but `server.tls` is set; use https://",
+                );
+            }
+        }
+        _ => c.error(
+            location(public_url),
+            format!(
+                "`public_url` must be an absolute http(s) URL such as `https://gw.example.org`, not `{}`",
+                public_url.value
+            ),
+        ),
+    }
+
+    for cidr in &server.trusted_proxies {
+        let text = cidr.value.trim();
+        let ok = ipnet::IpNet::from_str(text).is_ok() || std::net::IpAddr::from_str(text).is_ok();
+        if !ok {
+            c.error(
+                location(cidr),
+                format!(
+                    "invalid CIDR `{}` in `trusted_proxies`; expected e.g. `10.0.0.0/8` or `192.168.1.10`",
+                    cidr.value
+                ),
+            );
+        } else if text.ends_with("/0") {
+            c.warn(
+                location(cidr),
+                format!(
+                    "`{text}` trusts X-Forwarded-For from every address; clients can spoof their IP"
+                ),
+            );
+        }
+    }
+
+    if let Some(tls) = &server.tls {
+        for (what, path) in [("certificate", &tls.cert), ("key", &tls.key)] {
+            let resolved = base_dir.join(&path.value);
+            if !resolved.is_file() {
+                c.error(
+                    location(path),
+                    format!("TLS {what} file `{}` does not exist", resolved.display()),
+                );
+            }
+        }
+    }
+    if server.max_header_bytes == 0 || server.max_login_body_bytes == 0 {
+        c.error(
+            c.key("server"),
+            "`server.max_header_bytes` and `server.max_login_body_bytes` must be positive",
+        );
+    }
+}
+
+fn upstream(c: &mut Checker<'_>, config: &Config) {
+    let up = &config.upstream;
+    if up.demo {
+        if !up.url.value.is_empty() {
+            c.warn(
+                location(&up.url),
+                "`upstream.url` is ignored because `upstream.demo` is true",
+            );
+        }
+        return;
+    }
+    if up.url.value.is_empty() {
+        c.error(
+            c.key("upstream.url"),
+            "`upstream.url` is required (or set `upstream.demo: true` to serve the built-in demo app)",
+        );
+        return;
+    }
+    match url::Url::parse(&up.url.value) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {}
+        Ok(u) if u.scheme() != "http" && u.scheme() != "https" => c.error(
+            location(&up.url),
+            format!(
+                "`upstream.url` scheme `{}` is not supported; use http:// or https://",
+                u.scheme()
+            ),
+        ),
+        Ok(_) => c.error(
+            location(&up.url),
+            format!("`upstream.url` `{}` has no host", up.url.value),
+        ),
+        Err(e) => c.error(
+            location(&up.url),
+            format!("invalid `upstream.url` `{}`: {e}", up.url.value),
+        ),
+    }
+}
+
+/// Header names as the sanitizer compares them: lower case, `_` and `.` read as `-`.
+pub(crate) fn normalize_header(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+fn identity_headers(c: &mut Checker<'_>, config: &Config) {
+    let h = &config.identity_headers;
+    let mut named: Vec<(String, &Spanned<String>)> = vec![("user".into(), &h.user)];
+    for (key, value) in [
+        ("email", &h.email),
+        ("name", &h.name),
+        ("groups", &h.groups),
+        ("backend", &h.backend),
+    ] {
+        if let Some(v) = value {
+            named.push((key.into(), v));
+        }
+    }
+    let mut by_header: BTreeMap<String, String> = BTreeMap::new();
+    for (key, header) in &named {
+        header_name(
+            c,
+            &format!("identity_headers.{key}"),
+            &header.value,
+            location(header),
+            &mut by_header,
+        );
+    }
+    for (header, attribute) in &h.extra {
+        header_name(
+            c,
+            "identity_headers.extra",
+            header,
+            c.key(&format!("identity_headers.extra.{header}")),
+            &mut by_header,
+        );
+        if attribute.value.trim().is_empty() {
+            c.error(
+                location(attribute),
+                format!("`identity_headers.extra.{header}` names no attribute"),
+            );
+        }
+    }
+    if h.groups_separator.is_empty() {
+        c.error(
+            c.key("identity_headers.groups_separator"),
+            "`identity_headers.groups_separator` must not be empty",
+        );
+    }
+}
+
+fn header_name(
+    c: &mut Checker<'_>,
+    what: &str,
+    name: &str,
+    at: Location,
+    seen: &mut BTreeMap<String, String>,
+) {
+    if http::HeaderName::from_str(name).is_err() {
+        c.error(
+            at,
+            format!("`{what}`: `{name}` is not a valid HTTP header name (letters, digits and `-`, no spaces)"),
+        );
+        return;
+    }
+    let normalized = normalize_header(name);
+    if RESERVED_HEADERS.contains(&normalized.as_str()) {
+        c.error(
+            at,
+            format!(
+                "`{what}`: `{name}` is a header the gateway manages itself; choose another name"
+            ),
+        );
+        return;
+    }
+    if let Some(first) = seen.get(&normalized) {
+        c.error(
+            at,
+            format!("`{what}`: header `{name}` is also used by `{first}` (names compare case-insensitively, with `_` and `.` read as `-`)"),
+        );
+    } else {
+        seen.insert(normalized, what.to_string());
+    }
+}
+
+fn store_scheme(value: &str, allowed_words: &[&str], allowed_schemes: &[&str]) -> bool {
+    if allowed_words.contains(&value) {
+        return true;
+    }
+    match value.split_once("://") {
+        Some((scheme, rest)) => allowed_schemes.contains(&scheme) && !rest.is_empty(),
+        None => false,
+    }
+}
+
+fn session(c: &mut Checker<'_>, config: &Config) {
+    let s = &config.session;
+    let store = s.store.value.trim();
+    if !store_scheme(
+        store,
+        &["memory", "cookie"],
+        &[
+            "sqlite",
+            "postgres",
+            "postgresql",
+            "mysql",
+            "mariadb",
+            "redis",
+            "rediss",
+        ],
+    ) {
+        c.error(
+            location(&s.store),
+            format!("unknown `session.store` `{store}`; expected memory, cookie, sqlite://PATH, postgres://..., mysql://... or redis://..."),
+        );
+    }
+    match &s.secret {
+        Some(secret) => {
+            let len = secret.value.expose().len();
+            if len < MIN_SECRET_BYTES {
+                c.error(
+                    location(secret),
+                    format!("`session.secret` is {len} bytes; it must be at least {MIN_SECRET_BYTES} (e.g. `openssl rand -base64 48`)"),
+                );
+            }
+            if secret.value.is_literal() {
+                c.warn(
+                    location(secret),
+                    "`session.secret` is written in the file; prefer `env:NAME` or `file:PATH`",
+                );
+            }
+        }
+        None if store == "cookie" => c.error(
+            location(&s.store),
+            "`session.store: cookie` needs `session.secret` (at least 32 bytes), shared by every replica",
+        ),
+        None => {}
+    }
+    if s.cookie_name.is_empty()
+        || !s
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        c.error(
+            c.key("session.cookie_name"),
+            format!(
+                "`session.cookie_name` `{}` is not a valid cookie name",
+                s.cookie_name
+            ),
+        );
+    }
+    if s.ttl.get().is_zero() {
+        c.error(c.key("session.ttl"), "`session.ttl` must be longer than 0");
+    }
+    if s.idle_timeout.get().is_zero() {
+        c.error(
+            c.key("session.idle_timeout"),
+            "`session.idle_timeout` must be longer than 0",
+        );
+    }
+    if s.idle_timeout > s.ttl {
+        c.warn(
+            c.key("session.idle_timeout"),
+            format!(
+                "`session.idle_timeout` ({}) is longer than `session.ttl` ({}), so it never applies",
+                s.idle_timeout, s.ttl
+            ),
+        );
+    }
+    if s.secure == SecureSetting::Auto
+        && let Ok(u) = url::Url::parse(&config.server.public_url.value)
+        && u.scheme() == "http"
+        && !matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+    {
+        c.warn(
+            location(&config.server.public_url),
+            "`public_url` is plain http:// on a non-local host, so with `session.secure: auto` the \
+             cookie is Secure and browsers will not send it back; serve https:// (or set `secure: false` for a test)",
+        );
+    }
+    if s.secure == SecureSetting::Never {
+        c.warn(
+            c.key("session.secure"),
+            "`session.secure: false` sends the session cookie over plain HTTP; use it for local development only",
+        );
+    }
+}
+
+fn login(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
+    let l = &config.login;
+    let prefix = &l.prefix.value;
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+        c.error(
+            location(&l.prefix),
+            format!("`login.prefix` `{prefix}` must start with `/`, not end with `/` and not be `/` alone (e.g. `/_auth`)"),
+        );
+    }
+    for host in &l.allowed_redirect_hosts {
+        if host.is_empty() || host.contains('/') || (host.contains(':') && !host.starts_with('[')) {
+            c.error(
+                c.key("login.allowed_redirect_hosts"),
+                format!("`login.allowed_redirect_hosts`: `{host}` must be a bare host name such as `app.example.org`"),
+            );
+        }
+    }
+    if let Some(template) = &l.template {
+        let resolved = base_dir.join(&template.value);
+        if !resolved.is_file() {
+            c.error(
+                location(template),
+                format!("login template `{}` does not exist", resolved.display()),
+            );
+        }
+    }
+}
+
+fn protection(c: &mut Checker<'_>, config: &Config) {
+    let p = &config.protection;
+    let store = p.store.value.trim();
+    if !store_scheme(store, &["memory"], &["redis", "rediss"]) {
+        c.error(
+            location(&p.store),
+            format!("unknown `protection.store` `{store}`; expected memory or redis://..."),
+        );
+    }
+    for (key, value) in [("window", p.window), ("lockout", p.lockout)] {
+        if value.get().is_zero() {
+            c.error(
+                c.key(&format!("protection.{key}")),
+                format!("`protection.{key}` must be longer than 0"),
+            );
+        }
+    }
+    if p.max_failures == 0 {
+        c.error(
+            c.key("protection.max_failures"),
+            "`protection.max_failures` must be at least 1",
+        );
+    }
+}
+
+fn users_db(c: &mut Checker<'_>, config: &Config) {
+    if let Some(db) = &config.users_db {
+        let value = db.value.trim();
+        if !store_scheme(
+            value,
+            &[],
+            &["sqlite", "postgres", "postgresql", "mysql", "mariadb"],
+        ) {
+            c.error(
+                location(db),
+                format!("unknown `users_db` `{value}`; expected sqlite://PATH, postgres://... or mysql://..."),
+            );
+        }
+    }
+}
+
+fn chain(c: &mut Checker<'_>, config: &Config) {
+    if config.chain.is_empty() {
+        c.error(
+            c.key("chain"),
+            "the `chain` is empty: add at least one backend (`gateway backends` lists the types)",
+        );
+        return;
+    }
+    let mut names: HashMap<&str, Location> = HashMap::new();
+    for entry in &config.chain {
+        let name = entry.name.value.as_str();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            c.error(
+                location(&entry.name),
+                format!("chain entry name `{name}` must be non-empty printable ASCII without spaces (it is sent in a header)"),
+            );
+        } else if let Some(first) = names.get(name) {
+            c.error(
+                location(&entry.name),
+                format!(
+                    "duplicate chain entry name `{name}` (first used at line {}); names must be unique",
+                    first.line()
+                ),
+            );
+        } else {
+            names.insert(name, location(&entry.name));
+        }
+        if entry.timeout.get().is_zero() {
+            c.error(
+                location(&entry.name),
+                format!("entry `{name}`: `timeout` must be longer than 0"),
+            );
+        }
+        if entry.type_name.value == "local" && entry.provision != Provision::None {
+            c.error(
+                location(&entry.type_name),
+                format!("entry `{name}`: a `local` entry cannot provision into the store it reads"),
+            );
+        }
+    }
+}
+
+fn routes(c: &mut Checker<'_>, config: &Config) {
+    for (i, route) in config.routes.iter().enumerate() {
+        let m = &route.matcher;
+        if let Some(path) = &m.path
+            && !path.value.starts_with('/')
+        {
+            c.error(
+                location(path),
+                format!("route path `{}` must start with `/`", path.value),
+            );
+        }
+        if let Some(re) = &m.path_regex
+            && let Err(e) = regex::Regex::new(&re.value)
+        {
+            let detail = e.to_string();
+            let last = detail.lines().last().unwrap_or("").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last);
+            c.error(
+                location(re),
+                format!("invalid `path_regex` `{}`: {}", re.value, last),
+            );
+        }
+        for method in &m.methods {
+            if http::Method::from_str(method).is_err() || method.to_ascii_uppercase() != *method {
+                c.error(
+                    c.key(&format!("routes[{i}].match.methods")),
+                    format!(
+                        "route method `{method}` must be an upper-case HTTP method such as `GET`"
+                    ),
+                );
+            }
+        }
+        if let Some(host) = &m.host
+            && (host.is_empty() || host.contains('/'))
+        {
+            c.error(
+                c.key(&format!("routes[{i}].match.host")),
+                format!("route host `{host}` must be a bare host name"),
+            );
+        }
+        match &route.access.value {
+            Access::Groups(g) if g.is_empty() => c.error(
+                location(&route.access),
+                "`access: {groups: []}` lets nobody in; list at least one group (or use `deny`)",
+            ),
+            Access::Users(u) if u.is_empty() => c.error(
+                location(&route.access),
+                "`access: {users: []}` lets nobody in; list at least one user (or use `deny`)",
+            ),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The `gateway` binary, run as an operator would: exit codes and exact output.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn gateway(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GATEWAY_CONFIG")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gateway binary runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("gateway exits")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const SEMANTIC_ERRORS: &str = "\
+server:
+  listen: 127.0.0.1:99999
+  public_url: gw.example.org
+upstream:
+  url: http://127.0.0.1:9000
+session:
+  secret: short
+chain: []
+";
+
+#[test]
+fn check_reports_every_semantic_error_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("gateway.yaml"), SEMANTIC_ERRORS).expect("write");
+    let out = gateway(dir.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "\
+gateway.yaml:2:11: invalid listen address `127.0.0.1:99999`; expected IP:PORT, e.g. `127.0.0.1:8080` or `[::1]:8080`
+gateway.yaml:3:15: `public_url` must be an absolute http(s) URL such as `https://gw.example.org`, not `gw.example.org`
+gateway.yaml:7:11: `session.secret` is 5 bytes; it must be at least 32 (e.g. `openssl rand -base64 48`)
+gateway.yaml:8:1: the `chain` is empty: add at least one backend (`gateway backends` lists the types)
+"
+    );
+}
+
+#[test]
+fn check_reports_a_parse_error_with_its_location_via_env_config_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "upstream:\n  url: http://127.0.0.1:9000\n  url: http://127.0.0.1:9001\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("check")
+        .current_dir(dir.path())
+        .env("GATEWAY_CONFIG", "other.yaml")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr), "other.yaml:3:3: duplicate key `url`\n");
+}
+
+#[test]
+fn check_without_a_config_file_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gateway(dir.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("gateway.yaml: cannot read the config file: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_is_json_with_every_top_level_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gateway(dir.path(), &["schema"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let props = schema["properties"]
+        .as_object()
+        .expect("top-level properties");
+    for key in [
+        "server",
+        "admin",
+        "upstream",
+        "identity_headers",
+        "session",
+        "login",
+        "protection",
+        "cache",
+        "users_db",
+        "data_dir",
+        "chain",
+        "routes",
+        "log",
+    ] {
+        assert!(props.contains_key(key), "schema lacks `{key}`");
+    }
+    assert_eq!(schema["required"], serde_json::json!(["upstream"]));
+    let entry = &schema["$defs"]["ChainEntrySchema"];
+    assert!(entry["properties"]["type"].is_object(), "{entry}");
+    assert!(
+        entry["oneOf"].is_array(),
+        "one branch per backend type: {entry}"
+    );
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash_that_verifies() {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gateway(dir.path(), &["hash-password"], "correct horse\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("correct horse"),
+        "the password is never echoed"
+    );
+    let line = stdout.trim_end();
+    assert!(line.starts_with("$argon2id$v=19$"), "{line}");
+    let parsed = PasswordHash::new(line).expect("a PHC string");
+    let argon = argon2::Argon2::default();
+    assert!(argon.verify_password(b"correct horse", &parsed).is_ok());
+    assert!(argon.verify_password(b"correct horsE", &parsed).is_err());
+
+    let again = gateway(dir.path(), &["hash-password"], "correct horse\n");
+    assert_ne!(text(&again.stdout), stdout, "each hash has its own salt");
+}
+
+#[test]
+fn hash_password_refuses_an_empty_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gateway(dir.path(), &["hash-password"], "\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "error: the password is empty\n");
+    assert_eq!(text(&out.stdout), "");
+}
