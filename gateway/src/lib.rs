@@ -1,4 +1,17 @@
 //! The gateway library: config, request path, sessions, login, reload.
 
+mod access_log;
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod credential_cache;
+pub mod demo_upstream;
+pub(crate) mod endpoints;
+pub mod login;
+pub mod metrics;
+pub mod protection;
+pub mod reload;
+pub(crate) mod request;
+pub mod runtime;
+pub mod server;
+pub mod session;

@@ -2,17 +2,20 @@
 
 use std::path::Path;
 
-/// `gateway run` was called in a build whose server is not wired to the CLI yet.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "`gateway run` is not wired to the server in this build: call `gateway::server` from `cli::run::run` (config `{0}`)"
-)]
-pub(crate) struct ServerNotWired(pub String);
+/// Exit code for a config that does not load or build.
+const INVALID_CONFIG: u8 = 2;
 
-/// Serves with the config at `path`. Until the server lands it refuses loudly rather than
-/// pretending to serve.
+/// Serves with the config at `path` until SIGTERM/SIGINT (see [`crate::server::run`]).
 pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
-    Err(super::CliError::Message(
-        ServerNotWired(path.display().to_string()).to_string(),
-    ))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(crate::server::run(path)) {
+        Ok(()) => Ok(0),
+        Err(crate::server::ServerError::Config(message)) => {
+            eprintln!("{message}");
+            Ok(INVALID_CONFIG)
+        }
+        Err(e) => Err(super::CliError::Message(e.to_string())),
+    }
 }

@@ -1,0 +1,202 @@
+//! Cache of Basic/bearer credential checks, so a client sending the same credentials on every
+//! request does not hit the backend (or a slow password hash) each time. It cannot change a
+//! decision: entries are keyed by an HMAC of (username, password) under a per-process random key
+//! (never the password itself), successes live `credentials_ttl`, failures only `negative_ttl`
+//! (0: never cached), and the whole cache is cleared on reload.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use auth_core::User;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::config::model::CacheConfig;
+
+/// Default cap on cached credentials.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+const SHARDS: usize = 16;
+
+type Key = [u8; 32];
+
+/// A cached successful check: what the chain answered for these credentials.
+#[derive(Debug)]
+pub struct CachedSuccess {
+    /// Name of the chain entry that accepted the credentials.
+    pub entry: String,
+    /// The user it produced.
+    pub user: User,
+    /// The user's credential version at that time.
+    pub credential_version: Option<String>,
+}
+
+/// What the cache knows about a (username, password) pair.
+#[derive(Debug, Clone)]
+pub enum CacheHit {
+    /// These credentials were accepted recently.
+    Success(Arc<CachedSuccess>),
+    /// These credentials were refused recently (only with a non-zero `negative_ttl`).
+    Failure,
+}
+
+#[derive(Clone)]
+struct Slot {
+    hit: CacheHit,
+    expires: Instant,
+}
+
+/// The credential cache. Look up with [`get`](Self::get) before running the chain; store the
+/// chain's answer with [`insert_success`](Self::insert_success) or
+/// [`insert_failure`](Self::insert_failure).
+pub struct CredentialCache {
+    mac: Hmac<Sha256>,
+    ttl: Duration,
+    negative_ttl: Duration,
+    shards: Vec<RwLock<HashMap<Key, Slot>>>,
+    per_shard: usize,
+}
+
+impl fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("ttl", &self.ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialCache {
+    /// A cache for `cache:`, holding at most [`DEFAULT_CAPACITY`] entries.
+    pub fn from_config(cfg: &CacheConfig) -> CredentialCache {
+        Self::with_capacity(cfg, DEFAULT_CAPACITY)
+    }
+
+    /// A cache for `cache:` holding at most `capacity` entries (16 at least).
+    pub fn with_capacity(cfg: &CacheConfig, capacity: usize) -> CredentialCache {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        CredentialCache {
+            mac: Hmac::new_from_slice(&key).expect("HMAC accepts any key length"),
+            ttl: cfg.credentials_ttl.get(),
+            negative_ttl: cfg.negative_ttl.get(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    /// Whether the cache stores anything (`credentials_ttl` > 0).
+    pub fn is_enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    fn key(&self, username: &str, password: &[u8]) -> Key {
+        // Length-prefixed, so no (username, password) split of the same bytes collides even
+        // when a username contains NUL.
+        let mut mac = self.mac.clone();
+        mac.update(&(username.len() as u64).to_be_bytes());
+        mac.update(username.as_bytes());
+        mac.update(password);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn shard(&self, key: &Key) -> &RwLock<HashMap<Key, Slot>> {
+        &self.shards[key[0] as usize % SHARDS]
+    }
+
+    /// The cached answer for (`username`, `password`), if still fresh (for a bearer token:
+    /// an empty username and the token as password).
+    pub fn get(&self, username: &str, password: &[u8]) -> Option<CacheHit> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let key = self.key(username, password);
+        let shard = self.shard(&key).read().unwrap_or_else(|p| p.into_inner());
+        let slot = shard.get(&key)?;
+        (slot.expires > Instant::now()).then(|| slot.hit.clone())
+    }
+
+    /// Caches that the chain accepted (`username`, `password`) as `user` from `entry`.
+    pub fn insert_success(
+        &self,
+        username: &str,
+        password: &[u8],
+        entry: &str,
+        user: &User,
+        credential_version: Option<&str>,
+    ) {
+        let hit = CacheHit::Success(Arc::new(CachedSuccess {
+            entry: entry.to_string(),
+            user: user.clone(),
+            credential_version: credential_version.map(str::to_string),
+        }));
+        self.insert(username, password, hit, self.ttl);
+    }
+
+    /// Caches that the chain refused (`username`, `password`); a no-op when `negative_ttl` is 0.
+    pub fn insert_failure(&self, username: &str, password: &[u8]) {
+        self.insert(username, password, CacheHit::Failure, self.negative_ttl);
+    }
+
+    fn insert(&self, username: &str, password: &[u8], hit: CacheHit, ttl: Duration) {
+        if ttl.is_zero() || !self.is_enabled() {
+            return;
+        }
+        let key = self.key(username, password);
+        let now = Instant::now();
+        let mut shard = self.shard(&key).write().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            shard.retain(|_, s| s.expires > now);
+            if shard.len() >= self.per_shard {
+                // Full of fresh entries: drop the one expiring first.
+                if let Some(victim) = shard.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) {
+                    shard.remove(&victim);
+                }
+            }
+        }
+        shard.insert(
+            key,
+            Slot {
+                hit,
+                expires: now + ttl,
+            },
+        );
+    }
+
+    /// Empties the cache (on reload: the chain may decide differently now).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            shard.write().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Drops every success cached for user `user_id` of chain entry `entry` (its credential
+    /// version changed, or it was disabled).
+    pub fn invalidate_user(&self, entry: &str, user_id: &str) {
+        for shard in &self.shards {
+            shard
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, s| match &s.hit {
+                    CacheHit::Success(ok) => !(ok.entry == entry && ok.user.id == user_id),
+                    CacheHit::Failure => true,
+                });
+        }
+    }
+
+    /// Number of entries held (fresh or not yet swept).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,427 @@
+//! The gateway's own endpoints under `login.prefix` (default `/_auth`):
+//! - `GET login`: the login form, with a fresh pre-session CSRF pair (cookie + hidden field);
+//! - `POST login`: body capped at `server.max_login_body_bytes` (413), CSRF verified (403),
+//!   lockout and chain (a locked pair gets the same 401 as a wrong password; chain `Unavailable`
+//!   is 503); on success any old session is destroyed and a new one created (rotation), then
+//!   `303` to the validated `next` (or `/`); on failure the form again with a generic error, 401;
+//! - `GET logout`: a confirmation form (a link alone never logs anyone out); `POST logout`:
+//!   CSRF verified against the session, the session destroyed in the store, the cookie cleared,
+//!   `303` to the validated `next` or the login page;
+//! - `GET whoami`: JSON `{username, email, name, groups, backend}`, 401 when anonymous;
+//! - `check` (any method): forward-auth for nginx `auth_request`, Traefik `ForwardAuth` and
+//!   Caddy `forward_auth`. The original request is read from `X-Original-URI` (or
+//!   `X-Original-URL`, `X-Forwarded-Uri`), `X-Forwarded-Method` and `X-Forwarded-Host`, and
+//!   **only from a peer in `server.trusted_proxies`**: anyone else gets 403, because a proxy that
+//!   forgot to set those headers would otherwise let the client pick the path being checked.
+//!   A missing or ambiguous URI is 400 (never 2xx). Then the route decides: 200 with the
+//!   identity headers, 401 (with the Basic challenge), or 403.
+
+use auth_core::User;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::config::Access;
+use crate::login::{self, LoginPage};
+use crate::request::authorize::{Verdict, authorize};
+use crate::request::challenge::{login_location, unauthorized};
+use crate::request::context::RequestContext;
+use crate::request::error::{ProxyError, full_body};
+use crate::request::forward::read_cookie;
+use crate::request::route::{normalize_path, path_has_prefix};
+use crate::request::{Body, identify, status_response};
+use crate::runtime::Runtime;
+use crate::server::Gateway;
+
+const GENERIC_LOGIN_ERROR: &str = "Invalid username or password.";
+
+fn html_response(status: StatusCode, html: String, csp: Option<&str>) -> Response<Body> {
+    let mut resp = Response::new(full_body(html));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
+    if let Some(csp) = csp.and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut resp = status_response(status);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// The 403 page (`user` signed in but refused, or a `deny` route).
+pub(crate) fn forbidden_page(rt: &Runtime, user: Option<&User>) -> Response<Body> {
+    let html = match user {
+        Some(u) => login::render_forbidden(&u.username, &format!("{}/logout", rt.prefix)),
+        None => login::render_error(StatusCode::FORBIDDEN, "Access to this page is not allowed."),
+    };
+    html_response(StatusCode::FORBIDDEN, html, Some(login::builtin_csp()))
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full_body(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Dispatches a request whose normalized path is under the prefix.
+pub(crate) async fn handle(
+    _gw: &Gateway,
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let rest = ctx.path[rt.prefix.len()..].to_string();
+    let get = ctx.method == Method::GET || ctx.method == Method::HEAD;
+    let post = ctx.method == Method::POST;
+    match rest.as_str() {
+        "/login" if get => Ok(login_form(rt, ctx, None, StatusCode::OK, "")),
+        "/login" if post => login_submit(rt, ctx, req).await,
+        "/logout" if get => logout_confirm(rt, ctx, req.headers()).await,
+        "/logout" if post => logout(rt, ctx, req).await,
+        "/whoami" if get => whoami(rt, ctx, req.headers()).await,
+        "/check" => check(rt, ctx, req.headers()).await,
+        "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
+        _ => Ok(status_response(StatusCode::NOT_FOUND)),
+    }
+}
+
+fn query_param(ctx: &RequestContext, name: &str) -> Option<String> {
+    let q = ctx.query.as_deref()?;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn valid_next(rt: &Runtime, next: Option<&str>) -> Option<String> {
+    next.and_then(|n| login::validate_next(n, &rt.public_url, &rt.allowed_redirect_hosts))
+}
+
+/// Renders the login form with a fresh CSRF pair; `next` from the query when `form_next` is
+/// `None`.
+fn login_form(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    form_next: Option<&str>,
+    status: StatusCode,
+    username: &str,
+) -> Response<Body> {
+    ctx.decision = "login_form";
+    let next = match form_next {
+        Some(n) => valid_next(rt, Some(n)),
+        None => valid_next(rt, query_param(ctx, "next").as_deref()),
+    }
+    .unwrap_or_else(|| "/".to_string());
+    let sessions = &rt.services.sessions;
+    let (cookie, token) = sessions.pre_session_csrf();
+    ctx.set_cookies
+        .push(sessions.set_csrf_cookie(&cookie, rt.secure_cookies));
+    let action = format!("{}/login", rt.prefix);
+    let error = (status != StatusCode::OK).then_some(match status {
+        StatusCode::FORBIDDEN => "Your sign-in form expired. Please try again.",
+        StatusCode::BAD_REQUEST => "The form could not be read. Please try again.",
+        _ => GENERIC_LOGIN_ERROR,
+    });
+    let page = LoginPage {
+        title: &rt.config.login.title,
+        action: &action,
+        next: &next,
+        csrf_token: &token,
+        error,
+        username,
+    };
+    let (html, csp) = match &rt.services.template {
+        Some(t) => (t.render(&page), t.csp().map(str::to_string)),
+        None => (
+            login::render_login(&page),
+            Some(login::builtin_csp().to_string()),
+        ),
+    };
+    html_response(status, html, csp.as_deref())
+}
+
+/// Reads a form body of at most `server.max_login_body_bytes`.
+async fn read_form(rt: &Runtime, req: Request<Body>) -> Result<Bytes, ProxyError> {
+    let max = rt.config.server.max_login_body_bytes;
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > max as u64
+    {
+        return Err(ProxyError::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "login body too large",
+        ));
+    }
+    let mut body = req.into_body();
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::bad_request(format!("reading the form: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > max {
+                return Err(ProxyError::client(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "login body too large",
+                ));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+async fn login_submit(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let headers = req.headers().clone();
+    let body = read_form(rt, req).await?;
+    let form = match login::parse_login_form(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(error = %e, "unreadable login form");
+            return Ok(login_form(rt, ctx, None, StatusCode::BAD_REQUEST, ""));
+        }
+    };
+    let sessions = &rt.services.sessions;
+    let csrf_ok = read_cookie(&headers, sessions.csrf_cookie_name())
+        .is_some_and(|c| sessions.verify_pre_session_csrf(&c, &form.csrf));
+    if !csrf_ok {
+        ctx.decision = "login_csrf";
+        return Ok(login_form(
+            rt,
+            ctx,
+            form.next.as_deref(),
+            StatusCode::FORBIDDEN,
+            &form.username,
+        ));
+    }
+    let user = identify::authenticate_password(rt, ctx, &form.credentials(), false).await?;
+    let Some(user) = user else {
+        let mut resp = login_form(
+            rt,
+            ctx,
+            form.next.as_deref(),
+            StatusCode::UNAUTHORIZED,
+            &form.username,
+        );
+        ctx.decision = if ctx.locked {
+            "login_locked"
+        } else {
+            "login_failed"
+        };
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+        return Ok(resp);
+    };
+    if let Some(old) = read_cookie(&headers, sessions.cookie_name()) {
+        sessions.destroy(&old).await.map_err(identify::store_down)?;
+    }
+    let cookie = sessions
+        .create(&user, user.credential_version.as_deref())
+        .await
+        .map_err(identify::store_down)?;
+    ctx.set_cookies
+        .push(sessions.set_cookie(&cookie, rt.secure_cookies));
+    ctx.set_cookies
+        .push(sessions.clear_csrf_cookie(rt.secure_cookies));
+    ctx.decision = "login";
+    let next = valid_next(rt, form.next.as_deref()).unwrap_or_else(|| "/".to_string());
+    ctx.user = Some(user);
+    Ok(redirect(StatusCode::SEE_OTHER, &next))
+}
+
+async fn logout_confirm(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ProxyError> {
+    identify::identify_session_only(rt, ctx, headers).await?;
+    let Some(session) = &ctx.session else {
+        ctx.decision = "logout_form";
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/login", rt.prefix),
+        ));
+    };
+    ctx.decision = "logout_form";
+    let token = rt.services.sessions.csrf_token(session);
+    let mut action = format!("{}/logout", rt.prefix);
+    if let Some(next) = valid_next(rt, query_param(ctx, "next").as_deref()) {
+        action.push_str("?next=");
+        action.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
+    }
+    let html = login::render_logout_confirm(&action, &token, Some(&session.user.username));
+    Ok(html_response(
+        StatusCode::OK,
+        html,
+        Some(login::builtin_csp()),
+    ))
+}
+
+async fn logout(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let headers = req.headers().clone();
+    let body = read_form(rt, req).await?;
+    let token = login::parse_logout_form(&body).unwrap_or_default();
+    identify::identify_session_only(rt, ctx, &headers).await?;
+    let sessions = &rt.services.sessions;
+    let login_url = format!("{}/login", rt.prefix);
+    let Some(session) = &ctx.session else {
+        ctx.decision = "logout";
+        ctx.set_cookies
+            .push(sessions.clear_cookie(rt.secure_cookies));
+        return Ok(redirect(StatusCode::SEE_OTHER, &login_url));
+    };
+    if !sessions.verify_csrf(Some(session), &token) {
+        ctx.decision = "logout_csrf";
+        return Ok(html_response(
+            StatusCode::FORBIDDEN,
+            login::render_error(
+                StatusCode::FORBIDDEN,
+                "The sign-out form expired. Please try again.",
+            ),
+            Some(login::builtin_csp()),
+        ));
+    }
+    if let Some(cookie) = &ctx.session_cookie {
+        sessions
+            .destroy(cookie)
+            .await
+            .map_err(|e| ProxyError::unavailable(format!("session store: {e}")))?;
+    }
+    ctx.set_cookies.clear();
+    ctx.set_cookies
+        .push(sessions.clear_cookie(rt.secure_cookies));
+    ctx.decision = "logout";
+    let next = valid_next(rt, query_param(ctx, "next").as_deref()).unwrap_or(login_url);
+    Ok(redirect(StatusCode::SEE_OTHER, &next))
+}
+
+async fn whoami(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ProxyError> {
+    identify::identify(rt, ctx, headers).await?;
+    let Some(user) = &ctx.user else {
+        ctx.decision = "challenge";
+        return Ok(unauthorized(rt));
+    };
+    ctx.decision = "whoami";
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "username": user.username,
+            "email": user.email,
+            "name": user.display_name,
+            "groups": user.groups,
+            "backend": user.backend,
+        }),
+    ))
+}
+
+async fn check(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ProxyError> {
+    if !ctx.peer_trusted {
+        ctx.decision = "check_untrusted";
+        tracing::warn!(peer = %ctx.peer, "forward-auth check from a peer not in trusted_proxies");
+        return Ok(status_response(StatusCode::FORBIDDEN));
+    }
+    let Some(uri) = ctx.incoming.uri.clone() else {
+        return Err(ProxyError::bad_request(
+            "check without X-Original-URI / X-Forwarded-Uri",
+        ));
+    };
+    if ctx.incoming.uri_conflict {
+        return Err(ProxyError::bad_request("several different original URIs"));
+    }
+    let (path, query) = match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (uri.as_str(), None),
+    };
+    let path = normalize_path(path)
+        .map_err(|e| ProxyError::bad_request(format!("ambiguous original URI: {e}")))?;
+    let method = match ctx.incoming.method.as_deref() {
+        Some(m) => Method::from_bytes(m.trim().as_bytes())
+            .map_err(|_| ProxyError::bad_request("bad X-Forwarded-Method"))?,
+        None => Method::GET,
+    };
+    let host = ctx.incoming.host.clone().or_else(|| ctx.host.clone());
+    ctx.path = path.clone();
+    ctx.query = query.map(str::to_string);
+    let decision = if path_has_prefix(&path, &rt.prefix) {
+        crate::request::route::RouteDecision {
+            index: None,
+            access: Access::Public,
+        }
+    } else {
+        rt.routes.decide(host.as_deref(), method.as_str(), &path)
+    };
+    let access = decision.access.clone();
+    ctx.route = Some(decision);
+    match access {
+        Access::Public => {
+            ctx.decision = "check_public";
+            return Ok(status_response(StatusCode::OK));
+        }
+        Access::Deny => {
+            ctx.decision = "check_deny";
+            return Ok(status_response(StatusCode::FORBIDDEN));
+        }
+        _ => {}
+    }
+    identify::identify(rt, ctx, headers).await?;
+    let Some(user) = ctx.user.clone() else {
+        ctx.decision = "check_challenge";
+        let mut resp = unauthorized(rt);
+        let mut next = path;
+        if let Some(q) = query {
+            next.push('?');
+            next.push_str(q);
+        }
+        if let Ok(v) = HeaderValue::from_str(&login_location(rt, &next)) {
+            resp.headers_mut()
+                .insert(header::HeaderName::from_static("x-auth-login"), v);
+        }
+        return Ok(resp);
+    };
+    if authorize(&access, Some(&user)) == Verdict::Forbid {
+        ctx.decision = "check_forbidden";
+        return Ok(status_response(StatusCode::FORBIDDEN));
+    }
+    ctx.decision = "check_allowed";
+    let mut resp = status_response(StatusCode::OK);
+    for (name, value) in rt.headers.headers_for(&user)? {
+        resp.headers_mut().insert(name, value);
+    }
+    Ok(resp)
+}

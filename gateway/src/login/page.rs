@@ -1,0 +1,193 @@
+//! The gateway's own HTML pages: login, logout confirmation, signed out, 401, 403 and errors.
+//! One stylesheet, no script, no external asset, so [`builtin_csp`] can forbid everything else.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use http::StatusCode;
+use sha2::{Digest, Sha256};
+
+use super::template::Template;
+
+const STYLE: &str = include_str!("assets/style.css");
+
+/// What the login page shows. Values are plain text: rendering escapes them.
+#[derive(Clone, Copy)]
+pub struct LoginPage<'a> {
+    /// Page heading and `<title>` (`login.title`).
+    pub title: &'a str,
+    /// The URL the form posts to (e.g. `/_auth/login`).
+    pub action: &'a str,
+    /// The already validated `next` target, carried through the form.
+    pub next: &'a str,
+    /// The CSRF token bound to the visitor's pre-session cookie.
+    pub csrf_token: &'a str,
+    /// A message for the user after a failed attempt; `None` on first display.
+    pub error: Option<&'a str>,
+    /// The username to re-fill after a failed attempt (never the password).
+    pub username: &'a str,
+}
+
+impl fmt::Debug for LoginPage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginPage")
+            .field("title", &self.title)
+            .field("action", &self.action)
+            .field("next", &self.next)
+            .field("csrf_token", &"<redacted>")
+            .field("error", &self.error)
+            .field("username", &self.username)
+            .finish()
+    }
+}
+
+/// Renders the built-in login page. With an operator template, call
+/// [`Template::render`] on the template from [`super::load_template`] instead.
+/// Send it with [`builtin_csp`] as `Content-Security-Policy`.
+pub fn render_login(page: &LoginPage<'_>) -> String {
+    Template::builtin().render(page)
+}
+
+/// The `Content-Security-Policy` for every built-in page: nothing but our one inline
+/// stylesheet (by hash) and forms posting back to us.
+pub fn builtin_csp() -> &'static str {
+    static CSP: LazyLock<String> = LazyLock::new(|| {
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; frame-ancestors 'none'"
+        )
+    });
+    &CSP
+}
+
+/// The 403 page: `user` is signed in but the route needs more. `logout_url` leads to the
+/// logout confirmation so they can switch accounts.
+pub fn render_forbidden(user: &str, logout_url: &str) -> String {
+    let body = format!(
+        "{header}<p>You are signed in as <span class=\"who\">{user}</span>, but this account \
+         does not have access to this page.</p>\
+         <p>If you think this is a mistake, ask your administrator for access.</p>\
+         <a class=\"button\" href=\"{logout}\">Sign in as a different user</a>\
+         <a class=\"button secondary\" href=\"/\">Go to the start page</a>",
+        header = heading(Icon::Stop, "Access denied", None),
+        user = escape(user),
+        logout = escape(logout_url),
+    );
+    layout("Access denied", &body)
+}
+
+/// The 401 page for a browser without a session on a protected route, when the caller does not
+/// redirect it straight to the login page.
+pub fn render_unauthorized(login_url: &str) -> String {
+    let body = format!(
+        "{header}<a class=\"button\" href=\"{login}\">Sign in</a>",
+        header = heading(
+            Icon::Lock,
+            "Sign-in required",
+            Some("You need to sign in to view this page.")
+        ),
+        login = escape(login_url),
+    );
+    layout("Sign-in required", &body)
+}
+
+/// A page for any other error status. `message` is shown to the user: never put internal
+/// details (errors, hosts, stack traces) in it.
+pub fn render_error(status: StatusCode, message: &str) -> String {
+    let title = match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    };
+    let body = format!(
+        "{header}<p>{message}</p><a class=\"button secondary\" href=\"/\">Go to the start page</a>",
+        header = heading(Icon::Stop, &title, None),
+        message = escape(message),
+    );
+    layout(&escape(&title), &body)
+}
+
+/// The page after a completed logout.
+pub fn render_logged_out(login_url: &str) -> String {
+    let body = format!(
+        "{header}<p class=\"notice\" role=\"status\">Your session has ended.</p>\
+         <a class=\"button\" href=\"{login}\">Sign in again</a>",
+        header = heading(Icon::Check, "Signed out", None),
+        login = escape(login_url),
+    );
+    layout("Signed out", &body)
+}
+
+/// The confirmation page for `GET {prefix}/logout`: a form posting `csrf` to `action`, so a link
+/// (or a cross-site image) cannot log anyone out by itself.
+pub fn render_logout_confirm(action: &str, csrf_token: &str, user: Option<&str>) -> String {
+    let who = match user {
+        Some(user) => format!(
+            "<p>You are signed in as <span class=\"who\">{}</span>.</p>",
+            escape(user)
+        ),
+        None => String::new(),
+    };
+    let body = format!(
+        "{header}{who}<form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" class=\"button\">Sign out</button></form>\
+         <a class=\"button secondary\" href=\"/\">Cancel</a>",
+        header = heading(
+            Icon::Lock,
+            "Sign out?",
+            Some("This ends your session on this site.")
+        ),
+        action = escape(action),
+        csrf = escape(csrf_token),
+    );
+    layout("Sign out", &body)
+}
+
+/// Wraps `body_html` (already escaped markup) in the shared document. `title_html` must be
+/// escaped too (or be a template placeholder).
+pub(crate) fn layout(title_html: &str, body_html: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"color-scheme\" content=\"light dark\">\n\
+         <meta name=\"robots\" content=\"noindex, nofollow\">\n\
+         <meta name=\"referrer\" content=\"same-origin\">\n\
+         <title>{title_html}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
+         {body_html}\n</main>\n</body>\n</html>\n"
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Icon {
+    Lock,
+    Stop,
+    Check,
+}
+
+fn heading(icon: Icon, title: &str, lede: Option<&str>) -> String {
+    let (class, paths) = match icon {
+        Icon::Lock => (
+            "mark",
+            "<rect x=\"4\" y=\"11\" width=\"16\" height=\"10\" rx=\"2\"/><path d=\"M8 11V7a4 4 0 0 1 8 0v4\"/>",
+        ),
+        Icon::Stop => (
+            "mark danger",
+            "<circle cx=\"12\" cy=\"12\" r=\"9\"/><path d=\"M5.6 5.6l12.8 12.8\"/>",
+        ),
+        Icon::Check => ("mark", "<path d=\"M5 12.5l4.5 4.5L19 7.5\"/>"),
+    };
+    let lede = lede
+        .map(|text| format!("<p class=\"lede\">{}</p>", escape(text)))
+        .unwrap_or_default();
+    format!(
+        "<header class=\"brand\"><span class=\"{class}\" aria-hidden=\"true\"><svg viewBox=\"0 0 24 24\" \
+         fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" stroke-linecap=\"round\" \
+         stroke-linejoin=\"round\">{paths}</svg></span><h1>{title}</h1>{lede}</header>",
+        title = escape(title),
+    )
+}
+
+fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_quoted_attribute(text)
+}

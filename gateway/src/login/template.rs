@@ -1,0 +1,214 @@
+//! The login page template: HTML with `{{name}}` placeholders, every value HTML-escaped.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use super::page::{LoginPage, builtin_csp, layout};
+
+/// Largest template file accepted.
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
+/// A parsed login page template. Build it once (at config load, with [`load_template`]) and
+/// render it per request with [`Template::render`].
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+    csp: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Slot(Slot),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Title,
+    Action,
+    Next,
+    Csrf,
+    Error,
+    Username,
+}
+
+impl Slot {
+    const ALL: [Slot; 6] = [
+        Slot::Title,
+        Slot::Action,
+        Slot::Next,
+        Slot::Csrf,
+        Slot::Error,
+        Slot::Username,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Slot::Title => "title",
+            Slot::Action => "action",
+            Slot::Next => "next",
+            Slot::Csrf => "csrf",
+            Slot::Error => "error",
+            Slot::Username => "username",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Slot> {
+        Slot::ALL.into_iter().find(|slot| slot.name() == name)
+    }
+
+    fn value<'a>(self, page: &LoginPage<'a>) -> &'a str {
+        match self {
+            Slot::Title => page.title,
+            Slot::Action => page.action,
+            Slot::Next => page.next,
+            Slot::Csrf => page.csrf_token,
+            Slot::Error => page.error.unwrap_or(""),
+            Slot::Username => page.username,
+        }
+    }
+}
+
+/// Why a login template was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The file could not be read.
+    #[error("cannot read login template `{}`: {source}", path.display())]
+    Read {
+        /// The template path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than 1 MiB.
+    #[error("login template `{}` is larger than 1 MiB", path.display())]
+    TooLarge {
+        /// The template path.
+        path: PathBuf,
+    },
+    /// A `{{...}}` names no known value.
+    #[error(
+        "unknown placeholder `{{{{{name}}}}}` at line {line}; expected one of title, action, next, csrf, error, username"
+    )]
+    UnknownPlaceholder {
+        /// The name as written.
+        name: String,
+        /// 1-based line.
+        line: usize,
+    },
+    /// A `{{` without its `}}`.
+    #[error("unclosed `{{{{` at line {line}")]
+    Unclosed {
+        /// 1-based line.
+        line: usize,
+    },
+    /// A placeholder the login cannot work without is absent.
+    #[error(
+        "login template lacks the `{{{{{0}}}}}` placeholder, without which the login form cannot work"
+    )]
+    Missing(&'static str),
+}
+
+/// Reads and validates the operator's login template (`login.template`). Call it at config load
+/// and refuse the config on error: unknown placeholders, an unclosed `{{`, or a missing
+/// `{{csrf}}` or `{{action}}` are errors.
+pub fn load_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
+    let path = path.as_ref();
+    let read_err = |source| TemplateError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read_err)?.len();
+    if len > MAX_TEMPLATE_BYTES {
+        return Err(TemplateError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let source = std::fs::read_to_string(path).map_err(read_err)?;
+    let mut template = Template::parse(&source)?;
+    // An operator's markup is not ours to hash: the caller sends no CSP for it.
+    template.csp = None;
+    Ok(template)
+}
+
+static DEFAULT: LazyLock<Template> = LazyLock::new(|| {
+    let source = layout("{{title}}", include_str!("assets/login.html"));
+    let mut template = match Template::parse(&source) {
+        Ok(template) => template,
+        // The built-in template is checked by this module's tests; an empty fallback keeps the
+        // process from panicking if that ever regressed.
+        Err(_) => Template {
+            parts: Vec::new(),
+            csp: None,
+        },
+    };
+    template.csp = Some(builtin_csp().to_string());
+    template
+});
+
+impl Template {
+    /// The built-in login page.
+    pub fn builtin() -> &'static Template {
+        &DEFAULT
+    }
+
+    /// Parses template text (see [`load_template`] for the rules).
+    pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        let mut parts = Vec::new();
+        let mut rest = source;
+        let mut consumed = 0;
+        let line_at = |offset: usize| source[..offset].matches('\n').count() + 1;
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let Some(close) = after.find("}}") else {
+                return Err(TemplateError::Unclosed {
+                    line: line_at(consumed + open),
+                });
+            };
+            let name = after[..close].trim();
+            let slot = Slot::from_name(name).ok_or_else(|| TemplateError::UnknownPlaceholder {
+                name: name.to_string(),
+                line: line_at(consumed + open),
+            })?;
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_string()));
+            }
+            parts.push(Part::Slot(slot));
+            let advance = open + 2 + close + 2;
+            consumed += advance;
+            rest = &rest[advance..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        for required in [Slot::Csrf, Slot::Action] {
+            if !parts
+                .iter()
+                .any(|part| matches!(part, Part::Slot(slot) if *slot == required))
+            {
+                return Err(TemplateError::Missing(required.name()));
+            }
+        }
+        Ok(Template { parts, csp: None })
+    }
+
+    /// Renders the page with every value HTML-escaped (safe in text and in quoted attributes).
+    pub fn render(&self, page: &LoginPage<'_>) -> String {
+        let mut out = String::with_capacity(8192);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Slot(slot) => {
+                    html_escape::encode_quoted_attribute_to_string(slot.value(page), &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// The `Content-Security-Policy` to send with this template's page: `Some` for the built-in
+    /// page, `None` for an operator's template (whose styles and assets we do not know).
+    pub fn csp(&self) -> Option<&str> {
+        self.csp.as_deref()
+    }
+}

@@ -1,0 +1,139 @@
+//! Prometheus metrics of the gateway, served on the admin listener's `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The gateway's metrics; one per process, shared by every request and reload.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    decisions: Family<Labels, Counter>,
+    backend_latency: Family<Labels, Histogram>,
+    reloads: Family<Labels, Counter>,
+    config_version: Gauge<i64, std::sync::atomic::AtomicI64>,
+    active_sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics, registered under the `gateway_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("gateway");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by gateway decision and response status",
+            requests.clone(),
+        );
+        let decisions = Family::<Labels, Counter>::default();
+        registry.register(
+            "backend_decisions",
+            "Backend outcomes by chain entry",
+            decisions.clone(),
+        );
+        let backend_latency =
+            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "backend_latency_seconds",
+            "Time one backend took to answer, by chain entry",
+            backend_latency.clone(),
+        );
+        let reloads = Family::<Labels, Counter>::default();
+        registry.register("reloads", "Config reloads by result", reloads.clone());
+        let config_version = Gauge::default();
+        registry.register(
+            "config_version",
+            "Version number of the config being served",
+            config_version.clone(),
+        );
+        let active_sessions = Gauge::default();
+        registry.register(
+            "active_sessions",
+            "Sessions in the store (when the store can tell)",
+            active_sessions.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            decisions,
+            backend_latency,
+            reloads,
+            config_version,
+            active_sessions,
+        }
+    }
+
+    /// Counts one finished request.
+    pub(crate) fn request(&self, decision: &str, status: u16) {
+        self.requests
+            .get_or_create(&vec![
+                ("decision", decision.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Records one backend step of a chain run.
+    pub(crate) fn backend_step(&self, step: &auth_core::TraceStep) {
+        self.decisions
+            .get_or_create(&vec![
+                ("entry", step.entry.clone()),
+                ("outcome", step.outcome.to_string()),
+            ])
+            .inc();
+        if step.outcome != "skipped" {
+            self.backend_latency
+                .get_or_create(&vec![("entry", step.entry.clone())])
+                .observe(step.elapsed.as_secs_f64());
+        }
+    }
+
+    /// Counts a reload attempt (`ok` or `error`).
+    pub(crate) fn reload(&self, result: &str) {
+        self.reloads
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    /// Sets the served config version.
+    pub(crate) fn set_config_version(&self, version: u64) {
+        self.config_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the number of active sessions.
+    pub(crate) fn set_active_sessions(&self, n: u64) {
+        self.active_sessions
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}

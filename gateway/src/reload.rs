@@ -1,0 +1,192 @@
+//! Hot reload: on SIGHUP and when the config file changes (debounced), load and validate the
+//! file, build the chain and a new [`Runtime`], and swap it in atomically. On any failure the
+//! old runtime keeps serving; the failure is logged and counted. Requests in flight finish on
+//! the runtime they started with; the session manager and the lockout are carried over when
+//! their settings are unchanged (so the memory store's sessions survive); the credential cache
+//! starts empty.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{BuildContext, Chain};
+use notify::Watcher as _;
+
+use crate::config::{ConfigErrors, LoadedConfig};
+use crate::runtime::{Runtime, Services};
+use crate::server::Gateway;
+
+/// How long the file must be quiet before a change is acted on.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Builds the chain of a freshly loaded config (the default is [`crate::config::build_chain`]
+/// with an empty [`BuildContext`]; embedders and tests may supply their own).
+pub type ChainBuilder = Arc<dyn Fn(&mut LoadedConfig) -> Result<Chain, ConfigErrors> + Send + Sync>;
+
+/// Why a reload was refused (the old config keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file did not load or validate.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// The services or runtime could not be built.
+    #[error("{0}")]
+    Build(String),
+}
+
+/// Loads `path` into a runtime numbered `version`, carrying `previous`'s services over.
+pub async fn build_runtime(
+    path: &Path,
+    version: u64,
+    previous: Option<&Services>,
+    chain_builder: &ChainBuilder,
+) -> Result<Runtime, ReloadError> {
+    let mut loaded = crate::config::load(path).map_err(ReloadError::Config)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let chain = chain_builder(&mut loaded).map_err(ReloadError::Config)?;
+    let data_dir = loaded.data_dir();
+    let base_dir = loaded.base_dir.clone();
+    let services = match previous {
+        Some(p) => Services::carry_over(p, &loaded.config, &data_dir, &base_dir).await,
+        None => Services::from_config(&loaded.config, &data_dir, &base_dir).await,
+    }
+    .map_err(|e| ReloadError::Build(e.to_string()))?;
+    Runtime::new(loaded.config, chain, services, version)
+        .map_err(|e| ReloadError::Build(e.to_string()))
+}
+
+/// The default chain builder.
+pub fn default_chain_builder() -> ChainBuilder {
+    Arc::new(|loaded: &mut LoadedConfig| {
+        crate::config::build_chain(loaded, &BuildContext::default())
+    })
+}
+
+/// Reloads one gateway from one file.
+pub struct Reloader {
+    gw: Arc<Gateway>,
+    path: PathBuf,
+    chain_builder: ChainBuilder,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// A reloader of `gw` from `path`, building chains with `chain_builder`.
+    pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
+        Reloader {
+            gw,
+            path: path.into(),
+            chain_builder,
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Reloads now. On success returns the new version; on failure the old runtime keeps
+    /// serving. Either way the outcome is logged and counted.
+    pub async fn reload(&self) -> Result<u64, ReloadError> {
+        let _one_at_a_time = self.running.lock().await;
+        let current = self.gw.current();
+        let version = current.version() + 1;
+        match build_runtime(
+            &self.path,
+            version,
+            Some(&current.services),
+            &self.chain_builder,
+        )
+        .await
+        {
+            Ok(rt) => {
+                self.gw.install(rt);
+                self.gw.metrics.reload("ok");
+                tracing::info!(version, path = %self.path.display(), "config reloaded");
+                Ok(version)
+            }
+            Err(e) => {
+                self.gw.metrics.reload("error");
+                tracing::error!(
+                    version = current.version(),
+                    path = %self.path.display(),
+                    "config reload failed; keeping the current config:\n{e}"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP and on changes to the file (debounced by [`DEBOUNCE`]) until the task
+    /// is aborted.
+    pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let file_name = self.path.file_name().map(|n| n.to_os_string());
+            let dir = match self.path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let watcher_tx = tx.clone();
+            let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                let Ok(event) = res else { return };
+                if event.kind.is_access() {
+                    return;
+                }
+                let ours = event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+                if ours {
+                    let _ = watcher_tx.send(());
+                }
+            });
+            // Watch the directory: editors replace files by renaming over them.
+            let _watcher = match watcher {
+                Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => Some(w),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
+                    None
+                }
+            };
+            #[cfg(unix)]
+            {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                        return;
+                    };
+                    while hup.recv().await.is_some() {
+                        if tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            while rx.recv().await.is_some() {
+                // Debounce: wait until the file has been quiet for DEBOUNCE.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                let _ = self.reload().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,581 @@
+//! Phase 6, **forward**: the upstream request and the exchange.
+//!
+//! Contract:
+//! - the upstream request is the client's method, the normalized path plus the unchanged query,
+//!   the sanitized headers, and the body streamed as it arrives (never buffered);
+//! - identity headers are set from the user only (values with control characters refused -> 500
+//!   with a log line; non-ASCII values percent-encoded as UTF-8, with `%` itself encoded, or
+//!   refused, per `identity_headers.encoding`);
+//! - `X-Forwarded-For` gets the client address appended to what a trusted proxy sent, and is
+//!   replaced otherwise; `X-Forwarded-Proto` and `X-Forwarded-Host` likewise believe only a trusted
+//!   proxy; `Host` is the client's with `preserve_host`, the upstream's otherwise;
+//! - the gateway's own session cookie is removed from `Cookie`, other cookies pass;
+//! - `Authorization: Basic` that the gateway consumed is not forwarded;
+//! - the response head must arrive within `upstream.timeout` (504), a connection failure is 502;
+//!   hop-by-hop response headers are dropped and the body is streamed back;
+//! - an `Upgrade` (WebSocket) is passed through: on `101` both sides are upgraded and bytes are
+//!   copied in both directions until either side closes.
+
+use std::net::IpAddr;
+
+use auth_core::User;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use ipnet::IpNet;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use super::Body;
+use super::context::RequestContext;
+use super::error::ProxyError;
+use super::sanitize::{HOP_BY_HOP, fold_name};
+use crate::config::{HeaderEncoding, IdentityHeadersConfig};
+
+/// `%` and every non-ASCII byte (controls are refused before encoding).
+const IDENTITY_ENCODE: &AsciiSet = &CONTROLS.add(b'%');
+
+/// The identity headers of one config version, ready to set.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderPlan {
+    user: HeaderName,
+    email: Option<HeaderName>,
+    name: Option<HeaderName>,
+    groups: Option<HeaderName>,
+    groups_separator: String,
+    backend: Option<HeaderName>,
+    extra: Vec<(HeaderName, String)>,
+    encoding: HeaderEncoding,
+}
+
+/// A configured identity header name is not a valid header name.
+#[derive(Debug, thiserror::Error)]
+#[error("identity header `{0}` is not a valid header name")]
+pub(crate) struct BadHeaderName(String);
+
+fn header_name(name: &str) -> Result<HeaderName, BadHeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| BadHeaderName(name.to_string()))
+}
+
+impl HeaderPlan {
+    /// Compiles `identity_headers:`.
+    pub(crate) fn new(cfg: &IdentityHeadersConfig) -> Result<HeaderPlan, BadHeaderName> {
+        let opt = |h: &Option<serde_saphyr::Spanned<String>>| {
+            h.as_ref().map(|s| header_name(&s.value)).transpose()
+        };
+        Ok(HeaderPlan {
+            user: header_name(&cfg.user.value)?,
+            email: opt(&cfg.email)?,
+            name: opt(&cfg.name)?,
+            groups: opt(&cfg.groups)?,
+            groups_separator: cfg.groups_separator.clone(),
+            backend: opt(&cfg.backend)?,
+            extra: cfg
+                .extra
+                .iter()
+                .map(|(h, attr)| Ok((header_name(h)?, attr.value.clone())))
+                .collect::<Result<_, BadHeaderName>>()?,
+            encoding: cfg.encoding,
+        })
+    }
+
+    /// Every header this plan sets (for the reserved set of sanitize).
+    pub(crate) fn names(&self) -> Vec<&str> {
+        let mut v = vec![self.user.as_str()];
+        for h in [&self.email, &self.name, &self.groups, &self.backend]
+            .into_iter()
+            .flatten()
+        {
+            v.push(h.as_str());
+        }
+        v.extend(self.extra.iter().map(|(h, _)| h.as_str()));
+        v
+    }
+
+    fn value(&self, v: &str) -> Result<HeaderValue, ProxyError> {
+        if v.chars().any(|c| c.is_control()) {
+            return Err(ProxyError::internal(
+                "identity value holds a control character; refused",
+            ));
+        }
+        let text = if v.is_ascii() && !v.contains('%') {
+            v.to_string()
+        } else {
+            match self.encoding {
+                HeaderEncoding::Percent => utf8_percent_encode(v, IDENTITY_ENCODE).to_string(),
+                HeaderEncoding::Reject if v.is_ascii() => v.to_string(),
+                HeaderEncoding::Reject => {
+                    return Err(ProxyError::internal(
+                        "identity value is not ASCII and encoding is `reject`",
+                    ));
+                }
+            }
+        };
+        HeaderValue::from_str(&text)
+            .map_err(|_| ProxyError::internal("identity value is not a valid header value"))
+    }
+
+    /// The identity headers for `user`, in order. Fails (500) on a value that cannot be sent
+    /// safely.
+    pub(crate) fn headers_for(
+        &self,
+        user: &User,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, ProxyError> {
+        let mut out = vec![(self.user.clone(), self.value(&user.username)?)];
+        if let (Some(h), Some(v)) = (&self.email, &user.email) {
+            out.push((h.clone(), self.value(v)?));
+        }
+        if let (Some(h), Some(v)) = (&self.name, &user.display_name) {
+            out.push((h.clone(), self.value(v)?));
+        }
+        if let Some(h) = &self.groups {
+            let mut groups = Vec::with_capacity(user.groups.len());
+            for g in &user.groups {
+                if !self.groups_separator.is_empty() && g.contains(&self.groups_separator) {
+                    return Err(ProxyError::internal(
+                        "a group name contains the groups separator; refused",
+                    ));
+                }
+                groups.push(g.as_str());
+            }
+            out.push((h.clone(), self.value(&groups.join(&self.groups_separator))?));
+        }
+        if let Some(h) = &self.backend {
+            out.push((h.clone(), self.value(&user.backend)?));
+        }
+        for (h, attr) in &self.extra {
+            if let Some(values) = user.attributes.get(attr) {
+                out.push((h.clone(), self.value(&values.join(&self.groups_separator))?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The upstream's address and the per-version exchange settings.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamTarget {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    base_path: String,
+    /// Time allowed for the response head.
+    pub(crate) timeout: std::time::Duration,
+    preserve_host: bool,
+}
+
+impl UpstreamTarget {
+    /// Parses `upstream.url` (`http://host:port[/base]`).
+    pub(crate) fn new(
+        url: &str,
+        timeout: std::time::Duration,
+        preserve_host: bool,
+    ) -> Result<UpstreamTarget, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("upstream url `{url}`: {e}"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| format!("upstream url `{url}` needs a scheme"))?;
+        if scheme != http::uri::Scheme::HTTP {
+            return Err(format!(
+                "upstream url `{url}`: only http:// upstreams are supported"
+            ));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("upstream url `{url}` needs a host"))?;
+        if uri.query().is_some() {
+            return Err(format!("upstream url `{url}` must not have a query"));
+        }
+        Ok(UpstreamTarget {
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            timeout,
+            preserve_host,
+        })
+    }
+
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+        let mut pq = format!("{}{}", self.base_path, path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| ProxyError::bad_request(format!("cannot build upstream uri: {e}")))
+    }
+}
+
+/// Whether `ip` is in one of the `trusted` networks.
+pub(crate) fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = canonical_ip(ip);
+    trusted.iter().any(|n| n.contains(&ip))
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4, so `127.0.0.1/32` covers `::ffff:127.0.0.1`.
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// The client address: the peer, or — when the peer is a trusted proxy — the right-most
+/// address in its `X-Forwarded-For` that is not itself a trusted proxy.
+pub(crate) fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical_ip(peer);
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let Some(xff) = xff else { return peer };
+    let mut candidate = peer;
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                candidate = canonical_ip(ip);
+                if !is_trusted(candidate, trusted) {
+                    return candidate;
+                }
+            }
+            Err(_) => return candidate,
+        }
+    }
+    candidate
+}
+
+/// `Cookie` headers without the gateway's own cookies; `None` when nothing is left.
+pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_names: &[&str]) -> Option<HeaderValue> {
+    let mut kept: Vec<&str> = Vec::new();
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(s) = v.to_str() else { continue };
+        for pair in s.split(';') {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+            if !cookie_names.contains(&name) {
+                kept.push(pair);
+            }
+        }
+    }
+    if kept.is_empty() {
+        None
+    } else {
+        HeaderValue::from_str(&kept.join("; ")).ok()
+    }
+}
+
+/// The value of `Cookie: name=...` if present.
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(s) = v.to_str() else { continue };
+        for pair in s.split(';') {
+            if let Some((n, value)) = pair.trim().split_once('=')
+                && n.trim() == name
+            {
+                return Some(value.trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// What the forward phase needs from the runtime.
+pub(crate) struct ForwardPlan<'a> {
+    pub(crate) target: &'a UpstreamTarget,
+    pub(crate) headers: &'a HeaderPlan,
+    pub(crate) cookie_names: [&'a str; 2],
+}
+
+/// Turns the sanitized client request into the upstream request.
+pub(crate) fn upstream_request(
+    ctx: &RequestContext,
+    plan: &ForwardPlan<'_>,
+    mut req: Request<Body>,
+) -> Result<Request<Body>, ProxyError> {
+    *req.uri_mut() = plan.target.uri(&ctx.path, ctx.query.as_deref())?;
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+
+    if let Some(cookie) = strip_cookie(headers, &plan.cookie_names) {
+        headers.insert(header::COOKIE, cookie);
+    } else {
+        headers.remove(header::COOKIE);
+    }
+    if ctx.consumed_authorization {
+        headers.remove(header::AUTHORIZATION);
+    }
+    if let Some(user) = &ctx.user {
+        for (name, value) in plan.headers.headers_for(user)? {
+            headers.insert(name, value);
+        }
+    }
+
+    let client = ctx.client_ip.to_string();
+    let xff = match (ctx.peer_trusted, ctx.incoming.xff.as_deref()) {
+        (true, Some(prev)) if !prev.trim().is_empty() => {
+            format!("{}, {}", prev.trim(), canonical_ip(ctx.peer.ip()))
+        }
+        _ => client,
+    };
+    headers.insert(
+        HeaderName::from_static("x-forwarded-for"),
+        HeaderValue::from_str(&xff).map_err(|_| ProxyError::bad_request("bad X-Forwarded-For"))?,
+    );
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_str(ctx.proto()).map_err(|_| ProxyError::internal("bad proto"))?,
+    );
+    let forwarded_host = match (ctx.peer_trusted, &ctx.incoming.host) {
+        (true, Some(h)) => Some(h.clone()),
+        _ => ctx.host.clone(),
+    };
+    if let Some(h) = forwarded_host
+        && let Ok(v) = HeaderValue::from_str(&h)
+    {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+    }
+    let host = match (&ctx.host, plan.target.preserve_host) {
+        (Some(h), true) => h.clone(),
+        _ => plan.target.authority.to_string(),
+    };
+    headers.insert(
+        header::HOST,
+        HeaderValue::from_str(&host).map_err(|_| ProxyError::bad_request("bad Host"))?,
+    );
+    if let Some(proto) = &ctx.upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(
+            header::UPGRADE,
+            HeaderValue::from_str(proto).map_err(|_| ProxyError::bad_request("bad Upgrade"))?,
+        );
+    }
+    Ok(req)
+}
+
+/// Drops hop-by-hop headers (and those named by `Connection`) from an upstream response,
+/// keeping `Connection`/`Upgrade` on a `101`.
+pub(crate) fn clean_response_headers(status: StatusCode, headers: &mut HeaderMap) {
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    let names: Vec<HeaderName> = headers.keys().cloned().collect();
+    for name in names {
+        if HOP_BY_HOP.contains(&name.as_str()) || named.contains(&fold_name(name.as_str())) {
+            headers.remove(&name);
+        }
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(u) = upgrade
+    {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, u);
+    }
+}
+
+/// The process-wide pooled upstream client.
+pub(crate) type UpstreamClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+/// Builds the pooled client with `connect_timeout`.
+pub(crate) fn build_client(connect_timeout: std::time::Duration) -> UpstreamClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build(connector)
+}
+
+/// Sends `req` upstream and returns the response with a streamed body. With an upgrade, spawns
+/// the byte copy once both sides have switched protocols.
+pub(crate) async fn exchange(
+    client: &UpstreamClient,
+    ctx: &mut RequestContext,
+    timeout: std::time::Duration,
+    req: Request<Body>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response<Body>, ProxyError> {
+    let started = std::time::Instant::now();
+    let (req, body_sent) = notify_on_end(req);
+    // The response-head timeout runs from the end of the request body: a large upload must not
+    // count against it.
+    let deadline = async move {
+        let _ = body_sent.await;
+        tokio::time::sleep(timeout).await;
+    };
+    let result = tokio::select! {
+        r = client.request(req) => Ok(r),
+        () = deadline => Err(()),
+    };
+    ctx.upstream_elapsed = Some(started.elapsed());
+    let mut resp: Response<Incoming> = match result {
+        Err(()) => {
+            return Err(ProxyError::gateway_timeout(format!(
+                "upstream sent no response head within {}",
+                humantime::format_duration(timeout)
+            )));
+        }
+        Ok(Err(e)) if e.is_connect() => {
+            return Err(ProxyError::bad_gateway(format!(
+                "upstream unreachable: {}",
+                error_chain(&e)
+            )));
+        }
+        Ok(Err(e)) => {
+            return Err(ProxyError::bad_gateway(format!(
+                "upstream exchange failed: {}",
+                error_chain(&e)
+            )));
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    let status = resp.status();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return Err(ProxyError::bad_gateway(
+                "upstream switched protocols without being asked",
+            ));
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((c, u)) => {
+                    let mut c = TokioIo::new(c);
+                    let mut u = TokioIo::new(u);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                        tracing::debug!(error = %e, "upgraded connection ended with an error");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "upgrade failed"),
+            }
+        });
+    }
+    let (mut parts, body) = resp.into_parts();
+    clean_response_headers(status, &mut parts.headers);
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(|e| Box::new(e) as super::BoxError).boxed(),
+    ))
+}
+
+/// A request body that reports when it has been sent completely (or failed, or was dropped).
+struct NotifyOnEnd {
+    inner: Body,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl hyper::body::Body for NotifyOnEnd {
+    type Data = bytes::Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let finished = match &polled {
+            std::task::Poll::Ready(None | Some(Err(_))) => true,
+            std::task::Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            std::task::Poll::Pending => false,
+        };
+        if finished && let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Receiver<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (parts, inner) = req.into_parts();
+    let done = if hyper::body::Body::is_end_stream(&inner) {
+        let _ = tx.send(());
+        None
+    } else {
+        Some(tx)
+    };
+    let body = NotifyOnEnd { inner, done };
+    (Request::from_parts(parts, body.boxed()), rx)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ip_believes_only_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let untrusted: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(untrusted, Some("1.2.3.4"), &trusted), untrusted);
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, Some("6.6.6.6, 1.2.3.4, 10.0.0.2"), &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(proxy, None, &trusted), proxy);
+    }
+
+    #[test]
+    fn gateway_cookie_is_removed_others_kept() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; gw_session=secret"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(strip_cookie(&h, &["gw_session"]).unwrap(), "a=1; b=2");
+        assert_eq!(read_cookie(&h, "gw_session").as_deref(), Some("secret"));
+        let mut only = HeaderMap::new();
+        only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));
+        assert!(strip_cookie(&only, &["gw_session"]).is_none());
+    }
+
+    #[test]
+    fn identity_values_are_encoded_or_refused() {
+        let plan = HeaderPlan::new(&IdentityHeadersConfig::default()).unwrap();
+        let user = User::new("zoë%").with_groups(["a", "b"]);
+        let h = plan.headers_for(&user).unwrap();
+        assert_eq!(h[0].1, "zo%C3%AB%25");
+        let bad = User::new("eve\r\nX-Remote-User: admin");
+        assert!(plan.headers_for(&bad).is_err());
+        let sep = User::new("bob").with_groups(["x,admins"]);
+        assert!(plan.headers_for(&sep).is_err());
+    }
+}

@@ -1,0 +1,325 @@
+//! Phase 3, **identify**: who is asking.
+//!
+//! Contract:
+//! - the session cookie first: the store is asked (a store error is `503`, fail closed); a
+//!   session due for revalidation is re-read through `chain.get_user(entry, id)`; a user gone,
+//!   an entry gone from the chain or a changed credential version destroys the session and the
+//!   request continues as anonymous (with the cookie cleared);
+//! - else `Authorization: Basic` when `login.basic_auth` is on: malformed (not base64, no `:`,
+//!   not UTF-8, longer than [`MAX_BASIC_BYTES`]) is `400` — never anonymous-then-2xx; a locked
+//!   (username, client IP) pair is answered like a wrong password without running the chain;
+//!   a cached success is used; otherwise the chain runs (backends hash passwords off the
+//!   reactor) and failures count towards the lockout;
+//! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
+//!   anonymous (the challenge follows).
+
+use auth_core::{ChainOutcome, Credentials, User};
+use base64::Engine;
+use http::HeaderMap;
+use http::header;
+
+use super::context::{IdentitySource, RequestContext};
+use super::error::ProxyError;
+use super::forward::read_cookie;
+use crate::credential_cache::CacheHit;
+use crate::runtime::Runtime;
+
+/// The longest `Authorization: Basic` value accepted.
+pub(crate) const MAX_BASIC_BYTES: usize = 4096;
+
+/// `Authorization: Basic` could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BasicError {
+    /// Over [`MAX_BASIC_BYTES`].
+    #[error("Basic credentials too long")]
+    TooLong,
+    /// Not base64.
+    #[error("Basic credentials are not base64")]
+    Base64,
+    /// Not UTF-8.
+    #[error("Basic credentials are not UTF-8")]
+    Utf8,
+    /// No `:`.
+    #[error("Basic credentials have no `:`")]
+    NoColon,
+    /// Several `Authorization` headers.
+    #[error("several Authorization headers")]
+    Duplicate,
+}
+
+/// Reads `Authorization: Basic`: `Ok(None)` when absent or another scheme.
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, BasicError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(BasicError::Duplicate);
+    }
+    if value.len() > MAX_BASIC_BYTES {
+        return Err(BasicError::TooLong);
+    }
+    let bytes = value.as_bytes();
+    let Some(space) = bytes.iter().position(|b| *b == b' ') else {
+        return Ok(None);
+    };
+    if !bytes[..space].eq_ignore_ascii_case(b"basic") {
+        return Ok(None);
+    }
+    let encoded = std::str::from_utf8(&bytes[space + 1..])
+        .map_err(|_| BasicError::Base64)?
+        .trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| BasicError::Base64)?;
+    let text = String::from_utf8(decoded).map_err(|_| BasicError::Utf8)?;
+    let (user, password) = text.split_once(':').ok_or(BasicError::NoColon)?;
+    Ok(Some(Credentials::password(user, password)))
+}
+
+/// The result of the chain, reduced to what the request path needs.
+#[derive(Debug)]
+pub(crate) enum ChainVerdict {
+    /// Authenticated.
+    User(User),
+    /// Wrong credentials, unknown user or denied: anonymous.
+    Refused,
+}
+
+/// Maps a chain outcome: `Unavailable` is a 503.
+pub(crate) fn verdict(outcome: ChainOutcome) -> Result<ChainVerdict, ProxyError> {
+    match outcome {
+        ChainOutcome::Authenticated { user, .. } => Ok(ChainVerdict::User(user)),
+        ChainOutcome::Unavailable { entry, error } => Err(ProxyError::unavailable(format!(
+            "backend `{entry}` unavailable: {error}"
+        ))),
+        ChainOutcome::Rejected | ChainOutcome::NotFound | ChainOutcome::Denied { .. } => {
+            Ok(ChainVerdict::Refused)
+        }
+    }
+}
+
+/// Runs the phase: fills `ctx.user` (and `ctx.session`) or leaves the request anonymous.
+pub(crate) async fn identify(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<(), ProxyError> {
+    if identify_session(rt, ctx, headers).await? {
+        return Ok(());
+    }
+    if !rt.config.login.basic_auth {
+        return Ok(());
+    }
+    let creds = basic_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
+    let Some(creds) = creds else { return Ok(()) };
+    ctx.consumed_authorization = true;
+    if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
+        ctx.user = Some(user);
+        ctx.identity = Some(IdentitySource::Basic);
+    }
+    Ok(())
+}
+
+/// Only the session part of identify (logout: Basic credentials do not make a session).
+pub(crate) async fn identify_session_only(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<(), ProxyError> {
+    identify_session(rt, ctx, headers).await.map(|_| ())
+}
+
+/// The session part of identify. Returns whether a live session identified the user.
+async fn identify_session(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+) -> Result<bool, ProxyError> {
+    let sessions = &rt.services.sessions;
+    let Some(cookie) = read_cookie(headers, sessions.cookie_name()) else {
+        return Ok(false);
+    };
+    let Some(session) = sessions.load(&cookie).await.map_err(store_down)? else {
+        ctx.set_cookies
+            .push(sessions.clear_cookie(rt.secure_cookies));
+        return Ok(false);
+    };
+    let entry_gone = rt.chain.entry(&session.entry).is_none();
+    let user = if entry_gone || sessions.needs_revalidation(&session) {
+        let fresh = if entry_gone {
+            None
+        } else {
+            rt.chain
+                .get_user(&session.entry, session.user_id())
+                .await
+                .map_err(|e| {
+                    ProxyError::unavailable(format!(
+                        "revalidating a session through `{}`: {e}",
+                        &session.entry
+                    ))
+                })?
+        };
+        match fresh {
+            Some(user)
+                if sessions.version_matches(&session, user.credential_version.as_deref()) =>
+            {
+                sessions.revalidated(&session, &user).await;
+                user
+            }
+            _ => {
+                tracing::info!(
+                    entry = &session.entry,
+                    user = %session.user.username,
+                    "session void: user gone, entry gone or credentials changed"
+                );
+                rt.services
+                    .cache
+                    .invalidate_user(&session.entry, session.user_id());
+                sessions.destroy(&cookie).await.map_err(store_down)?;
+                ctx.set_cookies
+                    .push(sessions.clear_cookie(rt.secure_cookies));
+                return Ok(false);
+            }
+        }
+    } else {
+        sessions.touch(&session).await;
+        session.user.clone()
+    };
+    if let Some(v) = sessions.reissued_cookie(&session) {
+        ctx.set_cookies
+            .push(sessions.set_cookie(&v, rt.secure_cookies));
+    }
+    ctx.user = Some(user);
+    ctx.identity = Some(IdentitySource::Session);
+    ctx.session = Some(session);
+    ctx.session_cookie = Some(cookie);
+    Ok(true)
+}
+
+/// Checks a username and password: lockout first (a locked pair is refused without running the
+/// chain, exactly like a wrong password), then the credential cache when `use_cache`, then the
+/// chain. Failures count towards the lockout; `Unavailable` (chain or lockout store) is 503.
+pub(crate) async fn authenticate_password(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    creds: &Credentials,
+    use_cache: bool,
+) -> Result<Option<User>, ProxyError> {
+    let Credentials::Password { username, password } = creds else {
+        return Ok(None);
+    };
+    let services = &rt.services;
+    if services
+        .lockout
+        .is_locked(username, ctx.client_ip)
+        .await
+        .map_err(lockout_down)?
+    {
+        ctx.locked = true;
+        return Ok(None);
+    }
+    if use_cache {
+        match services.cache.get(username, password.as_bytes()) {
+            Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
+            Some(CacheHit::Failure) => return Ok(None),
+            None => {}
+        }
+    }
+    let context = auth_core::Context {
+        client_ip: Some(ctx.client_ip),
+        entry: String::new(),
+    };
+    let result = rt.chain.authenticate(creds, &context).await;
+    ctx.trace = result.trace;
+    match verdict(result.outcome)? {
+        ChainVerdict::User(user) => {
+            if let Err(e) = services
+                .lockout
+                .record_success(username, ctx.client_ip)
+                .await
+            {
+                tracing::warn!(error = %e, "could not reset the lockout counter");
+            }
+            if use_cache {
+                services.cache.insert_success(
+                    username,
+                    password.as_bytes(),
+                    &user.backend,
+                    &user,
+                    user.credential_version.as_deref(),
+                );
+            }
+            Ok(Some(user))
+        }
+        ChainVerdict::Refused => {
+            let locked = services
+                .lockout
+                .record_failure(username, ctx.client_ip)
+                .await
+                .map_err(lockout_down)?;
+            ctx.locked = locked;
+            if use_cache {
+                services.cache.insert_failure(username, password.as_bytes());
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// A session store failure: 503.
+pub(crate) fn store_down(e: crate::session::SessionError) -> ProxyError {
+    ProxyError::unavailable(format!("session store: {e}"))
+}
+
+fn lockout_down(e: crate::protection::ProtectionError) -> ProxyError {
+    ProxyError::unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn reads_basic() {
+        let c = basic_credentials(&with("Basic YWxpY2U6cDpx"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c, Credentials::password("alice", "p:q"));
+        assert_eq!(basic_credentials(&with("Bearer x")).unwrap(), None);
+        assert_eq!(basic_credentials(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_basic_is_an_error() {
+        assert_eq!(
+            basic_credentials(&with("Basic !!!")),
+            Err(BasicError::Base64)
+        );
+        // "alice" without colon
+        assert_eq!(
+            basic_credentials(&with("Basic YWxpY2U=")),
+            Err(BasicError::NoColon)
+        );
+        // 0xff 0x3a
+        assert_eq!(
+            basic_credentials(&with("Basic /zo=")),
+            Err(BasicError::Utf8)
+        );
+        let long = format!("Basic {}", "A".repeat(MAX_BASIC_BYTES));
+        assert_eq!(basic_credentials(&with(&long)), Err(BasicError::TooLong));
+        let mut two = with("Basic YWxpY2U6cA==");
+        two.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YQ=="),
+        );
+        assert_eq!(basic_credentials(&two), Err(BasicError::Duplicate));
+    }
+}

@@ -1,0 +1,332 @@
+//! Phase 2, **route**: the normalized path and the access rule that applies to it.
+//!
+//! Path normalization (done once; the normalized path is both the one matched and the one
+//! forwarded, so the gateway and the upstream never disagree about which resource is asked for):
+//! - percent-escapes of unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, every other
+//!   escape is kept with upper-case hex;
+//! - refused with 400: a path that is not origin-form (`/...`), a bad escape (`%zz`, `%4`), an
+//!   encoded `/` (`%2F`), `\` raw or encoded (`%5C`), NUL and other control characters raw or
+//!   encoded (`%00`-`%1F`, `%7F`), dot segments `.` / `..` raw or encoded (`%2E`), and `;`.
+//!   `;` is refused rather than matched literally because servlet containers strip `;params`
+//!   from segments before routing: `/admin;x=1/` would miss an `/admin` rule here and reach
+//!   `/admin/` upstream;
+//! - empty segments are collapsed (`//a///b` -> `/a/b`); a trailing `/` is kept.
+//!
+//! Matching: the first rule whose host (case-insensitive, port ignored), path prefix
+//! (segment-aware: `/admin` and `/admin/` match `/admin` and `/admin/x`, never `/administrator`),
+//! optional regex and methods all match. No rule matches -> `authenticated`. A rule without
+//! `methods` applies to every method, so HEAD/OPTIONS/unknown methods get the same decision as GET.
+
+use std::fmt;
+
+use regex::Regex;
+
+use crate::config::{Access, RouteConfig};
+
+/// Why a path was refused (always a client error, 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PathError {
+    /// Not origin-form.
+    #[error("path must start with `/`")]
+    NotOriginForm,
+    /// `%` not followed by two hex digits.
+    #[error("bad percent-escape")]
+    BadEscape,
+    /// `%2F`, `\`, `%5C`.
+    #[error("encoded slash or backslash")]
+    Separator,
+    /// NUL or another control character.
+    #[error("control character")]
+    Control,
+    /// `.` or `..` segment.
+    #[error("dot segment")]
+    DotSegment,
+    /// `;` path parameter.
+    #[error("path parameter")]
+    PathParameter,
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Normalizes a request path (without the query). See the module doc for the rules.
+pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotOriginForm);
+    }
+    let mut segments: Vec<String> = Vec::new();
+    for segment in raw.split('/').skip(1) {
+        let mut out = String::with_capacity(segment.len());
+        let sb = segment.as_bytes();
+        let mut i = 0;
+        while i < sb.len() {
+            let b = sb[i];
+            match b {
+                b'%' => {
+                    let (Some(h), Some(l)) = (
+                        sb.get(i + 1).copied().and_then(hex),
+                        sb.get(i + 2).copied().and_then(hex),
+                    ) else {
+                        return Err(PathError::BadEscape);
+                    };
+                    let decoded = h * 16 + l;
+                    match decoded {
+                        b'/' | b'\\' => return Err(PathError::Separator),
+                        0..=0x1f | 0x7f => return Err(PathError::Control),
+                        b';' => return Err(PathError::PathParameter),
+                        d if is_unreserved(d) => out.push(d as char),
+                        d => out.push_str(&format!("%{d:02X}")),
+                    }
+                    i += 3;
+                }
+                b'\\' => return Err(PathError::Separator),
+                b';' => return Err(PathError::PathParameter),
+                0..=0x20 | 0x7f..=0xff => return Err(PathError::Control),
+                _ => {
+                    out.push(b as char);
+                    i += 1;
+                }
+            }
+        }
+        if out == "." || out == ".." {
+            return Err(PathError::DotSegment);
+        }
+        segments.push(out);
+    }
+    let trailing = segments.last().is_some_and(|s| s.is_empty());
+    segments.retain(|s| !s.is_empty());
+    let mut path = String::with_capacity(raw.len());
+    for s in &segments {
+        path.push('/');
+        path.push_str(s);
+    }
+    if trailing || segments.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+/// One compiled route.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    host: Option<String>,
+    prefix: Option<String>,
+    regex: Option<Regex>,
+    methods: Vec<String>,
+    /// Who may reach it.
+    pub(crate) access: Access,
+}
+
+/// A route's configuration could not be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("route {index}: {message}")]
+pub(crate) struct RouteError {
+    index: usize,
+    message: String,
+}
+
+/// The decision of the route phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteDecision {
+    /// Index of the matching rule in `routes:`; `None` for the implicit default.
+    pub(crate) index: Option<usize>,
+    /// What applies.
+    pub(crate) access: Access,
+}
+
+impl fmt::Display for RouteDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{i}"),
+            None => f.write_str("default"),
+        }
+    }
+}
+
+/// The ordered, compiled routes of one config version.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteTable {
+    routes: Vec<Route>,
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+impl RouteTable {
+    /// Compiles `routes:`. Prefixes are normalized like request paths.
+    pub(crate) fn compile(routes: &[RouteConfig]) -> Result<RouteTable, RouteError> {
+        let mut out = Vec::with_capacity(routes.len());
+        for (index, r) in routes.iter().enumerate() {
+            let err = |message: String| RouteError { index, message };
+            let prefix = match &r.matcher.path {
+                Some(p) => {
+                    let n = normalize_path(&p.value)
+                        .map_err(|e| err(format!("path `{}`: {e}", p.value)))?;
+                    Some(n.trim_end_matches('/').to_string())
+                }
+                None => None,
+            };
+            let regex = match &r.matcher.path_regex {
+                Some(re) => Some(
+                    Regex::new(&re.value)
+                        .map_err(|e| err(format!("path_regex `{}`: {e}", re.value)))?,
+                ),
+                None => None,
+            };
+            out.push(Route {
+                host: r
+                    .matcher
+                    .host
+                    .as_deref()
+                    .map(|h| host_without_port(h).to_ascii_lowercase()),
+                prefix,
+                regex,
+                methods: r
+                    .matcher
+                    .methods
+                    .iter()
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect(),
+                access: r.access.value.clone(),
+            });
+        }
+        Ok(RouteTable { routes: out })
+    }
+
+    /// The decision for a request to `host` (may carry a port; `None` when the request had no
+    /// host) with `method` and the normalized `path`.
+    pub(crate) fn decide(&self, host: Option<&str>, method: &str, path: &str) -> RouteDecision {
+        let host = host.map(|h| host_without_port(h).to_ascii_lowercase());
+        for (index, r) in self.routes.iter().enumerate() {
+            if let Some(want) = &r.host
+                && host.as_deref() != Some(want.as_str())
+            {
+                continue;
+            }
+            if let Some(prefix) = &r.prefix
+                && !path_has_prefix(path, prefix)
+            {
+                continue;
+            }
+            if let Some(re) = &r.regex
+                && !re.is_match(path)
+            {
+                continue;
+            }
+            if !r.methods.is_empty() && !r.methods.iter().any(|m| m == method) {
+                continue;
+            }
+            return RouteDecision {
+                index: Some(index),
+                access: r.access.clone(),
+            };
+        }
+        RouteDecision {
+            index: None,
+            access: Access::Authenticated,
+        }
+    }
+}
+
+/// Segment-aware prefix test; `prefix` has no trailing `/` (`""` is the root).
+pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_unreserved_escapes_and_slashes() {
+        assert_eq!(normalize_path("/").unwrap(), "/");
+        assert_eq!(normalize_path("//a///b").unwrap(), "/a/b");
+        assert_eq!(normalize_path("/a/b/").unwrap(), "/a/b/");
+        assert_eq!(normalize_path("/%61dmin").unwrap(), "/admin");
+        assert_eq!(normalize_path("/a%20b%c3%a9").unwrap(), "/a%20b%C3%A9");
+        assert_eq!(normalize_path("/a%7e").unwrap(), "/a~");
+    }
+
+    #[test]
+    fn refuses_ambiguous_paths() {
+        for (p, e) in [
+            ("admin", PathError::NotOriginForm),
+            ("*", PathError::NotOriginForm),
+            ("/a%2fb", PathError::Separator),
+            ("/a%2Fb", PathError::Separator),
+            ("/a%5cb", PathError::Separator),
+            ("/a\\b", PathError::Separator),
+            ("/a%00", PathError::Control),
+            ("/a%0a", PathError::Control),
+            ("/a%7f", PathError::Control),
+            ("/a/../admin", PathError::DotSegment),
+            ("/a/./b", PathError::DotSegment),
+            ("/a/%2e%2e/admin", PathError::DotSegment),
+            ("/a/.%2E/admin", PathError::DotSegment),
+            ("/%2e/admin", PathError::DotSegment),
+            ("/..", PathError::DotSegment),
+            ("/admin;x=1/", PathError::PathParameter),
+            ("/admin%3b/", PathError::PathParameter),
+            ("/a%zz", PathError::BadEscape),
+            ("/a%4", PathError::BadEscape),
+        ] {
+            assert_eq!(normalize_path(p), Err(e), "{p}");
+        }
+        assert_eq!(normalize_path("/a/...").unwrap(), "/a/...");
+    }
+
+    fn table(yaml: &str) -> RouteTable {
+        let routes: Vec<RouteConfig> = serde_saphyr::from_str(yaml).unwrap();
+        RouteTable::compile(&routes).unwrap()
+    }
+
+    #[test]
+    fn prefixes_are_segment_aware_and_first_match_wins() {
+        let t = table(
+            "- match: { path: /admin }\n  access: deny\n\
+             - match: { path: /static/ }\n  access: public\n\
+             - match: { host: API.example.org:443, path: / }\n  access: { users: [svc] }\n\
+             - match: { path: /w, methods: [post] }\n  access: { groups: [writers] }\n",
+        );
+        let d = |h: Option<&str>, m: &str, p: &str| t.decide(h, m, p);
+        assert_eq!(d(None, "GET", "/admin").access, Access::Deny);
+        assert_eq!(d(None, "GET", "/admin/x").access, Access::Deny);
+        assert_eq!(
+            d(None, "GET", "/administrator").access,
+            Access::Authenticated
+        );
+        assert_eq!(d(None, "GET", "/administrator").index, None);
+        assert_eq!(d(None, "HEAD", "/static").access, Access::Public);
+        assert_eq!(d(None, "GET", "/staticx").access, Access::Authenticated);
+        assert_eq!(
+            d(Some("api.EXAMPLE.org:8080"), "GET", "/x").access,
+            Access::Users(vec!["svc".into()])
+        );
+        assert_eq!(d(Some("other"), "GET", "/x").access, Access::Authenticated);
+        assert_eq!(
+            d(None, "POST", "/w/1").access,
+            Access::Groups(vec!["writers".into()])
+        );
+        assert_eq!(d(None, "GET", "/w/1").access, Access::Authenticated);
+        assert_eq!(d(None, "GET", "/admin").index, Some(0));
+    }
+}

@@ -1,0 +1,191 @@
+//! Phase 1, **sanitize**: what the client sent that must never reach the upstream or influence
+//! the gateway.
+//!
+//! Contract:
+//! - every incoming header whose name, lower-cased with `_` and `.` read as `-`, equals one of the
+//!   configured identity headers or a forwarding header the gateway sets (see
+//!   [`FORWARDING_HEADERS`]) is dropped, on every route, public included; a name that is not a
+//!   valid header for the upstream after that folding cannot smuggle anything either, since the
+//!   comparison happens on the folded form;
+//! - hop-by-hop headers ([`HOP_BY_HOP`]) and every header named by `Connection` are dropped. They
+//!   are dropped *before* the gateway sets its own headers, so `Connection: X-Remote-User` can only
+//!   remove the client's copy, never ours;
+//! - the `Upgrade` request is remembered (and `Upgrade: h2c` refused by the caller) before the
+//!   hop-by-hop headers go.
+
+use std::collections::HashSet;
+
+use http::HeaderMap;
+use http::header::{CONNECTION, HeaderName, UPGRADE};
+
+/// Forwarding headers the gateway sets or that upstreams commonly trust for routing decisions;
+/// clients never get to send them.
+pub(crate) const FORWARDING_HEADERS: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-server",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones proxies still see).
+pub(crate) const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// `name` lower-cased with `_` and `.` read as `-`: the form two header names are compared in.
+pub(crate) fn fold_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// The folded names that are never accepted from a client: the configured identity headers
+/// plus [`FORWARDING_HEADERS`]. Built once per config version.
+#[derive(Debug, Clone)]
+pub(crate) struct Reserved {
+    folded: HashSet<String>,
+}
+
+impl Reserved {
+    /// The reserved set for these configured identity header names.
+    pub(crate) fn new<'a>(identity_headers: impl IntoIterator<Item = &'a str>) -> Self {
+        let folded = identity_headers
+            .into_iter()
+            .map(fold_name)
+            .chain(FORWARDING_HEADERS.iter().map(|h| h.to_string()))
+            .collect();
+        Reserved { folded }
+    }
+
+    /// Whether an incoming header with this name must be dropped.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.folded.contains(&fold_name(name))
+    }
+}
+
+/// What the client asked to upgrade to, if anything (lower-cased `Upgrade` value) — only when
+/// `Connection` also says `upgrade`, as RFC 9110 requires.
+pub(crate) fn upgrade_request(headers: &HeaderMap) -> Option<String> {
+    let connection_says_upgrade = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if !connection_says_upgrade {
+        return None;
+    }
+    let value = headers.get(UPGRADE)?.to_str().ok()?;
+    Some(value.trim().to_ascii_lowercase())
+}
+
+/// Drops reserved, hop-by-hop and `Connection`-named headers from `headers`. Returns the number
+/// of headers dropped because they were reserved (for the log).
+pub(crate) fn sanitize_headers(headers: &mut HeaderMap, reserved: &Reserved) -> usize {
+    let connection_named: Vec<String> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut dropped_reserved = 0;
+    let names: Vec<HeaderName> = headers.keys().cloned().collect();
+    for name in names {
+        let s = name.as_str();
+        if reserved.contains(s) {
+            dropped_reserved += headers.get_all(&name).iter().count();
+            headers.remove(&name);
+        } else if HOP_BY_HOP.contains(&s) || connection_named.iter().any(|c| c == s) {
+            headers.remove(&name);
+        }
+    }
+    dropped_reserved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn reserved() -> Reserved {
+        Reserved::new(["X-Remote-User", "X-Remote-Groups"])
+    }
+
+    #[test]
+    fn every_spelling_of_an_identity_header_is_dropped() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-remote-user",
+            "x_remote_user",
+            "x.remote.user",
+            "x-remote_user",
+            "x-remote-groups",
+            "x-forwarded-for",
+            "x-http-method-override",
+            "forwarded",
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("evil"),
+            );
+        }
+        h.append("x-remote-user", HeaderValue::from_static("evil2"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let n = sanitize_headers(&mut h, &reserved());
+        assert_eq!(n, 9);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, X-Custom"));
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("x-other", HeaderValue::from_static("kept"));
+        sanitize_headers(&mut h, &reserved());
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-other"], "kept");
+    }
+
+    #[test]
+    fn upgrade_needs_connection_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert("upgrade", HeaderValue::from_static("WebSocket"));
+        assert_eq!(upgrade_request(&h), None);
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert_eq!(upgrade_request(&h).as_deref(), Some("websocket"));
+    }
+}

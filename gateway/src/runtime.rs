@@ -1,0 +1,347 @@
+//! One config version, compiled for the request path: routes, the identity header plan, the
+//! chain, the shared services (sessions, lockout, credential cache) and the upstream settings.
+//! Requests take one `Arc<Runtime>` when they start and keep it to the end, so a reload never
+//! changes the rules under a request in flight.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use auth_core::Chain;
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use crate::config::SecureSetting;
+use crate::credential_cache::CredentialCache;
+use crate::login::Template;
+use crate::protection::Lockout;
+use crate::session::{SessionManager, resolve_secret};
+
+use crate::config::{
+    CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, ProtectionConfig,
+    ServerConfig, SessionConfig, UpstreamConfig,
+};
+use crate::request::forward::{HeaderPlan, UpstreamTarget};
+use crate::request::route::RouteTable;
+use crate::request::sanitize::Reserved;
+
+/// Building a runtime from a config failed; the message names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RuntimeError(String);
+
+/// The parts of [`Config`] the request path reads (the chain entries' factories are consumed
+/// when the chain is built, and routes are compiled).
+#[derive(Debug)]
+pub struct Settings {
+    /// `server:`
+    pub server: ServerConfig,
+    /// `upstream:`
+    pub upstream: UpstreamConfig,
+    /// `identity_headers:`
+    pub identity_headers: IdentityHeadersConfig,
+    /// `session:`
+    pub session: SessionConfig,
+    /// `login:`
+    pub login: LoginConfig,
+    /// `protection:`
+    pub protection: ProtectionConfig,
+    /// `cache:`
+    pub cache: CacheConfig,
+    /// `log:`
+    pub log: LogConfig,
+    /// `admin.listen`, if any.
+    pub admin_listen: Option<String>,
+    /// `data_dir`.
+    pub data_dir: Option<String>,
+}
+
+/// One config version, ready to serve.
+#[derive(Debug)]
+pub struct Runtime {
+    pub(crate) version: u64,
+    pub(crate) config: Settings,
+    pub(crate) chain: Chain,
+    pub(crate) routes: RouteTable,
+    pub(crate) reserved: Reserved,
+    pub(crate) headers: HeaderPlan,
+    pub(crate) upstream: UpstreamTarget,
+    pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) public_url: url::Url,
+    /// `login.prefix` without a trailing `/`.
+    pub(crate) prefix: String,
+    pub(crate) services: Services,
+    /// Whether cookies get `Secure` (`session.secure` resolved against `public_url`).
+    pub(crate) secure_cookies: bool,
+    /// `login.allowed_redirect_hosts`, normalized.
+    pub(crate) allowed_redirect_hosts: Vec<String>,
+}
+
+/// The parts of a config the services are built from (`Config` itself is not `Sync`).
+struct ServiceSettings<'a> {
+    session: &'a SessionConfig,
+    protection: &'a ProtectionConfig,
+    cache: &'a CacheConfig,
+    login: &'a LoginConfig,
+}
+
+impl<'a> ServiceSettings<'a> {
+    fn of(config: &'a Config) -> Self {
+        ServiceSettings {
+            session: &config.session,
+            protection: &config.protection,
+            cache: &config.cache,
+            login: &config.login,
+        }
+    }
+}
+
+/// The stateful services a runtime uses. On reload the session manager and the lockout are
+/// carried over when their settings did not change (so sessions in the memory store survive);
+/// the credential cache is always new (the chain may decide differently now).
+#[derive(Clone)]
+pub struct Services {
+    /// Sessions.
+    pub sessions: Arc<SessionManager>,
+    /// Brute-force lockout.
+    pub lockout: Arc<Lockout>,
+    /// Successful Basic checks.
+    pub cache: Arc<CredentialCache>,
+    /// The operator's login template, if any.
+    pub template: Option<Arc<Template>>,
+    session_fingerprint: [u8; 32],
+    protection_fingerprint: String,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("sessions", &self.sessions)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+fn session_fingerprint(cfg: &crate::config::SessionConfig, secret: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update(
+        format!(
+            "\0{}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
+            cfg.store.value,
+            cfg.cookie_name,
+            cfg.ttl.get(),
+            cfg.idle_timeout.get(),
+            cfg.revalidate.get(),
+            cfg.secure,
+            cfg.same_site
+        )
+        .as_bytes(),
+    );
+    h.finalize().into()
+}
+
+fn protection_fingerprint(cfg: &crate::config::ProtectionConfig) -> String {
+    format!(
+        "{}|{:?}|{:?}|{}",
+        cfg.max_failures,
+        cfg.window.get(),
+        cfg.lockout.get(),
+        cfg.store.value
+    )
+}
+
+impl Services {
+    /// Builds every service for `config`. Relative paths (SQLite sessions, the generated
+    /// secret) live under `data_dir`; `login.template` is resolved against `base_dir`.
+    pub fn from_config<'a>(
+        config: &'a Config,
+        data_dir: &'a Path,
+        base_dir: &'a Path,
+    ) -> impl Future<Output = Result<Services, RuntimeError>> + Send + 'a {
+        Services::build(ServiceSettings::of(config), data_dir, base_dir, None)
+    }
+
+    /// As [`from_config`](Self::from_config), reusing `previous`'s session manager and lockout
+    /// when their settings (and the session secret) are unchanged.
+    pub fn carry_over<'a>(
+        previous: &'a Services,
+        config: &'a Config,
+        data_dir: &'a Path,
+        base_dir: &'a Path,
+    ) -> impl Future<Output = Result<Services, RuntimeError>> + Send + 'a {
+        Services::build(
+            ServiceSettings::of(config),
+            data_dir,
+            base_dir,
+            Some(previous),
+        )
+    }
+
+    async fn build(
+        config: ServiceSettings<'_>,
+        data_dir: &Path,
+        base_dir: &Path,
+        previous: Option<&Services>,
+    ) -> Result<Services, RuntimeError> {
+        let secret =
+            resolve_secret(config.session, data_dir).map_err(|e| RuntimeError(e.to_string()))?;
+        let session_fp = session_fingerprint(config.session, &secret);
+        let sessions = match previous {
+            Some(p) if p.session_fingerprint == session_fp => p.sessions.clone(),
+            _ => Arc::new(
+                SessionManager::from_config(config.session, &secret, data_dir)
+                    .await
+                    .map_err(|e| RuntimeError(e.to_string()))?,
+            ),
+        };
+        let protection_fp = protection_fingerprint(config.protection);
+        let lockout = match previous {
+            Some(p) if p.protection_fingerprint == protection_fp => p.lockout.clone(),
+            _ => Arc::new(
+                Lockout::from_config(config.protection).map_err(|e| RuntimeError(e.to_string()))?,
+            ),
+        };
+        let template = match &config.login.template {
+            Some(path) => {
+                let path = base_dir.join(&path.value);
+                Some(Arc::new(
+                    crate::login::load_template(&path)
+                        .map_err(|e| RuntimeError(format!("login.template: {e}")))?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Services {
+            sessions,
+            lockout,
+            cache: Arc::new(CredentialCache::from_config(config.cache)),
+            template,
+            session_fingerprint: session_fp,
+            protection_fingerprint: protection_fp,
+        })
+    }
+}
+
+impl Runtime {
+    /// Compiles `config` with its built `chain`. `version` numbers config versions (1 for the
+    /// first, +1 per successful reload); it appears in logs and metrics.
+    pub fn new(
+        config: Config,
+        chain: Chain,
+        services: Services,
+        version: u64,
+    ) -> Result<Runtime, RuntimeError> {
+        let routes =
+            RouteTable::compile(&config.routes).map_err(|e| RuntimeError(e.to_string()))?;
+        let headers =
+            HeaderPlan::new(&config.identity_headers).map_err(|e| RuntimeError(e.to_string()))?;
+        let reserved = Reserved::new(headers.names());
+        let upstream = UpstreamTarget::new(
+            &config.upstream.url.value,
+            config.upstream.timeout.get(),
+            config.upstream.preserve_host,
+        )
+        .map_err(RuntimeError)?;
+        let trusted_proxies = config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|s| parse_net(&s.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let public_url = url::Url::parse(&config.server.public_url.value).map_err(|e| {
+            RuntimeError(format!(
+                "server.public_url `{}`: {e}",
+                config.server.public_url.value
+            ))
+        })?;
+        let prefix = crate::request::route::normalize_path(&config.login.prefix.value)
+            .map_err(|e| {
+                RuntimeError(format!("login.prefix `{}`: {e}", config.login.prefix.value))
+            })?
+            .trim_end_matches('/')
+            .to_string();
+        if prefix.is_empty() {
+            return Err(RuntimeError("login.prefix must not be `/`".into()));
+        }
+        let secure_cookies = match config.session.secure {
+            SecureSetting::Always => true,
+            SecureSetting::Never => false,
+            SecureSetting::Auto => {
+                !(public_url.scheme() == "http"
+                    && matches!(
+                        public_url.host_str(),
+                        Some("127.0.0.1" | "localhost" | "[::1]")
+                    ))
+            }
+        };
+        let allowed_redirect_hosts = config
+            .login
+            .allowed_redirect_hosts
+            .iter()
+            .map(|h| {
+                crate::login::normalize_allowed_host(h)
+                    .map_err(|e| RuntimeError(format!("login.allowed_redirect_hosts: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Settings {
+            server: config.server,
+            upstream: config.upstream,
+            identity_headers: config.identity_headers,
+            session: config.session,
+            login: config.login,
+            protection: config.protection,
+            cache: config.cache,
+            log: config.log,
+            admin_listen: config.admin.map(|a| a.listen.value),
+            data_dir: config.data_dir,
+        };
+        Ok(Runtime {
+            version,
+            config,
+            chain,
+            routes,
+            reserved,
+            headers,
+            upstream,
+            trusted_proxies,
+            public_url,
+            prefix,
+            services,
+            secure_cookies,
+            allowed_redirect_hosts,
+        })
+    }
+
+    /// This version's number.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The settings this runtime was built from.
+    pub fn settings(&self) -> &Settings {
+        &self.config
+    }
+
+    /// The services of this version.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// The chain of this version.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+}
+
+fn parse_net(s: &str) -> Result<IpNet, RuntimeError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            RuntimeError(format!(
+                "server.trusted_proxies: `{s}` is not a CIDR or address"
+            ))
+        })
+}
+
+/// A shared handle to the current runtime.
+pub type SharedRuntime = Arc<arc_swap::ArcSwap<Runtime>>;

@@ -1,0 +1,421 @@
+//! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 with
+//! upgrades through hyper-util's `auto` builder, and shuts down gracefully (in-flight requests
+//! finish, bounded by `server.shutdown_grace`), following hyper-util's `server_graceful`
+//! example.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::metrics::Metrics;
+use crate::request::forward::{UpstreamClient, build_client};
+use crate::request::{ConnInfo, handle};
+use crate::runtime::Runtime;
+
+/// The process-wide state: the current runtime (swapped on reload), the pooled upstream client
+/// and the metrics.
+pub struct Gateway {
+    pub(crate) runtime: ArcSwap<Runtime>,
+    pub(crate) client: UpstreamClient,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("version", &self.runtime.load().version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway serving `runtime`. The upstream client's connect timeout is taken from this
+    /// first runtime (changing it needs a restart).
+    pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Gateway> {
+        let client = build_client(runtime.config.upstream.connect_timeout.get());
+        metrics.set_config_version(runtime.version());
+        Arc::new(Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            client,
+            metrics,
+        })
+    }
+
+    /// The runtime new requests get.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Makes `runtime` the one new requests get; requests in flight keep theirs.
+    pub fn install(&self, runtime: Runtime) {
+        self.metrics.set_config_version(runtime.version());
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+/// Starting a listener failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding or reading a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The config could not be loaded or built.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Builds a TLS acceptor from PEM `cert` (chain) and `key` files, offering h2 and http/1.1.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError> {
+    let io = |what: &Path| {
+        let what = what.display().to_string();
+        move |source| ServerError::Io {
+            context: format!("reading {what}"),
+            source,
+        }
+    };
+    let cert_pem = std::fs::read(cert).map_err(io(cert))?;
+    let key_pem = std::fs::read(key).map_err(io(key))?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!(
+            "{}: no certificate found",
+            cert.display()
+        )));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?
+        .ok_or_else(|| ServerError::Tls(format!("{}: no private key found", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `listener` until `shutdown` turns `true`, then stops accepting and waits up to
+/// `server.shutdown_grace` for in-flight requests.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let watcher = graceful.watcher();
+                let gw = gw.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    serve_connection(gw, stream, peer, tls, watcher).await;
+                });
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let grace = gw.current().config.server.shutdown_grace.get();
+    tracing::info!(connections = graceful.count(), "shutting down");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing"),
+    }
+}
+
+fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
+    let rt = gw.current();
+    let server = &rt.config.server;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout.get())
+        .max_buf_size(server.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn serve_connection(
+    gw: Arc<Gateway>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let builder = builder(&gw);
+    let conn = ConnInfo {
+        peer,
+        tls: tls.is_some(),
+    };
+    let service = {
+        let gw = gw.clone();
+        service_fn(move |req| {
+            let gw = gw.clone();
+            async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
+        })
+    };
+    let result = match tls {
+        None => {
+            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            watcher.watch(c.into_owned()).await
+        }
+        Some(acceptor) => {
+            let handshake_timeout = gw.current().config.server.header_read_timeout.get();
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "tls handshake timed out");
+                        return;
+                    }
+                };
+            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            watcher.watch(c.into_owned()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A gateway listening on one bound address, with its shutdown switch (for `main` and tests).
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Binds `addr` (use port 0 for an ephemeral port) and starts serving `gw` in a task.
+    pub async fn start(
+        gw: Arc<Gateway>,
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+    ) -> Result<Running, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("binding {addr}"),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Io {
+            context: "reading the bound address".into(),
+            source,
+        })?;
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(serve(gw, listener, tls, rx));
+        Ok(Running {
+            addr,
+            shutdown: tx,
+            task,
+        })
+    }
+
+    /// Binds `addr` and serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`) of `gw`.
+    pub async fn start_admin(gw: Arc<Gateway>, addr: SocketAddr) -> Result<Running, ServerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("binding admin {addr}"),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Io {
+            context: "reading the bound address".into(),
+            source,
+        })?;
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(crate::admin::serve_admin(gw, listener, rx));
+        Ok(Running {
+            addr,
+            shutdown: tx,
+            task,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (within the grace period) and returns
+    /// when the listener task is done.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Installs the global `tracing` subscriber for `log:` (JSON lines or text, `log.level` as the
+/// filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
+pub fn init_logging(log: &crate::config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match log.format {
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the gateway from the config file at `config_path` until SIGTERM/SIGINT: loads and
+/// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
+/// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
+/// On a signal, stops accepting and lets in-flight requests finish within
+/// `server.shutdown_grace`.
+pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+    run_with(
+        config_path,
+        crate::reload::default_chain_builder(),
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// As [`run`], with a custom chain builder and shutdown trigger (embedders, tests).
+pub async fn run_with(
+    config_path: &Path,
+    chain_builder: crate::reload::ChainBuilder,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let runtime = crate::reload::build_runtime(config_path, 1, None, &chain_builder)
+        .await
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    init_logging(&runtime.config.log);
+    let listen: Vec<String> = runtime
+        .config
+        .server
+        .listen
+        .to_vec()
+        .into_iter()
+        .map(|s| s.value.clone())
+        .collect();
+    let tls = match &runtime.config.server.tls {
+        Some(t) => {
+            let base = config_path.parent().unwrap_or(Path::new("."));
+            Some(tls_acceptor(
+                &base.join(&t.cert.value),
+                &base.join(&t.key.value),
+            )?)
+        }
+        None => None,
+    };
+    let admin = runtime.config.admin_listen.clone();
+    let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
+
+    let mut running = Vec::new();
+    for addr in listen {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| ServerError::Config(format!("server.listen `{addr}`: {e}")))?;
+        let r = Running::start(gw.clone(), addr, tls.clone()).await?;
+        tracing::info!(addr = %r.addr, tls = tls.is_some(), "listening");
+        running.push(r);
+    }
+    let admin = match admin {
+        Some(addr) => {
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|e| ServerError::Config(format!("admin.listen `{addr}`: {e}")))?;
+            let r = Running::start_admin(gw.clone(), addr).await?;
+            tracing::info!(addr = %r.addr, "admin listening");
+            Some(r)
+        }
+        None => None,
+    };
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        gw.clone(),
+        config_path,
+        chain_builder,
+    ));
+    let reload_task = reloader.spawn();
+
+    shutdown.await;
+    tracing::info!("shutdown requested");
+    reload_task.abort();
+    let mut stops = Vec::new();
+    for r in running {
+        stops.push(tokio::spawn(r.shutdown()));
+    }
+    for s in stops {
+        let _ = s.await;
+    }
+    if let Some(a) = admin {
+        a.shutdown().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The Redis store, shared by replicas. One key per session (a digest of its id) holding the
+//! record as JSON, with a TTL equal to the time left before the idle or absolute deadline.
+
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{Record, SessionError, SessionId, redact_url, storage_key};
+
+const PREFIX: &str = "gateway:session:";
+
+pub(super) struct RedisStore {
+    conn: ConnectionManager,
+}
+
+fn unavailable(e: ::redis::RedisError) -> SessionError {
+    SessionError::Unavailable(e.to_string())
+}
+
+/// A connection manager for `url` that connects lazily and gives up quickly, so an unreachable
+/// server turns into an error (fail closed) rather than a hung request.
+pub(crate) fn lazy_manager(url: &str) -> Result<ConnectionManager, String> {
+    let client = ::redis::Client::open(url).map_err(|e| format!("`{}`: {e}", redact_url(url)))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| format!("`{}`: {e}", redact_url(url)))
+}
+
+impl RedisStore {
+    pub(super) fn new(url: &str) -> Result<Self, SessionError> {
+        Ok(RedisStore {
+            conn: lazy_manager(url).map_err(SessionError::Unavailable)?,
+        })
+    }
+
+    pub(super) async fn check(&self) -> Result<(), SessionError> {
+        let mut conn = self.conn.clone();
+        ::redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Writes the record of `id` with a TTL up to `expires`: `new` only if absent, otherwise
+    /// only if still present (never resurrects a destroyed session).
+    pub(super) async fn put(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        expires: u64,
+        now: u64,
+        new: bool,
+    ) -> Result<(), SessionError> {
+        let ttl = expires.saturating_sub(now).max(1);
+        let data = serde_json::to_string(record)
+            .map_err(|e| SessionError::Unavailable(format!("cannot encode session: {e}")))?;
+        let mut conn = self.conn.clone();
+        ::redis::cmd("SET")
+            .arg(format!("{PREFIX}{}", storage_key(id)))
+            .arg(data)
+            .arg("PX")
+            .arg(ttl)
+            .arg(if new { "NX" } else { "XX" })
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The record of `id`; `None` when absent or unreadable.
+    pub(super) async fn get(&self, id: &SessionId) -> Result<Option<Record>, SessionError> {
+        let mut conn = self.conn.clone();
+        let data: Option<String> = ::redis::cmd("GET")
+            .arg(format!("{PREFIX}{}", storage_key(id)))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(data.and_then(|d| match serde_json::from_str(&d) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable session in Redis; ignoring it");
+                None
+            }
+        }))
+    }
+
+    pub(super) async fn remove(&self, id: &SessionId) -> Result<(), SessionError> {
+        let mut conn = self.conn.clone();
+        ::redis::cmd("DEL")
+            .arg(format!("{PREFIX}{}", storage_key(id)))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! End-to-end: the request path in front of a recording upstream (spoofing, routes, paths,
+//! forwarding headers, upstream failures, streaming, WebSocket).
+
+mod support;
+
+use support::{Harness, basic, client, raw, raw_status};
+
+const ALICE: (&str, &str) = ("alice", "alice-pw");
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_arrive_in_any_spelling() {
+    let h = Harness::start().await;
+    for path in ["/static/app.js", "/app/page"] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: gw.test\r\n\
+             X-Remote-User: admin\r\nx-remote-user: admin2\r\nX_Remote_User: admin3\r\n\
+             X.Remote.User: admin4\r\nx-REMOTE_user: admin5\r\nX-Remote-Groups: admins\r\n\
+             X-Remote-Email: a@evil\r\nX-Remote-Name: Evil\r\nX-Remote-Backend: ldap\r\n\
+             X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n\
+             X-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\n\
+             X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\n\
+             Authorization: {}\r\nConnection: close\r\n\r\n",
+            basic(ALICE.0, ALICE.1)
+        );
+        h.upstream.clear();
+        let resp = raw(h.addr, &request).await;
+        assert_eq!(raw_status(&resp), 200, "{path}: {resp}");
+        let seen = h.upstream.last().expect("upstream saw the request");
+        let users = seen.all("x-remote-user");
+        if path.starts_with("/static") {
+            assert!(users.is_empty(), "public route got {users:?}");
+        } else {
+            assert_eq!(users, vec!["alice".to_string()]);
+            assert_eq!(seen.all("x-remote-groups"), vec!["staff".to_string()]);
+            assert_eq!(seen.all("x-remote-backend"), vec!["test".to_string()]);
+        }
+        let ours = ["alice", "staff", "test", "alice@example.org", "User alice"];
+        for (name, value) in seen.headers.iter() {
+            let folded = name.as_str().replace(['_', '.'], "-");
+            if folded.starts_with("x-remote") {
+                assert!(
+                    ours.contains(&value.to_str().unwrap()),
+                    "{path}: spoofed {name}: {value:?} arrived"
+                );
+            }
+        }
+        assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1".to_string()]);
+        assert_eq!(seen.all("x-forwarded-host"), vec!["gw.test".to_string()]);
+        assert_eq!(seen.all("x-forwarded-proto"), vec!["http".to_string()]);
+        for gone in [
+            "x-real-ip",
+            "forwarded",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-http-method-override",
+        ] {
+            assert!(seen.get(gone).is_none(), "{path}: {gone} arrived");
+        }
+    }
+}
+
+#[tokio::test]
+async fn connection_header_cannot_strip_what_the_gateway_sets() {
+    let h = Harness::start().await;
+    let request = format!(
+        "GET /app HTTP/1.1\r\nHost: gw.test\r\nAuthorization: {}\r\n\
+         Connection: close, X-Remote-User, X-Forwarded-For, X-Remote-Groups\r\n\r\n",
+        basic(ALICE.0, ALICE.1)
+    );
+    let resp = raw(h.addr, &request).await;
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    assert_eq!(seen.get("x-remote-groups").as_deref(), Some("staff"));
+    assert_eq!(seen.get("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert!(
+        seen.get("connection")
+            .is_none_or(|c| !c.contains("x-remote"))
+    );
+    assert!(
+        seen.get("authorization").is_none(),
+        "consumed Basic forwarded"
+    );
+}
+
+#[tokio::test]
+async fn routes_decide_as_configured() {
+    let h = Harness::start().await;
+    let c = client();
+    let get = |path: &str, who: Option<(&str, &str)>| {
+        let mut r = c.get(h.url(path));
+        if let Some((u, p)) = who {
+            r = r.header("authorization", basic(u, p));
+        }
+        r.send()
+    };
+    // public
+    assert_eq!(get("/static/x.css", None).await.unwrap().status(), 200);
+    // authenticated (default rule and no-match default)
+    assert_eq!(get("/app", None).await.unwrap().status(), 401);
+    assert_eq!(get("/app", Some(ALICE)).await.unwrap().status(), 200);
+    // groups, segment-aware prefix
+    assert_eq!(get("/admin", Some(ALICE)).await.unwrap().status(), 403);
+    assert_eq!(
+        get("/admin/users", Some(ALICE)).await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        get("/admin/users", Some(("bob", "bob-pw")))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        get("/administrator", Some(ALICE)).await.unwrap().status(),
+        200
+    );
+    assert_eq!(get("/staticfile", None).await.unwrap().status(), 401);
+    // users + methods: POST /reports only alice; GET falls to `authenticated`
+    let post = |who: (&str, &str)| {
+        c.post(h.url("/reports/q1"))
+            .header("authorization", basic(who.0, who.1))
+            .send()
+    };
+    assert_eq!(post(ALICE).await.unwrap().status(), 200);
+    assert_eq!(post(("bob", "bob-pw")).await.unwrap().status(), 403);
+    assert_eq!(
+        get("/reports/q1", Some(("bob", "bob-pw")))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // deny, even for admins
+    assert_eq!(
+        get("/internal/x", Some(("bob", "bob-pw")))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // HEAD and OPTIONS decide like GET
+    let head = c
+        .head(h.url("/admin"))
+        .header("authorization", basic(ALICE.0, ALICE.1));
+    assert_eq!(head.send().await.unwrap().status(), 403);
+    let opts = c
+        .request(reqwest::Method::OPTIONS, h.url("/admin"))
+        .header("authorization", basic(ALICE.0, ALICE.1));
+    assert_eq!(opts.send().await.unwrap().status(), 403);
+    let custom = c
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            h.url("/admin"),
+        )
+        .header("authorization", basic(ALICE.0, ALICE.1));
+    assert_eq!(custom.send().await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn ambiguous_paths_are_refused_and_the_forwarded_path_is_the_matched_one() {
+    let h = Harness::start().await;
+    let auth = basic("alice", "alice-pw");
+    for path in [
+        "/static/..%2fadmin",
+        "/static/%2e%2e/admin",
+        "/static/../admin",
+        "/static/./x",
+        "/static%2fx",
+        "/static\\..\\admin",
+        "/static/%5cadmin",
+        "/static/a%00",
+        "/admin;jsessionid=1/",
+        "/static/%zz",
+    ] {
+        h.upstream.clear();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+        );
+        let resp = raw(h.addr, &req).await;
+        assert_eq!(raw_status(&resp), 400, "{path}: {resp}");
+        assert!(h.upstream.seen().is_empty(), "{path} reached the upstream");
+    }
+    // %61dmin is /admin: matched (and refused) as /admin
+    let resp = raw(
+        h.addr,
+        &format!("GET /%61dmin HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(raw_status(&resp), 403, "{resp}");
+    // collapsed slashes and decoded unreserved chars are forwarded as matched
+    h.upstream.clear();
+    let resp = raw(
+        h.addr,
+        "GET //static///%7euser/a%20b?q=%2F..%2F HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    assert_eq!(
+        h.upstream.last().unwrap().path,
+        "/static/~user/a%20b?q=%2F..%2F"
+    );
+}
+
+#[tokio::test]
+async fn gateway_cookie_is_not_forwarded_but_others_are() {
+    let h = Harness::start().await;
+    let resp = client()
+        .get(h.url("/static/x"))
+        .header("cookie", "theme=dark; gw_session=stolen; lang=fr")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        h.upstream.last().unwrap().get("cookie").as_deref(),
+        Some("theme=dark; lang=fr")
+    );
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_is_504() {
+    let h = Harness::start().await;
+    let resp = client()
+        .get(h.url("/slow/x"))
+        .header("authorization", basic("alice", "alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+
+    // A port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let yaml = support::BASE_CONFIG.replace("{upstream}", &dead_addr.to_string());
+    let h2 = Harness::start_with(&yaml).await;
+    let resp = client().get(h2.url("/static/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+}
+
+#[tokio::test]
+async fn large_upload_streams_through() {
+    use bytes::Bytes;
+    use futures_util::stream;
+    use http_body_util::{BodyExt, StreamBody};
+    let h = Harness::start().await;
+    // 256 MiB in 64 KiB chunks, generated lazily: the test itself never holds it.
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 4096;
+    let chunk = Bytes::from(vec![b'x'; CHUNK]);
+    let body =
+        StreamBody::new(stream::iter((0..CHUNKS).map(move |_| {
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk.clone()))
+        })));
+    let req = http::Request::post(h.url("/upload"))
+        .header("authorization", basic("alice", "alice-pw"))
+        .body(body)
+        .unwrap();
+    let resp = support::hyper_client(false).request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(got, (CHUNK * CHUNKS).to_string());
+}
+
+#[tokio::test]
+async fn h2c_upgrade_is_refused() {
+    let h = Harness::start().await;
+    let resp = raw(
+        h.addr,
+        "GET /static/x HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&resp), 400, "{resp}");
+    assert!(h.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn websocket_passes_through_when_authenticated_and_not_when_anonymous() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let h = Harness::start().await;
+    let url = format!("ws://{}/ws/echo", h.addr);
+
+    let anon = tokio_tungstenite::connect_async(url.clone()).await;
+    match anon {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401)
+        }
+        other => panic!("anonymous websocket was not refused: {other:?}"),
+    }
+
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", basic("alice", "alice-pw").parse().unwrap());
+    req.headers_mut()
+        .insert("x-remote-user", "admin".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("hello")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed, Message::text("hello"));
+    ws.close(None).await.ok();
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.all("x-remote-user"), vec!["alice".to_string()]);
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_works() {
+    let h = Harness::start().await;
+    let req = http::Request::get(h.url("/app/x"))
+        .header("authorization", basic("alice", "alice-pw"))
+        .header("x-remote-user", "admin")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = support::hyper_client(true).request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.all("x-remote-user"), vec!["alice".to_string()]);
+    assert_eq!(seen.path, "/app/x");
+}

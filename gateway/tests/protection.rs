@@ -1,0 +1,241 @@
+//! Brute-force lockout per (canonical username, client IP), in memory and in Redis.
+
+mod session_common;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use gateway::config::model::{ProtectionConfig, spanned};
+use gateway::protection::{Lockout, canonical_username};
+use session_common::*;
+
+const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+
+fn config(store: &str, max: u32, window: Duration, lockout: Duration) -> ProtectionConfig {
+    ProtectionConfig {
+        max_failures: max,
+        window: auth_core::Duration(window),
+        lockout: auth_core::Duration(lockout),
+        store: spanned(store.to_string()),
+    }
+}
+
+fn memory(max: u32, window: Duration, lockout: Duration) -> Lockout {
+    Lockout::from_config(&config("memory", max, window, lockout)).expect("lockout")
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{name}-{nanos}")
+}
+
+async fn fail(l: &Lockout, user: &str, ip: IpAddr, times: u32) -> bool {
+    let mut locked = false;
+    for _ in 0..times {
+        locked = l.record_failure(user, ip).await.expect("record");
+    }
+    locked
+}
+
+/// The scenario every store must pass: lock at the max-th failure, release after `lockout`.
+async fn locks_then_releases(l: &Lockout, user: &str) {
+    assert!(!l.is_locked(user, IP).await.expect("check"));
+    assert!(!fail(l, user, IP, 2).await, "2 of 3 failures do not lock");
+    assert!(!l.is_locked(user, IP).await.expect("check"));
+    assert!(fail(l, user, IP, 1).await, "the 3rd failure locks");
+    assert!(l.is_locked(user, IP).await.expect("check"));
+    assert!(
+        !l.is_locked(user, OTHER_IP).await.expect("check"),
+        "other IP"
+    );
+    assert!(
+        !l.is_locked("someone-else", IP).await.expect("check"),
+        "other user"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(!l.is_locked(user, IP).await.expect("check"), "released");
+    assert!(
+        !fail(l, user, IP, 1).await,
+        "counting starts over after a lockout"
+    );
+}
+
+#[tokio::test]
+async fn memory_locks_after_max_failures_and_releases() {
+    let l = memory(3, Duration::from_secs(60), Duration::from_secs(1));
+    locks_then_releases(&l, "alice").await;
+}
+
+#[tokio::test]
+async fn failures_outside_the_window_do_not_count() {
+    let l = memory(3, Duration::from_millis(400), Duration::from_secs(60));
+    fail(&l, "alice", IP, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!fail(&l, "alice", IP, 2).await, "the window restarted");
+    assert!(fail(&l, "alice", IP, 1).await);
+}
+
+#[tokio::test]
+async fn success_resets_the_counter() {
+    let l = memory(3, Duration::from_secs(60), Duration::from_secs(60));
+    fail(&l, "alice", IP, 2).await;
+    l.record_success("alice", IP).await.expect("success");
+    assert!(!fail(&l, "alice", IP, 2).await);
+    assert!(fail(&l, "alice", IP, 1).await);
+}
+
+#[tokio::test]
+async fn distinct_ips_and_users_count_separately() {
+    let l = memory(2, Duration::from_secs(60), Duration::from_secs(60));
+    fail(&l, "alice", IP, 1).await;
+    fail(&l, "alice", OTHER_IP, 1).await;
+    fail(&l, "bob", IP, 1).await;
+    assert!(!l.is_locked("alice", IP).await.expect("check"));
+    assert!(fail(&l, "alice", IP, 1).await);
+    assert!(!l.is_locked("alice", OTHER_IP).await.expect("check"));
+    assert!(!l.is_locked("bob", IP).await.expect("check"));
+}
+
+#[tokio::test]
+async fn look_alike_usernames_share_a_counter() {
+    assert_eq!(canonical_username(" Alice "), "alice");
+    // Fullwidth letters (NFKC) and case.
+    assert_eq!(canonical_username("ＡＬＩＣＥ"), "alice");
+    let l = memory(3, Duration::from_secs(60), Duration::from_secs(60));
+    fail(&l, "alice", IP, 1).await;
+    fail(&l, "ALICE", IP, 1).await;
+    assert!(fail(&l, "ａｌｉｃｅ", IP, 1).await);
+    assert!(l.is_locked("Alice", IP).await.expect("check"));
+    // An IPv4 client seen through an IPv6 socket is the same client.
+    let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 10).to_ipv6_mapped());
+    assert!(l.is_locked("alice", mapped).await.expect("check"));
+    assert!(
+        !l.is_locked("alice", IpAddr::V6(Ipv6Addr::LOCALHOST))
+            .await
+            .expect("check")
+    );
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_under_a_million_usernames() {
+    let cap = 10_000;
+    let l = Lockout::with_capacity(
+        &config(
+            "memory",
+            5,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ),
+        cap,
+    )
+    .expect("lockout");
+    // A victim locked before the flood stays locked through it.
+    assert!(fail(&l, "victim", IP, 5).await);
+    let start = Instant::now();
+    for i in 0..1_000_000u32 {
+        l.record_failure(&format!("user{i}"), IP)
+            .await
+            .expect("record");
+    }
+    let elapsed = start.elapsed();
+    let tracked = l.tracked().expect("memory store");
+    eprintln!(
+        "1e6 distinct usernames recorded in {elapsed:?}; {tracked} pairs tracked (cap {cap})"
+    );
+    assert!(tracked <= cap, "tracked {tracked} > cap {cap}");
+    assert!(tracked >= cap / 2, "eviction is too eager: {tracked}");
+    assert!(
+        l.is_locked("victim", IP).await.expect("check"),
+        "flood unlocked the victim"
+    );
+    // Recent entries are kept (oldest evicted first).
+    assert!(fail(&l, "user999999", IP, 4).await);
+}
+
+#[tokio::test]
+async fn bad_configs_are_refused() {
+    let d = Duration::from_secs(1);
+    assert!(Lockout::from_config(&config("memory", 0, d, d)).is_err());
+    assert!(Lockout::from_config(&config("memcached://x", 3, d, d)).is_err());
+}
+
+#[tokio::test]
+async fn redis_locks_and_releases() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let cfg = config(
+        REDIS_URL,
+        3,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    let l = Lockout::from_config(&cfg).expect("lockout");
+    locks_then_releases(&l, &unique("alice")).await;
+}
+
+#[tokio::test]
+async fn redis_counters_are_shared_between_replicas() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let cfg = config(
+        REDIS_URL,
+        4,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    let a = Lockout::from_config(&cfg).expect("lockout");
+    let b = Lockout::from_config(&cfg).expect("lockout");
+    let user = unique("bob");
+    fail(&a, &user, IP, 2).await;
+    assert!(!fail(&b, &user.to_uppercase(), IP, 1).await);
+    assert!(
+        fail(&a, &user, IP, 1).await,
+        "4th failure across replicas locks"
+    );
+    assert!(b.is_locked(&user, IP).await.expect("check"));
+    assert!(!b.is_locked(&user, OTHER_IP).await.expect("check"));
+    b.record_success(&user, IP).await.expect("success");
+    assert!(!a.is_locked(&user, IP).await.expect("check"));
+
+    let other = unique("carol");
+    fail(&a, &other, IP, 3).await;
+    b.record_success(&other, IP).await.expect("success");
+    assert!(
+        !fail(&a, &other, IP, 3).await,
+        "success on one replica reset the shared counter"
+    );
+}
+
+#[tokio::test]
+async fn redis_window_expires() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let cfg = config(
+        REDIS_URL,
+        3,
+        Duration::from_millis(400),
+        Duration::from_secs(60),
+    );
+    let l = Lockout::from_config(&cfg).expect("lockout");
+    let user = unique("dave");
+    fail(&l, &user, IP, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!fail(&l, &user, IP, 2).await, "the window restarted");
+    assert!(fail(&l, &user, IP, 1).await);
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed() {
+    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let cfg = config(&url, 3, Duration::from_secs(60), Duration::from_secs(60));
+    let l = Lockout::from_config(&cfg).expect("lazy");
+    assert!(l.is_locked("alice", IP).await.is_err());
+    assert!(l.record_failure("alice", IP).await.is_err());
+}
