@@ -115,13 +115,14 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     let mut seen: HashSet<SocketAddr> = HashSet::new();
     for addr in listens {
         if let Some(a) = listen_address(c, "listen", addr) {
-            if !seen.insert(a) {
+            if a.port() != 0 && !seen.insert(a) {
                 c.error(
                     location(addr),
                     format!("listen address `{a}` is given twice"),
                 );
             }
             if let Some(admin) = &config.admin
+                && a.port() != 0
                 && SocketAddr::from_str(admin.listen.value.trim()).ok() == Some(a)
             {
                 c.error(
@@ -219,11 +220,18 @@ fn upstream(c: &mut Checker<'_>, config: &Config) {
         return;
     }
     match url::Url::parse(&up.url.value) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {}
-        Ok(u) if u.scheme() != "http" && u.scheme() != "https" => c.error(
+        Ok(u) if u.scheme() == "http" && u.has_host() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                c.error(
+                    location(&up.url),
+                    format!("`upstream.url` `{}` must not have a query or fragment", up.url.value),
+                );
+            }
+        }
+        Ok(u) if u.scheme() != "http" => c.error(
             location(&up.url),
             format!(
-                "`upstream.url` scheme `{}` is not supported; use http:// or https://",
+                "`upstream.url` scheme `{}` is not supported; use http:// (put the app on a private address)",
                 u.scheme()
             ),
         ),
