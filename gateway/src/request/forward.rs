@@ -442,6 +442,11 @@ pub(crate) async fn exchange(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, ProxyError> {
     let started = std::time::Instant::now();
+    let websocket_key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string());
     let (req, body_sent) = notify_on_end(req);
     // The response-head timeout runs from the end of the request body: a large upload must not
     // count against it.
@@ -482,6 +487,23 @@ pub(crate) async fn exchange(
                 "upstream switched protocols without being asked",
             ));
         };
+        // A tunnel is only opened for a real WebSocket handshake: an upstream answering 101
+        // without the matching accept key would let the client speak raw HTTP past the gateway.
+        let accepted = websocket_key
+            .as_deref()
+            .map(websocket_accept)
+            .zip(resp.headers().get("sec-websocket-accept"))
+            .is_some_and(|(want, got)| got.as_bytes() == want.as_bytes());
+        let upgrade_ok = resp
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+        if !accepted || !upgrade_ok {
+            return Err(ProxyError::bad_gateway(
+                "upstream answered 101 without a valid WebSocket handshake",
+            ));
+        }
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
             match tokio::try_join!(client_upgrade, upstream_upgrade) {
@@ -552,6 +574,16 @@ fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Re
     (Request::from_parts(parts, body.boxed()), rx)
 }
 
+/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2).
+fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -593,6 +625,14 @@ mod tests {
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));
         assert!(strip_cookie(&only, &["gw_session"]).is_none());
+    }
+
+    #[test]
+    fn websocket_accept_matches_rfc_6455() {
+        assert_eq!(
+            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]

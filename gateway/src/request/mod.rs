@@ -4,6 +4,7 @@
 //! Requests under `login.prefix` leave the path after sanitize for [`crate::endpoints`].
 
 pub(crate) mod authorize;
+pub mod bench;
 pub(crate) mod challenge;
 pub(crate) mod context;
 pub(crate) mod error;
