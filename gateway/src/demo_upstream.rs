@@ -54,7 +54,8 @@ padding:1.25rem 1.5rem;margin-bottom:1.25rem}\
 h1{font-size:1.4rem;margin:0 0 .25rem}h2{font-size:1.05rem;margin:0 0 .75rem}\
 p{margin:.25rem 0 .75rem;color:var(--muted)}\
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.45rem .5rem;\
-border-top:1px solid var(--border);vertical-align:top}th{width:14rem;font-weight:600}\
+border-top:1px solid var(--border);vertical-align:top}th{width:18rem;font-weight:600}\
+th code{white-space:nowrap}\
 td code,th code{background:var(--code);padding:.1rem .35rem;border-radius:4px;\
 font-size:.85rem;overflow-wrap:anywhere}.none{color:var(--muted);font-style:italic}\
 summary{cursor:pointer;font-weight:600}a.button{display:inline-block;padding:.45rem .9rem;\
@@ -188,7 +189,7 @@ fn render_page(method: &Method, target: &str, headers: &HeaderMap, prefix: &str)
     }
     let mut forwarding = String::new();
     for (name, value) in forwarded(headers) {
-        row(&mut forwarding, &name, &name, Some(value.as_bytes()));
+        row(&mut forwarding, "", &name, Some(value.as_bytes()));
     }
     if forwarding.is_empty() {
         forwarding.push_str("<tr><td class=\"none\">No forwarding headers.</td></tr>");
@@ -201,7 +202,7 @@ fn render_page(method: &Method, target: &str, headers: &HeaderMap, prefix: &str)
             continue;
         }
         other_count += 1;
-        row(&mut others, name, name, Some(value.as_bytes()));
+        row(&mut others, "", name, Some(value.as_bytes()));
     }
     let user = headers.get("x-remote-user").map(|v| decoded(v.as_bytes()));
     let greeting = match &user {
@@ -250,8 +251,12 @@ fn row(out: &mut String, label: &str, name: &str, value: Option<&[u8]>) {
     };
     let _ = write!(
         out,
-        "<tr><th scope=\"row\">{label} <code>{name}</code></th><td data-header=\"{name}\">{cell}</td></tr>",
-        label = escape(label),
+        "<tr><th scope=\"row\">{label}<code>{name}</code></th><td data-header=\"{name}\">{cell}</td></tr>",
+        label = if label.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", escape(label))
+        },
         name = escape(name),
     );
 }
