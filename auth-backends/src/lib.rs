@@ -1,1 +1,13 @@
 //! The built-in backends, each written with `#[auth_backend]`.
+
+pub mod htpasswd;
+pub mod http;
+pub mod ldap;
+pub mod local;
+pub mod provision;
+pub mod sql;
+pub mod static_users;
+pub mod store;
+
+pub use provision::provision;
+pub use store::{StoreError, StoredUser, UserStore};

@@ -155,6 +155,17 @@ pub fn verify(
     scheme::Scheme::identify(stored_hash, format, policy)?.check(password)
 }
 
+/// Recognizes `stored_hash` without hashing anything and names its format (`"bcrypt"`,
+/// `"django pbkdf2_sha256"`, `"plain"`...), or says why [`verify`] would refuse it. Cheap: use it
+/// to validate a configuration (`gateway check`) or to warn about weak formats when loading.
+pub fn identify(
+    stored_hash: &str,
+    format: HashFormat,
+    policy: &VerifyPolicy,
+) -> Result<&'static str, HashError> {
+    scheme::Scheme::identify(stored_hash, format, policy).map(|s| s.name())
+}
+
 /// [`verify`] on the bounded hashing pool, off the reactor threads. Returns [`HashError::Busy`]
 /// at once when the pool's queue is full.
 pub async fn verify_blocking(

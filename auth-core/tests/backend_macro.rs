@@ -324,3 +324,145 @@ fn registry_suggests_the_closest_type() {
 fn _factory_is_object_safe(f: Box<dyn BackendFactory>) -> Box<dyn BackendFactory> {
     f
 }
+
+/// Only optional options; one default that cannot parse.
+#[auth_backend(type = "macro_optional", build = refuse_build)]
+struct Optional {
+    /// A value without `Debug`.
+    label: Option<Label>,
+    /// A path to a secret.
+    key: Option<Secret>,
+}
+
+#[derive(serde::Deserialize)]
+struct Label(#[allow(dead_code)] String);
+
+/// A default that is not a duration.
+#[auth_backend(type = "macro_bad_default", build = refuse_build_bad)]
+struct BadDefault {
+    #[option(default = "five seconds")]
+    timeout: Duration,
+}
+
+fn refuse_build(_: Optional, _: &BuildContext) -> Result<Arc<dyn Backend>, BuildError> {
+    Err(BuildError::new("not built in tests"))
+}
+
+fn refuse_build_bad(_: BadDefault, _: &BuildContext) -> Result<Arc<dyn Backend>, BuildError> {
+    Err(BuildError::new("not built in tests"))
+}
+
+#[test]
+fn an_entry_without_options_parses_when_all_are_optional() {
+    let o: Optional = serde_saphyr::from_str("{}\n").unwrap();
+    assert!(o.label.is_none() && o.key.is_none());
+    let err = serde_saphyr::from_str::<TableBackend>("{}\n")
+        .err()
+        .expect("users is required")
+        .to_string();
+    assert!(err.contains("missing field `users`"), "{err}");
+}
+
+#[test]
+fn file_secrets_are_read_without_the_trailing_newline() {
+    let path = std::env::temp_dir().join(format!("auth-macros-secret-{}", std::process::id()));
+    std::fs::write(&path, "s3cret\n").unwrap();
+    let yaml = format!("key: file:{}\n", path.display());
+    let parsed = serde_saphyr::from_str::<Optional>(&yaml);
+    std::fs::remove_file(&path).unwrap();
+    let key = parsed.unwrap().key.expect("given");
+    assert_eq!(key.expose(), "s3cret");
+    assert!(!format!("{key:?}").contains("s3cret"));
+}
+
+#[test]
+fn options_without_debug_are_shown_as_a_placeholder() {
+    let reg = registration("macro_optional");
+    let mut de =
+        <dyn erased_serde::Deserializer>::erase(serde_json::json!({"label": "corp", "key": "k3y"}));
+    let shown = format!("{:?}", (reg.parse)(&mut de).unwrap());
+    assert_eq!(
+        shown,
+        "Optional { type: \"macro_optional\", label: <no Debug>, key: Some(Secret(<redacted>)) }"
+    );
+}
+
+#[test]
+fn an_invalid_default_is_a_parse_error_not_a_panic() {
+    let err = serde_saphyr::from_str::<BadDefault>("{}\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("the default of option `timeout` is invalid") && err.contains("five seconds"),
+        "{err}"
+    );
+    let given: BadDefault = serde_saphyr::from_str("timeout: 2s\n").unwrap();
+    assert_eq!(given.timeout, Duration::from_secs(2));
+}
+
+/// A YAML document holding one entry's options, parsed through its registration's `parse`
+/// (type-erased), as the gateway's loader does.
+struct ViaRegistration(Box<dyn BackendFactory>);
+
+impl<'de> serde::Deserialize<'de> for ViaRegistration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut erased = <dyn erased_serde::Deserializer>::erase(d);
+        (registration("macro_table").parse)(&mut erased)
+            .map(ViaRegistration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[test]
+fn errors_through_the_registration_keep_their_yaml_location() {
+    let ok: ViaRegistration =
+        serde_saphyr::from_str("users:\n  alice: wonderland\ntimeout: 2s\n").unwrap();
+    let shown = format!("{:?}", ok.0);
+    assert!(
+        shown.contains("timeout: 2s") && !shown.contains("wonderland"),
+        "{shown}"
+    );
+
+    let err = serde_saphyr::from_str::<ViaRegistration>("users: {}\n\ntimout: 2s\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("unknown field `timout`"), "{err}");
+    // Through erased-serde the location reads "at line 3, column 1".
+    assert!(err.contains("line 3") && err.contains("column 1"), "{err}");
+
+    let err = serde_saphyr::from_str::<ViaRegistration>("users: {}\nmax_attempts: many\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("line 2"), "{err}");
+}
+
+/// A backend without options.
+#[auth_backend(type = "macro_no_options", build = build_no_options)]
+struct NoOptions {
+    #[option(skip)]
+    state: Vec<u8>,
+}
+
+fn build_no_options(o: NoOptions, _: &BuildContext) -> Result<Arc<dyn Backend>, BuildError> {
+    Err(BuildError::new(format!("{} bytes of state", o.state.len())))
+}
+
+#[test]
+fn a_backend_without_options_refuses_every_key() {
+    let reg = registration("macro_no_options");
+    assert!(reg.options.is_empty());
+    let o: NoOptions = serde_saphyr::from_str("{}\n").unwrap();
+    assert!(o.state.is_empty());
+    let err = serde_saphyr::from_str::<NoOptions>("state: [1]\n")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("unknown field `state`: backend type `macro_no_options` takes no options")
+            && err.contains("line 1 column 1"),
+        "{err}"
+    );
+}

@@ -334,3 +334,23 @@ async fn verify_blocking_gives_the_same_answers() {
         Err(HashError::Empty)
     );
 }
+
+#[test]
+fn identify_names_formats_without_hashing() {
+    use auth_core::password::identify;
+    let strict = VerifyPolicy::STRICT;
+    let name = |hash: &str| identify(hash, HashFormat::Auto, &strict);
+    assert_eq!(name("$apr1$N3Vf.L/0$NU.afzLxriHQ3vLkTNt9y/"), Ok("apr1"));
+    assert_eq!(name("{SHA}EfatjsUqKYSrqv18O1FlA3hcIHI="), Ok("{SHA}"));
+    assert_eq!(name("pqGxK1tZOgZTY"), Err(HashError::DesCryptRefused));
+    let started = Instant::now();
+    assert!(
+        name("pbkdf2_sha256$9000000$salt$zjLsMCuKO7wU0ga9odHn+5WuaWdKaK+y2VUjyxUNjiQ=").is_ok()
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    let plain = VerifyPolicy {
+        allow_plaintext: true,
+        ..VerifyPolicy::STRICT
+    };
+    assert_eq!(identify("hunter2", HashFormat::Auto, &plain), Ok("plain"));
+}

@@ -13,6 +13,8 @@ pub(crate) struct Backend<'a> {
     pub(crate) args: BackendArgs,
     pub(crate) doc: String,
     pub(crate) fields: Vec<OptionField<'a>>,
+    /// `Deserialize` in the struct's `#[derive(...)]`.
+    pub(crate) derive_deserialize: Option<syn::Path>,
 }
 
 /// One field of a backend struct: an option unless skipped.
@@ -21,6 +23,8 @@ pub(crate) struct OptionField<'a> {
     pub(crate) ty: &'a Type,
     pub(crate) attrs: OptionAttrs,
     pub(crate) doc: String,
+    /// A `#[serde(...)]` attribute, which this macro does not read.
+    pub(crate) serde_attr: Option<&'a syn::Attribute>,
 }
 
 impl OptionField<'_> {
@@ -50,6 +54,7 @@ impl<'a> Backend<'a> {
                     ty: &f.ty,
                     attrs: attr::option_attrs(&f.attrs, errors),
                     doc: attr::doc(&f.attrs),
+                    serde_attr: attr::serde_attr(&f.attrs),
                 })
             })
             .collect();
@@ -58,6 +63,7 @@ impl<'a> Backend<'a> {
             args,
             doc: attr::doc(&input.attrs),
             fields,
+            derive_deserialize: attr::derived_deserialize(&input.attrs),
         })
     }
 }
@@ -235,4 +241,37 @@ pub(crate) fn type_text(ty: &Type) -> String {
         }
     }
     out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(s: &str) -> Type {
+        syn::parse_str(s).unwrap()
+    }
+
+    #[test]
+    fn types_read_as_written() {
+        assert_eq!(type_text(&ty("Option<Duration>")), "Option<Duration>");
+        assert_eq!(
+            type_text(&ty("std::collections::BTreeMap<String, Secret>")),
+            "std::collections::BTreeMap<String, Secret>"
+        );
+        assert_eq!(type_text(&ty("&'static str")), "&'static str");
+        assert_eq!(type_text(&ty("Vec<(u8, u16)>")), "Vec<(u8, u16)>");
+    }
+
+    #[test]
+    fn wrappers_and_secrets_are_recognised() {
+        assert!(option_inner(&ty("Option<String>")).is_some());
+        assert!(option_inner(&ty("std::option::Option<u8>")).is_some());
+        assert!(option_inner(&ty("Vec<String>")).is_none());
+        assert!(vec_inner(&ty("Vec<String>")).is_some());
+        assert!(is_named(&ty("auth_core::Secret"), "Secret"));
+        assert!(!is_named(&ty("Secret<u8>"), "Secret"));
+        assert!(mentions_secret(&ty("Option<Secret>")));
+        assert!(mentions_secret(&ty("BTreeMap<String, auth_core::Secret>")));
+        assert!(!mentions_secret(&ty("SecretName")));
+    }
 }

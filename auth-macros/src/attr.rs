@@ -13,6 +13,9 @@ use crate::ctxt::{Errors, did_you_mean, one_of};
 pub(crate) struct BackendArgs {
     pub(crate) type_name: Option<LitStr>,
     pub(crate) build: Option<Path>,
+    /// A `type` key or an unknown key was written (so "missing `type`" would only repeat an
+    /// error already reported).
+    pub(crate) type_attempted: bool,
 }
 
 const BACKEND_KEYS: &[&str] = &["type", "build"];
@@ -24,6 +27,7 @@ pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArg
         let key = path_name(&meta.path);
         match key.as_str() {
             "type" => {
+                out.type_attempted = true;
                 let value: Expr = meta.value()?.parse()?;
                 match string_lit(&value) {
                     Some(_) if out.type_name.is_some() => errors.spanned(
@@ -72,12 +76,13 @@ pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArg
                 }
             }
             other => {
+                out.type_attempted = true;
                 errors.spanned(
                     &meta.path,
                     format!(
-                        "unknown `auth_backend` option `{other}`{}; expected {}",
-                        did_you_mean(other, BACKEND_KEYS),
-                        one_of(BACKEND_KEYS)
+                        "unknown `auth_backend` option `{other}`; expected {}{}",
+                        one_of(BACKEND_KEYS),
+                        did_you_mean(other, BACKEND_KEYS)
                     ),
                 );
                 skip_value(&meta)?;
@@ -179,9 +184,9 @@ pub(crate) fn option_attrs(attrs: &[Attribute], errors: &mut Errors) -> OptionAt
                     errors.spanned(
                         &meta.path,
                         format!(
-                            "unknown `option` key `{other}`{}; expected {}",
-                            did_you_mean(other, OPTION_KEYS),
-                            one_of(OPTION_KEYS)
+                            "unknown `option` key `{other}`; expected {}{}",
+                            one_of(OPTION_KEYS),
+                            did_you_mean(other, OPTION_KEYS)
                         ),
                     );
                     skip_value(&meta)?;
@@ -272,6 +277,8 @@ pub(crate) struct UserAttrs {
     pub(crate) role: Option<(Role, Span)>,
     pub(crate) split: Option<LitStr>,
     pub(crate) group_name: Option<LitStr>,
+    /// An unknown key was reported (it may have been a misspelled `username`).
+    pub(crate) unknown_key: bool,
 }
 
 const USER_KEYS: &[&str] = &[
@@ -350,12 +357,13 @@ pub(crate) fn user_attrs(attrs: &[Attribute], errors: &mut Errors) -> UserAttrs 
                     }
                 }
                 other => {
+                    out.unknown_key = true;
                     errors.spanned(
                         &meta.path,
                         format!(
-                            "unknown `user` key `{other}`{}; expected {}",
-                            did_you_mean(other, USER_KEYS),
-                            one_of(USER_KEYS)
+                            "unknown `user` key `{other}`; expected {}{}",
+                            one_of(USER_KEYS),
+                            did_you_mean(other, USER_KEYS)
                         ),
                     );
                     skip_value(&meta)?;
@@ -368,6 +376,24 @@ pub(crate) fn user_attrs(attrs: &[Attribute], errors: &mut Errors) -> UserAttrs 
         }
     }
     out
+}
+
+/// The `Deserialize` in a `#[derive(...)]` list, if any (the macro generates that impl itself).
+pub(crate) fn derived_deserialize(attrs: &[Attribute]) -> Option<Path> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .filter_map(|a| {
+            a.parse_args_with(syn::punctuated::Punctuated::<Path, Token![,]>::parse_terminated)
+                .ok()
+        })
+        .flatten()
+        .find(|p| p.segments.last().is_some_and(|s| s.ident == "Deserialize"))
+}
+
+/// The first `#[serde(...)]` attribute, if any.
+pub(crate) fn serde_attr(attrs: &[Attribute]) -> Option<&Attribute> {
+    attrs.iter().find(|a| a.path().is_ident("serde"))
 }
 
 /// The `///` doc comment: lines joined, one leading space of each removed, trimmed.

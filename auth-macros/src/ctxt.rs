@@ -41,13 +41,41 @@ pub(crate) fn one_of(names: &[&str]) -> String {
     }
 }
 
-/// "; did you mean `x`?" when `got` is close to one of `names`.
+/// " (did you mean `x`?)" when `got` is close to one of `names`.
 pub(crate) fn did_you_mean(got: &str, names: &[&str]) -> String {
     names
         .iter()
         .map(|n| (strsim::damerau_levenshtein(n, got), *n))
         .filter(|(d, n)| *d <= 2.max(n.len() / 3) && *d < n.len().max(got.len()))
         .min()
-        .map(|(_, n)| format!("; did you mean `{n}`?"))
+        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_prose() {
+        assert_eq!(one_of(&["type"]), "`type`");
+        assert_eq!(one_of(&["type", "build"]), "`type` or `build`");
+        assert_eq!(
+            one_of(&["default", "rename", "skip"]),
+            "`default`, `rename` or `skip`"
+        );
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let keys = ["default", "rename", "skip"];
+        assert_eq!(did_you_mean("defualt", &keys), " (did you mean `default`?)");
+        assert_eq!(did_you_mean("renam", &keys), " (did you mean `rename`?)");
+        assert_eq!(did_you_mean("optional", &keys), "");
+        assert_eq!(
+            did_you_mean("typ", &["type", "build"]),
+            " (did you mean `type`?)"
+        );
+        assert_eq!(did_you_mean("x", &["type", "build"]), "");
+    }
 }

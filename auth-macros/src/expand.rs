@@ -149,24 +149,34 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
         Some(path) => {
             let path = self_to_ident(path, ident);
             quote_spanned! {syn::spanned::Spanned::span(&path)=>
-                let build: fn(
+                let __build: fn(
                     #ident,
                     &::auth_core::registry::BuildContext,
                 ) -> ::auth_core::__private::std::result::Result<
                     ::auth_core::__private::std::sync::Arc<dyn ::auth_core::Backend>,
                     ::auth_core::registry::BuildError,
                 > = #path;
-                build(self.0, ctx)
+                __build(self.0, __ctx)
             }
         }
         None => quote_spanned! {ident.span()=>
-            let _ = ctx;
+            let _ = __ctx;
             ::auth_core::__private::std::result::Result::Ok(
                 ::auth_core::__private::IsBackend::into_backend(self.0),
             )
         },
     };
 
+    let unknown = if yaml_names.is_empty() {
+        let message = format!("unknown field `{{}}`: backend type `{type_name}` takes no options");
+        quote! {
+            <__E as ::auth_core::__private::serde::de::Error>::custom(
+                ::auth_core::__private::std::format_args!(#message, other),
+            )
+        }
+    } else {
+        quote!(<__E as ::auth_core::__private::serde::de::Error>::unknown_field(other, __FIELDS))
+    };
     let struct_name = ident.to_string();
     let expecting = format!("the options of backend type `{type_name}` (a map)");
 
@@ -183,7 +193,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                 where
                     __D: ::auth_core::__private::serde::Deserializer<'de>,
                 {
-                    const FIELDS: &[&str] = &[#(#yaml_names),*];
+                    const __FIELDS: &[&str] = &[#(#yaml_names),*];
 
                     enum __Field { #(#variants,)* }
 
@@ -205,9 +215,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                         {
                             match value {
                                 #(#yaml_names => ::auth_core::__private::std::result::Result::Ok(__Field::#variants),)*
-                                other => ::auth_core::__private::std::result::Result::Err(
-                                    <__E as ::auth_core::__private::serde::de::Error>::unknown_field(other, FIELDS),
-                                ),
+                                other => ::auth_core::__private::std::result::Result::Err(#unknown),
                             }
                         }
 
@@ -230,7 +238,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                         }
                     }
 
-                    fn finish<__E>(
+                    fn __finish<__E>(
                         #(#slots: ::auth_core::__private::std::option::Option<#option_types>,)*
                     ) -> ::auth_core::__private::std::result::Result<#ident, __E>
                     where
@@ -282,28 +290,14 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                                     )*
                                 }
                             }
-                            finish(#(#slots),*)
-                        }
-
-                        fn visit_unit<__E>(self) -> ::auth_core::__private::std::result::Result<#ident, __E>
-                        where
-                            __E: ::auth_core::__private::serde::de::Error,
-                        {
-                            finish(#(::auth_core::__private::std::option::Option::<#option_types>::None),*)
-                        }
-
-                        fn visit_none<__E>(self) -> ::auth_core::__private::std::result::Result<#ident, __E>
-                        where
-                            __E: ::auth_core::__private::serde::de::Error,
-                        {
-                            self.visit_unit()
+                            __finish(#(#slots),*)
                         }
                     }
 
                     ::auth_core::__private::serde::Deserializer::deserialize_struct(
                         deserializer,
                         #struct_name,
-                        FIELDS,
+                        __FIELDS,
                         __Visitor,
                     )
                 }
@@ -326,7 +320,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
             impl ::auth_core::registry::BackendFactory for __Factory {
                 fn build(
                     self: ::auth_core::__private::std::boxed::Box<Self>,
-                    ctx: &::auth_core::registry::BuildContext,
+                    __ctx: &::auth_core::registry::BuildContext,
                 ) -> ::auth_core::__private::std::result::Result<
                     ::auth_core::__private::std::sync::Arc<dyn ::auth_core::Backend>,
                     ::auth_core::registry::BuildError,
@@ -335,7 +329,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                 }
             }
 
-            fn parse(
+            fn __parse(
                 deserializer: &mut dyn ::auth_core::__private::erased_serde::Deserializer<'_>,
             ) -> ::auth_core::__private::std::result::Result<
                 ::auth_core::__private::std::boxed::Box<dyn ::auth_core::registry::BackendFactory>,
@@ -352,7 +346,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                     type_name: #type_name,
                     description: #description,
                     options: &[#(#option_docs),*],
-                    parse,
+                    parse: __parse,
                     rust_path: ::auth_core::__private::std::concat!(
                         ::auth_core::__private::std::module_path!(), "::", #struct_name
                     ),

@@ -6,10 +6,15 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::DeriveInput;
 
-/// The item without the `#[option(...)]` attributes, which only `#[auth_backend]` understands.
+/// The item without the `#[option(...)]` attributes, which only `#[auth_backend]` understands
+/// (and without field `#[serde(...)]` when serde's derive is absent, already reported).
 pub(crate) fn strip_option_attrs(input: &DeriveInput) -> DeriveInput {
     let mut item = input.clone();
-    let strip = |attrs: &mut Vec<syn::Attribute>| attrs.retain(|a| !a.path().is_ident("option"));
+    let keep_serde = crate::attr::derived_deserialize(&input.attrs).is_some();
+    let strip = |attrs: &mut Vec<syn::Attribute>| {
+        attrs
+            .retain(|a| !a.path().is_ident("option") && (keep_serde || !a.path().is_ident("serde")))
+    };
     match &mut item.data {
         syn::Data::Struct(s) => s.fields.iter_mut().for_each(|f| strip(&mut f.attrs)),
         syn::Data::Enum(e) => e.variants.iter_mut().for_each(|v| {
@@ -25,7 +30,7 @@ pub(crate) fn strip_option_attrs(input: &DeriveInput) -> DeriveInput {
 pub(crate) fn backend(input: &DeriveInput, stubs: bool, error: syn::Error) -> TokenStream {
     let item = strip_option_attrs(input);
     let error = error.to_compile_error();
-    if !stubs {
+    if !stubs || crate::attr::derived_deserialize(&input.attrs).is_some() {
         return quote!(#item #error);
     }
     let ident = &input.ident;

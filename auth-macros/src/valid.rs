@@ -9,15 +9,27 @@ use crate::attr::Role;
 use crate::ctxt::Errors;
 
 pub(crate) fn backend(input: &Backend<'_>, errors: &mut Errors) {
-    if input.args.type_name.is_none() {
+    if input.args.type_name.is_none() && !input.args.type_attempted {
         errors.at(
             Span::call_site(),
             "missing `type`: name the backend type YAML uses, e.g. `#[auth_backend(type = \"ldap\")]`",
         );
     }
+    if let Some(path) = &input.derive_deserialize {
+        errors.spanned(
+            path,
+            "remove `Deserialize` from the derive: #[auth_backend] generates it (refusing unknown keys, with the `#[option(...)]` defaults)",
+        );
+    }
     let mut seen: BTreeMap<String, &syn::Ident> = BTreeMap::new();
     for field in &input.fields {
         let attrs = &field.attrs;
+        if let Some(serde) = field.serde_attr {
+            errors.spanned(
+                serde,
+                "#[auth_backend] reads `#[option(...)]`, not `#[serde(...)]`: write `#[option(default)]`, `#[option(default = \"...\")]`, `#[option(rename = \"...\")]` or `#[option(skip)]`",
+            );
+        }
         if let (Some(default), Some(_)) = (&attrs.default, &attrs.skip) {
             errors.spanned(
                 &default.path,
@@ -45,8 +57,9 @@ pub(crate) fn backend(input: &Backend<'_>, errors: &mut Errors) {
         let name = field.yaml_name();
         if let Some(first) = seen.get(&name) {
             let message = format!(
-                "option `{name}` is declared twice (also by field `{}`); give one of them another YAML name with `#[option(rename = \"...\")]`",
-                unraw(first)
+                "two options are named `{name}` in YAML (fields `{}` and `{}`); give one of them another name with `#[option(rename = \"...\")]`",
+                unraw(first),
+                unraw(field.ident)
             );
             match &attrs.rename {
                 Some(lit) => errors.spanned(lit, message),
@@ -119,7 +132,7 @@ pub(crate) fn record(input: &Record<'_>, errors: &mut Errors) {
             );
         }
     }
-    if !has_username {
+    if !has_username && !input.fields.iter().any(|f| f.attrs.unknown_key) {
         errors.spanned(
             input.ident,
             format!(

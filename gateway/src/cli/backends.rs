@@ -26,8 +26,10 @@ pub(crate) fn backends(out: &mut dyn Write) -> Result<u8, super::CliError> {
             if o.required {
                 facts.push("required".into());
             }
-            if let Some(d) = o.default {
-                facts.push(format!("default {d}"));
+            match o.default {
+                Some(d) => facts.push(format!("default {d}")),
+                None if !o.required => facts.push("optional".into()),
+                None => {}
             }
             if o.secret {
                 facts.push("secret: literal, env:NAME or file:PATH".into());

@@ -3,14 +3,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use auth_core::BuildContext;
-
+use super::services::{build_context, runtime};
 use crate::config::{self, Access, LoadedConfig, RouteConfig};
 
 /// Exit code for an invalid config.
 pub(crate) const INVALID_CONFIG: u8 = 2;
 
-/// Prints diagnostics to stderr and the resolved chain and routes to `out`.
+/// Loads the config and builds its chain (opening `users_db` when the chain uses it); prints
+/// diagnostics to stderr and the resolved chain and routes to `out`.
 pub(crate) fn check(path: &Path, out: &mut dyn Write) -> Result<u8, super::CliError> {
     let mut loaded = match config::load(path) {
         Ok(loaded) => loaded,
@@ -22,18 +22,17 @@ pub(crate) fn check(path: &Path, out: &mut dyn Write) -> Result<u8, super::CliEr
     for w in &loaded.warnings {
         eprintln!("{w}");
     }
-    let services = services(&loaded);
-    if let Err(errors) = config::build_chain(&mut loaded, &services) {
+    let runtime = runtime()?;
+    let built = runtime.block_on(async {
+        let services = build_context(&loaded).await?;
+        config::build_chain(&mut loaded, &services)
+    });
+    if let Err(errors) = built {
         eprintln!("{errors}");
         return Ok(INVALID_CONFIG);
     }
     describe(&loaded, out)?;
     Ok(0)
-}
-
-/// The shared services backends may ask for when built by the CLI.
-pub(crate) fn services(_loaded: &LoadedConfig) -> BuildContext {
-    BuildContext::default()
 }
 
 fn describe(loaded: &LoadedConfig, out: &mut dyn Write) -> std::io::Result<()> {

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use auth_core::{ChainOutcome, Context, Credentials};
 
-use super::check::{INVALID_CONFIG, services};
+use super::check::INVALID_CONFIG;
 use super::password_input::read_password;
+use super::services::{build_context, runtime};
 use crate::config;
 
 /// Loads the config, builds the chain, asks for `user`'s password and prints each backend's
-/// outcome and time, then the verdict. Exit 0 when authenticated, 1 otherwise.
+/// outcome and time, then the verdict. Exit 0 when authenticated, 1 otherwise. Nothing is
+/// provisioned.
 pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8, super::CliError> {
     let mut loaded = match config::load(path) {
         Ok(loaded) => loaded,
@@ -20,8 +22,12 @@ pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8
             return Ok(INVALID_CONFIG);
         }
     };
-    let services = services(&loaded);
-    let chain = match config::build_chain(&mut loaded, &services) {
+    let runtime = runtime()?;
+    let built = runtime.block_on(async {
+        let services = build_context(&loaded).await?;
+        config::build_chain(&mut loaded, &services)
+    });
+    let chain = match built {
         Ok(chain) => chain,
         Err(errors) => {
             eprintln!("{errors}");
@@ -30,10 +36,6 @@ pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8
     };
     let password = read_password(&format!("Password for {user}: "))?;
     let credentials = Credentials::password(user, password);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let result = runtime.block_on(chain.authenticate(&credentials, &Context::default()));
     for step in &result.trace {
         let type_name = chain

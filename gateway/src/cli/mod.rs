@@ -8,10 +8,14 @@ mod hash_password;
 mod password_input;
 mod run;
 mod schema;
+mod services;
+mod users;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use users::UsersAction;
 
 /// A declarative, config-driven authentication gateway.
 #[derive(Debug, Parser)]
@@ -38,6 +42,19 @@ pub enum Command {
     HashPassword,
     /// Print the JSON Schema of the config file (for editors).
     Schema,
+    /// Manage the local user store (`users_db`).
+    Users(UsersArgs),
+}
+
+/// `gateway users`.
+#[derive(Debug, Clone, Args)]
+pub struct UsersArgs {
+    /// The config file (its `users_db` names the store).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: UsersAction,
 }
 
 /// Where the config file is.
@@ -88,5 +105,6 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Explain(args) => explain::explain(&args.config.config, &args.user, stdout),
         Command::HashPassword => hash_password::hash_password(stdout),
         Command::Schema => schema::schema(stdout),
+        Command::Users(args) => users::users(&args.config.config, args.action, stdout),
     }
 }

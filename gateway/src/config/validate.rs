@@ -219,11 +219,18 @@ fn upstream(c: &mut Checker<'_>, config: &Config) {
         return;
     }
     match url::Url::parse(&up.url.value) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {}
-        Ok(u) if u.scheme() != "http" && u.scheme() != "https" => c.error(
+        Ok(u) if u.scheme() == "http" && u.has_host() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                c.error(
+                    location(&up.url),
+                    format!("`upstream.url` `{}` must not have a query or fragment", up.url.value),
+                );
+            }
+        }
+        Ok(u) if u.scheme() != "http" => c.error(
             location(&up.url),
             format!(
-                "`upstream.url` scheme `{}` is not supported; use http:// or https://",
+                "`upstream.url` scheme `{}` is not supported; use http:// (put the app on a private address)",
                 u.scheme()
             ),
         ),

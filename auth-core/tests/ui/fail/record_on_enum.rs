@@ -1,0 +1,8 @@
+use auth_core::UserRecord;
+
+#[derive(UserRecord)]
+enum Row {
+    Alice,
+}
+
+fn main() {}

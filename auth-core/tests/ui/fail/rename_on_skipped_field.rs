@@ -1,0 +1,10 @@
+use auth_core::auth_backend;
+
+#[auth_backend(type = "ldap")]
+struct Ldap {
+    url: String,
+    #[option(skip, rename = "pool")]
+    connections: Vec<String>,
+}
+
+fn main() {}

@@ -1,0 +1,54 @@
+//! What the CLI hands backends when it builds the chain: the local user store, opened only when
+//! the chain uses it (a `local` entry or provisioning).
+
+use std::sync::Arc;
+
+use auth_backends::UserStore;
+use auth_core::{BuildContext, Provision};
+use serde_saphyr::Location;
+
+use crate::config::{ConfigErrors, Diagnostic, LoadedConfig};
+
+/// A small runtime for the CLI's async work (database, backends).
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// Whether the chain needs the local user store.
+pub(crate) fn needs_store(loaded: &LoadedConfig) -> bool {
+    loaded
+        .config
+        .chain
+        .iter()
+        .any(|e| e.type_name.value == "local" || e.provision != Provision::None)
+}
+
+/// Opens the local user store at `users_db` (creating a SQLite file and its table if missing).
+/// Failures are config errors located at `users_db`.
+pub(crate) async fn open_store(loaded: &LoadedConfig) -> Result<Arc<UserStore>, ConfigErrors> {
+    let url = loaded.users_db_url();
+    UserStore::connect(&url).await.map(Arc::new).map_err(|e| {
+        let at = loaded
+            .config
+            .users_db
+            .as_ref()
+            .map_or(Location::UNKNOWN, |u| u.referenced);
+        ConfigErrors(vec![Diagnostic::error(
+            &loaded.source,
+            at,
+            format!("cannot open the local user store: {e}"),
+        )])
+    })
+}
+
+/// The build context for `loaded`'s chain, with the user store when the chain needs it.
+pub(crate) async fn build_context(loaded: &LoadedConfig) -> Result<BuildContext, ConfigErrors> {
+    let mut ctx = BuildContext::default();
+    if needs_store(loaded) {
+        ctx.provide(open_store(loaded).await?);
+    }
+    Ok(ctx)
+}

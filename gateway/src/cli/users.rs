@@ -1,0 +1,171 @@
+//! `gateway users ...`: manage the local user store (`users_db`).
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Subcommand;
+
+use super::check::INVALID_CONFIG;
+use super::password_input::{interactive, read_password};
+use super::services::{open_store, runtime};
+use crate::config;
+
+/// What to do with the local users.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersAction {
+    /// Add a local user; asks for the password (or reads it from stdin when piped).
+    Add {
+        /// The username.
+        username: String,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name.
+        #[arg(long = "display-name")]
+        display_name: Option<String>,
+        /// A group (repeat for several).
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
+        /// Create the user without a password (cannot log in until `users passwd`).
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Set a user's password (their sessions end).
+    Passwd {
+        /// The username.
+        username: String,
+    },
+    /// List the users.
+    List,
+    /// Disable a user: they cannot log in and their sessions end.
+    Disable {
+        /// The username.
+        username: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The username.
+        username: String,
+    },
+    /// Delete a user.
+    Delete {
+        /// The username.
+        username: String,
+    },
+}
+
+fn new_password(prompt: &str) -> Result<String, super::CliError> {
+    let password = read_password(prompt)?;
+    if password.is_empty() {
+        return Err(super::CliError::Message("the password is empty".into()));
+    }
+    if interactive() && read_password("Again: ")? != password {
+        return Err(super::CliError::Message("the passwords differ".into()));
+    }
+    Ok(password)
+}
+
+/// Runs `action` against the store named by the config at `path`.
+pub(crate) fn users(
+    path: &Path,
+    action: UsersAction,
+    out: &mut dyn Write,
+) -> Result<u8, super::CliError> {
+    let loaded = match config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(INVALID_CONFIG);
+        }
+    };
+    let runtime = runtime()?;
+    let store = match runtime.block_on(open_store(&loaded)) {
+        Ok(store) => store,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(INVALID_CONFIG);
+        }
+    };
+    let fail = |e: auth_backends::StoreError| super::CliError::Message(e.to_string());
+    match action {
+        UsersAction::Add {
+            username,
+            email,
+            display_name,
+            groups,
+            no_password,
+        } => {
+            let password = if no_password {
+                None
+            } else {
+                Some(new_password(&format!("Password for {username}: "))?)
+            };
+            runtime
+                .block_on(store.add(
+                    &username,
+                    password.as_deref(),
+                    email.as_deref(),
+                    display_name.as_deref(),
+                    &groups,
+                ))
+                .map_err(fail)?;
+            writeln!(out, "added `{username}`")?;
+        }
+        UsersAction::Passwd { username } => {
+            let password = new_password(&format!("New password for {username}: "))?;
+            runtime
+                .block_on(store.set_password(&username, &password))
+                .map_err(fail)?;
+            writeln!(out, "password of `{username}` changed")?;
+        }
+        UsersAction::Disable { username } => {
+            runtime.block_on(store.disable(&username)).map_err(fail)?;
+            writeln!(out, "disabled `{username}`")?;
+        }
+        UsersAction::Enable { username } => {
+            runtime.block_on(store.enable(&username)).map_err(fail)?;
+            writeln!(out, "enabled `{username}`")?;
+        }
+        UsersAction::Delete { username } => {
+            runtime.block_on(store.delete(&username)).map_err(fail)?;
+            writeln!(out, "deleted `{username}`")?;
+        }
+        UsersAction::List => {
+            let users = runtime.block_on(store.list()).map_err(fail)?;
+            let rows: Vec<[String; 5]> = users
+                .iter()
+                .map(|u| {
+                    let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
+                    let status = match (u.disabled, u.password_hash.is_some()) {
+                        (true, _) => "disabled",
+                        (false, true) => "enabled",
+                        (false, false) => "no password",
+                    };
+                    [
+                        u.username.clone(),
+                        u.source.clone(),
+                        status.to_string(),
+                        groups.join(","),
+                        u.email.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            let header = ["USERNAME", "SOURCE", "STATUS", "GROUPS", "EMAIL"].map(String::from);
+            let mut widths = header.clone().map(|h| h.len());
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            for row in std::iter::once(&header).chain(&rows) {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(widths)
+                    .map(|(cell, w)| format!("{cell:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("  ").trim_end())?;
+            }
+        }
+    }
+    Ok(0)
+}
