@@ -19,9 +19,34 @@ use crate::server::Gateway;
 /// How long the file must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Builds the chain of a freshly loaded config (the default is [`crate::config::build_chain`]
-/// with an empty [`BuildContext`]; embedders and tests may supply their own).
-pub type ChainBuilder = Arc<dyn Fn(&mut LoadedConfig) -> Result<Chain, ConfigErrors> + Send + Sync>;
+/// A built chain and the local user store its entries use (for `type: local` and
+/// provisioning), if the config needs one.
+pub struct BuiltChain {
+    /// The chain.
+    pub chain: Chain,
+    /// The local user store, when the chain uses it.
+    pub users: Option<Arc<auth_backends::UserStore>>,
+}
+
+impl std::fmt::Debug for BuiltChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltChain")
+            .field("chain", &self.chain)
+            .field("users", &self.users.is_some())
+            .finish()
+    }
+}
+
+/// Builds the chain of a freshly loaded config. The default ([`default_chain_builder`]) opens
+/// the local user store when the chain needs it (as `gateway check` does) and calls
+/// [`crate::config::build_chain`]; embedders and tests may supply their own.
+pub type ChainBuilder = Arc<
+    dyn for<'a> Fn(
+            &'a mut LoadedConfig,
+        ) -> futures_util::future::BoxFuture<'a, Result<BuiltChain, ConfigErrors>>
+        + Send
+        + Sync,
+>;
 
 /// Why a reload was refused (the old config keeps serving).
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +70,52 @@ pub async fn build_runtime(
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let chain = chain_builder(&mut loaded).map_err(ReloadError::Config)?;
+    let built = chain_builder(&mut loaded)
+        .await
+        .map_err(ReloadError::Config)?;
     let data_dir = loaded.data_dir();
     let base_dir = loaded.base_dir.clone();
     let services = match previous {
         Some(p) => Services::carry_over(p, &loaded.config, &data_dir, &base_dir).await,
         None => Services::from_config(&loaded.config, &data_dir, &base_dir).await,
     }
-    .map_err(|e| ReloadError::Build(e.to_string()))?;
-    Runtime::new(loaded.config, chain, services, version)
+    .map_err(|e| ReloadError::Build(e.to_string()))?
+    .with_user_store(built.users);
+    Runtime::new(loaded.config, built.chain, services, version)
         .map_err(|e| ReloadError::Build(e.to_string()))
 }
 
 /// The default chain builder.
 pub fn default_chain_builder() -> ChainBuilder {
     Arc::new(|loaded: &mut LoadedConfig| {
-        crate::config::build_chain(loaded, &BuildContext::default())
+        // `LoadedConfig` is not `Sync`: nothing borrowed from it may live across an await.
+        let store_url = crate::cli::services::needs_store(loaded).then(|| loaded.users_db_url());
+        let source = loaded.source.clone();
+        let at = loaded
+            .config
+            .users_db
+            .as_ref()
+            .map_or(serde_saphyr::Location::UNKNOWN, |u| u.referenced);
+        Box::pin(async move {
+            let mut ctx = BuildContext::default();
+            let users = match store_url {
+                Some(url) => {
+                    let store = auth_backends::UserStore::connect(&url).await.map_err(|e| {
+                        ConfigErrors(vec![crate::config::Diagnostic::error(
+                            &source,
+                            at,
+                            format!("cannot open the local user store: {e}"),
+                        )])
+                    })?;
+                    let store = Arc::new(store);
+                    ctx.provide(store.clone());
+                    Some(store)
+                }
+                None => None,
+            };
+            let chain = crate::config::build_chain(loaded, &ctx)?;
+            Ok(BuiltChain { chain, users })
+        })
     })
 }
 

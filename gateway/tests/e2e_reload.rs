@@ -257,3 +257,63 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         .expect("shutdown finished")
         .unwrap();
 }
+
+#[tokio::test]
+async fn users_authenticated_by_a_provisioning_entry_are_mirrored_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = RecordingUpstream::start().await;
+    registered::share("provision", &default_backend());
+    let db = dir.path().join("users.db");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+users_db: "sqlite://{}"
+chain:
+  - name: test
+    type: e2e_table
+    provision: update
+    options: {{ table: provision }}
+"#,
+            upstream.addr,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let builder = default_chain_builder();
+    let rt = build_runtime(&path, 1, None, &builder)
+        .await
+        .expect("loads");
+    let gw = Gateway::new(rt, Arc::new(Metrics::new()));
+    let running = Running::start(gw, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let resp = client()
+        .get(format!("http://{}/app", running.addr))
+        .header("authorization", basic("bob", "bob-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let store = auth_backends::UserStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let bob = store
+        .get_by_username("bob")
+        .await
+        .unwrap()
+        .expect("bob was provisioned");
+    let user = bob.to_user();
+    assert!(user.groups.contains("admins"), "{user:?}");
+    assert_eq!(user.email.as_deref(), Some("bob@example.org"));
+    assert!(store.get_by_username("alice").await.unwrap().is_none());
+    running.shutdown().await;
+}

@@ -241,6 +241,7 @@ pub(crate) async fn authenticate_password(
             {
                 tracing::warn!(error = %e, "could not reset the lockout counter");
             }
+            provision(rt, &user).await;
             if use_cache {
                 services.cache.insert_success(
                     username,
@@ -264,6 +265,24 @@ pub(crate) async fn authenticate_password(
             }
             Ok(None)
         }
+    }
+}
+
+/// Mirrors a user the chain just authenticated into the local store when their entry says
+/// `provision: create | update`. A failure is logged and does not refuse the login.
+async fn provision(rt: &Runtime, user: &User) {
+    let Some(entry) = rt.chain.entry(&user.backend) else {
+        return;
+    };
+    if entry.provision == auth_core::Provision::None {
+        return;
+    }
+    let Some(store) = &rt.services.users else {
+        tracing::warn!(entry = %entry.name, "provisioning configured but no user store is open");
+        return;
+    };
+    if let Err(e) = auth_backends::provision(store, user, &entry.name, entry.provision).await {
+        tracing::warn!(entry = %entry.name, user = %user.username, error = %e, "provisioning failed");
     }
 }
 
