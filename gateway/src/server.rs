@@ -295,14 +295,17 @@ impl Running {
     }
 }
 
-/// Installs the global `tracing` subscriber for `log:` (JSON lines or text, `log.level` as the
-/// filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
+/// Installs the global `tracing` subscriber for `log:` (JSON lines or text on stderr,
+/// `log.level` as the filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
 pub fn init_logging(log: &crate::config::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // stderr: the CLI holds the stdout lock while a command runs.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match log.format {
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         crate::config::LogFormat::Text => builder.try_init(),

@@ -89,7 +89,8 @@ routes:
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let url = format!("{base}/delay");
-    let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    let c = client();
+    let in_flight = tokio::spawn(async move { c.get(url).send().await.map(|r| r.status()) });
     tokio::time::sleep(Duration::from_millis(200)).await;
     kill("TERM");
     let status = in_flight
