@@ -459,3 +459,38 @@ async fn forward_auth_check_refuses_untrusted_peers() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
+    use std::time::{Duration, Instant};
+    let yaml = support::BASE_CONFIG.replace(
+        "  secure: false\n",
+        "  secure: false\n  idle_timeout: 1s\n  ttl: 3s\n",
+    );
+    let h = Harness::start_with(&yaml).await;
+    let c = client();
+    let who = |jar: &Jar| {
+        c.get(h.url("/_auth/whoami"))
+            .header("cookie", jar.header())
+            .send()
+    };
+    // Idle: unused for longer than idle_timeout.
+    let idle = login(&h, "alice", "alice-pw").await;
+    assert_eq!(who(&idle).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        who(&idle).await.unwrap().status(),
+        401,
+        "idle session still alive"
+    );
+
+    // Absolute: used every 400 ms, it still ends after ttl.
+    let busy = login(&h, "bob", "bob-pw").await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2600) {
+        assert_eq!(who(&busy).await.unwrap().status(), 200, "died early");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(who(&busy).await.unwrap().status(), 401, "outlived its ttl");
+}
