@@ -494,3 +494,36 @@ async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(who(&busy).await.unwrap().status(), 401, "outlived its ttl");
 }
+
+#[tokio::test]
+async fn a_session_store_that_is_down_fails_closed() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let yaml = support::BASE_CONFIG.replace(
+        "  secure: false\n",
+        &format!("  secure: false\n  store: redis://{dead_addr}/\n"),
+    );
+    let h = Harness::start_with(&yaml).await;
+    let c = client();
+    let mut jar = Jar::default();
+    let form = c.get(h.url("/_auth/login")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    jar.absorb(&form);
+    let csrf = hidden_field(&form.text().await.unwrap(), "csrf").unwrap();
+    let resp = c
+        .post(h.url("/_auth/login"))
+        .header("cookie", jar.header())
+        .form(&[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    jar.absorb(&resp);
+    assert!(!jar.cookies.contains_key("gw_session"));
+    assert!(h.upstream.seen().is_empty());
+}
