@@ -125,6 +125,24 @@ pub struct Reloader {
     path: PathBuf,
     chain_builder: ChainBuilder,
     running: tokio::sync::Mutex<()>,
+    /// Digest of the file content last seen by the watcher.
+    last_digest: std::sync::Mutex<Option<[u8; 32]>>,
+}
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// SIGHUP: always reload.
+    Signal,
+    /// Something changed in the config's directory: reload when the file's content changed.
+    File,
+}
+
+fn file_digest(path: &Path) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    std::fs::read(path)
+        .ok()
+        .map(|b| sha2::Sha256::digest(&b).into())
 }
 
 impl std::fmt::Debug for Reloader {
@@ -138,9 +156,11 @@ impl std::fmt::Debug for Reloader {
 impl Reloader {
     /// A reloader of `gw` from `path`, building chains with `chain_builder`.
     pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
+        let path = path.into();
         Reloader {
             gw,
-            path: path.into(),
+            last_digest: std::sync::Mutex::new(file_digest(&path)),
+            path,
             chain_builder,
             running: tokio::sync::Mutex::new(()),
         }
@@ -178,28 +198,22 @@ impl Reloader {
         }
     }
 
-    /// Reloads on SIGHUP and on changes to the file (debounced by [`DEBOUNCE`]) until the task
-    /// is aborted.
+    /// Reloads on SIGHUP and when the file's content changes (debounced by [`DEBOUNCE`]) until
+    /// the task is aborted.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-            let file_name = self.path.file_name().map(|n| n.to_os_string());
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Trigger>();
             let dir = match self.path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             };
             let watcher_tx = tx.clone();
+            // Any change in the directory may be ours: editors rename over the file, and
+            // Kubernetes swaps a `..data` symlink. The content digest decides.
             let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let Ok(event) = res else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                let ours = event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
-                if ours {
-                    let _ = watcher_tx.send(());
+                if !event.kind.is_access() {
+                    let _ = watcher_tx.send(Trigger::File);
                 }
             });
             // Watch the directory: editors replace files by renaming over them.
@@ -225,22 +239,32 @@ impl Reloader {
                         return;
                     };
                     while hup.recv().await.is_some() {
-                        if tx.send(()).is_err() {
+                        if tx.send(Trigger::Signal).is_err() {
                             break;
                         }
                     }
                 });
             }
-            while rx.recv().await.is_some() {
-                // Debounce: wait until the file has been quiet for DEBOUNCE.
+            while let Some(first) = rx.recv().await {
+                // Debounce: wait until things have been quiet for DEBOUNCE.
+                let mut signalled = first == Trigger::Signal;
                 loop {
                     match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        Ok(Some(())) => continue,
+                        Ok(Some(t)) => signalled |= t == Trigger::Signal,
                         Ok(None) => return,
                         Err(_) => break,
                     }
                 }
-                let _ = self.reload().await;
+                let digest = file_digest(&self.path);
+                let changed = {
+                    let mut last = self.last_digest.lock().unwrap_or_else(|p| p.into_inner());
+                    let changed = *last != digest;
+                    *last = digest;
+                    changed
+                };
+                if signalled || changed {
+                    let _ = self.reload().await;
+                }
             }
         })
     }

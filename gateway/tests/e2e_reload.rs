@@ -317,3 +317,54 @@ chain:
     assert!(store.get_by_username("alice").await.unwrap().is_none());
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_kubernetes_style_symlink_swap_reloads_and_a_touch_does_not() {
+    use std::os::unix::fs::symlink;
+    let s = Setup::new("k8s").await;
+    // Lay the config out as a ConfigMap volume does:
+    // gateway.yaml -> ..data/gateway.yaml, ..data -> ..v1
+    let dir = s.path.parent().unwrap().to_path_buf();
+    let v1 = dir.join("..v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(
+        v1.join("gateway.yaml"),
+        config_text(s.upstream.addr, &s.table, "public"),
+    )
+    .unwrap();
+    symlink("..v1", dir.join("..data")).unwrap();
+    std::fs::remove_file(&s.path).unwrap();
+    symlink("..data/gateway.yaml", &s.path).unwrap();
+    let task = s.reloader.clone().spawn();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Same content, new mtime: no reload.
+    std::fs::write(
+        v1.join("gateway.yaml"),
+        config_text(s.upstream.addr, &s.table, "public"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(s.gw.current().version(), 1, "reloaded an unchanged file");
+
+    let v2 = dir.join("..v2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(
+        v2.join("gateway.yaml"),
+        config_text(s.upstream.addr, &s.table, "deny"),
+    )
+    .unwrap();
+    symlink("..v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    let mut version = 1;
+    for _ in 0..50 {
+        version = s.gw.current().version();
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    task.abort();
+    assert_eq!(version, 2, "symlink swap not picked up");
+    assert_eq!(status(&s.url("/static/x")).await, 403);
+}
