@@ -527,3 +527,44 @@ async fn a_session_store_that_is_down_fails_closed() {
     assert!(!jar.cookies.contains_key("gw_session"));
     assert!(h.upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn bearer_tokens_go_through_the_chain() {
+    let h = Harness::start().await;
+    let c = client();
+    let ok = c
+        .get(h.url("/app"))
+        .header("authorization", "Bearer tok-alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    assert!(seen.get("authorization").is_none(), "token forwarded");
+    let who: serde_json::Value = c
+        .get(h.url("/_auth/whoami"))
+        .header("authorization", "Bearer tok-bob")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["username"], "bob");
+    let wrong = c
+        .get(h.url("/app"))
+        .header("authorization", "Bearer tok-nobody")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let malformed = c
+        .get(h.url("/app"))
+        .header("authorization", "Bearer two words")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(h.upstream.seen().len(), 1);
+}

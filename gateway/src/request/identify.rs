@@ -5,6 +5,8 @@
 //!   session due for revalidation is re-read through `chain.get_user(entry, id)`; a user gone,
 //!   an entry gone from the chain or a changed credential version destroys the session and the
 //!   request continues as anonymous (with the cookie cleared);
+//! - else `Authorization: Bearer` (a token for the backends that accept tokens; cached, no
+//!   lockout since there is no username; a malformed token is `400`);
 //! - else `Authorization: Basic` when `login.basic_auth` is on: malformed (not base64, no `:`,
 //!   not UTF-8, longer than [`MAX_BASIC_BYTES`]) is `400` — never anonymous-then-2xx; a locked
 //!   (username, client IP) pair is answered like a wrong password without running the chain;
@@ -45,9 +47,13 @@ pub(crate) enum BasicError {
     /// Several `Authorization` headers.
     #[error("several Authorization headers")]
     Duplicate,
+    /// `Bearer` without a well-formed token.
+    #[error("malformed Bearer token")]
+    Bearer,
 }
 
-/// Reads `Authorization: Basic`: `Ok(None)` when absent or another scheme.
+/// Reads `Authorization: Basic` (password credentials) or `Authorization: Bearer` (a token):
+/// `Ok(None)` when absent or another scheme.
 pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, BasicError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
@@ -63,6 +69,20 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credential
     let Some(space) = bytes.iter().position(|b| *b == b' ') else {
         return Ok(None);
     };
+    if bytes[..space].eq_ignore_ascii_case(b"bearer") {
+        let token = std::str::from_utf8(&bytes[space + 1..])
+            .map_err(|_| BasicError::Bearer)?
+            .trim();
+        // RFC 6750 b68token: no spaces, controls or other separators.
+        let token68 = !token.is_empty()
+            && token.trim_end_matches('=').bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            });
+        if !token68 {
+            return Err(BasicError::Bearer);
+        }
+        return Ok(Some(Credentials::Bearer(token.to_string())));
+    }
     if !bytes[..space].eq_ignore_ascii_case(b"basic") {
         return Ok(None);
     }
@@ -108,15 +128,23 @@ pub(crate) async fn identify(
     if identify_session(rt, ctx, headers).await? {
         return Ok(());
     }
-    if !rt.config.login.basic_auth {
-        return Ok(());
-    }
     let creds = basic_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
-    let Some(creds) = creds else { return Ok(()) };
-    ctx.consumed_authorization = true;
-    if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
-        ctx.user = Some(user);
-        ctx.identity = Some(IdentitySource::Basic);
+    match creds {
+        Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
+            ctx.consumed_authorization = true;
+            if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
+                ctx.user = Some(user);
+                ctx.identity = Some(IdentitySource::Basic);
+            }
+        }
+        Some(creds @ Credentials::Bearer(_)) => {
+            ctx.consumed_authorization = true;
+            if let Some(user) = authenticate_token(rt, ctx, &creds).await? {
+                ctx.user = Some(user);
+                ctx.identity = Some(IdentitySource::Bearer);
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -195,6 +223,49 @@ async fn identify_session(
     ctx.session = Some(session);
     ctx.session_cookie = Some(cookie);
     Ok(true)
+}
+
+/// The cache's "username" for bearer tokens: no Basic username can carry a NUL and a colon.
+const BEARER_CACHE_USER: &str = "\0bearer:";
+
+/// Checks a bearer token through the chain (backends that do not accept tokens are skipped);
+/// successes are cached like Basic ones. There is no username, so no lockout.
+async fn authenticate_token(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    creds: &Credentials,
+) -> Result<Option<User>, ProxyError> {
+    let Credentials::Bearer(token) = creds else {
+        return Ok(None);
+    };
+    let cache = &rt.services.cache;
+    match cache.get(BEARER_CACHE_USER, token.as_bytes()) {
+        Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
+        Some(CacheHit::Failure) => return Ok(None),
+        None => {}
+    }
+    let context = auth_core::Context {
+        client_ip: Some(ctx.client_ip),
+        entry: String::new(),
+    };
+    let result = rt.chain.authenticate(creds, &context).await;
+    ctx.trace = result.trace;
+    match verdict(result.outcome)? {
+        ChainVerdict::User(user) => {
+            cache.insert_success(
+                BEARER_CACHE_USER,
+                token.as_bytes(),
+                &user.backend,
+                &user,
+                user.credential_version.as_deref(),
+            );
+            Ok(Some(user))
+        }
+        ChainVerdict::Refused => {
+            cache.insert_failure(BEARER_CACHE_USER, token.as_bytes());
+            Ok(None)
+        }
+    }
 }
 
 /// Checks a username and password: lockout first (a locked pair is refused without running the
@@ -312,7 +383,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(c, Credentials::password("alice", "p:q"));
-        assert_eq!(basic_credentials(&with("Bearer x")).unwrap(), None);
         assert_eq!(basic_credentials(&HeaderMap::new()).unwrap(), None);
     }
 
@@ -331,6 +401,15 @@ mod tests {
         assert_eq!(
             basic_credentials(&with("Basic /zo=")),
             Err(BasicError::Utf8)
+        );
+        assert_eq!(
+            basic_credentials(&with("Bearer a b")),
+            Err(BasicError::Bearer)
+        );
+        assert_eq!(basic_credentials(&with("Bearer ")), Err(BasicError::Bearer));
+        assert_eq!(
+            basic_credentials(&with("Bearer abc.DEF-_~+/==")).unwrap(),
+            Some(Credentials::Bearer("abc.DEF-_~+/==".into()))
         );
         let long = format!("Basic {}", "A".repeat(MAX_BASIC_BYTES));
         assert_eq!(basic_credentials(&with(&long)), Err(BasicError::TooLong));
