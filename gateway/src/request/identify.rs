@@ -8,7 +8,7 @@
 //! - else `Authorization: Bearer` (a token for the backends that accept tokens; cached, no
 //!   lockout since there is no username; a malformed token is `400`);
 //! - else `Authorization: Basic` when `login.basic_auth` is on: malformed (not base64, no `:`,
-//!   not UTF-8, longer than [`MAX_BASIC_BYTES`]) is `400` — never anonymous-then-2xx; a locked
+//!   not UTF-8, longer than [`MAX_AUTHORIZATION_BYTES`]) is `400` — never anonymous-then-2xx; a locked
 //!   (username, client IP) pair is answered like a wrong password without running the chain;
 //!   a cached success is used; otherwise the chain runs (backends hash passwords off the
 //!   reactor) and failures count towards the lockout;
@@ -26,13 +26,13 @@ use super::forward::read_cookie;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
 
-/// The longest `Authorization: Basic` value accepted.
-pub(crate) const MAX_BASIC_BYTES: usize = 4096;
+/// The longest `Authorization` value accepted.
+pub(crate) const MAX_AUTHORIZATION_BYTES: usize = 4096;
 
-/// `Authorization: Basic` could not be read.
+/// `Authorization` could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum BasicError {
-    /// Over [`MAX_BASIC_BYTES`].
+pub(crate) enum AuthorizationError {
+    /// Over [`MAX_AUTHORIZATION_BYTES`].
     #[error("Basic credentials too long")]
     TooLong,
     /// Not base64.
@@ -54,16 +54,18 @@ pub(crate) enum BasicError {
 
 /// Reads `Authorization: Basic` (password credentials) or `Authorization: Bearer` (a token):
 /// `Ok(None)` when absent or another scheme.
-pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, BasicError> {
+pub(crate) fn authorization_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<Credentials>, AuthorizationError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(BasicError::Duplicate);
+        return Err(AuthorizationError::Duplicate);
     }
-    if value.len() > MAX_BASIC_BYTES {
-        return Err(BasicError::TooLong);
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(AuthorizationError::TooLong);
     }
     let bytes = value.as_bytes();
     let Some(space) = bytes.iter().position(|b| *b == b' ') else {
@@ -71,7 +73,7 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credential
     };
     if bytes[..space].eq_ignore_ascii_case(b"bearer") {
         let token = std::str::from_utf8(&bytes[space + 1..])
-            .map_err(|_| BasicError::Bearer)?
+            .map_err(|_| AuthorizationError::Bearer)?
             .trim();
         // RFC 6750 b68token: no spaces, controls or other separators.
         let token68 = !token.is_empty()
@@ -79,7 +81,7 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credential
                 b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
             });
         if !token68 {
-            return Err(BasicError::Bearer);
+            return Err(AuthorizationError::Bearer);
         }
         return Ok(Some(Credentials::Bearer(token.to_string())));
     }
@@ -87,13 +89,13 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credential
         return Ok(None);
     }
     let encoded = std::str::from_utf8(&bytes[space + 1..])
-        .map_err(|_| BasicError::Base64)?
+        .map_err(|_| AuthorizationError::Base64)?
         .trim();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|_| BasicError::Base64)?;
-    let text = String::from_utf8(decoded).map_err(|_| BasicError::Utf8)?;
-    let (user, password) = text.split_once(':').ok_or(BasicError::NoColon)?;
+        .map_err(|_| AuthorizationError::Base64)?;
+    let text = String::from_utf8(decoded).map_err(|_| AuthorizationError::Utf8)?;
+    let (user, password) = text.split_once(':').ok_or(AuthorizationError::NoColon)?;
     Ok(Some(Credentials::password(user, password)))
 }
 
@@ -128,7 +130,8 @@ pub(crate) async fn identify(
     if identify_session(rt, ctx, headers).await? {
         return Ok(());
     }
-    let creds = basic_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
+    let creds =
+        authorization_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
     match creds {
         Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
             ctx.consumed_authorization = true;
@@ -379,45 +382,54 @@ mod tests {
 
     #[test]
     fn reads_basic() {
-        let c = basic_credentials(&with("Basic YWxpY2U6cDpx"))
+        let c = authorization_credentials(&with("Basic YWxpY2U6cDpx"))
             .unwrap()
             .unwrap();
         assert_eq!(c, Credentials::password("alice", "p:q"));
-        assert_eq!(basic_credentials(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(authorization_credentials(&HeaderMap::new()).unwrap(), None);
     }
 
     #[test]
     fn malformed_basic_is_an_error() {
         assert_eq!(
-            basic_credentials(&with("Basic !!!")),
-            Err(BasicError::Base64)
+            authorization_credentials(&with("Basic !!!")),
+            Err(AuthorizationError::Base64)
         );
         // "alice" without colon
         assert_eq!(
-            basic_credentials(&with("Basic YWxpY2U=")),
-            Err(BasicError::NoColon)
+            authorization_credentials(&with("Basic YWxpY2U=")),
+            Err(AuthorizationError::NoColon)
         );
         // 0xff 0x3a
         assert_eq!(
-            basic_credentials(&with("Basic /zo=")),
-            Err(BasicError::Utf8)
+            authorization_credentials(&with("Basic /zo=")),
+            Err(AuthorizationError::Utf8)
         );
         assert_eq!(
-            basic_credentials(&with("Bearer a b")),
-            Err(BasicError::Bearer)
+            authorization_credentials(&with("Bearer a b")),
+            Err(AuthorizationError::Bearer)
         );
-        assert_eq!(basic_credentials(&with("Bearer ")), Err(BasicError::Bearer));
         assert_eq!(
-            basic_credentials(&with("Bearer abc.DEF-_~+/==")).unwrap(),
+            authorization_credentials(&with("Bearer ")),
+            Err(AuthorizationError::Bearer)
+        );
+        assert_eq!(
+            authorization_credentials(&with("Bearer abc.DEF-_~+/==")).unwrap(),
             Some(Credentials::Bearer("abc.DEF-_~+/==".into()))
         );
-        let long = format!("Basic {}", "A".repeat(MAX_BASIC_BYTES));
-        assert_eq!(basic_credentials(&with(&long)), Err(BasicError::TooLong));
+        let long = format!("Basic {}", "A".repeat(MAX_AUTHORIZATION_BYTES));
+        assert_eq!(
+            authorization_credentials(&with(&long)),
+            Err(AuthorizationError::TooLong)
+        );
         let mut two = with("Basic YWxpY2U6cA==");
         two.append(
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic YQ=="),
         );
-        assert_eq!(basic_credentials(&two), Err(BasicError::Duplicate));
+        assert_eq!(
+            authorization_credentials(&two),
+            Err(AuthorizationError::Duplicate)
+        );
     }
 }
