@@ -200,44 +200,41 @@ impl Reloader {
 
     /// Reloads on SIGHUP and when the file's content changes (debounced by [`DEBOUNCE`]) until
     /// the task is aborted.
+    /// The SIGHUP handler is installed before this returns; call it within a Tokio runtime.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Trigger>();
-            let dir = match self.path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let watcher_tx = tx.clone();
-            // Any change in the directory may be ours: editors rename over the file, and
-            // Kubernetes swaps a `..data` symlink. The content digest decides.
-            let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                let Ok(event) = res else { return };
-                if !event.kind.is_access() {
-                    let _ = watcher_tx.send(Trigger::File);
-                }
-            });
-            // Watch the directory: editors replace files by renaming over them.
-            let _watcher = match watcher {
-                Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                    Ok(()) => Some(w),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
-                        None
-                    }
-                },
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Trigger>();
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let watcher_tx = tx.clone();
+        // Any change in the directory may be ours: editors rename over the file, and
+        // Kubernetes swaps a `..data` symlink. The content digest decides. The watch is set up
+        // before this returns, so no change after it is missed.
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if !event.kind.is_access() {
+                let _ = watcher_tx.send(Trigger::File);
+            }
+        });
+        let watcher = match watcher {
+            Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => Some(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
                     None
                 }
-            };
-            #[cfg(unix)]
-            {
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
+                None
+            }
+        };
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                        return;
-                    };
                     while hup.recv().await.is_some() {
                         if tx.send(Trigger::Signal).is_err() {
                             break;
@@ -245,6 +242,11 @@ impl Reloader {
                     }
                 });
             }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+        }
+        drop(tx);
+        tokio::spawn(async move {
+            let _watcher = watcher;
             while let Some(first) = rx.recv().await {
                 // Debounce: wait until things have been quiet for DEBOUNCE.
                 let mut signalled = first == Trigger::Signal;

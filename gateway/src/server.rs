@@ -312,26 +312,34 @@ pub fn init_logging(log: &crate::config::LogConfig) {
     };
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when the
+/// future is first polled), so call it before the listeners accept anything; must be called
+/// within a Tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -428,6 +436,13 @@ pub async fn start(
     };
     let admin = runtime.config.admin_listen.clone();
     let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
+    // Before binding: once the port answers, SIGHUP is handled (it would otherwise kill us).
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        gw.clone(),
+        config_path,
+        chain_builder,
+    ));
+    let reload_task = reloader.spawn();
 
     let mut running = Vec::new();
     for addr in listen {
@@ -449,12 +464,6 @@ pub async fn start(
         }
         None => None,
     };
-    let reloader = Arc::new(crate::reload::Reloader::new(
-        gw.clone(),
-        config_path,
-        chain_builder,
-    ));
-    let reload_task = reloader.spawn();
     Ok(Started {
         addrs: running.iter().map(|r| r.addr).collect(),
         admin_addr: admin.as_ref().map(|a| a.addr),

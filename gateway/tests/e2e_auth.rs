@@ -465,7 +465,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
     use std::time::{Duration, Instant};
     let yaml = support::BASE_CONFIG.replace(
         "  secure: false\n",
-        "  secure: false\n  idle_timeout: 1s\n  ttl: 3s\n",
+        "  secure: false\n  idle_timeout: 1s\n  ttl: 4s\n",
     );
     let h = Harness::start_with(&yaml).await;
     let c = client();
@@ -484,14 +484,14 @@ async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
         "idle session still alive"
     );
 
-    // Absolute: used every 400 ms, it still ends after ttl.
+    // Absolute: used every 400 ms (so never idle), it still ends after ttl.
     let busy = login(&h, "bob", "bob-pw").await;
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(2600) {
         assert_eq!(who(&busy).await.unwrap().status(), 200, "died early");
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(4500).saturating_sub(started.elapsed())).await;
     assert_eq!(who(&busy).await.unwrap().status(), 401, "outlived its ttl");
 }
 
