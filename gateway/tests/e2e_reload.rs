@@ -228,6 +228,25 @@ async fn admin_serves_metrics_health_and_readiness() {
     );
     assert!(m.contains("gateway_backend_latency_seconds_count{entry=\"test\"} 1"));
     assert!(m.contains("gateway_config_version 2"));
+    assert!(m.contains("gateway_active_sessions 0"), "{m}");
+    let h = support::Harness {
+        gateway: s.gw.clone(),
+        running: None,
+        upstream: s.upstream.clone(),
+        backend: default_backend(),
+        addr: s.running.as_ref().unwrap().addr,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    login(&h, "alice", "alice-pw").await;
+    let m = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("gateway_active_sessions 1"), "{m}");
 
     backend
         .healthy
