@@ -688,8 +688,10 @@ mod tests {
         let h = plan.headers_for(&sep).unwrap();
         let groups = h.iter().find(|(n, _)| n == "x-remote-groups").unwrap();
         assert_eq!(groups.1, "t%C3%A9%25m,x%2Cadmins");
-        let mut reject_cfg = IdentityHeadersConfig::default();
-        reject_cfg.encoding = HeaderEncoding::Reject;
+        let reject_cfg = IdentityHeadersConfig {
+            encoding: HeaderEncoding::Reject,
+            ..IdentityHeadersConfig::default()
+        };
         let reject = HeaderPlan::new(&reject_cfg).unwrap();
         assert!(
             reject
