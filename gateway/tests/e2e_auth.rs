@@ -568,3 +568,27 @@ async fn bearer_tokens_go_through_the_chain() {
     assert_eq!(malformed.status(), 400);
     assert_eq!(h.upstream.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn basic_can_be_turned_off() {
+    let yaml = support::BASE_CONFIG.replace("login:\n", "login:\n  basic_auth: false\n");
+    let h = Harness::start_with(&yaml).await;
+    let resp = client()
+        .get(h.url("/app"))
+        .header("authorization", basic("alice", "alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(!resp.headers().contains_key("www-authenticate"));
+    assert!(h.upstream.seen().is_empty());
+    // The login form still works.
+    let jar = login(&h, "alice", "alice-pw").await;
+    let ok = client()
+        .get(h.url("/app"))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
