@@ -27,6 +27,7 @@
 //!     proxy_set_header Content-Length "";
 //!     proxy_set_header X-Original-URI $request_uri;
 //!     proxy_set_header X-Forwarded-Method $request_method;
+//!     proxy_set_header X-Forwarded-Host $host;   # for routes that match on host
 //! }
 //! location / {
 //!     auth_request /_auth/check;
