@@ -14,7 +14,39 @@
 //!   **only from a peer in `server.trusted_proxies`**: anyone else gets 403, because a proxy that
 //!   forgot to set those headers would otherwise let the client pick the path being checked.
 //!   A missing or ambiguous URI is 400 (never 2xx). Then the route decides: 200 with the
-//!   identity headers, 401 (with the Basic challenge), or 403.
+//!   identity headers, 401 (with the Basic challenge, and `X-Auth-Login` naming the login URL
+//!   with `next`), or 403.
+//!
+//! Forward-auth wiring (the proxy's address must be in `server.trusted_proxies`):
+//! ```text
+//! # nginx
+//! location = /_auth/check {
+//!     internal;
+//!     proxy_pass http://127.0.0.1:8080;
+//!     proxy_pass_request_body off;
+//!     proxy_set_header Content-Length "";
+//!     proxy_set_header X-Original-URI $request_uri;
+//!     proxy_set_header X-Forwarded-Method $request_method;
+//!     proxy_set_header X-Forwarded-Host $host;   # for routes that match on host
+//! }
+//! location / {
+//!     auth_request /_auth/check;
+//!     auth_request_set $gw_user $upstream_http_x_remote_user;
+//!     proxy_set_header X-Remote-User $gw_user;
+//!     proxy_pass http://app;
+//! }
+//! # Traefik (dynamic config)
+//! middlewares:
+//!   gateway:
+//!     forwardAuth:
+//!       address: http://127.0.0.1:8080/_auth/check
+//!       authResponseHeaders: [X-Remote-User, X-Remote-Email, X-Remote-Groups]
+//! # Caddy
+//! forward_auth 127.0.0.1:8080 {
+//!     uri /_auth/check
+//!     copy_headers X-Remote-User X-Remote-Email X-Remote-Groups
+//! }
+//! ```
 
 use auth_core::User;
 use bytes::Bytes;

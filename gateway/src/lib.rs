@@ -15,3 +15,6 @@ pub(crate) mod request;
 pub mod runtime;
 pub mod server;
 pub mod session;
+
+#[doc(hidden)]
+pub use request::bench as __bench;

@@ -19,9 +19,34 @@ use crate::server::Gateway;
 /// How long the file must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Builds the chain of a freshly loaded config (the default is [`crate::config::build_chain`]
-/// with an empty [`BuildContext`]; embedders and tests may supply their own).
-pub type ChainBuilder = Arc<dyn Fn(&mut LoadedConfig) -> Result<Chain, ConfigErrors> + Send + Sync>;
+/// A built chain and the local user store its entries use (for `type: local` and
+/// provisioning), if the config needs one.
+pub struct BuiltChain {
+    /// The chain.
+    pub chain: Chain,
+    /// The local user store, when the chain uses it.
+    pub users: Option<Arc<auth_backends::UserStore>>,
+}
+
+impl std::fmt::Debug for BuiltChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltChain")
+            .field("chain", &self.chain)
+            .field("users", &self.users.is_some())
+            .finish()
+    }
+}
+
+/// Builds the chain of a freshly loaded config. The default ([`default_chain_builder`]) opens
+/// the local user store when the chain needs it (as `gateway check` does) and calls
+/// [`crate::config::build_chain`]; embedders and tests may supply their own.
+pub type ChainBuilder = Arc<
+    dyn for<'a> Fn(
+            &'a mut LoadedConfig,
+        ) -> futures_util::future::BoxFuture<'a, Result<BuiltChain, ConfigErrors>>
+        + Send
+        + Sync,
+>;
 
 /// Why a reload was refused (the old config keeps serving).
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +70,52 @@ pub async fn build_runtime(
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let chain = chain_builder(&mut loaded).map_err(ReloadError::Config)?;
+    let built = chain_builder(&mut loaded)
+        .await
+        .map_err(ReloadError::Config)?;
     let data_dir = loaded.data_dir();
     let base_dir = loaded.base_dir.clone();
     let services = match previous {
         Some(p) => Services::carry_over(p, &loaded.config, &data_dir, &base_dir).await,
         None => Services::from_config(&loaded.config, &data_dir, &base_dir).await,
     }
-    .map_err(|e| ReloadError::Build(e.to_string()))?;
-    Runtime::new(loaded.config, chain, services, version)
+    .map_err(|e| ReloadError::Build(e.to_string()))?
+    .with_user_store(built.users);
+    Runtime::new(loaded.config, built.chain, services, version)
         .map_err(|e| ReloadError::Build(e.to_string()))
 }
 
 /// The default chain builder.
 pub fn default_chain_builder() -> ChainBuilder {
     Arc::new(|loaded: &mut LoadedConfig| {
-        crate::config::build_chain(loaded, &BuildContext::default())
+        // `LoadedConfig` is not `Sync`: nothing borrowed from it may live across an await.
+        let store_url = crate::cli::services::needs_store(loaded).then(|| loaded.users_db_url());
+        let source = loaded.source.clone();
+        let at = loaded
+            .config
+            .users_db
+            .as_ref()
+            .map_or(serde_saphyr::Location::UNKNOWN, |u| u.referenced);
+        Box::pin(async move {
+            let mut ctx = BuildContext::default();
+            let users = match store_url {
+                Some(url) => {
+                    let store = auth_backends::UserStore::connect(&url).await.map_err(|e| {
+                        ConfigErrors(vec![crate::config::Diagnostic::error(
+                            &source,
+                            at,
+                            format!("cannot open the local user store: {e}"),
+                        )])
+                    })?;
+                    let store = Arc::new(store);
+                    ctx.provide(store.clone());
+                    Some(store)
+                }
+                None => None,
+            };
+            let chain = crate::config::build_chain(loaded, &ctx)?;
+            Ok(BuiltChain { chain, users })
+        })
     })
 }
 
@@ -70,6 +125,24 @@ pub struct Reloader {
     path: PathBuf,
     chain_builder: ChainBuilder,
     running: tokio::sync::Mutex<()>,
+    /// Digest of the file content last seen by the watcher.
+    last_digest: std::sync::Mutex<Option<[u8; 32]>>,
+}
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// SIGHUP: always reload.
+    Signal,
+    /// Something changed in the config's directory: reload when the file's content changed.
+    File,
+}
+
+fn file_digest(path: &Path) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    std::fs::read(path)
+        .ok()
+        .map(|b| sha2::Sha256::digest(&b).into())
 }
 
 impl std::fmt::Debug for Reloader {
@@ -83,9 +156,11 @@ impl std::fmt::Debug for Reloader {
 impl Reloader {
     /// A reloader of `gw` from `path`, building chains with `chain_builder`.
     pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
+        let path = path.into();
         Reloader {
             gw,
-            path: path.into(),
+            last_digest: std::sync::Mutex::new(file_digest(&path)),
+            path,
             chain_builder,
             running: tokio::sync::Mutex::new(()),
         }
@@ -123,69 +198,75 @@ impl Reloader {
         }
     }
 
-    /// Reloads on SIGHUP and on changes to the file (debounced by [`DEBOUNCE`]) until the task
-    /// is aborted.
+    /// Reloads on SIGHUP and when the file's content changes (debounced by [`DEBOUNCE`]) until
+    /// the task is aborted.
+    /// The SIGHUP handler is installed before this returns; call it within a Tokio runtime.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-            let file_name = self.path.file_name().map(|n| n.to_os_string());
-            let dir = match self.path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let watcher_tx = tx.clone();
-            let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                let Ok(event) = res else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                let ours = event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
-                if ours {
-                    let _ = watcher_tx.send(());
-                }
-            });
-            // Watch the directory: editors replace files by renaming over them.
-            let _watcher = match watcher {
-                Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                    Ok(()) => Some(w),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
-                        None
-                    }
-                },
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Trigger>();
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let watcher_tx = tx.clone();
+        // Any change in the directory may be ours: editors rename over the file, and
+        // Kubernetes swaps a `..data` symlink. The content digest decides. The watch is set up
+        // before this returns, so no change after it is missed.
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if !event.kind.is_access() {
+                let _ = watcher_tx.send(Trigger::File);
+            }
+        });
+        let watcher = match watcher {
+            Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => Some(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
                     None
                 }
-            };
-            #[cfg(unix)]
-            {
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
+                None
+            }
+        };
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                        return;
-                    };
                     while hup.recv().await.is_some() {
-                        if tx.send(()).is_err() {
+                        if tx.send(Trigger::Signal).is_err() {
                             break;
                         }
                     }
                 });
             }
-            while rx.recv().await.is_some() {
-                // Debounce: wait until the file has been quiet for DEBOUNCE.
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+        }
+        drop(tx);
+        tokio::spawn(async move {
+            let _watcher = watcher;
+            while let Some(first) = rx.recv().await {
+                // Debounce: wait until things have been quiet for DEBOUNCE.
+                let mut signalled = first == Trigger::Signal;
                 loop {
                     match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        Ok(Some(())) => continue,
+                        Ok(Some(t)) => signalled |= t == Trigger::Signal,
                         Ok(None) => return,
                         Err(_) => break,
                     }
                 }
-                let _ = self.reload().await;
+                let digest = file_digest(&self.path);
+                let changed = {
+                    let mut last = self.last_digest.lock().unwrap_or_else(|p| p.into_inner());
+                    let changed = *last != digest;
+                    *last = digest;
+                    changed
+                };
+                if signalled || changed {
+                    let _ = self.reload().await;
+                }
             }
         })
     }

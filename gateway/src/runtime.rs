@@ -108,6 +108,8 @@ pub struct Services {
     pub cache: Arc<CredentialCache>,
     /// The operator's login template, if any.
     pub template: Option<Arc<Template>>,
+    /// The local user store, for provisioning (entries with `provision: create | update`).
+    pub users: Option<Arc<auth_backends::UserStore>>,
     session_fingerprint: [u8; 32],
     protection_fingerprint: String,
 }
@@ -177,6 +179,12 @@ impl Services {
         )
     }
 
+    /// Sets the local user store provisioning writes to.
+    pub fn with_user_store(mut self, users: Option<Arc<auth_backends::UserStore>>) -> Services {
+        self.users = users;
+        self
+    }
+
     async fn build(
         config: ServiceSettings<'_>,
         data_dir: &Path,
@@ -216,6 +224,7 @@ impl Services {
             lockout,
             cache: Arc::new(CredentialCache::from_config(config.cache)),
             template,
+            users: None,
             session_fingerprint: session_fp,
             protection_fingerprint: protection_fp,
         })

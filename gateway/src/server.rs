@@ -295,40 +295,51 @@ impl Running {
     }
 }
 
-/// Installs the global `tracing` subscriber for `log:` (JSON lines or text, `log.level` as the
-/// filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
+/// Installs the global `tracing` subscriber for `log:` (JSON lines or text on stderr,
+/// `log.level` as the filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
 pub fn init_logging(log: &crate::config::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // stderr: the CLI holds the stdout lock while a command runs.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match log.format {
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
     };
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when the
+/// future is first polled), so call it before the listeners accept anything; must be called
+/// within a Tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -425,6 +436,13 @@ pub async fn start(
     };
     let admin = runtime.config.admin_listen.clone();
     let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
+    // Before binding: once the port answers, SIGHUP is handled (it would otherwise kill us).
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        gw.clone(),
+        config_path,
+        chain_builder,
+    ));
+    let reload_task = reloader.spawn();
 
     let mut running = Vec::new();
     for addr in listen {
@@ -446,12 +464,6 @@ pub async fn start(
         }
         None => None,
     };
-    let reloader = Arc::new(crate::reload::Reloader::new(
-        gw.clone(),
-        config_path,
-        chain_builder,
-    ));
-    let reload_task = reloader.spawn();
     Ok(Started {
         addrs: running.iter().map(|r| r.addr).collect(),
         admin_addr: admin.as_ref().map(|a| a.addr),

@@ -459,3 +459,136 @@ async fn forward_auth_check_refuses_untrusted_peers() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
+    use std::time::{Duration, Instant};
+    let yaml = support::BASE_CONFIG.replace(
+        "  secure: false\n",
+        "  secure: false\n  idle_timeout: 1s\n  ttl: 4s\n",
+    );
+    let h = Harness::start_with(&yaml).await;
+    let c = client();
+    let who = |jar: &Jar| {
+        c.get(h.url("/_auth/whoami"))
+            .header("cookie", jar.header())
+            .send()
+    };
+    // Idle: unused for longer than idle_timeout.
+    let idle = login(&h, "alice", "alice-pw").await;
+    assert_eq!(who(&idle).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        who(&idle).await.unwrap().status(),
+        401,
+        "idle session still alive"
+    );
+
+    // Absolute: used every 400 ms (so never idle), it still ends after ttl.
+    let busy = login(&h, "bob", "bob-pw").await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2600) {
+        assert_eq!(who(&busy).await.unwrap().status(), 200, "died early");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(4500).saturating_sub(started.elapsed())).await;
+    assert_eq!(who(&busy).await.unwrap().status(), 401, "outlived its ttl");
+}
+
+#[tokio::test]
+async fn a_session_store_that_is_down_fails_closed() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let yaml = support::BASE_CONFIG.replace(
+        "  secure: false\n",
+        &format!("  secure: false\n  store: redis://{dead_addr}/\n"),
+    );
+    let h = Harness::start_with(&yaml).await;
+    let c = client();
+    let mut jar = Jar::default();
+    let form = c.get(h.url("/_auth/login")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    jar.absorb(&form);
+    let csrf = hidden_field(&form.text().await.unwrap(), "csrf").unwrap();
+    let resp = c
+        .post(h.url("/_auth/login"))
+        .header("cookie", jar.header())
+        .form(&[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    jar.absorb(&resp);
+    assert!(!jar.cookies.contains_key("gw_session"));
+    assert!(h.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn bearer_tokens_go_through_the_chain() {
+    let h = Harness::start().await;
+    let c = client();
+    let ok = c
+        .get(h.url("/app"))
+        .header("authorization", "Bearer tok-alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    assert!(seen.get("authorization").is_none(), "token forwarded");
+    let who: serde_json::Value = c
+        .get(h.url("/_auth/whoami"))
+        .header("authorization", "Bearer tok-bob")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["username"], "bob");
+    let wrong = c
+        .get(h.url("/app"))
+        .header("authorization", "Bearer tok-nobody")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let malformed = c
+        .get(h.url("/app"))
+        .header("authorization", "Bearer two words")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(h.upstream.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn basic_can_be_turned_off() {
+    let yaml = support::BASE_CONFIG.replace("login:\n", "login:\n  basic_auth: false\n");
+    let h = Harness::start_with(&yaml).await;
+    let resp = client()
+        .get(h.url("/app"))
+        .header("authorization", basic("alice", "alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(!resp.headers().contains_key("www-authenticate"));
+    assert!(h.upstream.seen().is_empty());
+    // The login form still works.
+    let jar = login(&h, "alice", "alice-pw").await;
+    let ok = client()
+        .get(h.url("/app"))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}

@@ -435,3 +435,16 @@ async fn slow_or_oversized_request_heads_are_cut() {
     assert_eq!(raw_status(&resp), 431, "{resp}");
     assert!(h.upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn a_fake_101_does_not_open_a_tunnel() {
+    let h = Harness::start().await;
+    let resp = raw(
+        h.addr,
+        "GET /static/fake101 HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&resp), 502, "{resp}");
+    assert!(!resp.contains("tunnel!"));
+}

@@ -228,6 +228,25 @@ async fn admin_serves_metrics_health_and_readiness() {
     );
     assert!(m.contains("gateway_backend_latency_seconds_count{entry=\"test\"} 1"));
     assert!(m.contains("gateway_config_version 2"));
+    assert!(m.contains("gateway_active_sessions 0"), "{m}");
+    let h = support::Harness {
+        gateway: s.gw.clone(),
+        running: None,
+        upstream: s.upstream.clone(),
+        backend: default_backend(),
+        addr: s.running.as_ref().unwrap().addr,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    login(&h, "alice", "alice-pw").await;
+    let m = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("gateway_active_sessions 1"), "{m}");
 
     backend
         .healthy
@@ -256,4 +275,115 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         .await
         .expect("shutdown finished")
         .unwrap();
+}
+
+#[tokio::test]
+async fn users_authenticated_by_a_provisioning_entry_are_mirrored_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = RecordingUpstream::start().await;
+    registered::share("provision", &default_backend());
+    let db = dir.path().join("users.db");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+users_db: "sqlite://{}"
+chain:
+  - name: test
+    type: e2e_table
+    provision: update
+    options: {{ table: provision }}
+"#,
+            upstream.addr,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let builder = default_chain_builder();
+    let rt = build_runtime(&path, 1, None, &builder)
+        .await
+        .expect("loads");
+    let gw = Gateway::new(rt, Arc::new(Metrics::new()));
+    let running = Running::start(gw, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let resp = client()
+        .get(format!("http://{}/app", running.addr))
+        .header("authorization", basic("bob", "bob-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let store = auth_backends::UserStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let bob = store
+        .get_by_username("bob")
+        .await
+        .unwrap()
+        .expect("bob was provisioned");
+    let user = bob.to_user();
+    assert!(user.groups.contains("admins"), "{user:?}");
+    assert_eq!(user.email.as_deref(), Some("bob@example.org"));
+    assert!(store.get_by_username("alice").await.unwrap().is_none());
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_kubernetes_style_symlink_swap_reloads_and_a_touch_does_not() {
+    use std::os::unix::fs::symlink;
+    let s = Setup::new("k8s").await;
+    // Lay the config out as a ConfigMap volume does:
+    // gateway.yaml -> ..data/gateway.yaml, ..data -> ..v1
+    let dir = s.path.parent().unwrap().to_path_buf();
+    let v1 = dir.join("..v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(
+        v1.join("gateway.yaml"),
+        config_text(s.upstream.addr, &s.table, "public"),
+    )
+    .unwrap();
+    symlink("..v1", dir.join("..data")).unwrap();
+    std::fs::remove_file(&s.path).unwrap();
+    symlink("..data/gateway.yaml", &s.path).unwrap();
+    let task = s.reloader.clone().spawn();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Same content, new mtime: no reload.
+    std::fs::write(
+        v1.join("gateway.yaml"),
+        config_text(s.upstream.addr, &s.table, "public"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(s.gw.current().version(), 1, "reloaded an unchanged file");
+
+    let v2 = dir.join("..v2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(
+        v2.join("gateway.yaml"),
+        config_text(s.upstream.addr, &s.table, "deny"),
+    )
+    .unwrap();
+    symlink("..v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    let mut version = 1;
+    for _ in 0..50 {
+        version = s.gw.current().version();
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    task.abort();
+    assert_eq!(version, 2, "symlink swap not picked up");
+    assert_eq!(status(&s.url("/static/x")).await, 403);
 }

@@ -64,8 +64,7 @@ routes:
     let gw = started.gateway().clone();
     assert_eq!(gw.current().version(), 1);
 
-    // Let the reloader install its SIGHUP handler, then reload without touching the file.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The SIGHUP handler is installed by `start`: reload without touching the file.
     kill("HUP");
     let mut version = 1;
     for _ in 0..50 {
@@ -83,13 +82,15 @@ routes:
     );
 
     // SIGTERM while a request is in flight: it completes, then the listener is gone.
+    let sigterm = gateway::server::shutdown_signal();
     let run = tokio::spawn(async move {
-        gateway::server::shutdown_signal().await;
+        sigterm.await;
         started.stop().await;
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let url = format!("{base}/delay");
-    let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    let c = client();
+    let in_flight = tokio::spawn(async move { c.get(url).send().await.map(|r| r.status()) });
     tokio::time::sleep(Duration::from_millis(200)).await;
     kill("TERM");
     let status = in_flight

@@ -153,6 +153,45 @@ async fn tls_listener_serves_and_says_https_upstream() {
     let seen = h.upstream.last().unwrap();
     assert_eq!(seen.get("x-forwarded-proto").as_deref(), Some("https"));
     assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    // HTTP/2 negotiated by ALPN.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut std::fs::read(&cert).unwrap().as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("https://localhost:{}/app/h2", h.addr.port()))
+        .header("authorization", basic("alice", "alice-pw"))
+        .header("x-remote-user", "admin")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let seen = h.upstream.last().unwrap();
+    assert_eq!(seen.path, "/app/h2");
+    assert_eq!(seen.all("x-remote-user"), vec!["alice".to_string()]);
+    assert_eq!(seen.get("x-forwarded-proto").as_deref(), Some("https"));
+
     // Plain HTTP on the TLS port gets nowhere.
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{}/static/x", h.addr.port()))

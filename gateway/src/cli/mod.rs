@@ -8,7 +8,7 @@ mod hash_password;
 mod password_input;
 mod run;
 mod schema;
-mod services;
+pub(crate) mod services;
 mod users;
 
 use std::path::PathBuf;

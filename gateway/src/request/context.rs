@@ -16,6 +16,8 @@ pub(crate) enum IdentitySource {
     Session,
     /// `Authorization: Basic`.
     Basic,
+    /// `Authorization: Bearer`.
+    Bearer,
 }
 
 impl IdentitySource {
@@ -24,6 +26,7 @@ impl IdentitySource {
         match self {
             IdentitySource::Session => "session",
             IdentitySource::Basic => "basic",
+            IdentitySource::Bearer => "bearer",
         }
     }
 }

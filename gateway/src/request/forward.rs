@@ -5,7 +5,8 @@
 //!   the sanitized headers, and the body streamed as it arrives (never buffered);
 //! - identity headers are set from the user only (values with control characters refused -> 500
 //!   with a log line; non-ASCII values percent-encoded as UTF-8, with `%` itself encoded, or
-//!   refused, per `identity_headers.encoding`);
+//!   refused, per `identity_headers.encoding`; a groups separator inside a group name is
+//!   percent-encoded too, so no group name can forge another group);
 //! - `X-Forwarded-For` gets the client address appended to what a trusted proxy sent, and is
 //!   replaced otherwise; `X-Forwarded-Proto` and `X-Forwarded-Host` likewise believe only a trusted
 //!   proxy; `Host` is the client's with `preserve_host`, the upstream's otherwise;
@@ -93,27 +94,51 @@ impl HeaderPlan {
         v
     }
 
-    fn value(&self, v: &str) -> Result<HeaderValue, ProxyError> {
+    /// `v` as it may be sent: control characters refused; non-ASCII (and `%`) percent-encoded,
+    /// or refused with `encoding: reject`.
+    fn encode(&self, v: &str) -> Result<String, ProxyError> {
         if v.chars().any(|c| c.is_control()) {
             return Err(ProxyError::internal(
                 "identity value holds a control character; refused",
             ));
         }
-        let text = if v.is_ascii() && !v.contains('%') {
-            v.to_string()
-        } else {
-            match self.encoding {
-                HeaderEncoding::Percent => utf8_percent_encode(v, IDENTITY_ENCODE).to_string(),
-                HeaderEncoding::Reject if v.is_ascii() => v.to_string(),
-                HeaderEncoding::Reject => {
-                    return Err(ProxyError::internal(
-                        "identity value is not ASCII and encoding is `reject`",
-                    ));
-                }
-            }
-        };
-        HeaderValue::from_str(&text)
+        if v.is_ascii() && !v.contains('%') {
+            return Ok(v.to_string());
+        }
+        match self.encoding {
+            HeaderEncoding::Percent => Ok(utf8_percent_encode(v, IDENTITY_ENCODE).to_string()),
+            HeaderEncoding::Reject if v.is_ascii() => Ok(v.to_string()),
+            HeaderEncoding::Reject => Err(ProxyError::internal(
+                "identity value is not ASCII and encoding is `reject`",
+            )),
+        }
+    }
+
+    fn header_value(text: &str) -> Result<HeaderValue, ProxyError> {
+        HeaderValue::from_str(text)
             .map_err(|_| ProxyError::internal("identity value is not a valid header value"))
+    }
+
+    fn value(&self, v: &str) -> Result<HeaderValue, ProxyError> {
+        Self::header_value(&self.encode(v)?)
+    }
+
+    /// One group name inside the groups header: a separator inside the name is percent-encoded
+    /// (after `%` itself was), so the list stays unambiguous; with `encoding: reject` it is
+    /// refused.
+    fn encode_group(&self, g: &str) -> Result<String, ProxyError> {
+        let encoded = self.encode(g)?;
+        let sep = &self.groups_separator;
+        if sep.is_empty() || !encoded.contains(sep.as_str()) {
+            return Ok(encoded);
+        }
+        if self.encoding == HeaderEncoding::Reject {
+            return Err(ProxyError::internal(
+                "a group name contains the groups separator and encoding is `reject`",
+            ));
+        }
+        let escaped: String = sep.bytes().map(|b| format!("%{b:02X}")).collect();
+        Ok(encoded.replace(sep.as_str(), &escaped))
     }
 
     /// The identity headers for `user`, in order. Fails (500) on a value that cannot be sent
@@ -130,16 +155,15 @@ impl HeaderPlan {
             out.push((h.clone(), self.value(v)?));
         }
         if let Some(h) = &self.groups {
-            let mut groups = Vec::with_capacity(user.groups.len());
-            for g in &user.groups {
-                if !self.groups_separator.is_empty() && g.contains(&self.groups_separator) {
-                    return Err(ProxyError::internal(
-                        "a group name contains the groups separator; refused",
-                    ));
-                }
-                groups.push(g.as_str());
-            }
-            out.push((h.clone(), self.value(&groups.join(&self.groups_separator))?));
+            let groups = user
+                .groups
+                .iter()
+                .map(|g| self.encode_group(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((
+                h.clone(),
+                Self::header_value(&groups.join(&self.groups_separator))?,
+            ));
         }
         if let Some(h) = &self.backend {
             out.push((h.clone(), self.value(&user.backend)?));
@@ -442,6 +466,11 @@ pub(crate) async fn exchange(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, ProxyError> {
     let started = std::time::Instant::now();
+    let websocket_key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string());
     let (req, body_sent) = notify_on_end(req);
     // The response-head timeout runs from the end of the request body: a large upload must not
     // count against it.
@@ -482,6 +511,23 @@ pub(crate) async fn exchange(
                 "upstream switched protocols without being asked",
             ));
         };
+        // A tunnel is only opened for a real WebSocket handshake: an upstream answering 101
+        // without the matching accept key would let the client speak raw HTTP past the gateway.
+        let accepted = websocket_key
+            .as_deref()
+            .map(websocket_accept)
+            .zip(resp.headers().get("sec-websocket-accept"))
+            .is_some_and(|(want, got)| got.as_bytes() == want.as_bytes());
+        let upgrade_ok = resp
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+        if !accepted || !upgrade_ok {
+            return Err(ProxyError::bad_gateway(
+                "upstream answered 101 without a valid WebSocket handshake",
+            ));
+        }
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
             match tokio::try_join!(client_upgrade, upstream_upgrade) {
@@ -552,6 +598,16 @@ fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Re
     (Request::from_parts(parts, body.boxed()), rx)
 }
 
+/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2).
+fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -596,6 +652,14 @@ mod tests {
     }
 
     #[test]
+    fn websocket_accept_matches_rfc_6455() {
+        assert_eq!(
+            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
     fn upstream_cannot_set_the_gateway_cookie() {
         let mut h = HeaderMap::new();
         h.append(
@@ -619,7 +683,22 @@ mod tests {
         assert_eq!(h[0].1, "zo%C3%AB%25");
         let bad = User::new("eve\r\nX-Remote-User: admin");
         assert!(plan.headers_for(&bad).is_err());
-        let sep = User::new("bob").with_groups(["x,admins"]);
-        assert!(plan.headers_for(&sep).is_err());
+        // A separator inside a group name cannot forge a second group.
+        let sep = User::new("bob").with_groups(["x,admins", "té%m"]);
+        let h = plan.headers_for(&sep).unwrap();
+        let groups = h.iter().find(|(n, _)| n == "x-remote-groups").unwrap();
+        assert_eq!(groups.1, "t%C3%A9%25m,x%2Cadmins");
+        let reject_cfg = IdentityHeadersConfig {
+            encoding: HeaderEncoding::Reject,
+            ..IdentityHeadersConfig::default()
+        };
+        let reject = HeaderPlan::new(&reject_cfg).unwrap();
+        assert!(
+            reject
+                .headers_for(&User::new("bob").with_groups(["x,admins"]))
+                .is_err()
+        );
+        assert!(reject.headers_for(&User::new("zoë")).is_err());
+        assert_eq!(reject.headers_for(&User::new("50%")).unwrap()[0].1, "50%");
     }
 }

@@ -5,8 +5,10 @@
 //!   session due for revalidation is re-read through `chain.get_user(entry, id)`; a user gone,
 //!   an entry gone from the chain or a changed credential version destroys the session and the
 //!   request continues as anonymous (with the cookie cleared);
+//! - else `Authorization: Bearer` (a token for the backends that accept tokens; cached, no
+//!   lockout since there is no username; a malformed token is `400`);
 //! - else `Authorization: Basic` when `login.basic_auth` is on: malformed (not base64, no `:`,
-//!   not UTF-8, longer than [`MAX_BASIC_BYTES`]) is `400` — never anonymous-then-2xx; a locked
+//!   not UTF-8, longer than [`MAX_AUTHORIZATION_BYTES`]) is `400` — never anonymous-then-2xx; a locked
 //!   (username, client IP) pair is answered like a wrong password without running the chain;
 //!   a cached success is used; otherwise the chain runs (backends hash passwords off the
 //!   reactor) and failures count towards the lockout;
@@ -24,13 +26,13 @@ use super::forward::read_cookie;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
 
-/// The longest `Authorization: Basic` value accepted.
-pub(crate) const MAX_BASIC_BYTES: usize = 4096;
+/// The longest `Authorization` value accepted.
+pub(crate) const MAX_AUTHORIZATION_BYTES: usize = 4096;
 
-/// `Authorization: Basic` could not be read.
+/// `Authorization` could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum BasicError {
-    /// Over [`MAX_BASIC_BYTES`].
+pub(crate) enum AuthorizationError {
+    /// Over [`MAX_AUTHORIZATION_BYTES`].
     #[error("Basic credentials too long")]
     TooLong,
     /// Not base64.
@@ -45,35 +47,55 @@ pub(crate) enum BasicError {
     /// Several `Authorization` headers.
     #[error("several Authorization headers")]
     Duplicate,
+    /// `Bearer` without a well-formed token.
+    #[error("malformed Bearer token")]
+    Bearer,
 }
 
-/// Reads `Authorization: Basic`: `Ok(None)` when absent or another scheme.
-pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, BasicError> {
+/// Reads `Authorization: Basic` (password credentials) or `Authorization: Bearer` (a token):
+/// `Ok(None)` when absent or another scheme.
+pub(crate) fn authorization_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<Credentials>, AuthorizationError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(BasicError::Duplicate);
+        return Err(AuthorizationError::Duplicate);
     }
-    if value.len() > MAX_BASIC_BYTES {
-        return Err(BasicError::TooLong);
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(AuthorizationError::TooLong);
     }
     let bytes = value.as_bytes();
     let Some(space) = bytes.iter().position(|b| *b == b' ') else {
         return Ok(None);
     };
+    if bytes[..space].eq_ignore_ascii_case(b"bearer") {
+        let token = std::str::from_utf8(&bytes[space + 1..])
+            .map_err(|_| AuthorizationError::Bearer)?
+            .trim();
+        // RFC 6750 b68token: no spaces, controls or other separators.
+        let token68 = !token.is_empty()
+            && token.trim_end_matches('=').bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            });
+        if !token68 {
+            return Err(AuthorizationError::Bearer);
+        }
+        return Ok(Some(Credentials::Bearer(token.to_string())));
+    }
     if !bytes[..space].eq_ignore_ascii_case(b"basic") {
         return Ok(None);
     }
     let encoded = std::str::from_utf8(&bytes[space + 1..])
-        .map_err(|_| BasicError::Base64)?
+        .map_err(|_| AuthorizationError::Base64)?
         .trim();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|_| BasicError::Base64)?;
-    let text = String::from_utf8(decoded).map_err(|_| BasicError::Utf8)?;
-    let (user, password) = text.split_once(':').ok_or(BasicError::NoColon)?;
+        .map_err(|_| AuthorizationError::Base64)?;
+    let text = String::from_utf8(decoded).map_err(|_| AuthorizationError::Utf8)?;
+    let (user, password) = text.split_once(':').ok_or(AuthorizationError::NoColon)?;
     Ok(Some(Credentials::password(user, password)))
 }
 
@@ -108,15 +130,24 @@ pub(crate) async fn identify(
     if identify_session(rt, ctx, headers).await? {
         return Ok(());
     }
-    if !rt.config.login.basic_auth {
-        return Ok(());
-    }
-    let creds = basic_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
-    let Some(creds) = creds else { return Ok(()) };
-    ctx.consumed_authorization = true;
-    if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
-        ctx.user = Some(user);
-        ctx.identity = Some(IdentitySource::Basic);
+    let creds =
+        authorization_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
+    match creds {
+        Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
+            ctx.consumed_authorization = true;
+            if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
+                ctx.user = Some(user);
+                ctx.identity = Some(IdentitySource::Basic);
+            }
+        }
+        Some(creds @ Credentials::Bearer(_)) => {
+            ctx.consumed_authorization = true;
+            if let Some(user) = authenticate_token(rt, ctx, &creds).await? {
+                ctx.user = Some(user);
+                ctx.identity = Some(IdentitySource::Bearer);
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -197,6 +228,49 @@ async fn identify_session(
     Ok(true)
 }
 
+/// The cache's "username" for bearer tokens: no Basic username can carry a NUL and a colon.
+const BEARER_CACHE_USER: &str = "\0bearer:";
+
+/// Checks a bearer token through the chain (backends that do not accept tokens are skipped);
+/// successes are cached like Basic ones. There is no username, so no lockout.
+async fn authenticate_token(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    creds: &Credentials,
+) -> Result<Option<User>, ProxyError> {
+    let Credentials::Bearer(token) = creds else {
+        return Ok(None);
+    };
+    let cache = &rt.services.cache;
+    match cache.get(BEARER_CACHE_USER, token.as_bytes()) {
+        Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
+        Some(CacheHit::Failure) => return Ok(None),
+        None => {}
+    }
+    let context = auth_core::Context {
+        client_ip: Some(ctx.client_ip),
+        entry: String::new(),
+    };
+    let result = rt.chain.authenticate(creds, &context).await;
+    ctx.trace = result.trace;
+    match verdict(result.outcome)? {
+        ChainVerdict::User(user) => {
+            cache.insert_success(
+                BEARER_CACHE_USER,
+                token.as_bytes(),
+                &user.backend,
+                &user,
+                user.credential_version.as_deref(),
+            );
+            Ok(Some(user))
+        }
+        ChainVerdict::Refused => {
+            cache.insert_failure(BEARER_CACHE_USER, token.as_bytes());
+            Ok(None)
+        }
+    }
+}
+
 /// Checks a username and password: lockout first (a locked pair is refused without running the
 /// chain, exactly like a wrong password), then the credential cache when `use_cache`, then the
 /// chain. Failures count towards the lockout; `Unavailable` (chain or lockout store) is 503.
@@ -241,6 +315,7 @@ pub(crate) async fn authenticate_password(
             {
                 tracing::warn!(error = %e, "could not reset the lockout counter");
             }
+            provision(rt, &user).await;
             if use_cache {
                 services.cache.insert_success(
                     username,
@@ -267,6 +342,24 @@ pub(crate) async fn authenticate_password(
     }
 }
 
+/// Mirrors a user the chain just authenticated into the local store when their entry says
+/// `provision: create | update`. A failure is logged and does not refuse the login.
+async fn provision(rt: &Runtime, user: &User) {
+    let Some(entry) = rt.chain.entry(&user.backend) else {
+        return;
+    };
+    if entry.provision == auth_core::Provision::None {
+        return;
+    }
+    let Some(store) = &rt.services.users else {
+        tracing::warn!(entry = %entry.name, "provisioning configured but no user store is open");
+        return;
+    };
+    if let Err(e) = auth_backends::provision(store, user, &entry.name, entry.provision).await {
+        tracing::warn!(entry = %entry.name, user = %user.username, error = %e, "provisioning failed");
+    }
+}
+
 /// A session store failure: 503.
 pub(crate) fn store_down(e: crate::session::SessionError) -> ProxyError {
     ProxyError::unavailable(format!("session store: {e}"))
@@ -289,37 +382,54 @@ mod tests {
 
     #[test]
     fn reads_basic() {
-        let c = basic_credentials(&with("Basic YWxpY2U6cDpx"))
+        let c = authorization_credentials(&with("Basic YWxpY2U6cDpx"))
             .unwrap()
             .unwrap();
         assert_eq!(c, Credentials::password("alice", "p:q"));
-        assert_eq!(basic_credentials(&with("Bearer x")).unwrap(), None);
-        assert_eq!(basic_credentials(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(authorization_credentials(&HeaderMap::new()).unwrap(), None);
     }
 
     #[test]
     fn malformed_basic_is_an_error() {
         assert_eq!(
-            basic_credentials(&with("Basic !!!")),
-            Err(BasicError::Base64)
+            authorization_credentials(&with("Basic !!!")),
+            Err(AuthorizationError::Base64)
         );
         // "alice" without colon
         assert_eq!(
-            basic_credentials(&with("Basic YWxpY2U=")),
-            Err(BasicError::NoColon)
+            authorization_credentials(&with("Basic YWxpY2U=")),
+            Err(AuthorizationError::NoColon)
         );
         // 0xff 0x3a
         assert_eq!(
-            basic_credentials(&with("Basic /zo=")),
-            Err(BasicError::Utf8)
+            authorization_credentials(&with("Basic /zo=")),
+            Err(AuthorizationError::Utf8)
         );
-        let long = format!("Basic {}", "A".repeat(MAX_BASIC_BYTES));
-        assert_eq!(basic_credentials(&with(&long)), Err(BasicError::TooLong));
+        assert_eq!(
+            authorization_credentials(&with("Bearer a b")),
+            Err(AuthorizationError::Bearer)
+        );
+        assert_eq!(
+            authorization_credentials(&with("Bearer ")),
+            Err(AuthorizationError::Bearer)
+        );
+        assert_eq!(
+            authorization_credentials(&with("Bearer abc.DEF-_~+/==")).unwrap(),
+            Some(Credentials::Bearer("abc.DEF-_~+/==".into()))
+        );
+        let long = format!("Basic {}", "A".repeat(MAX_AUTHORIZATION_BYTES));
+        assert_eq!(
+            authorization_credentials(&with(&long)),
+            Err(AuthorizationError::TooLong)
+        );
         let mut two = with("Basic YWxpY2U6cA==");
         two.append(
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic YQ=="),
         );
-        assert_eq!(basic_credentials(&two), Err(BasicError::Duplicate));
+        assert_eq!(
+            authorization_credentials(&two),
+            Err(AuthorizationError::Duplicate)
+        );
     }
 }

@@ -2,8 +2,25 @@
 //! [`context::RequestContext`]:
 //! sanitize -> route -> identify -> challenge -> authorize -> forward -> log.
 //! Requests under `login.prefix` leave the path after sanitize for [`crate::endpoints`].
+//!
+//! Choices an operator can rely on (each detailed in its phase's module):
+//! - identity and forwarding headers sent by clients are dropped in every spelling, on every
+//!   route; `Connection` cannot name away what the gateway sets (it is applied first);
+//! - paths are normalized once and the normalized path is both matched and forwarded;
+//!   ambiguous paths (`%2F`, `\`, `%5C`, NUL and controls, dot segments raw or encoded, `;`)
+//!   are 400; `//` collapses; the query passes unchanged;
+//! - `public` routes are forwarded without identifying anyone (no identity headers, the client's
+//!   `Authorization` passes); `deny` is 403 before identification;
+//! - malformed `Authorization: Basic` on a protected route is 400, never anonymous-then-2xx;
+//! - a rule listing `GET` also covers `HEAD`;
+//! - store or backend unavailability during identification is 503 (fail closed);
+//! - the response-head timeout starts once the request body is sent; connection failures are
+//!   502, timeouts 504; bodies stream both ways;
+//! - a WebSocket tunnel opens only on a valid `101` handshake; `Upgrade: h2c` is 400;
+//! - the upstream cannot set the gateway's own cookies, and never receives them.
 
 pub(crate) mod authorize;
+pub mod bench;
 pub(crate) mod challenge;
 pub(crate) mod context;
 pub(crate) mod error;

@@ -301,6 +301,37 @@ mod tests {
         assert_eq!(normalize_path("/a/...").unwrap(), "/a/...");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn normalization_is_idempotent_and_unambiguous(
+            raw in "/[a-zA-Z0-9%./;_~\\\\-]{0,40}"
+        ) {
+            if let Ok(n) = normalize_path(&raw) {
+                proptest::prop_assert_eq!(normalize_path(&n), Ok(n.clone()));
+                proptest::prop_assert!(!n.contains("//"));
+                proptest::prop_assert!(!n.contains('\\') && !n.contains(';'));
+                for seg in n.split('/') {
+                    proptest::prop_assert!(seg != "." && seg != "..");
+                }
+                let lower = n.to_ascii_lowercase();
+                for bad in ["%2f", "%5c", "%00", "%2e", "%3b"] {
+                    proptest::prop_assert!(!lower.contains(bad), "{} in {}", bad, n);
+                }
+            }
+        }
+
+        #[test]
+        fn prefix_matching_respects_segments(
+            prefix in "(/[a-z]{1,4}){1,3}",
+            rest in "[a-z/]{0,8}"
+        ) {
+            let path = format!("{prefix}{rest}");
+            let matched = path_has_prefix(&path, &prefix);
+            let expected = rest.is_empty() || rest.starts_with('/');
+            proptest::prop_assert_eq!(matched, expected);
+        }
+    }
+
     fn table(yaml: &str) -> RouteTable {
         let routes: Vec<RouteConfig> = serde_saphyr::from_str(yaml).unwrap();
         RouteTable::compile(&routes).unwrap()

@@ -75,7 +75,25 @@ impl TableBackend {
 
 #[async_trait]
 impl Backend for TableBackend {
+    fn accepts(&self, kind: auth_core::CredentialKind) -> bool {
+        matches!(
+            kind,
+            auth_core::CredentialKind::Password | auth_core::CredentialKind::Bearer
+        )
+    }
+
     async fn authenticate(&self, credentials: &Credentials, _context: &Context) -> Outcome {
+        if let Credentials::Bearer(token) = credentials {
+            // Tokens are `tok-<username>`.
+            let users = self.users.lock().unwrap();
+            return match token
+                .strip_prefix("tok-")
+                .and_then(|n| users.get_key_value(n))
+            {
+                Some((name, u)) => Outcome::Authenticated(Self::user(name, u)),
+                None => Outcome::NotFound,
+            };
+        }
         let Credentials::Password { username, password } = credentials else {
             return Outcome::NotFound;
         };

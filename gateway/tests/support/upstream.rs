@@ -165,6 +165,25 @@ async fn answer(rec: Arc<Mutex<Vec<Recorded>>>, mut req: Request<Incoming>) -> R
         });
         return Response::new(BodyExt::boxed(http_body_util::StreamBody::new(stream)));
     }
+    if path.contains("fake101") {
+        // Claims to switch protocols without a WebSocket handshake, then speaks HTTP.
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                use tokio::io::AsyncWriteExt;
+                let mut io = TokioIo::new(upgraded);
+                let _ = io
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\ntunnel!")
+                    .await;
+            }
+        });
+        let mut r = text(StatusCode::SWITCHING_PROTOCOLS, String::new());
+        r.headers_mut()
+            .insert("connection", http::HeaderValue::from_static("upgrade"));
+        r.headers_mut()
+            .insert("upgrade", http::HeaderValue::from_static("websocket"));
+        return r;
+    }
     if path.starts_with("/ws") {
         let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
             return text(StatusCode::BAD_REQUEST, "no key".into());
