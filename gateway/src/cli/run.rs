@@ -2,15 +2,15 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use auth_backends::UserStore;
 use auth_core::BuildContext;
 
 use super::check::INVALID_CONFIG;
-use super::services::{needs_store, open_store, runtime};
+use super::services::needs_store;
 use crate::config::{self, ConfigErrors, LoadedConfig, spanned};
-use crate::reload::ChainBuilder;
+use crate::reload::{BuiltChain, ChainBuilder, open_user_store};
 
 /// Validates the config (errors as `file:line:col: message`, exit 2), starts the built-in demo
 /// app when `upstream.demo` is true, and runs the server. The chain builder hands `local`
@@ -26,7 +26,10 @@ pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
     for w in &loaded.warnings {
         eprintln!("{w}");
     }
-    let runtime = runtime()?;
+    // The server gets a full multi-threaded runtime (one worker per core), not the CLI's small one.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let demo = if loaded.config.upstream.demo {
             let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
@@ -53,37 +56,47 @@ pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
     })
 }
 
-type OpenStore = Mutex<Option<(String, Arc<UserStore>)>>;
+type OpenStore = tokio::sync::Mutex<Option<(String, Arc<UserStore>)>>;
 
 fn chain_builder(demo: Option<SocketAddr>) -> ChainBuilder {
-    let store: Arc<OpenStore> = Arc::new(Mutex::new(None));
+    let store: Arc<OpenStore> = Arc::new(tokio::sync::Mutex::new(None));
     Arc::new(move |loaded: &mut LoadedConfig| {
         if let Some(addr) = demo
             && loaded.config.upstream.demo
         {
             loaded.config.upstream.url = spanned(format!("http://{addr}"));
         }
-        let mut ctx = BuildContext::default();
-        if needs_store(loaded) {
-            ctx.provide(store_for(&store, loaded)?);
-        }
-        config::build_chain(loaded, &ctx)
+        let wanted = needs_store(loaded).then(|| (loaded.users_db_url(), open_user_store(loaded)));
+        let store = store.clone();
+        Box::pin(async move {
+            let mut ctx = BuildContext::default();
+            let users = match wanted {
+                Some((url, open)) => {
+                    let users = store_for(&store, url, open).await?;
+                    ctx.provide(users.clone());
+                    Some(users)
+                }
+                None => None,
+            };
+            let chain = config::build_chain(loaded, &ctx)?;
+            Ok(BuiltChain { chain, users })
+        })
     })
 }
 
-/// The store for `loaded`'s `users_db`, opened once per URL. Called on a runtime worker (at
-/// start and on reload), so opening blocks only that worker.
-fn store_for(cache: &OpenStore, loaded: &LoadedConfig) -> Result<Arc<UserStore>, ConfigErrors> {
-    let url = loaded.users_db_url();
-    let mut cached = cache.lock().unwrap_or_else(|p| p.into_inner());
+/// The store for `url`, opened once per URL (a reload that keeps `users_db` reuses it).
+async fn store_for(
+    cache: &OpenStore,
+    url: String,
+    open: impl Future<Output = Result<Arc<UserStore>, ConfigErrors>>,
+) -> Result<Arc<UserStore>, ConfigErrors> {
+    let mut cached = cache.lock().await;
     if let Some((u, store)) = cached.as_ref()
         && *u == url
     {
         return Ok(store.clone());
     }
-    let store = tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(open_store(loaded))
-    })?;
+    let store = open.await?;
     *cached = Some((url, store.clone()));
     Ok(store)
 }
