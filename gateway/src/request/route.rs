@@ -6,7 +6,8 @@
 //!   escape is kept with upper-case hex;
 //! - refused with 400: a path that is not origin-form (`/...`), a bad escape (`%zz`, `%4`), an
 //!   encoded `/` (`%2F`), `\` raw or encoded (`%5C`), NUL and other control characters raw or
-//!   encoded (`%00`-`%1F`, `%7F`), raw spaces and non-ASCII bytes, dot segments `.` / `..` raw or encoded (`%2E`), and `;`.
+//!   encoded (`%00`-`%1F`, `%7F`), raw spaces and non-ASCII bytes, dot segments `.` / `..` raw or encoded (`%2E`), `;`, double
+//!   encoding (`%25` followed by two hex digits) and escapes that are not UTF-8 (overlong `%c0%ae`).
 //!   `;` is refused rather than matched literally because servlet containers strip `;params`
 //!   from segments before routing: `/admin;x=1/` would miss an `/admin` rule here and reach
 //!   `/admin/` upstream;
@@ -46,6 +47,13 @@ pub(crate) enum PathError {
     /// `;` path parameter.
     #[error("path parameter")]
     PathParameter,
+    /// `%25` followed by two hex digits: an upstream decoding once more would see an escape
+    /// the gateway never matched on (`%252e%252e` -> `%2e%2e` -> `..`).
+    #[error("double percent-encoding")]
+    DoubleEncoding,
+    /// Escapes that do not decode to UTF-8 (overlong forms such as `%c0%ae` for `.`).
+    #[error("percent-escapes are not UTF-8")]
+    InvalidUtf8,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -82,6 +90,11 @@ pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
                         b'/' | b'\\' => return Err(PathError::Separator),
                         0..=0x1f | 0x7f => return Err(PathError::Control),
                         b';' => return Err(PathError::PathParameter),
+                        b'%' if sb.get(i + 3).copied().and_then(hex).is_some()
+                            && sb.get(i + 4).copied().and_then(hex).is_some() =>
+                        {
+                            return Err(PathError::DoubleEncoding);
+                        }
                         d if is_unreserved(d) => out.push(d as char),
                         d => out.push_str(&format!("%{d:02X}")),
                     }
@@ -98,6 +111,13 @@ pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
         }
         if out == "." || out == ".." {
             return Err(PathError::DotSegment);
+        }
+        if out.contains('%')
+            && percent_encoding::percent_decode_str(&out)
+                .decode_utf8()
+                .is_err()
+        {
+            return Err(PathError::InvalidUtf8);
         }
         segments.push(out);
     }
@@ -295,6 +315,11 @@ mod tests {
             ("/admin%3b/", PathError::PathParameter),
             ("/a%zz", PathError::BadEscape),
             ("/a%4", PathError::BadEscape),
+            ("/a/%252e%252e/admin", PathError::DoubleEncoding),
+            ("/a%255c", PathError::DoubleEncoding),
+            ("/a%25252e", PathError::DoubleEncoding),
+            ("/a/%c0%ae%c0%ae/admin", PathError::InvalidUtf8),
+            ("/a%ff", PathError::InvalidUtf8),
         ] {
             assert_eq!(normalize_path(p), Err(e), "{p}");
         }
