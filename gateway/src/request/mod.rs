@@ -128,6 +128,11 @@ fn sanitize(
     ctx.incoming.uri_conflict = uris.len() > 1;
     ctx.incoming.uri = uris.first().map(|u| u.to_string());
     ctx.incoming.method = joined("x-forwarded-method").or_else(|| joined("x-original-method"));
+    // Two Host headers: the gateway and the upstream could each pick a different one
+    // (RFC 9112 §3.2 requires a 400).
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(ProxyError::bad_request("several Host headers"));
+    }
     ctx.host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

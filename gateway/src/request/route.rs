@@ -13,7 +13,7 @@
 //!   `/admin/` upstream;
 //! - empty segments are collapsed (`//a///b` -> `/a/b`); a trailing `/` is kept.
 //!
-//! Matching: the first rule whose host (case-insensitive, port ignored), path prefix
+//! Matching: the first rule whose host (case-insensitive, port and a trailing `.` ignored), path prefix
 //! (segment-aware: `/admin` and `/admin/` match `/admin` and `/admin/x`, never `/administrator`),
 //! optional regex and methods all match. No rule matches -> `authenticated`. A rule without
 //! `methods` applies to every method, so HEAD/OPTIONS/unknown methods get the same decision as GET.
@@ -212,11 +212,11 @@ impl RouteTable {
                 None => None,
             };
             out.push(Route {
-                host: r
-                    .matcher
-                    .host
-                    .as_deref()
-                    .map(|h| host_without_port(h).to_ascii_lowercase()),
+                host: r.matcher.host.as_deref().map(|h| {
+                    host_without_port(h)
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase()
+                }),
                 prefix,
                 regex,
                 methods: r
@@ -234,7 +234,13 @@ impl RouteTable {
     /// The decision for a request to `host` (may carry a port; `None` when the request had no
     /// host) with `method` and the normalized `path`.
     pub(crate) fn decide(&self, host: Option<&str>, method: &str, path: &str) -> RouteDecision {
-        let host = host.map(|h| host_without_port(h).to_ascii_lowercase());
+        // `api.example.org.` is the same name as `api.example.org` to DNS and to most virtual
+        // hosts upstream: it must meet the same rule.
+        let host = host.map(|h| {
+            host_without_port(h)
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        });
         for (index, r) in self.routes.iter().enumerate() {
             if let Some(want) = &r.host
                 && host.as_deref() != Some(want.as_str())
