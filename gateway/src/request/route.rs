@@ -17,7 +17,7 @@
 //! (segment-aware: `/admin` and `/admin/` match `/admin` and `/admin/x`, never `/administrator`),
 //! optional regex and methods all match. No rule matches -> `authenticated`. A rule without
 //! `methods` applies to every method, so HEAD/OPTIONS/unknown methods get the same decision as GET.
-//! A rule listing `GET` also matches `HEAD` (the same resource without its body), so a `HEAD`
+//! Methods are compared case-insensitively (`post` meets a `POST` rule). A rule listing `GET` also matches `HEAD` (the same resource without its body), so a `HEAD`
 //! can never slip past a GET-only restriction to a laxer rule below it.
 
 use std::fmt;
@@ -241,6 +241,10 @@ impl RouteTable {
                 .trim_end_matches('.')
                 .to_ascii_lowercase()
         });
+        // Methods are case-sensitive on the wire, but some upstreams (Django among them)
+        // upper-case them: `post` must meet the rules written for `POST`.
+        let method = method.to_ascii_uppercase();
+        let method = method.as_str();
         for (index, r) in self.routes.iter().enumerate() {
             if let Some(want) = &r.host
                 && host.as_deref() != Some(want.as_str())
