@@ -13,7 +13,8 @@
 //!   `X-Original-URL`, `X-Forwarded-Uri`), `X-Forwarded-Method` and `X-Forwarded-Host`, and
 //!   **only from a peer in `server.trusted_proxies`**: anyone else gets 403, because a proxy that
 //!   forgot to set those headers would otherwise let the client pick the path being checked.
-//!   A missing or ambiguous URI is 400 (never 2xx). Then the route decides: 200 with the
+//!   A missing or ambiguous URI (including one starting with `//`, which names a host) is 400
+//!   (never 2xx). Then the route decides: 200 with the
 //!   identity headers, 401 (with the Basic challenge, and `X-Auth-Login` naming the login URL
 //!   with `next`), or 403.
 //!
@@ -400,6 +401,13 @@ async fn check(
         Some((p, q)) => (p, Some(q)),
         None => (uri.as_str(), None),
     };
+    // As a URI reference, `//host/x` names another host (a network-path reference): a proxy
+    // sending it may have meant either, so it is refused rather than collapsed to `/host/x`.
+    if path.starts_with("//") {
+        return Err(ProxyError::bad_request(
+            "original URI is a network-path reference",
+        ));
+    }
     let path = normalize_path(path)
         .map_err(|e| ProxyError::bad_request(format!("ambiguous original URI: {e}")))?;
     let method = match ctx.incoming.method.as_deref() {
