@@ -435,3 +435,43 @@ pub async fn login_raw(
     ]);
     post_form(addr, "/_auth/login", &cookie, "", &body).await
 }
+
+/// A gateway whose chain is built from the config file itself (real backends such as
+/// `static`), in front of a [`super::RecordingUpstream`].
+pub struct FileHarness {
+    pub running: Option<super::Running>,
+    pub addr: SocketAddr,
+    pub upstream: super::RecordingUpstream,
+    pub dir: tempfile::TempDir,
+}
+
+impl FileHarness {
+    pub async fn start(yaml: &str) -> FileHarness {
+        let upstream = super::RecordingUpstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(
+            &path,
+            yaml.replace("{upstream}", &upstream.addr.to_string()),
+        )
+        .unwrap();
+        let runtime = gateway::reload::build_runtime(
+            &path,
+            1,
+            None,
+            &gateway::reload::default_chain_builder(),
+        )
+        .await
+        .expect("runtime builds");
+        let gateway = super::Gateway::new(runtime, Arc::new(super::Metrics::new()));
+        let running = super::Running::start(gateway, "127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .expect("gateway starts");
+        FileHarness {
+            addr: running.addr,
+            running: Some(running),
+            upstream,
+            dir,
+        }
+    }
+}
