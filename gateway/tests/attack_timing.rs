@@ -101,3 +101,93 @@ routes:
     );
     assert!(h.upstream.seen().is_empty());
 }
+
+/// The `local` backend (the gateway's own user store, real Argon2id hashes): unknown user,
+/// wrong password and disabled user (with a wrong or the right password) all cost one hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_backend_unknown_wrong_and_disabled_cost_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.db");
+    let store = auth_backends::UserStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    store
+        .add("alice", Some("alice-pw"), None, None, &[])
+        .await
+        .unwrap();
+    store
+        .add("dave", Some("dave-pw"), None, None, &[])
+        .await
+        .unwrap();
+    store.disable("dave").await.unwrap();
+    drop(store);
+    let yaml = r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{upstream}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+  negative_ttl: 0s
+protection:
+  max_failures: 1000000
+users_db: sqlite://users.db
+chain:
+  - name: local
+    type: local
+routes:
+  - match: { path: / }
+    access: authenticated
+"#;
+    let h = FileHarness::start_in(dir, yaml).await;
+    let req = |u: &str, p: &str| {
+        raw::get(
+            "/app",
+            &format!("Authorization: {}\r\n", support::basic(u, p)),
+        )
+    };
+    let kinds = [
+        ("unknown user", req("nobody", "alice-pw")),
+        ("wrong password", req("alice", "wrong-pw")),
+        ("disabled, wrong password", req("dave", "wrong-pw")),
+        ("disabled, right password", req("dave", "dave-pw")),
+    ];
+    // the right password works (the store is really used)
+    assert_eq!(
+        raw::send(h.addr, &req("alice", "alice-pw")).await.status(),
+        200
+    );
+    h.upstream.clear();
+    for (_, r) in &kinds {
+        let _ = raw::send(h.addr, r).await;
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
+    for i in 0..60 {
+        for k in 0..kinds.len() {
+            // rotate the order every round so no kind always follows another
+            let k = (k + i) % kinds.len();
+            let start = Instant::now();
+            let ex = raw::send(h.addr, &kinds[k].1).await;
+            times[k].push(start.elapsed());
+            assert_eq!(ex.status(), 401, "{}", kinds[k].0);
+        }
+    }
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    eprintln!(
+        "local medians: {:?}",
+        kinds.iter().map(|k| k.0).zip(&medians).collect::<Vec<_>>()
+    );
+    let wrong = medians[1].as_secs_f64();
+    for (k, m) in kinds.iter().zip(&medians) {
+        let m = m.as_secs_f64();
+        assert!(
+            m >= 0.5 * wrong && wrong >= 0.5 * m,
+            "{}: {m:.4}s vs wrong password {wrong:.4}s",
+            k.0
+        );
+    }
+    assert!(h.upstream.seen().is_empty());
+}

@@ -447,8 +447,13 @@ pub struct FileHarness {
 
 impl FileHarness {
     pub async fn start(yaml: &str) -> FileHarness {
+        FileHarness::start_in(tempfile::tempdir().unwrap(), yaml).await
+    }
+
+    /// As [`FileHarness::start`], with the config written into `dir` (which may already hold
+    /// files the config names, such as a user store).
+    pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> FileHarness {
         let upstream = super::RecordingUpstream::start().await;
-        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.yaml");
         std::fs::write(
             &path,
