@@ -255,3 +255,22 @@ async fn host_rules_cannot_be_dodged() {
         assert!(seen.is_empty());
     }
 }
+
+/// Without any Host the host rules cannot match; the request must not fall through to a laxer
+/// rule while the upstream picks its default virtual host (possibly the protected one).
+#[tokio::test]
+async fn missing_host_is_refused() {
+    let h = Harness::start_with(CONFIG).await;
+    let alice = Who::Alice.header();
+    for req in [
+        format!("GET /x HTTP/1.1\r\n{alice}Connection: close\r\n\r\n"),
+        format!("GET /x HTTP/1.0\r\n{alice}\r\n"),
+        format!("GET /x HTTP/1.1\r\nHost:\r\n{alice}Connection: close\r\n\r\n"),
+        format!("GET /x HTTP/1.1\r\nHost: \r\n{alice}Connection: close\r\n\r\n"),
+    ] {
+        h.upstream.clear();
+        let ex = raw::send(h.addr, &req).await;
+        assert_eq!(ex.status(), 400, "{req:?}");
+        assert!(h.upstream.seen().is_empty(), "{req:?} forwarded");
+    }
+}

@@ -6,6 +6,7 @@
 //! Choices an operator can rely on (each detailed in its phase's module):
 //! - identity and forwarding headers sent by clients are dropped in every spelling, on every
 //!   route; `Connection` cannot name away what the gateway sets (it is applied first);
+//! - a request without `Host` (or `:authority`), or with several, is 400;
 //! - paths are normalized once and the normalized path is both matched and forwarded;
 //!   ambiguous paths (`%2F`, `\`, `%5C`, NUL and controls, dot segments raw or encoded, `;`)
 //!   are 400; `//` collapses; the query passes unchanged;
@@ -139,7 +140,13 @@ fn sanitize(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .filter(|h| !h.trim().is_empty());
+    // Without a host no `host:` rule can match, and the upstream would pick its default virtual
+    // host (perhaps the protected one): refused (RFC 9112 §3.2 requires it for HTTP/1.1).
+    if ctx.host.is_none() {
+        return Err(ProxyError::bad_request("no Host"));
+    }
     ctx.peer_trusted = forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
     ctx.client_ip = forward::client_ip(
         ctx.peer.ip(),
