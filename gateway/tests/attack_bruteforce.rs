@@ -131,3 +131,98 @@ async fn untrusted_forwarded_for_cannot_escape_the_lockout() {
     }
     assert!(h.upstream.seen().is_empty());
 }
+
+/// A MariaDB `utf8mb4_general_ci` lookup finds `alice` for `ALICE`, `alicé`, `álice`: each such
+/// spelling must meet alice's lockout, or a locked account stays open to guessing.
+#[tokio::test]
+async fn database_collation_variants_share_the_lockout() {
+    let url = "mysql://root@127.0.0.1:3306/test";
+    let pool = match sqlx::MySqlPool::connect(url).await {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "MariaDB unreachable: {e}"
+            );
+            eprintln!("SKIPPED: MariaDB at 127.0.0.1:3306 unreachable: {e}");
+            return;
+        }
+    };
+    let table = format!("attack_users_{}", std::process::id());
+    sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, username VARCHAR(150) NOT NULL, email VARCHAR(200), \
+         password VARCHAR(200) NOT NULL, is_active TINYINT NOT NULL) \
+         CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO {table} VALUES (1, 'alice', 'alice@example.org', 'alice-pw', 1)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let yaml = format!(
+        r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{{upstream}}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+protection:
+  max_failures: 3
+  window: 1m
+  lockout: 1m
+chain:
+  - name: db
+    type: sql
+    options:
+      url: "{url}"
+      user_query: "SELECT id, username, email, password, is_active FROM {table} WHERE username = ?"
+      get_user_query: "SELECT id, username, email, password, is_active FROM {table} WHERE id = ?"
+      groups_query: ""
+      password_format: plain
+routes:
+  - match: {{ path: / }}
+    access: authenticated
+"#
+    );
+    let h = support::raw::FileHarness::start(&yaml).await;
+    let send = |u: &str, p: &str| {
+        let line = format!("Authorization: {}\r\n", basic(u, p));
+        let addr = h.addr;
+        async move { raw::send(addr, &raw::get("/app", &line)).await.status() }
+    };
+    // the collation really matches these spellings (otherwise the test proves nothing)
+    assert_eq!(send("alicé", "alice-pw").await, 200);
+    assert_eq!(send("ALICE", "alice-pw").await, 200);
+    for _ in 0..3 {
+        assert_eq!(send("alice", "nope").await, 401);
+    }
+    let mut open = Vec::new();
+    for v in [
+        "alice", "ALICE", "alicé", "álice", "ÀLICE", "alıce", "alice ",
+    ] {
+        let st = send(v, "alice-pw").await;
+        if st != 401 {
+            open.push(format!("{v:?}: {st}"));
+        }
+    }
+    sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        open.is_empty(),
+        "locked account reachable through: {open:?}"
+    );
+}
