@@ -1,6 +1,7 @@
 //! The gateway's own endpoints under `login.prefix` (default `/_auth`):
 //! - `GET login`: the login form, with a fresh pre-session CSRF pair (cookie + hidden field);
-//! - `POST login`: body capped at `server.max_login_body_bytes` (413), CSRF verified (403),
+//! - `POST login`: body capped at `server.max_login_body_bytes` (413) and read within
+//!   `server.header_read_timeout` (408), CSRF verified (403),
 //!   lockout and chain (a locked pair gets the same 401 as a wrong password; chain `Unavailable`
 //!   is 503); on success any old session is destroyed and a new one created (rotation), then
 //!   `303` to the validated `next` (or `/`); on failure the form again with a generic error, 401;
@@ -193,7 +194,8 @@ fn login_form(
     html_response(status, html, csp.as_deref())
 }
 
-/// Reads a form body of at most `server.max_login_body_bytes`.
+/// Reads a form body of at most `server.max_login_body_bytes` (413), within
+/// `server.header_read_timeout` (408).
 async fn read_form(rt: &Runtime, req: Request<Body>) -> Result<Bytes, ProxyError> {
     let max = rt.config.server.max_login_body_bytes;
     if let Some(len) = req
@@ -208,7 +210,15 @@ async fn read_form(rt: &Runtime, req: Request<Body>) -> Result<Bytes, ProxyError
             "login body too large",
         ));
     }
-    let mut body = req.into_body();
+    // The header read timeout does not cover bodies: without a bound, a client dribbling a
+    // login form holds the connection and its task forever.
+    let limit = rt.config.server.header_read_timeout.get();
+    tokio::time::timeout(limit, read_body(req.into_body(), max))
+        .await
+        .map_err(|_| ProxyError::client(StatusCode::REQUEST_TIMEOUT, "login body too slow"))?
+}
+
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, ProxyError> {
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ProxyError::bad_request(format!("reading the form: {e}")))?;

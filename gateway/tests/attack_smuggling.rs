@@ -338,3 +338,40 @@ async fn h2c_upgrade_and_odd_versions_are_refused() {
         assert!(h.upstream.seen().is_empty(), "{req:?} forwarded");
     }
 }
+
+/// A login form body dribbled byte by byte is cut after `header_read_timeout` (408).
+#[tokio::test]
+async fn slow_login_body_is_cut() {
+    let h = Harness::start_with(CONFIG).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let start = std::time::Instant::now();
+    s.write_all(b"POST /_auth/login HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..40 {
+        let _ = s.write_all(b"a").await;
+        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let t = start.elapsed();
+    assert!(
+        t < Duration::from_secs(4),
+        "still reading the body after {t:?}"
+    );
+    let resp = raw::parse_responses(&got, false);
+    assert_eq!(
+        resp.first().map(|r| r.status),
+        Some(408),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
