@@ -226,3 +226,35 @@ async fn host_headers_never_shape_redirects() {
         assert_local(&resp, "logout page without session");
     }
 }
+
+/// `next` is reflected into the login form: it can never break out of its attribute.
+#[tokio::test]
+async fn next_cannot_inject_markup() {
+    let h = Harness::start_with(CONFIG).await;
+    for next in [
+        "/app\"><script>alert(1)</script>",
+        "/app'><img src=x onerror=alert(1)>",
+        "/app?x=\"onmouseover=\"alert(1)",
+        "/app#\"><svg onload=alert(1)>",
+    ] {
+        let q = url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
+        let ex = raw::send(h.addr, &raw::get(&format!("/_auth/login?next={q}"), "")).await;
+        let html = ex.first().text();
+        for bad in [
+            "<script>alert",
+            "<img src=x",
+            "\"onmouseover",
+            "<svg onload",
+        ] {
+            assert!(!html.contains(bad), "{next:?} injected {bad:?}");
+        }
+        let resp = raw::login_raw(h.addr, "alice", "alice-pw", next, "").await;
+        assert_eq!(resp.status, 303);
+        assert_local(&resp, next);
+        let loc = resp.header("location").unwrap();
+        assert!(
+            !loc.contains('<') && !loc.contains('"'),
+            "{loc}"
+        );
+    }
+}

@@ -334,5 +334,21 @@ async fn cookie_flags() {
         let c = seen.all("cookie").join("; ");
         assert!(c.contains("a=1") && c.contains("b=2"), "{c}");
         assert!(!c.contains("gw_session"), "{c}");
+        // split over several Cookie headers, with odd spacing
+        h.upstream.clear();
+        let st = raw::send(
+            h.addr,
+            &raw::get(
+                "/app",
+                &format!("Cookie: a=1\r\nCookie:  gw_session = {session} ;b=2\r\nCookie: gw_session_csrf=x\r\nCookie: gw_session={session}\r\n"),
+            ),
+        )
+        .await
+        .status();
+        assert_eq!(st, 200);
+        let seen = h.upstream.last().unwrap();
+        let c = seen.all("cookie").join("; ");
+        assert!(c.contains("a=1") && c.contains("b=2"), "{c}");
+        assert!(!c.contains("gw_session") && !c.contains(&session), "{c}");
     }
 }
