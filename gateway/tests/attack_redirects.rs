@@ -252,9 +252,6 @@ async fn next_cannot_inject_markup() {
         assert_eq!(resp.status, 303);
         assert_local(&resp, next);
         let loc = resp.header("location").unwrap();
-        assert!(
-            !loc.contains('<') && !loc.contains('"'),
-            "{loc}"
-        );
+        assert!(!loc.contains('<') && !loc.contains('"'), "{loc}");
     }
 }
