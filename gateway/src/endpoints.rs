@@ -1,6 +1,7 @@
 //! The gateway's own endpoints under `login.prefix` (default `/_auth`):
 //! - `GET login`: the login form, with a fresh pre-session CSRF pair (cookie + hidden field);
-//! - `POST login`: body capped at `server.max_login_body_bytes` (413), CSRF verified (403),
+//! - `POST login`: body capped at `server.max_login_body_bytes` (413) and read within
+//!   `server.header_read_timeout` (408), CSRF verified (403),
 //!   lockout and chain (a locked pair gets the same 401 as a wrong password; chain `Unavailable`
 //!   is 503); on success any old session is destroyed and a new one created (rotation), then
 //!   `303` to the validated `next` (or `/`); on failure the form again with a generic error, 401;
@@ -13,7 +14,8 @@
 //!   `X-Original-URL`, `X-Forwarded-Uri`), `X-Forwarded-Method` and `X-Forwarded-Host`, and
 //!   **only from a peer in `server.trusted_proxies`**: anyone else gets 403, because a proxy that
 //!   forgot to set those headers would otherwise let the client pick the path being checked.
-//!   A missing or ambiguous URI is 400 (never 2xx). Then the route decides: 200 with the
+//!   A missing or ambiguous URI (including one starting with `//`, which names a host) is 400
+//!   (never 2xx). Then the route decides: 200 with the
 //!   identity headers, 401 (with the Basic challenge, and `X-Auth-Login` naming the login URL
 //!   with `next`), or 403.
 //!
@@ -192,7 +194,8 @@ fn login_form(
     html_response(status, html, csp.as_deref())
 }
 
-/// Reads a form body of at most `server.max_login_body_bytes`.
+/// Reads a form body of at most `server.max_login_body_bytes` (413), within
+/// `server.header_read_timeout` (408).
 async fn read_form(rt: &Runtime, req: Request<Body>) -> Result<Bytes, ProxyError> {
     let max = rt.config.server.max_login_body_bytes;
     if let Some(len) = req
@@ -207,7 +210,15 @@ async fn read_form(rt: &Runtime, req: Request<Body>) -> Result<Bytes, ProxyError
             "login body too large",
         ));
     }
-    let mut body = req.into_body();
+    // The header read timeout does not cover bodies: without a bound, a client dribbling a
+    // login form holds the connection and its task forever.
+    let limit = rt.config.server.header_read_timeout.get();
+    tokio::time::timeout(limit, read_body(req.into_body(), max))
+        .await
+        .map_err(|_| ProxyError::client(StatusCode::REQUEST_TIMEOUT, "login body too slow"))?
+}
+
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, ProxyError> {
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ProxyError::bad_request(format!("reading the form: {e}")))?;
@@ -400,6 +411,13 @@ async fn check(
         Some((p, q)) => (p, Some(q)),
         None => (uri.as_str(), None),
     };
+    // As a URI reference, `//host/x` names another host (a network-path reference): a proxy
+    // sending it may have meant either, so it is refused rather than collapsed to `/host/x`.
+    if path.starts_with("//") {
+        return Err(ProxyError::bad_request(
+            "original URI is a network-path reference",
+        ));
+    }
     let path = normalize_path(path)
         .map_err(|e| ProxyError::bad_request(format!("ambiguous original URI: {e}")))?;
     let method = match ctx.incoming.method.as_deref() {

@@ -1,6 +1,6 @@
 //! Brute-force protection: after `max_failures` failed logins for one (username, client IP)
-//! within `window`, that pair is locked out for `lockout`. Usernames are canonicalized (Unicode
-//! NFKC, lowercase) so case and compatibility variants share one counter.
+//! within `window`, that pair is locked out for `lockout`. Usernames are canonicalized (see
+//! [`canonical_username`]) so case, accent and compatibility variants share one counter.
 //!
 //! Stores: `memory` (one process; bounded however many usernames are tried, oldest entries
 //! evicted) and `redis://...` (INCR + expiry, shared by replicas).
@@ -38,16 +38,30 @@ pub enum ProtectionError {
     Unavailable(String),
 }
 
-/// `username` as counters see it: trimmed, Unicode NFKC, lowercase.
+/// `username` as counters see it: trimmed, lower-cased, compatibility-decomposed (NFKD) with
+/// the combining marks dropped, `ı` read as `i` and `ß` as `s`, then NFKC. Deliberately coarser
+/// than any backend's own matching: MariaDB's `utf8mb4_general_ci` finds `alice` for `alicé`,
+/// `ÀLICE` and `alıce`, LDAP ignores case, so each such spelling must count against — and be
+/// locked with — the same account. Two distinct users that fold together merely share a
+/// counter.
 pub fn canonical_username(username: &str) -> String {
     let username = username.trim();
     if username.is_ascii() {
-        // ASCII is already NFKC.
+        // ASCII has no marks or compatibility forms.
         return username.to_ascii_lowercase();
     }
-    let lowered: String = username.nfkc().collect::<String>().to_lowercase();
-    // Lowercasing can leave a string that is no longer NFKC (e.g. some Greek forms).
-    lowered.nfkc().collect()
+    let folded: String = username
+        .to_lowercase()
+        .nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            '\u{0131}' => 'i',
+            '\u{00DF}' => 's',
+            c => c,
+        })
+        .collect();
+    folded.nfkc().collect()
 }
 
 /// The counter key of (username, ip): a digest, so memory stays small and usernames never

@@ -6,6 +6,7 @@
 //! Choices an operator can rely on (each detailed in its phase's module):
 //! - identity and forwarding headers sent by clients are dropped in every spelling, on every
 //!   route; `Connection` cannot name away what the gateway sets (it is applied first);
+//! - a request without `Host` (or `:authority`), or with several, is 400;
 //! - paths are normalized once and the normalized path is both matched and forwarded;
 //!   ambiguous paths (`%2F`, `\`, `%5C`, NUL and controls, dot segments raw or encoded, `;`)
 //!   are 400; `//` collapses; the query passes unchanged;
@@ -16,7 +17,9 @@
 //! - store or backend unavailability during identification is 503 (fail closed);
 //! - the response-head timeout starts once the request body is sent; connection failures are
 //!   502, timeouts 504; bodies stream both ways;
-//! - a WebSocket tunnel opens only on a valid `101` handshake; `Upgrade: h2c` is 400;
+//! - a WebSocket tunnel opens only on a valid `101` handshake, and only from an allowed
+//!   `Origin` (the `public_url` origin or an `allowed_redirect_hosts` host; see
+//!   [`websocket_origin_allowed`]); `Upgrade: h2c` is 400;
 //! - the upstream cannot set the gateway's own cookies, and never receives them.
 
 pub(crate) mod authorize;
@@ -128,11 +131,22 @@ fn sanitize(
     ctx.incoming.uri_conflict = uris.len() > 1;
     ctx.incoming.uri = uris.first().map(|u| u.to_string());
     ctx.incoming.method = joined("x-forwarded-method").or_else(|| joined("x-original-method"));
+    // Two Host headers: the gateway and the upstream could each pick a different one
+    // (RFC 9112 §3.2 requires a 400).
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(ProxyError::bad_request("several Host headers"));
+    }
     ctx.host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .filter(|h| !h.trim().is_empty());
+    // Without a host no `host:` rule can match, and the upstream would pick its default virtual
+    // host (perhaps the protected one): refused (RFC 9112 §3.2 requires it for HTTP/1.1).
+    if ctx.host.is_none() {
+        return Err(ProxyError::bad_request("no Host"));
+    }
     ctx.peer_trusted = forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
     ctx.client_ip = forward::client_ip(
         ctx.peer.ip(),
@@ -210,6 +224,10 @@ async fn forward(
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
+    if ctx.upgrade.is_some() && !websocket_origin_allowed(rt, ctx, req.headers()) {
+        ctx.decision = "websocket_origin";
+        return Ok(status_response(StatusCode::FORBIDDEN));
+    }
     let client_upgrade = ctx.upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let plan = forward::ForwardPlan {
         target: &rt.upstream,
@@ -230,6 +248,33 @@ async fn forward(
     .await?;
     forward::drop_own_set_cookies(resp.headers_mut(), &plan.cookie_names);
     Ok(resp)
+}
+
+/// Cross-site WebSocket hijacking defence: browsers attach cookies (and cached Basic
+/// credentials) to WebSocket handshakes from any site, and only `Origin` tells them apart. A
+/// WebSocket upgrade is forwarded only when `Origin` is our `public_url` origin or an
+/// `http(s)` origin on a `login.allowed_redirect_hosts` host; without `Origin` (a non-browser
+/// client) only when the user was not identified by the session cookie.
+fn websocket_origin_allowed(rt: &Runtime, ctx: &RequestContext, headers: &http::HeaderMap) -> bool {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let (Some(origin), None) = (origins.next(), origins.next()) else {
+        return headers.get(header::ORIGIN).is_none()
+            && ctx.identity != Some(context::IdentitySource::Session);
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    // An origin is `scheme://host[:port]`, nothing after it.
+    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', '\\']) {
+        return false;
+    }
+    crate::login::validate_next(
+        &format!("{origin}/"),
+        &rt.public_url,
+        &rt.allowed_redirect_hosts,
+    )
+    .is_some()
 }
 
 /// A response with status `status` and no body beyond its reason.

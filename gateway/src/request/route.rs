@@ -6,17 +6,18 @@
 //!   escape is kept with upper-case hex;
 //! - refused with 400: a path that is not origin-form (`/...`), a bad escape (`%zz`, `%4`), an
 //!   encoded `/` (`%2F`), `\` raw or encoded (`%5C`), NUL and other control characters raw or
-//!   encoded (`%00`-`%1F`, `%7F`), raw spaces and non-ASCII bytes, dot segments `.` / `..` raw or encoded (`%2E`), and `;`.
+//!   encoded (`%00`-`%1F`, `%7F`), raw spaces and non-ASCII bytes, dot segments `.` / `..` raw or encoded (`%2E`), `;`, double
+//!   encoding (`%25` followed by two hex digits) and escapes that are not UTF-8 (overlong `%c0%ae`).
 //!   `;` is refused rather than matched literally because servlet containers strip `;params`
 //!   from segments before routing: `/admin;x=1/` would miss an `/admin` rule here and reach
 //!   `/admin/` upstream;
 //! - empty segments are collapsed (`//a///b` -> `/a/b`); a trailing `/` is kept.
 //!
-//! Matching: the first rule whose host (case-insensitive, port ignored), path prefix
+//! Matching: the first rule whose host (case-insensitive, port and a trailing `.` ignored), path prefix
 //! (segment-aware: `/admin` and `/admin/` match `/admin` and `/admin/x`, never `/administrator`),
 //! optional regex and methods all match. No rule matches -> `authenticated`. A rule without
 //! `methods` applies to every method, so HEAD/OPTIONS/unknown methods get the same decision as GET.
-//! A rule listing `GET` also matches `HEAD` (the same resource without its body), so a `HEAD`
+//! Methods are compared case-insensitively (`post` meets a `POST` rule). A rule listing `GET` also matches `HEAD` (the same resource without its body), so a `HEAD`
 //! can never slip past a GET-only restriction to a laxer rule below it.
 
 use std::fmt;
@@ -46,6 +47,13 @@ pub(crate) enum PathError {
     /// `;` path parameter.
     #[error("path parameter")]
     PathParameter,
+    /// `%25` followed by two hex digits: an upstream decoding once more would see an escape
+    /// the gateway never matched on (`%252e%252e` -> `%2e%2e` -> `..`).
+    #[error("double percent-encoding")]
+    DoubleEncoding,
+    /// Escapes that do not decode to UTF-8 (overlong forms such as `%c0%ae` for `.`).
+    #[error("percent-escapes are not UTF-8")]
+    InvalidUtf8,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -82,6 +90,11 @@ pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
                         b'/' | b'\\' => return Err(PathError::Separator),
                         0..=0x1f | 0x7f => return Err(PathError::Control),
                         b';' => return Err(PathError::PathParameter),
+                        b'%' if sb.get(i + 3).copied().and_then(hex).is_some()
+                            && sb.get(i + 4).copied().and_then(hex).is_some() =>
+                        {
+                            return Err(PathError::DoubleEncoding);
+                        }
                         d if is_unreserved(d) => out.push(d as char),
                         d => out.push_str(&format!("%{d:02X}")),
                     }
@@ -98,6 +111,13 @@ pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
         }
         if out == "." || out == ".." {
             return Err(PathError::DotSegment);
+        }
+        if out.contains('%')
+            && percent_encoding::percent_decode_str(&out)
+                .decode_utf8()
+                .is_err()
+        {
+            return Err(PathError::InvalidUtf8);
         }
         segments.push(out);
     }
@@ -192,11 +212,11 @@ impl RouteTable {
                 None => None,
             };
             out.push(Route {
-                host: r
-                    .matcher
-                    .host
-                    .as_deref()
-                    .map(|h| host_without_port(h).to_ascii_lowercase()),
+                host: r.matcher.host.as_deref().map(|h| {
+                    host_without_port(h)
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase()
+                }),
                 prefix,
                 regex,
                 methods: r
@@ -214,7 +234,17 @@ impl RouteTable {
     /// The decision for a request to `host` (may carry a port; `None` when the request had no
     /// host) with `method` and the normalized `path`.
     pub(crate) fn decide(&self, host: Option<&str>, method: &str, path: &str) -> RouteDecision {
-        let host = host.map(|h| host_without_port(h).to_ascii_lowercase());
+        // `api.example.org.` is the same name as `api.example.org` to DNS and to most virtual
+        // hosts upstream: it must meet the same rule.
+        let host = host.map(|h| {
+            host_without_port(h)
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        });
+        // Methods are case-sensitive on the wire, but some upstreams (Django among them)
+        // upper-case them: `post` must meet the rules written for `POST`.
+        let method = method.to_ascii_uppercase();
+        let method = method.as_str();
         for (index, r) in self.routes.iter().enumerate() {
             if let Some(want) = &r.host
                 && host.as_deref() != Some(want.as_str())
@@ -295,6 +325,11 @@ mod tests {
             ("/admin%3b/", PathError::PathParameter),
             ("/a%zz", PathError::BadEscape),
             ("/a%4", PathError::BadEscape),
+            ("/a/%252e%252e/admin", PathError::DoubleEncoding),
+            ("/a%255c", PathError::DoubleEncoding),
+            ("/a%25252e", PathError::DoubleEncoding),
+            ("/a/%c0%ae%c0%ae/admin", PathError::InvalidUtf8),
+            ("/a%ff", PathError::InvalidUtf8),
         ] {
             assert_eq!(normalize_path(p), Err(e), "{p}");
         }

@@ -1,0 +1,218 @@
+//! Attack class 5: credentials. Malformed Basic headers, empty and NUL-laden parts, Unicode
+//! look-alikes and case variants of usernames against the `static` backend, over raw TCP:
+//! nothing malformed is ever anonymous-then-2xx, and no variant becomes a second identity.
+
+mod support;
+
+use base64::Engine;
+use support::raw::{self, FileHarness};
+
+const CONFIG: &str = r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{upstream}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+protection:
+  max_failures: 1000000
+chain:
+  - name: demo
+    type: static
+    options:
+      allow_plaintext: true
+      users:
+        alice: { password: "alice-pw", groups: [staff] }
+        bob: { password: "bob-pw", groups: [admins] }
+routes:
+  - match: { path: /static/ }
+    access: public
+  - match: { path: / }
+    access: authenticated
+"#;
+
+fn b64(s: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Sends `/app` with these raw `Authorization` lines and returns (status, forwarded user).
+async fn attempt(h: &FileHarness, lines: &str) -> (u16, Option<String>, usize) {
+    h.upstream.clear();
+    let ex = raw::send(h.addr, &raw::get("/app", lines)).await;
+    let seen = h.upstream.seen();
+    (
+        ex.status(),
+        seen.last().and_then(|r| r.get("x-remote-user")),
+        seen.len(),
+    )
+}
+
+#[tokio::test]
+async fn malformed_basic_is_400_never_forwarded() {
+    let h = FileHarness::start(CONFIG).await;
+    let good = b64(b"alice:alice-pw");
+    let cases: Vec<String> = vec![
+        format!("Authorization: Basic {}\r\n", b64(b"alice")), // no colon
+        format!("Authorization: Basic {}\r\n", b64(b"alicealice-pw")), // no colon
+        "Authorization: Basic !!!\r\n".into(),                 // not base64
+        "Authorization: Basic YWxpY2U6YWxpY2UtcHc=====\r\n".into(), // bad padding
+        "Authorization: Basic YWxp Y2U6YWxpY2UtcHc=\r\n".into(), // inner space
+        format!("Authorization: Basic {}\r\n", b64(&[0xff, b':', 0xfe])), // not UTF-8
+        format!("Authorization: Basic {}\r\n", b64(b"alice:\xe9t\xe9")), // Latin-1 password
+        format!("Authorization: Basic {good}\r\nAuthorization: Basic {good}\r\n"), // duplicate
+        format!(
+            "Authorization: Basic {good}\r\nAuthorization: Basic {}\r\n",
+            b64(b"bob:bob-pw")
+        ),
+        format!("Authorization: Basic {good}\r\nAuthorization: Bearer x\r\n"),
+        format!("Authorization: Basic {}\r\n", "A".repeat(5000)), // huge
+        format!("Authorization: Basic {}\r\n", b64(&vec![b'a'; 4000])),
+        "Authorization: Bearer a b\r\n".into(),
+    ];
+    for c in &cases {
+        let (st, user, n) = attempt(&h, c).await;
+        assert_eq!((st, user, n), (400, None, 0), "{c:?}");
+    }
+    // the same malformed header on a public route passes untouched (nobody is identified)
+    h.upstream.clear();
+    let ex = raw::send(h.addr, &raw::get("/static/x", &cases[0])).await;
+    assert_eq!(ex.status(), 200);
+    assert_eq!(h.upstream.last().unwrap().get("x-remote-user"), None);
+}
+
+#[tokio::test]
+async fn empty_nul_and_odd_parts_are_refused() {
+    let h = FileHarness::start(CONFIG).await;
+    let cases: &[&[u8]] = &[
+        b":",
+        b":alice-pw",
+        b"alice:",
+        b"alice: ",
+        b" :alice-pw",
+        b"alice\0:alice-pw",
+        b"alice:alice-pw\0",
+        b"\0alice:alice-pw",
+        b"alice:\0",
+        b"alice:alice-pw:",
+        b"alice:alice-pw\r\n",
+        b"alice :alice-pw",
+        b" alice:alice-pw",
+        b"alice:alice-p",
+        b"alice:Alice-pw",
+        b"alice:bob-pw",
+    ];
+    for c in cases {
+        let line = format!("Authorization: Basic {}\r\n", b64(c));
+        let (st, user, n) = attempt(&h, &line).await;
+        assert_eq!(
+            (st, user, n),
+            (401, None, 0),
+            "{:?}",
+            String::from_utf8_lossy(c)
+        );
+    }
+    // a bare scheme, or an unknown scheme, is simply anonymous
+    for line in [
+        "Authorization: Basic\r\n",
+        "Authorization: Bearer \r\n",
+        "Authorization: Digest x\r\n",
+        "Authorization: \r\n",
+    ] {
+        let (st, user, n) = attempt(&h, line).await;
+        assert_eq!((st, user, n), (401, None, 0), "{line:?}");
+    }
+    // scheme case and extra spaces are tolerated, for the real identity only
+    for line in [
+        format!("Authorization: basic {}\r\n", b64(b"alice:alice-pw")),
+        format!("Authorization: BASIC {}\r\n", b64(b"alice:alice-pw")),
+        format!("Authorization: Basic   {}  \r\n", b64(b"alice:alice-pw")),
+    ] {
+        let (st, user, _) = attempt(&h, &line).await;
+        assert_eq!((st, user.as_deref()), (200, Some("alice")), "{line:?}");
+    }
+}
+
+/// Case variants and Unicode look-alikes of `alice` with alice's password: refused, or at most
+/// alice herself — never a second identity upstream.
+#[tokio::test]
+async fn lookalike_usernames_never_become_a_second_identity() {
+    let h = FileHarness::start(CONFIG).await;
+    let variants = [
+        "Alice",
+        "ALICE",
+        "aLiCe",
+        "alicE",
+        "\u{0430}lice",                             // Cyrillic a
+        "al\u{0456}ce",                             // Cyrillic i
+        "\u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}", // fullwidth
+        "alice\u{200B}",                            // zero-width space
+        "\u{200B}alice",
+        "alic\u{0065}\u{0301}", // e + combining acute
+        "alice\u{00A0}",        // no-break space
+        "ALİCE",                // dotted capital I
+        "alice\u{FEFF}",
+        "\u{1D44E}lice", // mathematical italic a
+    ];
+    for v in variants {
+        let line = format!(
+            "Authorization: Basic {}\r\n",
+            b64(format!("{v}:alice-pw").as_bytes())
+        );
+        let (st, user, n) = attempt(&h, &line).await;
+        match st {
+            401 => assert_eq!((user, n), (None, 0), "{v:?}"),
+            200 => assert_eq!(user.as_deref(), Some("alice"), "{v:?} became {user:?}"),
+            other => panic!("{v:?}: {other}"),
+        }
+        // through the form too
+        let resp = raw::login_raw(h.addr, v, "alice-pw", "/", "").await;
+        if resp.status == 303 {
+            let s = raw::set_cookie(&resp, "gw_session").unwrap();
+            h.upstream.clear();
+            let _ = raw::send(
+                h.addr,
+                &raw::get("/app", &format!("Cookie: gw_session={s}\r\n")),
+            )
+            .await;
+            assert_eq!(
+                h.upstream.last().unwrap().get("x-remote-user").as_deref(),
+                Some("alice"),
+                "{v:?}"
+            );
+        } else {
+            assert_eq!(resp.status, 401, "{v:?}");
+            assert!(raw::set_cookie(&resp, "gw_session").is_none_or(|c| c.is_empty()));
+        }
+    }
+    // the real one works through both
+    let line = format!("Authorization: Basic {}\r\n", b64(b"alice:alice-pw"));
+    assert_eq!(attempt(&h, &line).await.1.as_deref(), Some("alice"));
+}
+
+/// Form logins with NUL, empty and oversized fields are refused without a session.
+#[tokio::test]
+async fn form_credentials_edge_cases() {
+    let h = FileHarness::start(CONFIG).await;
+    let long = "a".repeat(20_000);
+    for (user, pw) in [
+        ("", ""),
+        ("alice", ""),
+        ("", "alice-pw"),
+        ("alice\0", "alice-pw"),
+        ("alice", "alice-pw\0"),
+        ("alice", long.as_str()),
+        (long.as_str(), "x"),
+    ] {
+        let resp = raw::login_raw(h.addr, user, pw, "/", "").await;
+        assert!(
+            matches!(resp.status, 400 | 401 | 413),
+            "{:?}: {}",
+            &user[..user.len().min(10)],
+            resp.status
+        );
+        assert!(raw::set_cookie(&resp, "gw_session").is_none_or(|c| c.is_empty()));
+    }
+}

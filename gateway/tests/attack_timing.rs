@@ -1,0 +1,193 @@
+//! Attack class 10: timing. An unknown user and a wrong password must cost the same through
+//! the gateway's Basic path with the `static` backend (which verifies unknown users against a
+//! real hash). The credential cache and the lockout are disabled so every request runs the
+//! chain.
+//!
+//! Tolerance: the machine is a noisy 2-core box shared with other jobs, so absolute times
+//! swing a lot. We interleave the two kinds of request (so drift hits both alike), compare
+//! medians (robust to outliers), and use a hash whose cost (~ms) dominates the request's
+//! fixed overhead. A user enumeration leak skips the hash entirely and makes the unknown-user
+//! median a small fraction of the wrong-password one; a ratio bound of 0.5x (both ways) fails
+//! on that and passes on scheduling noise.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use support::raw::{self, FileHarness};
+
+fn hash(password: &str) -> String {
+    let params = argon2::Params::new(4096, 2, 1, None).unwrap();
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0c2FsdA").unwrap();
+    a.hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_cost_the_same() {
+    let yaml = format!(
+        r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{{upstream}}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+  negative_ttl: 0s
+protection:
+  max_failures: 1000000
+chain:
+  - name: demo
+    type: static
+    options:
+      users:
+        alice: {{ password: "{}", groups: [staff] }}
+        bob: {{ password: "{}" }}
+routes:
+  - match: {{ path: / }}
+    access: authenticated
+"#,
+        hash("alice-pw"),
+        hash("bob-pw")
+    );
+    let h = FileHarness::start(&yaml).await;
+    let req = |u: &str, p: &str| {
+        raw::get(
+            "/app",
+            &format!("Authorization: {}\r\n", support::basic(u, p)),
+        )
+    };
+    let unknown = req("nobody", "alice-pw");
+    let wrong = req("alice", "wrong-pw");
+    // warm up (connections, lazy statics)
+    for _ in 0..5 {
+        let _ = raw::send(h.addr, &unknown).await;
+        let _ = raw::send(h.addr, &wrong).await;
+    }
+    let (mut tu, mut tw) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        for (which, r) in if i % 2 == 0 {
+            [(0, &unknown), (1, &wrong)]
+        } else {
+            [(1, &wrong), (0, &unknown)]
+        } {
+            let start = Instant::now();
+            let ex = raw::send(h.addr, r).await;
+            let t = start.elapsed();
+            assert_eq!(ex.status(), 401);
+            if which == 0 { tu.push(t) } else { tw.push(t) }
+        }
+    }
+    let (mu, mw) = (median(tu), median(tw));
+    eprintln!("median unknown user {mu:?}, wrong password {mw:?}");
+    assert!(
+        mu.as_secs_f64() >= 0.5 * mw.as_secs_f64(),
+        "unknown user {mu:?} vs wrong password {mw:?}: enumeration by timing"
+    );
+    assert!(
+        mw.as_secs_f64() >= 0.5 * mu.as_secs_f64(),
+        "wrong password {mw:?} vs unknown user {mu:?}"
+    );
+    assert!(h.upstream.seen().is_empty());
+}
+
+/// The `local` backend (the gateway's own user store, real Argon2id hashes): unknown user,
+/// wrong password and disabled user (with a wrong or the right password) all cost one hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_backend_unknown_wrong_and_disabled_cost_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.db");
+    let store = auth_backends::UserStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    store
+        .add("alice", Some("alice-pw"), None, None, &[])
+        .await
+        .unwrap();
+    store
+        .add("dave", Some("dave-pw"), None, None, &[])
+        .await
+        .unwrap();
+    store.disable("dave").await.unwrap();
+    drop(store);
+    let yaml = r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{upstream}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+  negative_ttl: 0s
+protection:
+  max_failures: 1000000
+users_db: sqlite://users.db
+chain:
+  - name: local
+    type: local
+routes:
+  - match: { path: / }
+    access: authenticated
+"#;
+    let h = FileHarness::start_in(dir, yaml).await;
+    let req = |u: &str, p: &str| {
+        raw::get(
+            "/app",
+            &format!("Authorization: {}\r\n", support::basic(u, p)),
+        )
+    };
+    let kinds = [
+        ("unknown user", req("nobody", "alice-pw")),
+        ("wrong password", req("alice", "wrong-pw")),
+        ("disabled, wrong password", req("dave", "wrong-pw")),
+        ("disabled, right password", req("dave", "dave-pw")),
+    ];
+    // the right password works (the store is really used)
+    assert_eq!(
+        raw::send(h.addr, &req("alice", "alice-pw")).await.status(),
+        200
+    );
+    h.upstream.clear();
+    for (_, r) in &kinds {
+        let _ = raw::send(h.addr, r).await;
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
+    for i in 0..60 {
+        for k in 0..kinds.len() {
+            // rotate the order every round so no kind always follows another
+            let k = (k + i) % kinds.len();
+            let start = Instant::now();
+            let ex = raw::send(h.addr, &kinds[k].1).await;
+            times[k].push(start.elapsed());
+            assert_eq!(ex.status(), 401, "{}", kinds[k].0);
+        }
+    }
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    eprintln!(
+        "local medians: {:?}",
+        kinds.iter().map(|k| k.0).zip(&medians).collect::<Vec<_>>()
+    );
+    let wrong = medians[1].as_secs_f64();
+    for (k, m) in kinds.iter().zip(&medians) {
+        let m = m.as_secs_f64();
+        assert!(
+            m >= 0.5 * wrong && wrong >= 0.5 * m,
+            "{}: {m:.4}s vs wrong password {wrong:.4}s",
+            k.0
+        );
+    }
+    assert!(h.upstream.seen().is_empty());
+}
