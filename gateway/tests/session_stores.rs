@@ -370,26 +370,37 @@ async fn redis_sessions_are_shared_between_replicas_with_ttl() {
     assert!(a.load(&cookie).await.expect("load").is_none());
 
     // Keys carry a TTL of min(idle, remaining absolute): here 600 s, not the 3600 s lifetime.
-    let c = a.create(&alice(), None).await.expect("create");
-    assert!(b.load(&c).await.expect("load").is_some());
+    // The Redis server is shared (other suites, earlier runs), so only the key this create adds
+    // is inspected.
     let client = ::redis::Client::open(REDIS_URL).expect("client");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("gateway:session:*")
-        .query_async(&mut conn)
+    let session_keys = |mut conn: ::redis::aio::MultiplexedConnection| async move {
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg("gateway:session:*")
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        keys.into_iter().collect::<std::collections::BTreeSet<String>>()
+    };
+    let before = session_keys(conn.clone()).await;
+    let c = a.create(&alice(), None).await.expect("create");
+    assert!(b.load(&c).await.expect("load").is_some());
+    let added: Vec<String> = session_keys(conn.clone())
         .await
-        .expect("keys");
-    assert!(!keys.is_empty());
-    for key in keys {
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert!(!added.is_empty(), "creating a session added no key");
+    for key in added {
         let ttl: i64 = ::redis::cmd("PTTL")
             .arg(&key)
             .query_async(&mut conn)
             .await
             .expect("pttl");
-        // No test here uses an idle timeout above 600 s, whatever its absolute lifetime.
+        // No test in this file uses an idle timeout above 600 s, whatever its absolute lifetime.
         assert!(ttl > 0 && ttl <= 600_000, "{key} has TTL {ttl}");
     }
 }
