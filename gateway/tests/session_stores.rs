@@ -383,7 +383,8 @@ async fn redis_sessions_are_shared_between_replicas_with_ttl() {
             .query_async(&mut conn)
             .await
             .expect("keys");
-        keys.into_iter().collect::<std::collections::BTreeSet<String>>()
+        keys.into_iter()
+            .collect::<std::collections::BTreeSet<String>>()
     };
     let before = session_keys(conn.clone()).await;
     let c = a.create(&alice(), None).await.expect("create");

@@ -16,9 +16,21 @@ fn config() -> &'static Path {
 #[test]
 fn backends_lists_the_linked_custom_type_and_the_builtin_ones() {
     let out = bin().arg("backends").output().expect("run custom-gateway");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for ty in ["dictionary", "static", "htpasswd", "sql", "ldap", "http", "local"] {
+    for ty in [
+        "dictionary",
+        "static",
+        "htpasswd",
+        "sql",
+        "ldap",
+        "http",
+        "local",
+    ] {
         assert!(text.contains(ty), "`{ty}` missing from:\n{text}");
     }
 }
@@ -68,8 +80,14 @@ fn explain(user: &str, password: &str) -> (Option<i32>, String) {
 fn explain_runs_the_custom_backend_from_yaml() {
     let (code, text) = explain("alice", "wonderland");
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("seed") && text.contains("authenticated"), "{text}");
-    assert!(!text.contains("wonderland"), "the password must never be echoed:\n{text}");
+    assert!(
+        text.contains("seed") && text.contains("authenticated"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wonderland"),
+        "the password must never be echoed:\n{text}"
+    );
 
     let (code, text) = explain("alice", "looking-glass");
     assert_ne!(code, Some(0), "{text}");
