@@ -97,14 +97,15 @@ pub enum CliError {
 
 /// Runs `cli`; returns the process exit code (0 success, 1 failure, 2 invalid config).
 pub fn execute(cli: Cli) -> Result<u8, CliError> {
-    let stdout = &mut std::io::stdout().lock();
+    // Each command locks stdout for itself; `run` does not, since the server's threads print.
+    let stdout = || std::io::stdout().lock();
     match cli.command {
         Command::Run(args) => run::run(&args.config),
-        Command::Check(args) => check::check(&args.config, stdout),
-        Command::Backends => backends::backends(stdout),
-        Command::Explain(args) => explain::explain(&args.config.config, &args.user, stdout),
-        Command::HashPassword => hash_password::hash_password(stdout),
-        Command::Schema => schema::schema(stdout),
-        Command::Users(args) => users::users(&args.config.config, args.action, stdout),
+        Command::Check(args) => check::check(&args.config, &mut stdout()),
+        Command::Backends => backends::backends(&mut stdout()),
+        Command::Explain(args) => explain::explain(&args.config.config, &args.user, &mut stdout()),
+        Command::HashPassword => hash_password::hash_password(&mut stdout()),
+        Command::Schema => schema::schema(&mut stdout()),
+        Command::Users(args) => users::users(&args.config.config, args.action, &mut stdout()),
     }
 }

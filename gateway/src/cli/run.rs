@@ -42,18 +42,71 @@ pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
         } else {
             None
         };
+        let public_url = loaded.config.server.public_url.value.clone();
+        let inline_users = inline_users(path);
         drop(loaded);
-        match crate::server::run_with(path, chain_builder(demo), crate::server::shutdown_signal())
-            .await
-        {
-            Ok(()) => Ok(0),
+        // Installed before the listeners accept anything, so an early SIGTERM is a clean stop.
+        let shutdown = crate::server::shutdown_signal();
+        let started = match crate::server::start(path, chain_builder(demo)).await {
+            Ok(started) => started,
             Err(crate::server::ServerError::Config(message)) => {
                 eprintln!("{message}");
-                Ok(INVALID_CONFIG)
+                return Ok(INVALID_CONFIG);
             }
-            Err(e) => Err(super::CliError::Message(e.to_string())),
-        }
+            Err(e) => return Err(super::CliError::Message(e.to_string())),
+        };
+        print_banner(&public_url, &started, demo, &inline_users);
+        shutdown.await;
+        tracing::info!("shutdown requested");
+        started.stop().await;
+        Ok(0)
     })
+}
+
+/// What a newcomer needs on start-up: where to point the browser, and who can sign in.
+fn print_banner(
+    public_url: &str,
+    started: &crate::server::Started,
+    demo: Option<SocketAddr>,
+    inline_users: &[(String, Vec<String>)],
+) {
+    let bound: Vec<String> = started.addrs.iter().map(ToString::to_string).collect();
+    println!("gateway ready: open {public_url}  (listening on {})", bound.join(", "));
+    if let Some(admin) = started.admin_addr {
+        println!("  admin: http://{admin}/metrics, /healthz, /readyz");
+    }
+    if let Some(addr) = demo {
+        println!("  upstream: the built-in demo app on http://{addr}");
+    }
+    for (entry, users) in inline_users {
+        println!("  users of chain entry `{entry}` (static): {}", users.join(", "));
+    }
+    if !inline_users.is_empty() {
+        println!("  (their passwords are in the comments of the config file, if you wrote them there)");
+    }
+}
+
+/// The usernames of `static` entries, read loosely from the file for the banner only (the
+/// loader has already validated it; a failure here just prints no users).
+fn inline_users(path: &Path) -> Vec<(String, Vec<String>)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let Some(chain) = doc.get("chain").and_then(|c| c.as_array()) else {
+        return Vec::new();
+    };
+    chain
+        .iter()
+        .filter(|e| e.get("type").and_then(|t| t.as_str()) == Some("static"))
+        .filter_map(|e| {
+            let name = e.get("name")?.as_str()?.to_string();
+            let users = e.get("options")?.get("users")?.as_object()?;
+            Some((name, users.keys().cloned().collect()))
+        })
+        .collect()
 }
 
 type OpenStore = tokio::sync::Mutex<Option<(String, Arc<UserStore>)>>;
