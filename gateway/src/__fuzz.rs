@@ -142,15 +142,26 @@ fn sessions() -> &'static Sessions {
 }
 
 /// Session cookie decoding (`SessionManager::load`) on the memory and the cookie store: any
-/// value but the exact genuine one loads as no session; nothing panics.
+/// value but the exact genuine one loads as no session; nothing panics. A first byte that is odd
+/// makes the rest a list of `(position, byte)` edits applied to a genuine cookie of each store,
+/// so tampering with valid values is explored too.
 pub fn session_cookie(data: &[u8]) {
     let s = sessions();
-    let value = String::from_utf8_lossy(data);
     for (manager, valid) in [(&s.memory, &s.valid[0]), (&s.cookie, &s.valid[1])] {
-        let loaded = s.rt.block_on(manager.load(&value));
-        match loaded {
+        let value = match data.split_first() {
+            Some((mode, edits)) if mode % 2 == 1 => {
+                let mut v = valid.as_bytes().to_vec();
+                for edit in edits.chunks_exact(2) {
+                    let at = usize::from(edit[0]) % v.len();
+                    v[at] = edit[1];
+                }
+                String::from_utf8_lossy(&v).into_owned()
+            }
+            _ => String::from_utf8_lossy(data).into_owned(),
+        };
+        match s.rt.block_on(manager.load(&value)) {
             Ok(Some(session)) => {
-                assert_eq!(*value, **valid, "forged cookie {value:?} was accepted");
+                assert_eq!(value, *valid, "forged cookie {value:?} was accepted");
                 assert_eq!(session.user_id(), "alice");
             }
             Ok(None) => {}
