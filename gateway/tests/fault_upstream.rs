@@ -32,6 +32,9 @@ async fn silent_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>
     (addr, task)
 }
 
+/// The descriptor counts are per process: the two tests must not overlap.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn config(upstream: std::net::SocketAddr) -> String {
     fault_support::head(upstream).replace("  timeout: 2s\n", "  timeout: 700ms\n")
         + r#"
@@ -67,6 +70,7 @@ async fn burst(c: &reqwest::Client, gw: &Gw, n: usize, want: u16) {
 
 #[tokio::test]
 async fn upstream_down_is_502_fast_without_leaks_and_recovers() {
+    let _serial = SERIAL.lock().await;
     let upstream = RecordingUpstream::start().await;
     let mut proxy = CutProxy::start(upstream.addr).await;
     let gw = Gw::start(&config(proxy.addr)).await;
@@ -87,6 +91,7 @@ async fn upstream_down_is_502_fast_without_leaks_and_recovers() {
     burst(&c, &gw, 200, 502).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = open_fds();
+    eprintln!("open fds around 200 requests answered 502: {before} -> {after}");
     assert!(
         after <= before + 10,
         "descriptors grew from {before} to {after} over 200 failed requests"
@@ -107,6 +112,7 @@ async fn upstream_down_is_502_fast_without_leaks_and_recovers() {
 
 #[tokio::test]
 async fn upstream_slow_is_504_after_its_timeout_without_leaks_and_recovers() {
+    let _serial = SERIAL.lock().await;
     let (silent, silent_task) = silent_upstream().await;
     let mut proxy = CutProxy::start(silent).await;
     let gw = Gw::start(&config(proxy.addr)).await;
@@ -124,6 +130,7 @@ async fn upstream_slow_is_504_after_its_timeout_without_leaks_and_recovers() {
     burst(&c, &gw, 200, 504).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = open_fds();
+    eprintln!("open fds around 200 requests answered 504: {before} -> {after}");
     assert!(
         after <= before + 10,
         "descriptors grew from {before} to {after} over 200 timed-out requests"
