@@ -184,7 +184,9 @@ logins = json.loads(open(f"{d}/logins.out").read())
 # 5xx of the login loop are explained when inside the restart window (+3 s for the chain's
 # 2 s entry timeout and the retry).
 unexplained = [t for t in logins["t5xx"] if not (r_from - 1 <= t <= r_to + 3)]
-lines = [l.rstrip("\n").split("|") for l in open(f"{d}/upstream.log")]
+# nginx logs an absent header as "-".
+lines = [[f if f != "-" else "" for f in l.rstrip("\n").split("|")]
+         for l in open(f"{d}/upstream.log")]
 mixed = sum(1 for l in lines if l[3] and l[4])
 neither = sum(1 for l in lines if not l[3] and not l[4])
 seen_a = sum(1 for l in lines if l[3] and not l[4])

@@ -31,8 +31,8 @@ for t in "${targets[@]}"; do
     if ! "target/$host/release/$t" -max_total_time="$secs" -max_len=8192 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
         "$work" "$corpus" 2>"$work.log"; then
-        echo "!! $t FAILED; see artifacts/$t/ and the log tail:"
-        tail -n 30 "$work.log"
+        echo "!! $t FAILED; the input is in fuzz/artifacts/$t/:"
+        grep -m1 -A2 "panicked" "$work.log" || tail -n 30 "$work.log"
         status=1
     fi
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$work.log" | sed "s/^/   /" || true
