@@ -1,5 +1,7 @@
 //! The gateway library: config, request path, sessions, login, reload.
 
+#[doc(hidden)]
+pub mod __fuzz;
 mod access_log;
 pub mod admin;
 pub mod cli;

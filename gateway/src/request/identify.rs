@@ -74,7 +74,7 @@ pub(crate) fn authorization_credentials(
     if bytes[..space].eq_ignore_ascii_case(b"bearer") {
         let token = std::str::from_utf8(&bytes[space + 1..])
             .map_err(|_| AuthorizationError::Bearer)?
-            .trim();
+            .trim_matches(is_ows);
         // RFC 6750 b68token: no spaces, controls or other separators.
         let token68 = !token.is_empty()
             && token.trim_end_matches('=').bytes().all(|b| {
@@ -90,13 +90,19 @@ pub(crate) fn authorization_credentials(
     }
     let encoded = std::str::from_utf8(&bytes[space + 1..])
         .map_err(|_| AuthorizationError::Base64)?
-        .trim();
+        .trim_matches(is_ows);
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| AuthorizationError::Base64)?;
     let text = String::from_utf8(decoded).map_err(|_| AuthorizationError::Utf8)?;
     let (user, password) = text.split_once(':').ok_or(AuthorizationError::NoColon)?;
     Ok(Some(Credentials::password(user, password)))
+}
+
+/// HTTP optional whitespace (space, tab): the only padding allowed around credentials. A wider
+/// `trim()` would also strip Unicode spaces (U+00A0...) that proxies in front do not.
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
 }
 
 /// The result of the chain, reduced to what the request path needs.
@@ -387,6 +393,28 @@ mod tests {
             .unwrap();
         assert_eq!(c, Credentials::password("alice", "p:q"));
         assert_eq!(authorization_credentials(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_pad_credentials() {
+        // Found by fuzzing: `trim()` also removed U+00A0 around the token.
+        let nbsp = HeaderValue::from_bytes(b"Basic YWxpY2U6cHc= \xc2\xa0").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, nbsp);
+        assert_eq!(
+            authorization_credentials(&h),
+            Err(AuthorizationError::Base64)
+        );
+        let nbsp = HeaderValue::from_bytes(b"Bearer tok-alice\xc2\xa0").unwrap();
+        h.insert(header::AUTHORIZATION, nbsp);
+        assert_eq!(
+            authorization_credentials(&h),
+            Err(AuthorizationError::Bearer)
+        );
+        assert_eq!(
+            authorization_credentials(&with("Basic \t YWxpY2U6cHc= \t")).unwrap(),
+            Some(Credentials::password("alice", "pw"))
+        );
     }
 
     #[test]

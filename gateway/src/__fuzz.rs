@@ -1,0 +1,233 @@
+//! Not public API: the fuzz targets' bodies, shared by `fuzz/` (libFuzzer) and the property
+//! fallback in `tests/fuzz_properties.rs`. Each function takes arbitrary bytes, runs one parser
+//! the gateway exposes to untrusted input, and panics only when an invariant is broken (a panic
+//! inside the parser itself is a finding too). Re-exported as `gateway::__fuzz`.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use auth_core::{Credentials, User};
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, header};
+use url::Url;
+
+use auth_core::Secret;
+
+use crate::config::{SessionConfig, spanned};
+use crate::session::SessionManager;
+
+/// `config::load_str` on `data` (as UTF-8): errors are fine, panics are not.
+pub fn config_load(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = crate::config::load_str("fuzz.yaml", text, Path::new("/nonexistent-fuzz-dir"));
+}
+
+/// Path normalization: a normalized path is absolute, free of dot segments and empty segments,
+/// and normalizing it again changes nothing.
+pub fn normalize_path(data: &[u8]) {
+    let Ok(raw) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(p) = crate::request::route::normalize_path(raw) else {
+        return;
+    };
+    assert!(p.starts_with('/'), "{raw:?} -> {p:?} is not absolute");
+    assert!(!p.contains("//"), "{raw:?} -> {p:?} has an empty segment");
+    for seg in p.split('/') {
+        assert!(
+            seg != "." && seg != "..",
+            "{raw:?} -> {p:?} has a dot segment"
+        );
+    }
+    let again = crate::request::route::normalize_path(&p);
+    assert_eq!(again.as_deref(), Ok(p.as_str()), "{raw:?}: not idempotent");
+}
+
+/// Redirect validation: an accepted `next` is either a local path-absolute reference (never
+/// scheme-relative, never a backslash) or an http(s) URL on our origin or an allowed host.
+pub fn validate_next(data: &[u8]) {
+    static PUBLIC: OnceLock<Url> = OnceLock::new();
+    let public = PUBLIC.get_or_init(|| Url::parse("https://gw.example.org").expect("valid URL"));
+    let allowed = [
+        "app.example.org".to_string(),
+        "other.example.org:8443".to_string(),
+    ];
+    let Ok(next) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(target) = crate::login::validate_next(next, public, &allowed) else {
+        return;
+    };
+    assert!(!target.contains('\\'), "{next:?} -> {target:?}");
+    assert!(
+        !target.chars().any(char::is_control),
+        "{next:?} -> {target:?} has a control character"
+    );
+    if target.starts_with('/') {
+        assert!(
+            !target.starts_with("//"),
+            "{next:?} -> {target:?} is scheme-relative"
+        );
+        // Resolved against our origin, it must stay on our origin.
+        let resolved = public.join(&target).expect("a local target resolves");
+        assert_eq!(resolved.origin(), public.origin(), "{next:?} -> {target:?}");
+        return;
+    }
+    let url = Url::parse(&target).unwrap_or_else(|e| panic!("{next:?} -> {target:?}: {e}"));
+    assert!(
+        matches!(url.scheme(), "http" | "https"),
+        "{next:?} -> {target:?}"
+    );
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "{target:?} has userinfo"
+    );
+    let host = url.host_str().unwrap_or_default();
+    let ok = url.origin() == public.origin()
+        || host == "app.example.org"
+        || (host == "other.example.org" && url.port_or_known_default() == Some(8443));
+    assert!(ok, "{next:?} -> {target:?} leaves the allowed hosts");
+}
+
+struct Sessions {
+    rt: tokio::runtime::Runtime,
+    memory: SessionManager,
+    cookie: SessionManager,
+    /// A genuine cookie of each store, so mutations of a valid value get explored.
+    valid: [String; 2],
+}
+
+fn sessions() -> &'static Sessions {
+    static S: OnceLock<Sessions> = OnceLock::new();
+    S.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let secret = b"fuzz-secret-0123456789abcdef-0123456789";
+        let build = |store: &str| {
+            let cfg = SessionConfig {
+                store: spanned(store.to_string()),
+                secret: Some(spanned(Secret::new(
+                    String::from_utf8_lossy(secret).into_owned(),
+                ))),
+                ..SessionConfig::default()
+            };
+            rt.block_on(SessionManager::from_config(
+                &cfg,
+                secret,
+                Path::new("/nonexistent"),
+            ))
+            .expect("session manager")
+        };
+        let memory = build("memory");
+        let cookie = build("cookie");
+        let mut user = User::new("alice");
+        user.backend = "fuzz".into();
+        let valid = [
+            rt.block_on(memory.create(&user, Some("v1")))
+                .expect("memory session"),
+            rt.block_on(cookie.create(&user, Some("v1")))
+                .expect("cookie session"),
+        ];
+        Sessions {
+            rt,
+            memory,
+            cookie,
+            valid,
+        }
+    })
+}
+
+/// Session cookie decoding (`SessionManager::load`) on the memory and the cookie store: any
+/// value but the exact genuine one loads as no session; nothing panics. A first byte that is odd
+/// makes the rest a list of `(position, byte)` edits applied to a genuine cookie of each store,
+/// so tampering with valid values is explored too.
+pub fn session_cookie(data: &[u8]) {
+    let s = sessions();
+    for (manager, valid) in [(&s.memory, &s.valid[0]), (&s.cookie, &s.valid[1])] {
+        let value = match data.split_first() {
+            Some((mode, edits)) if mode % 2 == 1 => {
+                let mut v = valid.as_bytes().to_vec();
+                for edit in edits.chunks_exact(2) {
+                    let at = usize::from(edit[0]) % v.len();
+                    v[at] = edit[1];
+                }
+                String::from_utf8_lossy(&v).into_owned()
+            }
+            _ => String::from_utf8_lossy(data).into_owned(),
+        };
+        match s.rt.block_on(manager.load(&value)) {
+            Ok(Some(session)) => {
+                assert_eq!(value, *valid, "forged cookie {value:?} was accepted");
+                assert_eq!(session.user_id(), "alice");
+            }
+            Ok(None) => {}
+            Err(e) => panic!("an in-process store reported {e}"),
+        }
+    }
+}
+
+/// The genuine cookie values the session target knows (seeds for its corpus).
+pub fn session_seeds() -> Vec<String> {
+    sessions().valid.to_vec()
+}
+
+/// `Authorization` parsing: accepted Basic credentials are exactly the decoded `user:password`
+/// split at the first `:`.
+pub fn basic_header(data: &[u8]) {
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::AUTHORIZATION, value);
+    let Ok(Some(creds)) = crate::request::identify::authorization_credentials(&headers) else {
+        return;
+    };
+    match creds {
+        Credentials::Password { username, password } => {
+            assert!(
+                !username.contains(':'),
+                "username {username:?} holds a colon"
+            );
+            let payload = data
+                .splitn(2, |b| *b == b' ')
+                .nth(1)
+                .expect("a scheme and a payload");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(trim_ows(payload))
+                .expect("accepted credentials are base64");
+            assert_eq!(decoded, format!("{username}:{password}").into_bytes());
+        }
+        Credentials::Bearer(token) => {
+            assert!(!token.is_empty(), "empty bearer token accepted");
+        }
+        _ => {}
+    }
+}
+
+/// The login form parser: accepted fields are non-empty where required, free of NUL bytes, and
+/// the username holds no control character.
+pub fn login_form(data: &[u8]) {
+    let Ok(form) = crate::login::parse_login_form(data) else {
+        return;
+    };
+    assert!(!form.username.is_empty() && !form.password().is_empty() && !form.csrf.is_empty());
+    assert!(!form.username.chars().any(char::is_control));
+    assert!(!form.password().contains('\0') && !form.csrf.contains('\0'));
+    if let Some(next) = &form.next {
+        assert!(!next.is_empty());
+    }
+}
+
+fn trim_ows(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
