@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Throughput and latency of the gateway against nginx, on this machine, in one table.
+#
+#   bench/run.sh                      # as root on Debian: installs wrk/nginx if missing
+#   BENCH_SECONDS=20 bench/run.sh     # longer measurement per target (default 10)
+#
+# Targets, each measured with wrk (50 connections, 1 thread) after a warm-up:
+#   upstream direct          nginx `return 200 "ok"`
+#   nginx proxy_pass         a second nginx proxying to it (keep-alive pool): the reference
+#   gateway public           the gateway on a `public` route
+#   gateway session cookie   an authenticated route, with a session cookie from one login
+#   gateway basic x1000      an authenticated route, HTTP Basic cycling over 1000 bcrypt-10 users
+#                            (after a warm-up that logs each user in once, so the run measures
+#                            the credential cache, as in production)
+# Servers are pinned to CPU 0 and wrk to CPU 1 (`taskset`); everything binds 127.0.0.1 only.
+#
+# Env: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50),
+#      BENCH_LOG_LEVEL (warn: the gateway's `log.level`), GATEWAY_BIN (skip the cargo build and use
+#      this binary), BENCH_REQUIRE_GATEWAY=1 (exit 1 when a gateway target could not run).
+set -euo pipefail
+
+PACKAGES="wrk nginx apache2-utils"
+USERS=1000
+BCRYPT_COST=10
+
+SECONDS_PER_TARGET=${BENCH_SECONDS:-10}
+WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-50}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
+SERVER_CPU=0
+CLIENT_CPU=1
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+CACHE=$BENCH/.cache
+CLIENT=(python3 "$BENCH/client.py")
+cd "$ROOT"
+
+say() { printf '%s\n' "$*"; }
+die() {
+    printf 'bench: ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: everything started here is recorded in PIDS and stopped on exit.
+# ---------------------------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gateway-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+missing=()
+for pkg in $PACKAGES; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null) == installed ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    ((EUID == 0)) || die "missing packages (${missing[*]}); run as root to install them"
+    say "installing ${missing[*]}"
+    own_policy=false
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        # Keep the distro nginx service from starting on :80.
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=true
+    fi
+    rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$WORK/apt.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends \
+            "${missing[@]}" >>"$WORK/apt.log" 2>&1 || rc=$?
+    if [[ $own_policy == true ]]; then rm -f /usr/sbin/policy-rc.d; fi
+    ((rc == 0)) || {
+        tail -n 30 "$WORK/apt.log" >&2
+        die "apt-get install ${missing[*]} failed"
+    }
+fi
+for tool in wrk nginx htpasswd taskset python3; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+(($(nproc) >= 2)) || die "needs 2 CPUs (servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
+
+# ---------------------------------------------------------------------------------------------
+# 1000 bcrypt users, hashed once by the real htpasswd and cached
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$CACHE"
+USERS_TXT=$CACHE/users-$USERS.txt
+HTPASSWD=$CACHE/users-$USERS-bcrypt$BCRYPT_COST.htpasswd
+HEADERS=$CACHE/users-$USERS-basic.txt
+if [[ ! -s $USERS_TXT || ! -s $HEADERS || ! -s $HTPASSWD || $(wc -l <"$HTPASSWD") -ne $USERS ]]; then
+    say "hashing $USERS users with htpasswd -B -C $BCRYPT_COST (once; cached in ${CACHE#"$ROOT"/})"
+    started=$SECONDS
+    for i in $(seq -w 0 $((USERS - 1))); do
+        printf 'bench%s:pw-bench%s-%s\n' "$i" "$i" "$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    done >"$USERS_TXT.tmp"
+    # One htpasswd per user (it hashes one password per call), on every core.
+    tr ':' ' ' <"$USERS_TXT.tmp" |
+        xargs -P "$(nproc)" -n 2 htpasswd -nbB -C "$BCRYPT_COST" |
+        grep -v '^$' >"$HTPASSWD.tmp"
+    [[ $(wc -l <"$HTPASSWD.tmp") -eq $USERS ]] || die "htpasswd produced $(wc -l <"$HTPASSWD.tmp") of $USERS entries"
+    "${CLIENT[@]}" basic-headers "$USERS_TXT.tmp" >"$HEADERS.tmp"
+    mv "$USERS_TXT.tmp" "$USERS_TXT"
+    mv "$HTPASSWD.tmp" "$HTPASSWD"
+    mv "$HEADERS.tmp" "$HEADERS"
+    say "  done in $((SECONDS - started))s"
+fi
+FIRST_USER=$(head -n 1 "$USERS_TXT")
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------------
+free_port() { "${CLIENT[@]}" free-port; }
+
+# nginx in the foreground (daemon off) so its PID is ours to stop; temp paths inside WORK.
+start_nginx() { # name port location-block [http-block]
+    local name=$1 port=$2 location=$3 http_extra=${4:-}
+    local dir=$WORK/$name
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+    $http_extra
+    server {
+        listen 127.0.0.1:$port;
+        location / { $location }
+    }
+}
+EOF
+    taskset -c "$SERVER_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" \
+        >"$dir/stdout.log" 2>&1 &
+    PIDS+=("$!")
+    "${CLIENT[@]}" wait-http "http://127.0.0.1:$port/" 10 ||
+        die "$name nginx did not start: $(tail -n 5 "$dir/error.log" "$dir/stdout.log")"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+UPSTREAM_PORT=$(free_port)
+start_nginx upstream "$UPSTREAM_PORT" 'default_type text/plain; return 200 "ok";'
+
+PROXY_PORT=$(free_port)
+start_nginx proxy "$PROXY_PORT" \
+    'proxy_pass http://bench_upstream; proxy_http_version 1.1; proxy_set_header Connection "";' \
+    "upstream bench_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }"
+
+# The gateway: built in release unless GATEWAY_BIN is given; any failure skips its targets.
+GATEWAY_SKIPPED=""
+GATEWAY_PID=""
+GATEWAY_PORT=$(free_port)
+GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT
+gateway_bin=${GATEWAY_BIN:-}
+if [[ -z $gateway_bin ]]; then
+    say "building the gateway (cargo build --release -p gateway)"
+    if cargo build --release -p gateway --bin gateway >"$WORK/build.log" 2>&1; then
+        gateway_bin=$ROOT/target/release/gateway
+    else
+        tail -n 20 "$WORK/build.log"
+        GATEWAY_SKIPPED="the release build failed (output above)"
+    fi
+fi
+if [[ -z $GATEWAY_SKIPPED ]]; then
+    mkdir -p "$WORK/gateway/data"
+    cat >"$WORK/gateway/gateway.yaml" <<EOF
+# Generated by bench/run.sh.
+server:
+  listen: "127.0.0.1:$GATEWAY_PORT"
+  public_url: "$GATEWAY_URL"
+upstream:
+  url: "http://127.0.0.1:$UPSTREAM_PORT"
+session:
+  store: memory
+  secret: "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+login:
+  basic_auth: true
+cache:
+  credentials_ttl: 30m          # the warm-up fills it; the measured run must not see expiries
+protection:
+  max_failures: 1000000         # a benchmark, not an attack: never lock the bench users out
+data_dir: "$WORK/gateway/data"
+log:
+  level: $LOG_LEVEL
+chain:
+  - name: bench-users
+    type: htpasswd
+    options:
+      path: "$HTPASSWD"
+routes:
+  - match: { path: /public/ }
+    access: public
+  - match: { path: / }
+    access: authenticated
+EOF
+    taskset -c "$SERVER_CPU" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
+        >"$WORK/gateway/out.log" 2>&1 &
+    GATEWAY_PID=$!
+    PIDS+=("$GATEWAY_PID")
+    gateway_up=false
+    for _ in $(seq 15); do
+        kill -0 "$GATEWAY_PID" 2>/dev/null || break
+        if "${CLIENT[@]}" wait-http "$GATEWAY_URL/public/" 1; then
+            gateway_up=true
+            break
+        fi
+    done
+    if [[ $gateway_up != true ]]; then
+        sed 's/^/  gateway: /' "$WORK/gateway/out.log" | tail -n 15
+        GATEWAY_SKIPPED="'$gateway_bin run --config gateway.yaml' did not serve $GATEWAY_URL/public/ (exited, or no answer within 15s)"
+    fi
+fi
+if [[ -n $GATEWAY_SKIPPED ]]; then
+    say "SKIPPING the gateway targets: $GATEWAY_SKIPPED"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+# ---------------------------------------------------------------------------------------------
+RESULTS=()      # "name|rps|p50_us|p99_us|http_errors|socket_errors" or "name|skip|reason"
+PEAK_RSS_KB=""
+
+gateway_rss() {
+    [[ -n $GATEWAY_PID && -r /proc/$GATEWAY_PID/status ]] || return 0
+    # VmHWM: the peak resident set size since the process started.
+    awk '/^VmHWM:/ { print $2 }' "/proc/$GATEWAY_PID/status"
+}
+
+run_wrk() { # seconds url [wrk args...]
+    local seconds=$1 url=$2
+    shift 2
+    timeout $((seconds + 30)) taskset -c "$CLIENT_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s "$@" "$url"
+}
+
+measure() { # name url [wrk args...]
+    local name=$1 url=$2 out line
+    shift 2
+    say "measuring: $name (${WARMUP_SECONDS}s warm-up, ${SECONDS_PER_TARGET}s run)"
+    run_wrk "$WARMUP_SECONDS" "$url" "$@" >/dev/null 2>&1 || true
+    if ! out=$(run_wrk "$SECONDS_PER_TARGET" "$url" "$@" 2>&1); then
+        say "$out" | tail -n 5
+        RESULTS+=("$name|skip|wrk failed")
+        return
+    fi
+    line=$(grep '^WRK_RESULT ' <<<"$out" || true)
+    if [[ -z $line ]]; then
+        say "$out" | tail -n 5
+        RESULTS+=("$name|skip|no WRK_RESULT line from wrk")
+        return
+    fi
+    local requests seconds rps p50_us p99_us http_errors socket_errors
+    eval "$(tr ' ' '\n' <<<"${line#WRK_RESULT }" | grep -E '^[a-z0-9_]+=[0-9.]+$')"
+    RESULTS+=("$name|$rps|$p50_us|$p99_us|$http_errors|$socket_errors")
+    local rss
+    rss=$(gateway_rss)
+    if [[ -n $rss ]]; then PEAK_RSS_KB=$rss; fi
+}
+
+REPORT=(-s "$BENCH/wrk/report.lua")
+measure "upstream direct" "http://127.0.0.1:$UPSTREAM_PORT/" "${REPORT[@]}"
+measure "nginx proxy_pass" "http://127.0.0.1:$PROXY_PORT/" "${REPORT[@]}"
+
+if [[ -z $GATEWAY_SKIPPED ]]; then
+    measure "gateway public" "$GATEWAY_URL/public/" "${REPORT[@]}"
+
+    if cookie=$("${CLIENT[@]}" login "$GATEWAY_URL" "${FIRST_USER%%:*}" "${FIRST_USER#*:}" gw_session); then
+        measure "gateway session cookie" "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}"
+    else
+        RESULTS+=("gateway session cookie|skip|no session cookie from login (see above)")
+    fi
+
+    say "warm-up: logging each of the $USERS users in once with HTTP Basic"
+    if "${CLIENT[@]}" warm-up "$GATEWAY_URL/private/" "$HEADERS" 300; then
+        BENCH_BASIC_HEADERS=$HEADERS measure "gateway basic x$USERS users" "$GATEWAY_URL/private/" \
+            -s "$BENCH/wrk/basic_users.lua"
+    else
+        RESULTS+=("gateway basic x$USERS users|skip|warm-up did not get 200 for every user")
+    fi
+    PEAK_RSS_KB=$(gateway_rss)
+else
+    for name in "gateway public" "gateway session cookie" "gateway basic x$USERS users"; do
+        RESULTS+=("$name|skip|gateway not running")
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+nginx_rps=""
+for r in "${RESULTS[@]}"; do
+    IFS='|' read -r name rps _ <<<"$r"
+    if [[ $name == "nginx proxy_pass" && $rps != skip ]]; then nginx_rps=$rps; fi
+done
+
+ms() { awk -v us="$1" 'BEGIN { printf "%.2fms", us / 1000 }'; }
+
+mkdir -p "$BENCH/results"
+REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
+{
+    say ""
+    say "gateway bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
+    say "servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
+    say "load average before the run: $LOAD_BEFORE (other work on the machine skews every figure)"
+    say ""
+    printf '%-28s %12s %10s %10s %8s  %s\n' target requests/s p50 p99 errors "ratio to nginx proxy_pass"
+    for r in "${RESULTS[@]}"; do
+        IFS='|' read -r name rps p50 p99 http_errors socket_errors <<<"$r"
+        if [[ $rps == skip ]]; then
+            printf '%-28s %12s   (%s)\n' "$name" skipped "$p50"
+            continue
+        fi
+        ratio=n/a
+        if [[ -n $nginx_rps ]]; then ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2fx", a / b }'); fi
+        errors=$((http_errors + socket_errors))
+        flag=""
+        if ((errors > 0)); then flag="  INVALID: $http_errors responses >= 400, $socket_errors socket errors"; fi
+        printf '%-28s %12.0f %10s %10s %8s  %s%s\n' "$name" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$ratio" "$flag"
+    done
+    say ""
+    if [[ -n $PEAK_RSS_KB ]]; then
+        say "gateway peak RSS (VmHWM from /proc/$GATEWAY_PID/status): $((PEAK_RSS_KB / 1024)) MiB ($PEAK_RSS_KB kB)"
+    else
+        say "gateway peak RSS: n/a (gateway not running)"
+    fi
+} | tee "$REPORT_FILE"
+say "(saved to ${REPORT_FILE#"$ROOT"/})"
+
+if [[ -n $GATEWAY_SKIPPED && ${BENCH_REQUIRE_GATEWAY:-0} == 1 ]]; then
+    exit 1
+fi
