@@ -31,7 +31,9 @@
 #      BENCH_GATEWAY_CPUS (0: the CPUs the gateway is pinned to, e.g. `0,1` to share wrk's),
 #      BENCH_SESSION_STORE (memory: `session.store`, e.g. `cookie` or `redis://127.0.0.1:6379`),
 #      BENCH_QUICK=1 (only the first four targets and the session cookie: no Basic warm-up,
-#      half saturation, idle connections or storm), BENCH_STORM_CONNECTIONS (64).
+#      half saturation, idle connections or storm), BENCH_STORM_CONNECTIONS (64),
+#      BENCH_PROFILE=1 (`perf record -g` of the gateway during the session run, into
+#      bench/results/perf-session.data; read it with `perf report -i ...`).
 set -euo pipefail
 
 PACKAGES="wrk nginx apache2-utils"
@@ -316,6 +318,13 @@ if [[ -z $GATEWAY_SKIPPED ]]; then
     SESSION_RPS=""
     cookie=""
     if cookie=$("${CLIENT[@]}" login "$GATEWAY_URL" "${FIRST_USER%%:*}" "${FIRST_USER#*:}" gw_session); then
+        if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
+            # Samples the gateway (call graphs) during the session run; skews that run's figures.
+            mkdir -p "$BENCH/results"
+            perf record -F 499 --call-graph dwarf,16384 -p "$GATEWAY_PID" -o "$BENCH/results/perf-session.data" \
+                -- sleep $((WARMUP_SECONDS + SECONDS_PER_TARGET)) >"$WORK/perf.log" 2>&1 &
+            PIDS+=("$!")
+        fi
         measure "gateway session cookie" "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}"
         SESSION_RPS=$LAST_RPS
     else
@@ -348,11 +357,13 @@ if [[ -z $GATEWAY_SKIPPED ]]; then
         done
         CONN=$HALF_CONN measure "half-sat: upstream direct" "http://127.0.0.1:$UPSTREAM_PORT/" "${REPORT[@]}"
         HALF_DIRECT_P99=$LAST_P99
+        HALF_DIRECT_P50=$(IFS='|' read -r _ _ p50 _ <<<"${RESULTS[-1]}"; echo "$p50")
         CONN=$HALF_CONN measure "half-sat: nginx proxy_pass" "http://127.0.0.1:$PROXY_PORT/" "${REPORT[@]}"
         HALF_NGINX_P99=$LAST_P99
         CONN=$HALF_CONN measure "half-sat: gateway session" "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}"
         HALF_GATEWAY_RPS=$LAST_RPS
         HALF_GATEWAY_P99=$LAST_P99
+        HALF_GATEWAY_P50=$(IFS='|' read -r _ _ p50 _ <<<"${RESULTS[-1]}"; echo "$p50")
 
         say "opening $IDLE_CONNECTIONS idle keep-alive connections to the gateway"
         IDLE_RESULT=$("${CLIENT[@]}" hold "$GATEWAY_URL/private/" "gw_session=$cookie" "$IDLE_CONNECTIONS" "$GATEWAY_PID" 2>&1 || true)
@@ -371,7 +382,7 @@ if [[ -z $GATEWAY_SKIPPED ]]; then
         STORM_RESULT=$(grep '^STORM_RESULT' "$WORK/storm.out" || tail -n 3 "$WORK/storm.out")
         say "  $STORM_RESULT"
     fi
-elseelse
+else
     for name in "gateway public" "gateway session cookie" "gateway basic x$USERS users"; do
         RESULTS+=("$name|skip|gateway not running")
     done
@@ -415,6 +426,7 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
         say "half saturation: $HALF_CONN connections; the session path ran at $(awk -v a="${HALF_GATEWAY_RPS:-0}" -v b="$SESSION_RPS" 'BEGIN { printf "%.0f%%", 100 * a / b }') of its saturated rate"
         say "  p99 upstream direct $(ms "${HALF_DIRECT_P99:-0}"), nginx proxy_pass $(ms "${HALF_NGINX_P99:-0}"), gateway session $(ms "${HALF_GATEWAY_P99:-0}")"
         say "  gateway p99 added over upstream direct: $(ms $((${HALF_GATEWAY_P99:-0} - ${HALF_DIRECT_P99:-0}))), over nginx proxy_pass: $(ms $((${HALF_GATEWAY_P99:-0} - ${HALF_NGINX_P99:-0})))"
+        say "  gateway p50 added over upstream direct: $(ms $((${HALF_GATEWAY_P50:-0} - ${HALF_DIRECT_P50:-0})))"
     fi
     if [[ -n ${IDLE_RESULT:-} ]]; then
         say "$IDLE_CONNECTIONS idle keep-alive connections: $IDLE_RESULT"
