@@ -253,19 +253,19 @@ async fn login_submit(
     }
     let user = identify::authenticate_password(rt, ctx, &form.credentials(), false).await?;
     let Some(user) = user else {
-        let mut resp = login_form(
+        let resp = login_form(
             rt,
             ctx,
             form.next.as_deref(),
             StatusCode::UNAUTHORIZED,
             &form.username,
         );
+        // Same page and status whether locked or wrong: only the log tells them apart.
         ctx.decision = if ctx.locked {
             "login_locked"
         } else {
             "login_failed"
         };
-        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
         return Ok(resp);
     };
     if let Some(old) = read_cookie(&headers, sessions.cookie_name()) {

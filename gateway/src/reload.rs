@@ -85,29 +85,43 @@ pub async fn build_runtime(
         .map_err(|e| ReloadError::Build(e.to_string()))
 }
 
-/// The default chain builder.
+/// Opens the local user store named by `loaded`'s `users_db`. Everything needed is taken from
+/// `loaded` now, so the future does not borrow it (`LoadedConfig` is not `Sync`). Errors are
+/// config errors located at `users_db`.
+pub(crate) fn open_user_store(
+    loaded: &LoadedConfig,
+) -> impl Future<Output = Result<Arc<auth_backends::UserStore>, ConfigErrors>> + Send + use<> {
+    let url = loaded.users_db_url();
+    let source = loaded.source.clone();
+    let at = loaded
+        .config
+        .users_db
+        .as_ref()
+        .map_or(serde_saphyr::Location::UNKNOWN, |u| u.referenced);
+    async move {
+        auth_backends::UserStore::connect(&url)
+            .await
+            .map(Arc::new)
+            .map_err(|e| {
+                ConfigErrors(vec![crate::config::Diagnostic::error(
+                    &source,
+                    at,
+                    format!("cannot open the local user store: {e}"),
+                )])
+            })
+    }
+}
+
+/// The default chain builder: opens the local user store when the chain needs it (a `local`
+/// entry or provisioning), then builds the chain.
 pub fn default_chain_builder() -> ChainBuilder {
     Arc::new(|loaded: &mut LoadedConfig| {
-        // `LoadedConfig` is not `Sync`: nothing borrowed from it may live across an await.
-        let store_url = crate::cli::services::needs_store(loaded).then(|| loaded.users_db_url());
-        let source = loaded.source.clone();
-        let at = loaded
-            .config
-            .users_db
-            .as_ref()
-            .map_or(serde_saphyr::Location::UNKNOWN, |u| u.referenced);
+        let open = crate::cli::services::needs_store(loaded).then(|| open_user_store(loaded));
         Box::pin(async move {
             let mut ctx = BuildContext::default();
-            let users = match store_url {
-                Some(url) => {
-                    let store = auth_backends::UserStore::connect(&url).await.map_err(|e| {
-                        ConfigErrors(vec![crate::config::Diagnostic::error(
-                            &source,
-                            at,
-                            format!("cannot open the local user store: {e}"),
-                        )])
-                    })?;
-                    let store = Arc::new(store);
+            let users = match open {
+                Some(open) => {
+                    let store = open.await?;
                     ctx.provide(store.clone());
                     Some(store)
                 }

@@ -1,21 +1,102 @@
-//! `gateway run`.
+//! `gateway run`: serve until SIGTERM / SIGINT, reloading on SIGHUP and file changes.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
-/// Exit code for a config that does not load or build.
-const INVALID_CONFIG: u8 = 2;
+use auth_backends::UserStore;
+use auth_core::BuildContext;
 
-/// Serves with the config at `path` until SIGTERM/SIGINT (see [`crate::server::run`]).
+use super::check::INVALID_CONFIG;
+use super::services::needs_store;
+use crate::config::{self, ConfigErrors, LoadedConfig, spanned};
+use crate::reload::{BuiltChain, ChainBuilder, open_user_store};
+
+/// Validates the config (errors as `file:line:col: message`, exit 2), starts the built-in demo
+/// app when `upstream.demo` is true, and runs the server. The chain builder hands `local`
+/// entries and provisioning the store named by `users_db`, reopened when a reload changes it.
 pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
+    let loaded = match config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(INVALID_CONFIG);
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    // The server gets a full multi-threaded runtime (one worker per core), not the CLI's small one.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match runtime.block_on(crate::server::run(path)) {
-        Ok(()) => Ok(0),
-        Err(crate::server::ServerError::Config(message)) => {
-            eprintln!("{message}");
-            Ok(INVALID_CONFIG)
+    runtime.block_on(async {
+        let demo = if loaded.config.upstream.demo {
+            let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let (addr, _task) = crate::demo_upstream::spawn_with_prefix(
+                any_port,
+                &loaded.config.login.prefix.value,
+            )
+            .await?;
+            Some(addr)
+        } else {
+            None
+        };
+        drop(loaded);
+        match crate::server::run_with(path, chain_builder(demo), crate::server::shutdown_signal())
+            .await
+        {
+            Ok(()) => Ok(0),
+            Err(crate::server::ServerError::Config(message)) => {
+                eprintln!("{message}");
+                Ok(INVALID_CONFIG)
+            }
+            Err(e) => Err(super::CliError::Message(e.to_string())),
         }
-        Err(e) => Err(super::CliError::Message(e.to_string())),
+    })
+}
+
+type OpenStore = tokio::sync::Mutex<Option<(String, Arc<UserStore>)>>;
+
+fn chain_builder(demo: Option<SocketAddr>) -> ChainBuilder {
+    let store: Arc<OpenStore> = Arc::new(tokio::sync::Mutex::new(None));
+    Arc::new(move |loaded: &mut LoadedConfig| {
+        if let Some(addr) = demo
+            && loaded.config.upstream.demo
+        {
+            loaded.config.upstream.url = spanned(format!("http://{addr}"));
+        }
+        let wanted = needs_store(loaded).then(|| (loaded.users_db_url(), open_user_store(loaded)));
+        let store = store.clone();
+        Box::pin(async move {
+            let mut ctx = BuildContext::default();
+            let users = match wanted {
+                Some((url, open)) => {
+                    let users = store_for(&store, url, open).await?;
+                    ctx.provide(users.clone());
+                    Some(users)
+                }
+                None => None,
+            };
+            let chain = config::build_chain(loaded, &ctx)?;
+            Ok(BuiltChain { chain, users })
+        })
+    })
+}
+
+/// The store for `url`, opened once per URL (a reload that keeps `users_db` reuses it).
+async fn store_for(
+    cache: &OpenStore,
+    url: String,
+    open: impl Future<Output = Result<Arc<UserStore>, ConfigErrors>>,
+) -> Result<Arc<UserStore>, ConfigErrors> {
+    let mut cached = cache.lock().await;
+    if let Some((u, store)) = cached.as_ref()
+        && *u == url
+    {
+        return Ok(store.clone());
     }
+    let store = open.await?;
+    *cached = Some((url, store.clone()));
+    Ok(store)
 }

@@ -115,13 +115,14 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     let mut seen: HashSet<SocketAddr> = HashSet::new();
     for addr in listens {
         if let Some(a) = listen_address(c, "listen", addr) {
-            if !seen.insert(a) {
+            if a.port() != 0 && !seen.insert(a) {
                 c.error(
                     location(addr),
                     format!("listen address `{a}` is given twice"),
                 );
             }
             if let Some(admin) = &config.admin
+                && a.port() != 0
                 && SocketAddr::from_str(admin.listen.value.trim()).ok() == Some(a)
             {
                 c.error(
