@@ -93,8 +93,14 @@ fn browser_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     for (name, value) in [
         ("host", "app.example.org"),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
         ("accept-language", "en-US,en;q=0.5"),
         ("accept-encoding", "gzip, deflate, br"),
         ("referer", "https://app.example.org/dashboard"),
@@ -235,9 +241,15 @@ fn session(c: &mut Criterion) {
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).expect("ASCII");
-        let loaded = rt.block_on(manager.load(&cookie)).expect("the store answers");
+        let loaded = rt
+            .block_on(manager.load(&cookie))
+            .expect("the store answers");
         assert_eq!(loaded.map(|s| s.user.username), Some("alice".to_string()));
-        assert!(rt.block_on(manager.load(&tampered)).expect("answers").is_none());
+        assert!(
+            rt.block_on(manager.load(&tampered))
+                .expect("answers")
+                .is_none()
+        );
 
         c.bench_function(&format!("session/{store}_hit"), |b| {
             b.iter(|| rt.block_on(manager.load(black_box(&cookie))))
@@ -256,7 +268,11 @@ fn session(c: &mut Criterion) {
                 ))
                 .expect("builds");
             let unknown = rt.block_on(other.create(&user, None)).expect("a session");
-            assert!(rt.block_on(manager.load(&unknown)).expect("answers").is_none());
+            assert!(
+                rt.block_on(manager.load(&unknown))
+                    .expect("answers")
+                    .is_none()
+            );
             c.bench_function("session/memory_unknown_id", |b| {
                 b.iter(|| rt.block_on(manager.load(black_box(&unknown))))
             });
