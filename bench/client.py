@@ -6,6 +6,8 @@
   client.py login BASE USER PASSWORD COOKIE print the session cookie value after logging in
   client.py basic-headers HTPASSWD_USERS    print one `Basic ...` header value per user line
   client.py warm-up URL HEADERS SECONDS     send each Authorization header once (in parallel)
+  client.py hold URL COOKIE N PID          open N keep-alive connections, one request each,
+                                            print the gateway's VmRSS (kB) with them all open
 """
 
 import base64
@@ -153,6 +155,50 @@ def warm_up(url, headers_file, seconds):
     return 0 if set(statuses) == {200} else 1
 
 
+def hold(url, cookie, count, pid):
+    """Opens `count` connections, sends one authenticated GET on each (so each connection has
+    gone through the whole request path), keeps them all open and idle, and prints the
+    process's VmRSS in kB before and with them open."""
+    import resource
+
+    count = int(count)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 64), hard))
+    pid = int(pid)
+
+    def rss():
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return -1
+
+    before = rss()
+    u = urllib.parse.urlsplit(url)
+    raw = (
+        f"GET {u.path or '/'} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
+        f"Cookie: {cookie}\r\n\r\n"
+    ).encode()
+    socks, ok = [], 0
+    try:
+        for _ in range(count):
+            s = socket.create_connection((u.hostname, u.port), timeout=10)
+            socks.append(s)
+            s.sendall(raw)
+        for s in socks:
+            head = s.recv(65536)
+            if head.startswith(b"HTTP/1.1 200"):
+                ok += 1
+        time.sleep(1)
+        with_open = rss()
+        print(f"rss_before_kb={before} rss_open_kb={with_open} connections={len(socks)} ok={ok}")
+    finally:
+        for s in socks:
+            s.close()
+    return 0 if ok == count else 1
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "free-port":
@@ -167,6 +213,8 @@ def main(argv):
         return 0
     if cmd == "warm-up":
         return warm_up(*args)
+    if cmd == "hold":
+        return hold(*args)
     print(__doc__, file=sys.stderr)
     return 2
 

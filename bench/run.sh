@@ -14,9 +14,26 @@
 #                            the credential cache, as in production)
 # Servers are pinned to CPU 0 and wrk to CPU 1 (`taskset`); everything binds 127.0.0.1 only.
 #
+# Then, unless BENCH_QUICK=1:
+#   half saturation          the connection count at which the session path runs at ~50% of its
+#                            saturated rate (wrk is closed-loop: fewer connections, less load);
+#                            p99 of upstream direct, nginx and the gateway at that count, and the
+#                            gateway's added p99 over upstream direct
+#   1000 idle connections    VmRSS of the gateway with 1000 open keep-alive connections, each
+#                            having made one authenticated request
+#   login storm              the session path at half saturation, alone and while a second wrk
+#                            sends Basic with a wrong password for a fresh username on every
+#                            request (each one costs a bcrypt check on the hashing pool)
+#
 # Env: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (50),
 #      BENCH_LOG_LEVEL (warn: the gateway's `log.level`), GATEWAY_BIN (skip the cargo build and use
-#      this binary), BENCH_REQUIRE_GATEWAY=1 (exit 1 when a gateway target could not run).
+#      this binary), BENCH_REQUIRE_GATEWAY=1 (exit 1 when a gateway target could not run),
+#      BENCH_GATEWAY_CPUS (0: the CPUs the gateway is pinned to, e.g. `0,1` to share wrk's),
+#      BENCH_SESSION_STORE (memory: `session.store`, e.g. `cookie` or `redis://127.0.0.1:6379`),
+#      BENCH_QUICK=1 (only the first four targets and the session cookie: no Basic warm-up,
+#      half saturation, idle connections or storm), BENCH_STORM_CONNECTIONS (64),
+#      BENCH_PROFILE=1 (`perf record -g` of the gateway during the session run, into
+#      bench/results/perf-session.data; read it with `perf report -i ...`).
 set -euo pipefail
 
 PACKAGES="wrk nginx apache2-utils"
@@ -29,6 +46,11 @@ CONNECTIONS=${BENCH_CONNECTIONS:-50}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
 SERVER_CPU=0
 CLIENT_CPU=1
+GATEWAY_CPUS=${BENCH_GATEWAY_CPUS:-$SERVER_CPU}
+SESSION_STORE=${BENCH_SESSION_STORE:-memory}
+QUICK=${BENCH_QUICK:-0}
+STORM_CONNECTIONS=${BENCH_STORM_CONNECTIONS:-64}
+IDLE_CONNECTIONS=1000
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -192,7 +214,7 @@ server:
 upstream:
   url: "http://127.0.0.1:$UPSTREAM_PORT"
 session:
-  store: memory
+  store: "$SESSION_STORE"
   secret: "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 login:
   basic_auth: true
@@ -214,7 +236,7 @@ routes:
   - match: { path: / }
     access: authenticated
 EOF
-    taskset -c "$SERVER_CPU" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
+    taskset -c "$GATEWAY_CPUS" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
         >"$WORK/gateway/out.log" 2>&1 &
     GATEWAY_PID=$!
     PIDS+=("$GATEWAY_PID")
@@ -247,17 +269,23 @@ gateway_rss() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$GATEWAY_PID/status"
 }
 
-run_wrk() { # seconds url [wrk args...]
+run_wrk() { # seconds url [wrk args...]; env CONN overrides the connection count
     local seconds=$1 url=$2
     shift 2
     timeout $((seconds + 30)) taskset -c "$CLIENT_CPU" \
-        wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s "$@" "$url"
+        wrk -t1 -c"${CONN:-$CONNECTIONS}" -d"${seconds}s" --timeout 5s "$@" "$url"
 }
+
+# The last measurement's figures, for the derived measurements below.
+LAST_RPS=""
+LAST_P99=""
 
 measure() { # name url [wrk args...]
     local name=$1 url=$2 out line
     shift 2
-    say "measuring: $name (${WARMUP_SECONDS}s warm-up, ${SECONDS_PER_TARGET}s run)"
+    LAST_RPS=""
+    LAST_P99=""
+    say "measuring: $name (${WARMUP_SECONDS}s warm-up, ${SECONDS_PER_TARGET}s run, ${CONN:-$CONNECTIONS} connections)"
     run_wrk "$WARMUP_SECONDS" "$url" "$@" >/dev/null 2>&1 || true
     if ! out=$(run_wrk "$SECONDS_PER_TARGET" "$url" "$@" 2>&1); then
         say "$out" | tail -n 5
@@ -273,6 +301,8 @@ measure() { # name url [wrk args...]
     local requests seconds rps p50_us p99_us http_errors socket_errors
     eval "$(tr ' ' '\n' <<<"${line#WRK_RESULT }" | grep -E '^[a-z0-9_]+=[0-9.]+$')"
     RESULTS+=("$name|$rps|$p50_us|$p99_us|$http_errors|$socket_errors")
+    LAST_RPS=$rps
+    LAST_P99=$p99_us
     local rss
     rss=$(gateway_rss)
     if [[ -n $rss ]]; then PEAK_RSS_KB=$rss; fi
@@ -285,20 +315,73 @@ measure "nginx proxy_pass" "http://127.0.0.1:$PROXY_PORT/" "${REPORT[@]}"
 if [[ -z $GATEWAY_SKIPPED ]]; then
     measure "gateway public" "$GATEWAY_URL/public/" "${REPORT[@]}"
 
+    SESSION_RPS=""
+    cookie=""
     if cookie=$("${CLIENT[@]}" login "$GATEWAY_URL" "${FIRST_USER%%:*}" "${FIRST_USER#*:}" gw_session); then
+        if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
+            # Samples the gateway (call graphs) during the session run; skews that run's figures.
+            mkdir -p "$BENCH/results"
+            perf record -F 499 --call-graph dwarf,16384 -p "$GATEWAY_PID" -o "$BENCH/results/perf-session.data" \
+                -- sleep $((WARMUP_SECONDS + SECONDS_PER_TARGET)) >"$WORK/perf.log" 2>&1 &
+            PIDS+=("$!")
+        fi
         measure "gateway session cookie" "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}"
+        SESSION_RPS=$LAST_RPS
     else
+        cookie=""
         RESULTS+=("gateway session cookie|skip|no session cookie from login (see above)")
     fi
 
-    say "warm-up: logging each of the $USERS users in once with HTTP Basic"
-    if "${CLIENT[@]}" warm-up "$GATEWAY_URL/private/" "$HEADERS" 300; then
-        BENCH_BASIC_HEADERS=$HEADERS measure "gateway basic x$USERS users" "$GATEWAY_URL/private/" \
-            -s "$BENCH/wrk/basic_users.lua"
-    else
-        RESULTS+=("gateway basic x$USERS users|skip|warm-up did not get 200 for every user")
+    if [[ $QUICK != 1 ]]; then
+        say "warm-up: logging each of the $USERS users in once with HTTP Basic"
+        if "${CLIENT[@]}" warm-up "$GATEWAY_URL/private/" "$HEADERS" 300; then
+            BENCH_BASIC_HEADERS=$HEADERS measure "gateway basic x$USERS users" "$GATEWAY_URL/private/" \
+                -s "$BENCH/wrk/basic_users.lua"
+        else
+            RESULTS+=("gateway basic x$USERS users|skip|warm-up did not get 200 for every user")
+        fi
     fi
     PEAK_RSS_KB=$(gateway_rss)
+
+    if [[ $QUICK != 1 && -n $cookie && -n $SESSION_RPS ]]; then
+        # wrk is closed-loop (no -R): the offered load follows the connection count. Find the
+        # smallest count whose session rate reaches half the saturated one.
+        half=$(awk -v r="$SESSION_RPS" 'BEGIN { printf "%d", r / 2 }')
+        HALF_CONN=""
+        for c in 1 2 3 4 6 8 12 16 24 32; do
+            rate=$(CONN=$c run_wrk 3 "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}" 2>&1 |
+                sed -n 's/^WRK_RESULT .*rps=\([0-9.]*\).*/\1/p')
+            say "  half-saturation probe: $c connections -> ${rate:-?} req/s (target $half)"
+            HALF_CONN=$c
+            if [[ -n $rate ]] && awk -v a="$rate" -v b="$half" 'BEGIN { exit !(a >= b) }'; then break; fi
+        done
+        CONN=$HALF_CONN measure "half-sat: upstream direct" "http://127.0.0.1:$UPSTREAM_PORT/" "${REPORT[@]}"
+        HALF_DIRECT_P99=$LAST_P99
+        HALF_DIRECT_P50=$(IFS='|' read -r _ _ p50 _ <<<"${RESULTS[-1]}"; echo "$p50")
+        CONN=$HALF_CONN measure "half-sat: nginx proxy_pass" "http://127.0.0.1:$PROXY_PORT/" "${REPORT[@]}"
+        HALF_NGINX_P99=$LAST_P99
+        CONN=$HALF_CONN measure "half-sat: gateway session" "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}"
+        HALF_GATEWAY_RPS=$LAST_RPS
+        HALF_GATEWAY_P99=$LAST_P99
+        HALF_GATEWAY_P50=$(IFS='|' read -r _ _ p50 _ <<<"${RESULTS[-1]}"; echo "$p50")
+
+        say "opening $IDLE_CONNECTIONS idle keep-alive connections to the gateway"
+        IDLE_RESULT=$("${CLIENT[@]}" hold "$GATEWAY_URL/private/" "gw_session=$cookie" "$IDLE_CONNECTIONS" "$GATEWAY_PID" 2>&1 || true)
+        say "  $IDLE_RESULT"
+
+        say "login storm: $STORM_CONNECTIONS connections of wrong Basic passwords for fresh usernames"
+        storm_seconds=$((SECONDS_PER_TARGET + WARMUP_SECONDS + 4))
+        CONN=$STORM_CONNECTIONS run_wrk "$storm_seconds" "$GATEWAY_URL/private/" -s "$BENCH/wrk/storm.lua" \
+            >"$WORK/storm.out" 2>&1 &
+        storm_pid=$!
+        PIDS+=("$storm_pid")
+        sleep 2
+        CONN=$HALF_CONN measure "storm: gateway session" "$GATEWAY_URL/private/" -H "Cookie: gw_session=$cookie" "${REPORT[@]}"
+        STORM_P99=$LAST_P99
+        wait "$storm_pid" || true
+        STORM_RESULT=$(grep '^STORM_RESULT' "$WORK/storm.out" || tail -n 3 "$WORK/storm.out")
+        say "  $STORM_RESULT"
+    fi
 else
     for name in "gateway public" "gateway session cookie" "gateway basic x$USERS users"; do
         RESULTS+=("$name|skip|gateway not running")
@@ -321,7 +404,7 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
 {
     say ""
     say "gateway bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
-    say "servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
+    say "servers on CPU $SERVER_CPU (gateway on CPU $GATEWAY_CPUS), wrk on CPU $CLIENT_CPU, session store $SESSION_STORE, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
     say "load average before the run: $LOAD_BEFORE (other work on the machine skews every figure)"
     say ""
     printf '%-28s %12s %10s %10s %8s  %s\n' target requests/s p50 p99 errors "ratio to nginx proxy_pass"
@@ -332,13 +415,26 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
             continue
         fi
         ratio=n/a
-        if [[ -n $nginx_rps ]]; then ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2fx", a / b }'); fi
+        if [[ -n $nginx_rps && $name != *:* ]]; then ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2fx", a / b }'); fi
         errors=$((http_errors + socket_errors))
         flag=""
         if ((errors > 0)); then flag="  INVALID: $http_errors responses >= 400, $socket_errors socket errors"; fi
         printf '%-28s %12.0f %10s %10s %8s  %s%s\n' "$name" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$ratio" "$flag"
     done
     say ""
+    if [[ -n ${HALF_CONN:-} ]]; then
+        say "half saturation: $HALF_CONN connections; the session path ran at $(awk -v a="${HALF_GATEWAY_RPS:-0}" -v b="$SESSION_RPS" 'BEGIN { printf "%.0f%%", 100 * a / b }') of its saturated rate"
+        say "  p99 upstream direct $(ms "${HALF_DIRECT_P99:-0}"), nginx proxy_pass $(ms "${HALF_NGINX_P99:-0}"), gateway session $(ms "${HALF_GATEWAY_P99:-0}")"
+        say "  gateway p99 added over upstream direct: $(ms $((${HALF_GATEWAY_P99:-0} - ${HALF_DIRECT_P99:-0}))), over nginx proxy_pass: $(ms $((${HALF_GATEWAY_P99:-0} - ${HALF_NGINX_P99:-0})))"
+        say "  gateway p50 added over upstream direct: $(ms $((${HALF_GATEWAY_P50:-0} - ${HALF_DIRECT_P50:-0})))"
+    fi
+    if [[ -n ${IDLE_RESULT:-} ]]; then
+        say "$IDLE_CONNECTIONS idle keep-alive connections: $IDLE_RESULT"
+    fi
+    if [[ -n ${STORM_RESULT:-} ]]; then
+        say "login storm: session p99 $(ms "${HALF_GATEWAY_P99:-0}") alone -> $(ms "${STORM_P99:-0}") during the storm ($HALF_CONN connections)"
+        say "  storm generator: $STORM_RESULT"
+    fi
     if [[ -n $PEAK_RSS_KB ]]; then
         say "gateway peak RSS (VmHWM from /proc/$GATEWAY_PID/status): $((PEAK_RSS_KB / 1024)) MiB ($PEAK_RSS_KB kB)"
     else

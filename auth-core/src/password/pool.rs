@@ -92,6 +92,7 @@ pub(super) async fn run<T: Send + 'static>(
     // The admission moves into the task: a caller that gives up (timeout) does not free the slot
     // while the hash is still being computed.
     tokio::task::spawn_blocking(move || {
+        lower_thread_priority();
         let result = work();
         drop(permit);
         drop(admission);
@@ -99,4 +100,25 @@ pub(super) async fn run<T: Send + 'static>(
     })
     .await
     .map_err(|e| HashError::Internal(e.to_string()))
+}
+
+/// Nice value of the threads that hash passwords: a login storm competes with proxied traffic
+/// for the same CPUs, and the reactor must win (a waiting login is bounded by the queue; a
+/// stalled reactor delays every request).
+const HASHING_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`HASHING_NICE`], once per thread (on
+/// Linux the nice value is per thread). The thread stays in tokio's blocking pool afterwards,
+/// so other blocking work it runs later is niced too; nothing latency-critical runs there.
+fn lower_thread_priority() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOWERED.with(|l| l.replace(true)) {
+        return;
+    }
+    #[cfg(unix)]
+    if let Err(e) = rustix::process::setpriority_process(None, HASHING_NICE) {
+        tracing::debug!(error = %e, "could not lower the hashing thread's priority");
+    }
 }

@@ -1,6 +1,9 @@
 //! Errors on the request path know their origin (client, upstream, internal); they become a
 //! response in exactly one place, [`ProxyError::to_response`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -112,4 +115,59 @@ pub(crate) fn full_body(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
         .map_err(|never| match never {})
         .boxed()
+}
+
+/// The log throttle of 503 answers.
+pub(crate) static UNAVAILABLE_LOG: Throttle = Throttle::new();
+
+/// Lets one log line through per second and counts the others.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    last_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Throttle {
+    pub(crate) const fn new() -> Throttle {
+        Throttle {
+            last_second: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines suppressed since the last one)` when the caller may log now; `None` when it
+    /// must not (the line is counted).
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_second.load(Ordering::Relaxed);
+        if last != now
+            && self
+                .last_second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_lets_one_line_per_second_through() {
+        let t = Throttle::new();
+        assert_eq!(t.allow(), Some(0));
+        // Within the same second (retry once if the second just turned).
+        let mut blocked = (0..100).filter(|_| t.allow().is_none()).count();
+        if blocked < 99 {
+            blocked = (0..100).filter(|_| t.allow().is_none()).count();
+        }
+        assert!(blocked >= 99, "{blocked} of 100 lines suppressed");
+    }
 }

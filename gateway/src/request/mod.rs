@@ -83,6 +83,14 @@ pub(crate) async fn handle(
                     ctx.decision = "upstream_error";
                     tracing::warn!(error = %e, "upstream error");
                 }
+                ErrorSource::Internal if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    ctx.decision = "error";
+                    // A login storm saturating the hashing pool makes one per request: logging
+                    // each would turn the storm into a log flood on the reactor.
+                    if let Some(suppressed) = error::UNAVAILABLE_LOG.allow() {
+                        tracing::error!(error = %e, suppressed, "unavailable (503)");
+                    }
+                }
                 ErrorSource::Internal => {
                     ctx.decision = "error";
                     tracing::error!(error = %e, "internal error");
