@@ -9,7 +9,11 @@ fn readme_backend_reference_matches_gateway_backends() {
         .arg("backends")
         .output()
         .expect("run gateway backends");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8(out.stdout).expect("utf-8");
 
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
@@ -18,7 +22,10 @@ fn readme_backend_reference_matches_gateway_backends() {
         .find("<!-- backends:begin")
         .expect("README.md has a backends:begin marker");
     let block = &readme[start..];
-    let open = block.find("```text\n").expect("a text block after the marker") + "```text\n".len();
+    let open = block
+        .find("```text\n")
+        .expect("a text block after the marker")
+        + "```text\n".len();
     let close = block[open..].find("\n```").expect("the block is closed") + open;
     let documented = &block[open..close];
 

@@ -71,7 +71,10 @@ fn print_banner(
     inline_users: &[(String, Vec<String>)],
 ) {
     let bound: Vec<String> = started.addrs.iter().map(ToString::to_string).collect();
-    println!("gateway ready: open {public_url}  (listening on {})", bound.join(", "));
+    println!(
+        "gateway ready: open {public_url}  (listening on {})",
+        bound.join(", ")
+    );
     if let Some(admin) = started.admin_addr {
         println!("  admin: http://{admin}/metrics, /healthz, /readyz");
     }
@@ -79,10 +82,15 @@ fn print_banner(
         println!("  upstream: the built-in demo app on http://{addr}");
     }
     for (entry, users) in inline_users {
-        println!("  users of chain entry `{entry}` (static): {}", users.join(", "));
+        println!(
+            "  users of chain entry `{entry}` (static): {}",
+            users.join(", ")
+        );
     }
     if !inline_users.is_empty() {
-        println!("  (their passwords are in the comments of the config file, if you wrote them there)");
+        println!(
+            "  (their passwords are in the comments of the config file, if you wrote them there)"
+        );
     }
 }
 
