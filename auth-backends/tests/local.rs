@@ -1,85 +1,24 @@
 //! The local user store on real SQLite, PostgreSQL and MariaDB, and the `local` backend on it.
-//! PostgreSQL and MariaDB: `TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test)
-//! and `TEST_MYSQL_URL` (default mysql://root@127.0.0.1:3306/test); each test uses its own table
-//! and drops it. Unreachable servers fail the test under `CI=true` and skip it otherwise.
+//! Each test uses its own table and drops it (tests/store_common: URLs and the skip rule).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use auth_backends::{StoreError, UserStore};
 use auth_core::{Backend, BuildContext, Context, Credentials, Outcome, Provision, Registry, User};
 
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-    MySql,
-}
+mod store_common;
 
-/// A store on a fresh table, dropped with it (the SQLite file lives in `_dir`).
-struct TestStore {
-    store: UserStore,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        let store = self.store.clone();
-        // Drop the table on a runtime of its own: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = rt.block_on(store.drop_table());
-            }
-        })
-        .join();
-    }
-}
-
-fn table_name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "t_local_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn open(db: Db) -> Option<TestStore> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = match db {
-        Db::Sqlite => format!("sqlite://{}/sub/users.db", dir.path().display()),
-        Db::Postgres => std::env::var("TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
-        Db::MySql => std::env::var("TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
-    };
-    match UserStore::connect_with_table(&url, &table_name()).await {
-        Ok(store) => Some(TestStore { store, _dir: dir }),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{db:?} at {url} is required under CI: {e}"
-            );
-            eprintln!("SKIPPED: {db:?} at {url} is unreachable: {e}");
-            None
-        }
-    }
-}
+use store_common::{Db, open};
 
 fn groups(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
 async fn store_round_trip(db: Db) {
-    let Some(t) = open(db).await else { return };
+    let Some(t) = open(db, "t_local").await else {
+        return;
+    };
     let store = &t.store;
 
     let alice = store
@@ -240,7 +179,9 @@ async fn login(backend: &dyn Backend, user: &str, password: &str) -> Outcome {
 }
 
 async fn local_backend(db: Db) {
-    let Some(t) = open(db).await else { return };
+    let Some(t) = open(db, "t_local").await else {
+        return;
+    };
     let store = &t.store;
     let alice = store
         .add("alice", Some("wonderland"), None, None, &groups(&["staff"]))
@@ -347,7 +288,7 @@ fn local_without_a_store_is_a_build_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_users_cost_about_a_wrong_password() {
-    let Some(t) = open(Db::Sqlite).await else {
+    let Some(t) = open(Db::Sqlite, "t_local").await else {
         return;
     };
     t.store

@@ -1,68 +1,12 @@
 //! Provisioning into the local user store on real SQLite, PostgreSQL and MariaDB (see
-//! tests/local.rs for the URLs and the skip rule).
+//! tests/store_common for the URLs and the skip rule).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use auth_backends::{UserStore, provision};
+use auth_backends::provision;
 use auth_core::{Provision, User};
 
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-    MySql,
-}
+mod store_common;
 
-struct TestStore {
-    store: UserStore,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        let store = self.store.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = rt.block_on(store.drop_table());
-            }
-        })
-        .join();
-    }
-}
-
-async fn open(db: Db) -> Option<TestStore> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = match db {
-        Db::Sqlite => format!("sqlite://{}/users.db", dir.path().display()),
-        Db::Postgres => std::env::var("TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
-        Db::MySql => std::env::var("TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let table = format!(
-        "t_prov_{}_{nanos}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    match UserStore::connect_with_table(&url, &table).await {
-        Ok(store) => Some(TestStore { store, _dir: dir }),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{db:?} at {url} is required under CI: {e}"
-            );
-            eprintln!("SKIPPED: {db:?} at {url} is unreachable: {e}");
-            None
-        }
-    }
-}
+use store_common::{Db, open};
 
 fn carol(groups: &[&str], dept: &str) -> User {
     let mut user = User::new("carol")
@@ -80,7 +24,9 @@ fn names(user: &auth_backends::StoredUser) -> Vec<&str> {
 }
 
 async fn provisioning(db: Db) {
-    let Some(t) = open(db).await else { return };
+    let Some(t) = open(db, "t_prov").await else {
+        return;
+    };
     let store = &t.store;
 
     // None: nothing is stored.
@@ -200,7 +146,7 @@ async fn provisioning_mysql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_logins_create_one_user() {
-    let Some(t) = open(Db::Postgres).await else {
+    let Some(t) = open(Db::Postgres, "t_prov").await else {
         return;
     };
     let store = &t.store;
