@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Harness, Jar, basic, client, hidden_field, login};
+use support::{Harness, Jar, basic, client, hidden_field, login, submit_login};
 
 #[tokio::test]
 async fn browsers_get_a_redirect_and_api_clients_a_basic_challenge() {
@@ -108,28 +108,16 @@ async fn login_form_flow_sets_a_session_and_whoami_reports_it() {
 #[tokio::test]
 async fn login_redirect_target_is_validated() {
     let h = Harness::start().await;
-    let c = client();
     let mut jar = Jar::default();
-    let form = c
-        .get(h.url("/_auth/login?next=https://evil.example/phish"))
-        .send()
-        .await
-        .unwrap();
-    jar.absorb(&form);
-    let html = form.text().await.unwrap();
-    let csrf = hidden_field(&html, "csrf").unwrap();
-    let resp = c
-        .post(h.url("/_auth/login"))
-        .header("cookie", jar.header())
-        .form(&[
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("csrf", csrf.as_str()),
-            ("next", "//evil.example/"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = submit_login(
+        &h,
+        &mut jar,
+        "/_auth/login?next=https://evil.example/phish",
+        "alice",
+        "alice-pw",
+        Some("//evil.example/"),
+    )
+    .await;
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/");
 }
@@ -158,22 +146,8 @@ async fn login_without_valid_csrf_or_with_a_wrong_password_fails() {
     );
     // Right CSRF, wrong password: generic error, 401, no session.
     let mut jar = Jar::default();
-    let form = c.get(h.url("/_auth/login")).send().await.unwrap();
-    jar.absorb(&form);
-    let csrf = hidden_field(&form.text().await.unwrap(), "csrf").unwrap();
-    let resp = c
-        .post(h.url("/_auth/login"))
-        .header("cookie", jar.header())
-        .form(&[
-            ("username", "alice"),
-            ("password", "bad"),
-            ("csrf", csrf.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = submit_login(&h, &mut jar, "/_auth/login", "alice", "bad", None).await;
     assert_eq!(resp.status(), 401);
-    jar.absorb(&resp);
     assert!(!jar.cookies.contains_key("gw_session"));
     assert!(
         resp.text()
@@ -201,27 +175,8 @@ async fn login_rotates_the_session_id() {
     let old = first.cookies["gw_session"].clone();
     // Log in again while holding the old cookie.
     let mut jar = first.clone();
-    let form = c
-        .get(h.url("/_auth/login"))
-        .header("cookie", jar.header())
-        .send()
-        .await
-        .unwrap();
-    jar.absorb(&form);
-    let csrf = hidden_field(&form.text().await.unwrap(), "csrf").unwrap();
-    let resp = c
-        .post(h.url("/_auth/login"))
-        .header("cookie", jar.header())
-        .form(&[
-            ("username", "bob"),
-            ("password", "bob-pw"),
-            ("csrf", csrf.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = submit_login(&h, &mut jar, "/_auth/login", "bob", "bob-pw", None).await;
     assert_eq!(resp.status(), 303);
-    jar.absorb(&resp);
     let new = jar.cookies["gw_session"].clone();
     assert_ne!(old, new);
     // The old id is dead.
@@ -505,25 +460,9 @@ async fn a_session_store_that_is_down_fails_closed() {
         &format!("  secure: false\n  store: redis://{dead_addr}/\n"),
     );
     let h = Harness::start_with(&yaml).await;
-    let c = client();
     let mut jar = Jar::default();
-    let form = c.get(h.url("/_auth/login")).send().await.unwrap();
-    assert_eq!(form.status(), 200);
-    jar.absorb(&form);
-    let csrf = hidden_field(&form.text().await.unwrap(), "csrf").unwrap();
-    let resp = c
-        .post(h.url("/_auth/login"))
-        .header("cookie", jar.header())
-        .form(&[
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("csrf", csrf.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = submit_login(&h, &mut jar, "/_auth/login", "alice", "alice-pw", None).await;
     assert_eq!(resp.status(), 503);
-    jar.absorb(&resp);
     assert!(!jar.cookies.contains_key("gw_session"));
     assert!(h.upstream.seen().is_empty());
 }

@@ -285,29 +285,59 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     Some(html_escape::decode_html_entities(&tag[v..v + end]).into_owned())
 }
 
-/// Logs in through the form as `user`; returns the jar holding the session cookie.
-pub async fn login(h: &Harness, user: &str, password: &str) -> Jar {
+/// Fetches the login form at `form_path` (sending `jar`'s cookies, if any), then posts it as
+/// `user` with the form's CSRF token and `next` when given. Both responses' cookies go into `jar`;
+/// the POST's response is returned for the caller to check.
+pub async fn submit_login(
+    h: &Harness,
+    jar: &mut Jar,
+    form_path: &str,
+    user: &str,
+    password: &str,
+    next: Option<&str>,
+) -> reqwest::Response {
     let c = client();
-    let mut jar = Jar::default();
-    let form = c.get(h.url("/_auth/login?next=/app")).send().await.unwrap();
+    let mut get = c.get(h.url(form_path));
+    if !jar.cookies.is_empty() {
+        get = get.header("cookie", jar.header());
+    }
+    let form = get.send().await.unwrap();
     assert_eq!(form.status(), 200);
     jar.absorb(&form);
     let html = form.text().await.unwrap();
     let csrf = hidden_field(&html, "csrf").expect("csrf field");
+    let mut fields = vec![
+        ("username", user),
+        ("password", password),
+        ("csrf", csrf.as_str()),
+    ];
+    if let Some(next) = next {
+        fields.push(("next", next));
+    }
     let resp = c
         .post(h.url("/_auth/login"))
         .header("cookie", jar.header())
-        .form(&[
-            ("username", user),
-            ("password", password),
-            ("csrf", csrf.as_str()),
-            ("next", "/app"),
-        ])
+        .form(&fields)
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 303, "login as {user} failed");
     jar.absorb(&resp);
+    resp
+}
+
+/// Logs in through the form as `user`; returns the jar holding the session cookie.
+pub async fn login(h: &Harness, user: &str, password: &str) -> Jar {
+    let mut jar = Jar::default();
+    let resp = submit_login(
+        h,
+        &mut jar,
+        "/_auth/login?next=/app",
+        user,
+        password,
+        Some("/app"),
+    )
+    .await;
+    assert_eq!(resp.status(), 303, "login as {user} failed");
     jar
 }
 
