@@ -316,7 +316,8 @@ async fn logout_confirm(
         action.push_str("?next=");
         action.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
     }
-    let html = login::render_logout_confirm(&action, &token, Some(&session.user.username));
+    let username = ctx.user.as_ref().map(|u| u.username.as_str());
+    let html = login::render_logout_confirm(&action, &token, username);
     Ok(html_response(
         StatusCode::OK,
         html,

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use gateway::cli::{Cli, execute};
 
+// mimalloc: the proxy path allocates and frees small buffers on every request, and glibc's
+// malloc was ~10% of its instructions (bench/RESULTS.md, "instructions per request").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // Linking the built-in backends registers their types (`inventory` needs the crate linked).
 use auth_backends as _;
 

@@ -248,6 +248,7 @@ impl Runtime {
         let upstream = UpstreamTarget::new(
             &config.upstream.url.value,
             config.upstream.timeout.get(),
+            config.upstream.connect_timeout.get(),
             config.upstream.preserve_host,
         )
         .map_err(RuntimeError)?;

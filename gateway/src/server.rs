@@ -19,15 +19,13 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
-use crate::request::forward::{UpstreamClient, build_client};
 use crate::request::{ConnInfo, handle};
 use crate::runtime::Runtime;
 
-/// The process-wide state: the current runtime (swapped on reload), the pooled upstream client
-/// and the metrics.
+/// The process-wide state: the current runtime (swapped on reload; it holds the upstream
+/// connection pool) and the metrics.
 pub struct Gateway {
     pub(crate) runtime: ArcSwap<Runtime>,
-    pub(crate) client: UpstreamClient,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -40,14 +38,11 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway serving `runtime`. The upstream client's connect timeout is taken from this
-    /// first runtime (changing it needs a restart).
+    /// A gateway serving `runtime`.
     pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Gateway> {
-        let client = build_client(runtime.config.upstream.connect_timeout.get());
         metrics.set_config_version(runtime.version());
         Arc::new(Gateway {
             runtime: ArcSwap::from_pointee(runtime),
-            client,
             metrics,
         })
     }

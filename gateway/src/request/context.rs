@@ -80,7 +80,8 @@ pub(crate) struct RequestContext {
     pub(crate) user: Option<User>,
     /// How they were identified.
     pub(crate) identity: Option<IdentitySource>,
-    /// The live session, when identify found one.
+    /// The live session, when identify found one. Its `user` was moved into `user` above (read
+    /// the user there, not here).
     pub(crate) session: Option<crate::session::Session>,
     /// The session cookie value that named it.
     pub(crate) session_cookie: Option<String>,

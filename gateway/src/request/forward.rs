@@ -20,10 +20,10 @@
 use std::net::IpAddr;
 
 use auth_core::User;
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -31,7 +31,8 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use super::Body;
 use super::context::RequestContext;
 use super::error::ProxyError;
-use super::sanitize::{HOP_BY_HOP, fold_name};
+use super::pool::UpstreamPool;
+use super::sanitize::{HOP_BY_HOP, same_folded};
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
 
 /// `%` and every non-ASCII byte (controls are refused before encoding).
@@ -177,11 +178,12 @@ impl HeaderPlan {
     }
 }
 
-/// The upstream's address and the per-version exchange settings.
+/// The upstream's address, its connection pool and the per-version exchange settings.
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamTarget {
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
+    /// `Host` sent upstream unless `preserve_host`.
+    host: HeaderValue,
+    pub(crate) pool: UpstreamPool,
     base_path: String,
     /// Time allowed for the response head.
     pub(crate) timeout: std::time::Duration,
@@ -189,10 +191,12 @@ pub(crate) struct UpstreamTarget {
 }
 
 impl UpstreamTarget {
-    /// Parses `upstream.url` (`http://host:port[/base]`).
+    /// Parses `upstream.url` (`http://host:port[/base]`); connections are opened within
+    /// `connect_timeout`.
     pub(crate) fn new(
         url: &str,
         timeout: std::time::Duration,
+        connect_timeout: std::time::Duration,
         preserve_host: bool,
     ) -> Result<UpstreamTarget, String> {
         let uri: Uri = url
@@ -200,9 +204,8 @@ impl UpstreamTarget {
             .map_err(|e| format!("upstream url `{url}`: {e}"))?;
         let scheme = uri
             .scheme()
-            .cloned()
             .ok_or_else(|| format!("upstream url `{url}` needs a scheme"))?;
-        if scheme != http::uri::Scheme::HTTP {
+        if *scheme != http::uri::Scheme::HTTP {
             return Err(format!(
                 "upstream url `{url}`: only http:// upstreams are supported"
             ));
@@ -214,26 +217,29 @@ impl UpstreamTarget {
         if uri.query().is_some() {
             return Err(format!("upstream url `{url}` must not have a query"));
         }
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("upstream url `{url}`: the host is not a valid Host header"))?;
         Ok(UpstreamTarget {
-            scheme,
-            authority,
+            pool: UpstreamPool::new(&authority, connect_timeout),
+            host,
             base_path: uri.path().trim_end_matches('/').to_string(),
             timeout,
             preserve_host,
         })
     }
 
+    /// The origin-form request target (`/base/path?query`) sent upstream.
     fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-        let mut pq = format!("{}{}", self.base_path, path);
+        let mut pq = String::with_capacity(
+            self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        pq.push_str(&self.base_path);
+        pq.push_str(path);
         if let Some(q) = query {
             pq.push('?');
             pq.push_str(q);
         }
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
+        Uri::from_maybe_shared(Bytes::from(pq))
             .map_err(|e| ProxyError::bad_request(format!("cannot build upstream uri: {e}")))
     }
 }
@@ -400,13 +406,12 @@ pub(crate) fn upstream_request(
         headers.insert(HeaderName::from_static("x-forwarded-host"), v);
     }
     let host = match (&ctx.host, plan.target.preserve_host) {
-        (Some(h), true) => h.clone(),
-        _ => plan.target.authority.to_string(),
+        (Some(h), true) => {
+            HeaderValue::from_str(h).map_err(|_| ProxyError::bad_request("bad Host"))?
+        }
+        _ => plan.target.host.clone(),
     };
-    headers.insert(
-        header::HOST,
-        HeaderValue::from_str(&host).map_err(|_| ProxyError::bad_request("bad Host"))?,
-    );
+    headers.insert(header::HOST, host);
     if let Some(proto) = &ctx.upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(
@@ -420,46 +425,39 @@ pub(crate) fn upstream_request(
 /// Drops hop-by-hop headers (and those named by `Connection`) from an upstream response,
 /// keeping `Connection`/`Upgrade` on a `101`.
 pub(crate) fn clean_response_headers(status: StatusCode, headers: &mut HeaderMap) {
-    let upgrade = headers.get(header::UPGRADE).cloned();
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+    let connection = headers.get_all(header::CONNECTION);
+    let named_by_connection = |name: &str| {
+        connection
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| same_folded(t.trim(), name))
+    };
+    // Usually nothing goes but `Connection`/`Keep-Alive`: collect, then remove.
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(&name.as_str()) || named_by_connection(name.as_str()))
+        .cloned()
         .collect();
-    let names: Vec<HeaderName> = headers.keys().cloned().collect();
-    for name in names {
-        if HOP_BY_HOP.contains(&name.as_str()) || named.contains(&fold_name(name.as_str())) {
-            headers.remove(&name);
-        }
+    if doomed.is_empty() {
+        return;
     }
-    if status == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(u) = upgrade
-    {
+    let upgrade = (status == StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    for name in doomed {
+        headers.remove(&name);
+    }
+    if let Some(u) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, u);
     }
 }
 
-/// The process-wide pooled upstream client.
-pub(crate) type UpstreamClient =
-    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
-
-/// Builds the pooled client with `connect_timeout`.
-pub(crate) fn build_client(connect_timeout: std::time::Duration) -> UpstreamClient {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .build(connector)
-}
-
 /// Sends `req` upstream and returns the response with a streamed body. With an upgrade, spawns
 /// the byte copy once both sides have switched protocols.
 pub(crate) async fn exchange(
-    client: &UpstreamClient,
+    pool: &UpstreamPool,
     ctx: &mut RequestContext,
     timeout: std::time::Duration,
     req: Request<Body>,
@@ -479,11 +477,11 @@ pub(crate) async fn exchange(
         tokio::time::sleep(timeout).await;
     };
     let result = tokio::select! {
-        r = client.request(req) => Ok(r),
+        r = pool.send(req) => Ok(r),
         () = deadline => Err(()),
     };
     ctx.upstream_elapsed = Some(started.elapsed());
-    let mut resp: Response<Incoming> = match result {
+    let mut resp: Response<Body> = match result {
         Err(()) => {
             return Err(ProxyError::gateway_timeout(format!(
                 "upstream sent no response head within {}",
@@ -492,14 +490,12 @@ pub(crate) async fn exchange(
         }
         Ok(Err(e)) if e.is_connect() => {
             return Err(ProxyError::bad_gateway(format!(
-                "upstream unreachable: {}",
-                error_chain(&e)
+                "upstream unreachable: {e}"
             )));
         }
         Ok(Err(e)) => {
             return Err(ProxyError::bad_gateway(format!(
-                "upstream exchange failed: {}",
-                error_chain(&e)
+                "upstream exchange failed: {e}"
             )));
         }
         Ok(Ok(resp)) => resp,
@@ -542,12 +538,8 @@ pub(crate) async fn exchange(
             }
         });
     }
-    let (mut parts, body) = resp.into_parts();
-    clean_response_headers(status, &mut parts.headers);
-    Ok(Response::from_parts(
-        parts,
-        body.map_err(|e| Box::new(e) as super::BoxError).boxed(),
-    ))
+    clean_response_headers(status, resp.headers_mut());
+    Ok(resp)
 }
 
 /// A request body that reports when it has been sent completely (or failed, or was dropped).
@@ -606,17 +598,6 @@ fn websocket_accept(key: &str) -> String {
     h.update(key.as_bytes());
     h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -141,14 +141,16 @@ pub(crate) async fn identify(
     match creds {
         Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
             ctx.consumed_authorization = true;
-            if let Some(user) = authenticate_password(rt, ctx, &creds, true).await? {
+            // Boxed (as below): a chain run's state is large; the session path should not carry
+            // it in its future.
+            if let Some(user) = Box::pin(authenticate_password(rt, ctx, &creds, true)).await? {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Basic);
             }
         }
         Some(creds @ Credentials::Bearer(_)) => {
             ctx.consumed_authorization = true;
-            if let Some(user) = authenticate_token(rt, ctx, &creds).await? {
+            if let Some(user) = Box::pin(authenticate_token(rt, ctx, &creds)).await? {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Bearer);
             }
@@ -183,12 +185,12 @@ async fn identify_session(
         return Ok(false);
     };
     let entry_gone = rt.chain.entry(&session.entry).is_none();
+    let mut session = session;
     let user = if entry_gone || sessions.needs_revalidation(&session) {
         let fresh = if entry_gone {
             None
         } else {
-            rt.chain
-                .get_user(&session.entry, session.user_id())
+            Box::pin(rt.chain.get_user(&session.entry, session.user_id()))
                 .await
                 .map_err(|e| {
                     ProxyError::unavailable(format!(
@@ -221,7 +223,8 @@ async fn identify_session(
         }
     } else {
         sessions.touch(&session).await;
-        session.user.clone()
+        // The request needs the user once: `ctx.user` takes the snapshot rather than a copy.
+        std::mem::take(&mut session.user)
     };
     if let Some(v) = sessions.reissued_cookie(&session) {
         ctx.set_cookies

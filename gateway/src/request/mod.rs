@@ -29,6 +29,7 @@ pub(crate) mod context;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod identify;
+pub(crate) mod pool;
 pub(crate) mod route;
 pub(crate) mod sanitize;
 
@@ -36,7 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header;
+use http::header::{self, HeaderName};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -111,6 +112,15 @@ pub(crate) async fn handle(
     resp
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+
 /// Sanitize: capture forwarding facts, normalize the path, drop reserved and hop-by-hop headers.
 fn sanitize(
     rt: &Runtime,
@@ -118,27 +128,29 @@ fn sanitize(
     req: &mut Request<Body>,
 ) -> Result<(), ProxyError> {
     let headers = req.headers();
-    let joined = |name: &str| {
-        let v: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        (!v.is_empty()).then(|| v.join(","))
+    let joined = |name: HeaderName| {
+        let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        let mut all = first.to_string();
+        for v in values {
+            all.push(',');
+            all.push_str(v);
+        }
+        Some(all)
     };
-    ctx.incoming.xff = joined("x-forwarded-for");
-    ctx.incoming.proto = joined("x-forwarded-proto").map(|p| p.trim().to_ascii_lowercase());
-    ctx.incoming.host = joined("x-forwarded-host");
-    let mut uris: Vec<&str> = ["x-original-uri", "x-original-url", "x-forwarded-uri"]
-        .iter()
-        .flat_map(|n| headers.get_all(*n).iter())
+    ctx.incoming.xff = joined(X_FORWARDED_FOR);
+    ctx.incoming.proto = joined(X_FORWARDED_PROTO).map(|p| p.trim().to_ascii_lowercase());
+    ctx.incoming.host = joined(X_FORWARDED_HOST);
+    let mut uris: Vec<&str> = [X_ORIGINAL_URI, X_ORIGINAL_URL, X_FORWARDED_URI]
+        .into_iter()
+        .flat_map(|n| headers.get_all(n).iter())
         .filter_map(|v| v.to_str().ok())
         .collect();
     uris.sort_unstable();
     uris.dedup();
     ctx.incoming.uri_conflict = uris.len() > 1;
     ctx.incoming.uri = uris.first().map(|u| u.to_string());
-    ctx.incoming.method = joined("x-forwarded-method").or_else(|| joined("x-original-method"));
+    ctx.incoming.method = joined(X_FORWARDED_METHOD).or_else(|| joined(X_ORIGINAL_METHOD));
     // Two Host headers: the gateway and the upstream could each pick a different one
     // (RFC 9112 §3.2 requires a 400).
     if headers.get_all(header::HOST).iter().count() > 1 {
@@ -162,7 +174,6 @@ fn sanitize(
         &rt.trusted_proxies,
     );
 
-    ctx.path = req.uri().path().to_string();
     ctx.query = req.uri().query().map(str::to_string);
     ctx.path = route::normalize_path(req.uri().path())
         .map_err(|e| ProxyError::bad_request(format!("ambiguous path: {e}")))?;
@@ -192,7 +203,9 @@ async fn process(
 
     if route::path_has_prefix(&ctx.path, &rt.prefix) {
         ctx.decision = "endpoint";
-        return crate::endpoints::handle(gw, rt, ctx, req).await;
+        // Boxed: the login endpoints' state is large and would otherwise be part of (and moved
+        // with) every proxied request's future.
+        return Box::pin(crate::endpoints::handle(gw, rt, ctx, req)).await;
     }
 
     let decision = rt
@@ -204,7 +217,7 @@ async fn process(
     match access {
         Access::Public => {
             ctx.decision = "public";
-            return forward(gw, rt, ctx, req).await;
+            return forward(rt, ctx, req).await;
         }
         Access::Deny => {
             ctx.decision = "deny";
@@ -222,12 +235,11 @@ async fn process(
         return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_ref()));
     }
     ctx.decision = "allowed";
-    forward(gw, rt, ctx, req).await
+    forward(rt, ctx, req).await
 }
 
 /// Forward: build the upstream request and stream the exchange.
 async fn forward(
-    gw: &Gateway,
     rt: &Runtime,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
@@ -247,7 +259,7 @@ async fn forward(
     };
     let upstream_req = forward::upstream_request(ctx, &plan, req)?;
     let mut resp = forward::exchange(
-        &gw.client,
+        &rt.upstream.pool,
         ctx,
         rt.upstream.timeout,
         upstream_req,

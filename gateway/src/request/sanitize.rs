@@ -64,26 +64,49 @@ pub(crate) fn fold_name(name: &str) -> String {
         .collect()
 }
 
+/// Whether `a` and `b` are the same name once both are folded as [`fold_name`] does (without
+/// allocating: this runs for every header of every request).
+pub(crate) fn same_folded(a: &str, b: &str) -> bool {
+    fn fold(b: u8) -> u8 {
+        match b {
+            b'_' | b'.' => b'-',
+            b => b.to_ascii_lowercase(),
+        }
+    }
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
 /// The folded names that are never accepted from a client: the configured identity headers
 /// plus [`FORWARDING_HEADERS`]. Built once per config version.
 #[derive(Debug, Clone)]
 pub(crate) struct Reserved {
     folded: HashSet<String>,
+    /// Bit `n` set when a reserved name has `n` bytes (`n < 128`; longer names always go to the
+    /// set): most headers of a request are rejected by one bit test, without hashing.
+    lengths: u128,
 }
 
 impl Reserved {
     /// The reserved set for these configured identity header names.
     pub(crate) fn new<'a>(identity_headers: impl IntoIterator<Item = &'a str>) -> Self {
-        let folded = identity_headers
+        let folded: HashSet<String> = identity_headers
             .into_iter()
             .map(fold_name)
             .chain(FORWARDING_HEADERS.iter().map(|h| h.to_string()))
             .collect();
-        Reserved { folded }
+        let lengths = folded
+            .iter()
+            .filter(|n| n.len() < 128)
+            .fold(0u128, |bits, n| bits | 1u128 << n.len());
+        Reserved { folded, lengths }
     }
 
     /// Whether an incoming header with this name must be dropped.
     pub(crate) fn contains(&self, name: &str) -> bool {
+        // Folding keeps the length (`_`, `.` and ASCII letters are one byte each).
+        if name.len() < 128 && self.lengths & (1u128 << name.len()) == 0 {
+            return false;
+        }
         if name
             .bytes()
             .any(|b| b == b'_' || b == b'.' || b.is_ascii_uppercase())
@@ -114,24 +137,28 @@ pub(crate) fn upgrade_request(headers: &HeaderMap) -> Option<String> {
 /// Drops reserved, hop-by-hop and `Connection`-named headers from `headers`. Returns the number
 /// of headers dropped because they were reserved (for the log).
 pub(crate) fn sanitize_headers(headers: &mut HeaderMap, reserved: &Reserved) -> usize {
-    let connection_named: Vec<String> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    // One pass to find what goes (usually nothing, so nothing is allocated), then the removals.
+    let connection = headers.get_all(CONNECTION);
+    let named_by_connection = |name: &str| {
+        connection
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| same_folded(t.trim(), name))
+    };
+    let mut doomed: Vec<HeaderName> = Vec::new();
     let mut dropped_reserved = 0;
-    let names: Vec<HeaderName> = headers.keys().cloned().collect();
-    for name in names {
+    for name in headers.keys() {
         let s = name.as_str();
         if reserved.contains(s) {
-            dropped_reserved += headers.get_all(&name).iter().count();
-            headers.remove(&name);
-        } else if HOP_BY_HOP.contains(&s) || connection_named.iter().any(|c| c == s) {
-            headers.remove(&name);
+            dropped_reserved += headers.get_all(name).iter().count();
+            doomed.push(name.clone());
+        } else if HOP_BY_HOP.contains(&s) || named_by_connection(s) {
+            doomed.push(name.clone());
         }
+    }
+    for name in doomed {
+        headers.remove(&name);
     }
     dropped_reserved
 }

@@ -1,0 +1,288 @@
+//! The upstream connection pool: keep-alive HTTP/1.1 connections to `upstream.url`, shared by
+//! every request of one config version.
+//!
+//! Contract:
+//! - a request takes an idle connection (the most recently used one first) or opens a new one
+//!   (`upstream.connect_timeout` per address tried), and gives it back when the response body
+//!   has been read to its end, never earlier: a connection carries one exchange at a time;
+//! - a connection whose response was abandoned (client gone, timeout), that failed, that was
+//!   upgraded (WebSocket) or that the upstream closed is never reused;
+//! - a request that could not be written at all on a reused connection (the upstream closed it
+//!   while it sat idle) is retried once on a new one; a request that may have reached the
+//!   upstream is never retried;
+//! - idle connections are dropped after `IDLE_TIMEOUT`, and at most `MAX_IDLE` are kept.
+//!
+//! hyper-util's legacy client does the same job generically; on the proxy's hot path it costs a
+//! spawned task, a oneshot channel and a keyed pool lookup per request (it re-pools a
+//! connection from a task that waits for it to become ready). Here the response body itself
+//! returns the connection, so a proxied request costs one uncontended lock and no task.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+use super::{Body, BoxError};
+
+/// Idle connections older than this are closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most this many idle connections are kept; more are closed when they become idle.
+const MAX_IDLE: usize = 1024;
+
+/// Why an exchange with the upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    /// No connection could be opened (refused, unresolvable, timed out).
+    #[error("{0}")]
+    Connect(String),
+    /// The connection failed during the exchange.
+    #[error("{0}")]
+    Exchange(String),
+}
+
+impl UpstreamError {
+    /// Whether no connection could be made at all.
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_))
+    }
+}
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+struct Shared {
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl Shared {
+    fn put(&self, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    fn take(&self) -> Option<http1::SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(entry) = idle.pop() {
+            if entry.sender.is_closed() {
+                continue;
+            }
+            if entry.since.elapsed() > IDLE_TIMEOUT {
+                // The newest is too old: so is every older one.
+                idle.clear();
+                return None;
+            }
+            return Some(entry.sender);
+        }
+        None
+    }
+}
+
+/// Keep-alive connections to one upstream `host:port`.
+#[derive(Clone)]
+pub(crate) struct UpstreamPool {
+    shared: Arc<Shared>,
+    /// `host:port` as `lookup_host` takes it (IPv6 literals keep their brackets).
+    address: String,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamPool {
+    /// A pool for `authority` (port 80 when it has none).
+    pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
+        let port = authority.port_u16().unwrap_or(80);
+        UpstreamPool {
+            shared: Arc::new(Shared {
+                idle: Mutex::new(Vec::new()),
+            }),
+            address: format!("{}:{port}", authority.host()),
+            connect_timeout,
+        }
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) and returns the response; its body gives the
+    /// connection back to the pool once read to the end.
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let mut reused = true;
+        let mut sender = match self.shared.take() {
+            Some(s) => s,
+            None => {
+                reused = false;
+                self.connect().await?
+            }
+        };
+        loop {
+            // A re-pooled connection may still be finishing the previous exchange's bookkeeping.
+            if sender.ready().await.is_err() {
+                if !reused {
+                    return Err(UpstreamError::Exchange(
+                        "upstream closed a new connection".into(),
+                    ));
+                }
+                sender = self.connect().await?;
+                reused = false;
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.pooled_response(resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    // Not written: the idle connection had been closed under us; safe to retry.
+                    Some(unsent) if reused => {
+                        req = unsent;
+                        sender = self.connect().await?;
+                        reused = false;
+                    }
+                    _ => return Err(UpstreamError::Exchange(error_chain(&e.into_error()))),
+                },
+            }
+        }
+    }
+
+    fn pooled_response(
+        &self,
+        resp: Response<Incoming>,
+        sender: http1::SendRequest<Body>,
+    ) -> Response<Body> {
+        let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        let (parts, inner) = resp.into_parts();
+        let mut body = PooledBody {
+            inner,
+            home: (!upgraded).then(|| (sender, self.shared.clone())),
+        };
+        if body.inner.is_end_stream() {
+            body.go_home();
+        }
+        Response::from_parts(parts, Body::new(body))
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<Body>, UpstreamError> {
+        let addrs = tokio::net::lookup_host(self.address.as_str())
+            .await
+            .map_err(|e| UpstreamError::Connect(format!("resolving {}: {e}", self.address)))?;
+        let mut last = format!("{} resolved to no address", self.address);
+        for addr in addrs {
+            let stream = match tokio::time::timeout(
+                self.connect_timeout,
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    last = format!("connecting to {addr}: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    last = format!(
+                        "connecting to {addr}: no answer within {}",
+                        humantime::format_duration(self.connect_timeout)
+                    );
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = http1::Builder::new()
+                .handshake::<_, Body>(TokioIo::new(stream))
+                .await
+                .map_err(|e| UpstreamError::Connect(format!("{addr}: {}", error_chain(&e))))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+            });
+            return Ok(sender);
+        }
+        Err(UpstreamError::Connect(last))
+    }
+}
+
+/// A response body that returns its connection to the pool when it has been read to the end.
+struct PooledBody {
+    inner: Incoming,
+    home: Option<(http1::SendRequest<Body>, Arc<Shared>)>,
+}
+
+impl PooledBody {
+    fn go_home(&mut self) {
+        let Some((mut sender, shared)) = self.home.take() else {
+            return;
+        };
+        if sender.is_ready() {
+            shared.put(sender);
+            return;
+        }
+        // Usually ready by now; it is not while the request body is still being written (the
+        // upstream answered early), and a connection must not be pooled in that state, or the
+        // next request would wait behind that upload.
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                shared.put(sender);
+            }
+        });
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.go_home(),
+            // The server stops polling once `is_end_stream` says so: re-pool on the last frame.
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.go_home(),
+            Poll::Ready(Some(Err(_))) => self.home = None,
+            _ => {}
+        }
+        polled.map(|f| f.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
