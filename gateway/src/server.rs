@@ -187,14 +187,12 @@ async fn serve_connection(
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let builder = builder(&gw);
-    let conn = ConnInfo {
-        peer,
-        tls: tls.is_some(),
-    };
+    let conn = ConnInfo::new(peer, tls.is_some());
     let service = {
         let gw = gw.clone();
         service_fn(move |req| {
             let gw = gw.clone();
+            let conn = conn.clone();
             async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
         })
     };

@@ -101,6 +101,8 @@ pub(crate) struct RequestContext {
     pub(crate) config_version: u64,
     /// When the upstream answered (response head), for the log.
     pub(crate) upstream_elapsed: Option<std::time::Duration>,
+    /// The connection's peer address, preformatted as a header value (see `ConnInfo`).
+    pub(crate) peer_ip_header: Option<HeaderValue>,
 }
 
 impl RequestContext {
@@ -131,6 +133,7 @@ impl RequestContext {
             spoofed_headers: 0,
             config_version,
             upstream_elapsed: None,
+            peer_ip_header: None,
         }
     }
 

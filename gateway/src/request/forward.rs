@@ -350,6 +350,10 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     None
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// What the forward phase needs from the runtime.
 pub(crate) struct ForwardPlan<'a> {
     pub(crate) target: &'a UpstreamTarget,
@@ -381,19 +385,21 @@ pub(crate) fn upstream_request(
         }
     }
 
-    let client = ctx.client_ip.to_string();
+    let peer = canonical_ip(ctx.peer.ip());
     let xff = match (ctx.peer_trusted, ctx.incoming.xff.as_deref()) {
         (true, Some(prev)) if !prev.trim().is_empty() => {
-            format!("{}, {}", prev.trim(), canonical_ip(ctx.peer.ip()))
+            HeaderValue::from_str(&format!("{}, {peer}", prev.trim()))
+                .map_err(|_| ProxyError::bad_request("bad X-Forwarded-For"))?
         }
-        _ => client,
+        _ => match &ctx.peer_ip_header {
+            Some(v) if ctx.client_ip == peer => v.clone(),
+            _ => HeaderValue::from_str(&ctx.client_ip.to_string())
+                .map_err(|_| ProxyError::internal("bad client address"))?,
+        },
     };
+    headers.insert(X_FORWARDED_FOR, xff);
     headers.insert(
-        HeaderName::from_static("x-forwarded-for"),
-        HeaderValue::from_str(&xff).map_err(|_| ProxyError::bad_request("bad X-Forwarded-For"))?,
-    );
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        X_FORWARDED_PROTO,
         HeaderValue::from_str(ctx.proto()).map_err(|_| ProxyError::internal("bad proto"))?,
     );
     let forwarded_host = match (ctx.peer_trusted, &ctx.incoming.host) {
@@ -403,7 +409,7 @@ pub(crate) fn upstream_request(
     if let Some(h) = forwarded_host
         && let Ok(v) = HeaderValue::from_str(&h)
     {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+        headers.insert(X_FORWARDED_HOST, v);
     }
     let host = match (&ctx.host, plan.target.preserve_host) {
         (Some(h), true) => {
@@ -469,11 +475,18 @@ pub(crate) async fn exchange(
         .get("sec-websocket-key")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_string());
-    let (req, body_sent) = notify_on_end(req);
     // The response-head timeout runs from the end of the request body: a large upload must not
-    // count against it.
+    // count against it. Most requests have no body: their clock starts now.
+    let (req, body_sent) = if hyper::body::Body::is_end_stream(req.body()) {
+        (req, None)
+    } else {
+        let (req, sent) = notify_on_end(req);
+        (req, Some(sent))
+    };
     let deadline = async move {
-        let _ = body_sent.await;
+        if let Some(sent) = body_sent {
+            let _ = sent.await;
+        }
         tokio::time::sleep(timeout).await;
     };
     let result = tokio::select! {
@@ -580,13 +593,10 @@ impl hyper::body::Body for NotifyOnEnd {
 fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Receiver<()>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (parts, inner) = req.into_parts();
-    let done = if hyper::body::Body::is_end_stream(&inner) {
-        let _ = tx.send(());
-        None
-    } else {
-        Some(tx)
+    let body = NotifyOnEnd {
+        inner,
+        done: Some(tx),
     };
-    let body = NotifyOnEnd { inner, done };
     (Request::from_parts(parts, body.boxed()), rx)
 }
 

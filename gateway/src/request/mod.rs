@@ -55,12 +55,27 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
 /// Facts about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     /// The TCP peer.
     pub(crate) peer: SocketAddr,
     /// Whether the connection is TLS.
     pub(crate) tls: bool,
+    /// The peer's address as the `X-Forwarded-For` value it usually becomes, formatted once per
+    /// connection rather than per request.
+    pub(crate) peer_ip: Option<http::HeaderValue>,
+}
+
+impl ConnInfo {
+    /// The facts of a connection from `peer`.
+    pub(crate) fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        let ip = forward::canonical_ip(peer.ip()).to_string();
+        ConnInfo {
+            peer,
+            tls,
+            peer_ip: http::HeaderValue::from_str(&ip).ok(),
+        }
+    }
 }
 
 /// Runs every phase for one request and logs it. Never fails: errors become responses here.
@@ -71,6 +86,7 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
+    ctx.peer_ip_header = conn.peer_ip;
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
     let mut resp = match process(&gw, &rt, &mut ctx, req).await {
         Ok(resp) => resp,
