@@ -2,6 +2,17 @@
 //! upgrades through hyper-util's `auto` builder, and shuts down gracefully (in-flight requests
 //! finish, bounded by `server.shutdown_grace`), following hyper-util's `server_graceful`
 //! example.
+//!
+//! Contract:
+//! - HTTP/2 is served on TLS (ALPN `h2`) and on cleartext with prior knowledge (h2c); the h2
+//!   layer refuses malformed requests (pseudo-header misuse, upper-case or invalid names,
+//!   connection-specific headers) with a stream error before any phase runs, bounds the header
+//!   list by `server.max_header_bytes`, and cuts off connections that reset streams in bulk
+//!   (rapid reset, CVE-2023-44487) with `GOAWAY ENHANCE_YOUR_CALM`;
+//! - HTTP/2 extended `CONNECT` (RFC 8441) is enabled so WebSockets work over HTTP/2;
+//! - on shutdown the listener closes, open connections finish their requests and open WebSocket
+//!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
+//!   closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
 use crate::request::forward::{UpstreamClient, build_client};
+use crate::request::tunnel::Tunnels;
 use crate::request::{ConnInfo, handle};
 use crate::runtime::Runtime;
 
@@ -125,7 +137,8 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError>
 }
 
 /// Serves `listener` until `shutdown` turns `true`, then stops accepting and waits up to
-/// `server.shutdown_grace` for in-flight requests.
+/// `server.shutdown_grace` for in-flight requests and open WebSocket tunnels, closing the
+/// tunnels still open after it.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
@@ -133,6 +146,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let tunnels = Tunnels::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -148,8 +162,9 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 let gw = gw.clone();
                 let tls = tls.clone();
+                let conn = ConnInfo { peer, tls: tls.is_some(), tunnels: tunnels.clone() };
                 tokio::spawn(async move {
-                    serve_connection(gw, stream, peer, tls, watcher).await;
+                    serve_connection(gw, stream, conn, tls, watcher).await;
                 });
             }
             changed = shutdown.changed() => {
@@ -161,10 +176,24 @@ pub async fn serve(
     }
     drop(listener);
     let grace = gw.current().config.server.shutdown_grace.get();
-    tracing::info!(connections = graceful.count(), "shutting down");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing"),
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(
+        connections = graceful.count(),
+        tunnels = tunnels.open(),
+        "shutting down"
+    );
+    // Upgraded HTTP/1.1 connections have left hyper (the watcher no longer counts them), while an
+    // HTTP/2 connection carrying a tunnel waits for it: both waits share the one grace period.
+    let (connections, closed) = tokio::join!(
+        tokio::time::timeout_at(deadline, graceful.shutdown()),
+        tunnels.drain(deadline),
+    );
+    match connections {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace period over; closing"),
+    }
+    if closed > 0 {
+        tracing::warn!(tunnels = closed, "shutdown grace period over; tunnels closed");
     }
 }
 
@@ -180,26 +209,25 @@ fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        .enable_connect_protocol();
     builder
 }
 
 async fn serve_connection(
     gw: Arc<Gateway>,
     stream: tokio::net::TcpStream,
-    peer: SocketAddr,
+    conn: ConnInfo,
     tls: Option<TlsAcceptor>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let builder = builder(&gw);
-    let conn = ConnInfo {
-        peer,
-        tls: tls.is_some(),
-    };
+    let peer = conn.peer;
     let service = {
         let gw = gw.clone();
         service_fn(move |req| {
             let gw = gw.clone();
+            let conn = conn.clone();
             async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
         })
     };

@@ -31,13 +31,14 @@ pub(crate) mod forward;
 pub(crate) mod identify;
 pub(crate) mod route;
 pub(crate) mod sanitize;
+pub(crate) mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
@@ -54,12 +55,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
 /// Facts about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     /// The TCP peer.
     pub(crate) peer: SocketAddr,
     /// Whether the connection is TLS.
     pub(crate) tls: bool,
+    /// The listener's WebSocket tunnels (waited for, then closed, on shutdown).
+    pub(crate) tunnels: tunnel::Tunnels,
 }
 
 /// Runs every phase for one request and logs it. Never fails: errors become responses here.
@@ -71,7 +74,7 @@ pub(crate) async fn handle(
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
-    let mut resp = match process(&gw, &rt, &mut ctx, req).await {
+    let mut resp = match process(&gw, &rt, &conn.tunnels, &mut ctx, req).await {
         Ok(resp) => resp,
         Err(e) => {
             match e.origin {
@@ -144,6 +147,14 @@ fn sanitize(
     if headers.get_all(header::HOST).iter().count() > 1 {
         return Err(ProxyError::bad_request("several Host headers"));
     }
+    // `Host` and the request target's authority (HTTP/2 `:authority`, HTTP/1.1 absolute form)
+    // naming different hosts: the route decision and the upstream could each use another one
+    // (RFC 9113 §8.3.1).
+    if let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
+        && !host.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        return Err(ProxyError::bad_request("Host and :authority disagree"));
+    }
     ctx.host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -162,6 +173,29 @@ fn sanitize(
         &rt.trusted_proxies,
     );
 
+    // The gateway is no forward proxy: `CONNECT` is only an HTTP/2 WebSocket (RFC 8441), routed
+    // and authorized as the `GET` it becomes upstream.
+    if req.method() == Method::CONNECT {
+        match tunnel::extended_connect(req).as_deref() {
+            Some("websocket") => {
+                ctx.extended_connect = true;
+                ctx.method = Method::GET;
+            }
+            Some(_) => {
+                return Err(ProxyError::client(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "unsupported :protocol",
+                ));
+            }
+            None => {
+                return Err(ProxyError::client(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "CONNECT refused",
+                ));
+            }
+        }
+    }
+
     ctx.path = req.uri().path().to_string();
     ctx.query = req.uri().query().map(str::to_string);
     ctx.path = route::normalize_path(req.uri().path())
@@ -170,6 +204,7 @@ fn sanitize(
     ctx.upgrade = match sanitize::upgrade_request(req.headers()) {
         Some(p) if p == "h2c" => return Err(ProxyError::bad_request("Upgrade: h2c refused")),
         Some(p) if p == "websocket" => Some(p),
+        _ if ctx.extended_connect => Some("websocket".to_string()),
         _ => None,
     };
     ctx.spoofed_headers = sanitize::sanitize_headers(req.headers_mut(), &rt.reserved);
@@ -185,6 +220,7 @@ fn sanitize(
 async fn process(
     gw: &Gateway,
     rt: &Runtime,
+    tunnels: &tunnel::Tunnels,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -204,7 +240,7 @@ async fn process(
     match access {
         Access::Public => {
             ctx.decision = "public";
-            return forward(gw, rt, ctx, req).await;
+            return forward(gw, rt, tunnels, ctx, req).await;
         }
         Access::Deny => {
             ctx.decision = "deny";
@@ -222,13 +258,14 @@ async fn process(
         return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_ref()));
     }
     ctx.decision = "allowed";
-    forward(gw, rt, ctx, req).await
+    forward(gw, rt, tunnels, ctx, req).await
 }
 
 /// Forward: build the upstream request and stream the exchange.
 async fn forward(
     gw: &Gateway,
     rt: &Runtime,
+    tunnels: &tunnel::Tunnels,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -236,7 +273,13 @@ async fn forward(
         ctx.decision = "websocket_origin";
         return Ok(status_response(StatusCode::FORBIDDEN));
     }
-    let client_upgrade = ctx.upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    if ctx.extended_connect {
+        tunnel::to_http11_websocket(&mut req);
+    }
+    let client_upgrade = ctx
+        .upgrade
+        .is_some()
+        .then(|| tunnel::ClientUpgrade::take(&mut req, tunnels));
     let plan = forward::ForwardPlan {
         target: &rt.upstream,
         headers: &rt.headers,
@@ -255,6 +298,9 @@ async fn forward(
     )
     .await?;
     forward::drop_own_set_cookies(resp.headers_mut(), &plan.cookie_names);
+    if ctx.extended_connect {
+        tunnel::to_http2_response(&mut resp)?;
+    }
     Ok(resp)
 }
 
