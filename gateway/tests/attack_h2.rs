@@ -745,3 +745,72 @@ async fn plain_connect_is_refused() {
     assert!(o.rejected(), "{o:?}");
     assert!(seen(&h).is_empty());
 }
+
+/// Trailers (a second HEADERS frame ending the stream) named like identity headers never reach
+/// the upstream: not as headers, not as HTTP/1.1 trailers. Checked on the upstream's raw bytes.
+#[tokio::test]
+async fn trailers_cannot_carry_identity_headers() {
+    let h = support::raw::RawHarness::start(CONFIG).await;
+    let alice = basic("alice", "alice-pw");
+    for (path, auth) in [("/static/up", None), ("/app/up", Some(alice.as_str()))] {
+        let before = h.upstream.seen().len();
+        let mut c = Conn::open(h.addr).await;
+        let mut head = vec![
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":authority", HOST),
+            (":path", path),
+            ("te", "trailers"),
+            ("trailer", "x-remote-user, x_remote_groups"),
+        ];
+        if let Some(a) = auth {
+            head.push(("authorization", a));
+        }
+        let mut bytes = frame(h2raw::HEADERS, h2raw::END_HEADERS, 1, &block(&head));
+        bytes.extend(frame(h2raw::DATA, 0, 1, b"hello"));
+        bytes.extend(frame(
+            h2raw::HEADERS,
+            h2raw::END_STREAM | h2raw::END_HEADERS,
+            1,
+            &block(&[
+                ("x-remote-user", "spoofed-admin"),
+                ("x_remote_groups", "spoofed-admins"),
+            ]),
+        ));
+        c.send(&bytes).await;
+        let o = c.outcome(1, Duration::from_secs(5)).await;
+        assert_eq!(o.status(), 200, "{path}: {o:?}");
+        let seen = h.upstream.seen();
+        assert_eq!(seen.len(), before + 1, "{path}");
+        let got = seen.last().unwrap().to_ascii_lowercase();
+        assert!(got.contains("hello"), "body forwarded: {got:?}");
+        assert!(!got.contains("spoofed"), "{path}: trailer reached upstream: {got:?}");
+        assert!(!got.contains("\r\ntrailer:"), "{path}: {got:?}");
+        if auth.is_some() {
+            assert!(got.contains("\r\nx-remote-user: alice\r\n"), "{got:?}");
+        }
+    }
+}
+
+/// `:scheme https` on the cleartext listener does not make the upstream believe the client
+/// used TLS.
+#[tokio::test]
+async fn scheme_pseudo_header_does_not_set_the_forwarded_proto() {
+    let h = Harness::start_with(CONFIG).await;
+    let mut c = Conn::open(h.addr).await;
+    let o = c
+        .request(
+            1,
+            &[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":authority", HOST),
+                (":path", "/static/s"),
+            ],
+        )
+        .await;
+    assert_eq!(o.status(), 200, "{o:?}");
+    let up = h.upstream.seen();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].get("x-forwarded-proto").as_deref(), Some("http"));
+}

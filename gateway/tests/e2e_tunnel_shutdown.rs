@@ -101,6 +101,8 @@ async fn tunnels_closed_by_the_client_do_not_hold_shutdown() {
     assert!(echo(&mut ws, "still there").await);
     ws.close(None).await.unwrap();
     assert!(closed_within(&mut ws, Duration::from_secs(2)).await);
+    // The close handshake is done; the client closes its TCP connection (as browsers do).
+    drop(ws);
     tokio::time::timeout(Duration::from_secs(3), stop)
         .await
         .expect("shutdown returns once the last tunnel ended, long before the 20 s grace")
