@@ -147,10 +147,11 @@ fn sanitize(
     if headers.get_all(header::HOST).iter().count() > 1 {
         return Err(ProxyError::bad_request("several Host headers"));
     }
-    // `Host` and the request target's authority (HTTP/2 `:authority`, HTTP/1.1 absolute form)
-    // naming different hosts: the route decision and the upstream could each use another one
-    // (RFC 9113 §8.3.1).
-    if let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
+    // HTTP/2 `Host` and `:authority` naming different hosts: what the gateway routes on and what
+    // a client, cache or the upstream takes for the target could differ (RFC 9113 §8.3.1). (An
+    // HTTP/1.1 absolute-form authority never decides: the `Host` header is routed.)
+    if req.version() == http::Version::HTTP_2
+        && let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
         && !host.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
     {
         return Err(ProxyError::bad_request("Host and :authority disagree"));
