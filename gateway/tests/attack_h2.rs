@@ -1,4 +1,4 @@
-//! Attack class 8: HTTP/2 with prior knowledge (h2c) over raw TCP. The gateway answers the
+//! Attack class 11: HTTP/2 with prior knowledge (h2c) over raw TCP. The gateway answers the
 //! HTTP/2 preface on its cleartext listener (hyper-util's `auto` builder detects it), so every
 //! HTTP/2 framing trick is an attack surface. Frames and header blocks are encoded by hand
 //! (support/h2raw.rs) so malformed requests really leave the client.

@@ -6,7 +6,11 @@
 //! Choices an operator can rely on (each detailed in its phase's module):
 //! - identity and forwarding headers sent by clients are dropped in every spelling, on every
 //!   route; `Connection` cannot name away what the gateway sets (it is applied first);
-//! - a request without `Host` (or `:authority`), or with several, is 400;
+//! - a request without `Host` (or `:authority`), or with several, is 400; over HTTP/2 a `Host`
+//!   disagreeing with `:authority` is 400 too;
+//! - `CONNECT` is 405 (the gateway is no forward proxy), except an HTTP/2 extended `CONNECT` with
+//!   `:protocol websocket` (RFC 8441), which is routed and authorized as the `GET` it becomes
+//!   upstream; another `:protocol` is 501;
 //! - paths are normalized once and the normalized path is both matched and forwarded;
 //!   ambiguous paths (`%2F`, `\`, `%5C`, NUL and controls, dot segments raw or encoded, `;`)
 //!   are 400; `//` collapses; the query passes unchanged;
@@ -17,9 +21,10 @@
 //! - store or backend unavailability during identification is 503 (fail closed);
 //! - the response-head timeout starts once the request body is sent; connection failures are
 //!   502, timeouts 504; bodies stream both ways;
-//! - a WebSocket tunnel opens only on a valid `101` handshake, and only from an allowed
-//!   `Origin` (the `public_url` origin or an `allowed_redirect_hosts` host; see
-//!   [`websocket_origin_allowed`]); `Upgrade: h2c` is 400;
+//! - a WebSocket tunnel (HTTP/1.1 `Upgrade` or HTTP/2 extended `CONNECT`) opens only on a valid
+//!   `101` handshake, and only from an allowed `Origin` (the `public_url` origin or an
+//!   `allowed_redirect_hosts` host; see [`websocket_origin_allowed`]); tunnels are drained on
+//!   shutdown (see [`tunnel`]); `Upgrade: h2c` is 400;
 //! - the upstream cannot set the gateway's own cookies, and never receives them.
 
 pub(crate) mod authorize;
