@@ -1,7 +1,6 @@
 //! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 with
 //! upgrades through hyper-util's `auto` builder, and shuts down gracefully (in-flight requests
-//! finish, bounded by `server.shutdown_grace`), following hyper-util's `server_graceful`
-//! example.
+//! finish, bounded by `server.shutdown_grace`).
 //!
 //! Contract:
 //! - HTTP/2 is served on TLS (ALPN `h2`) and on cleartext with prior knowledge (h2c); the h2
@@ -10,6 +9,9 @@
 //!   list by `server.max_header_bytes`, and cuts off connections that reset streams in bulk
 //!   (rapid reset, CVE-2023-44487) with `GOAWAY ENHANCE_YOUR_CALM`;
 //! - HTTP/2 extended `CONNECT` (RFC 8441) is enabled so WebSockets work over HTTP/2;
+//! - a connection with no request, response body or tunnel open for `server.header_read_timeout`
+//!   is shut down gracefully: an idle HTTP/2 connection, or one that never sent its first bytes
+//!   (hyper times out idle HTTP/1.1 keep-alive connections and slow headers itself);
 //! - on shutdown the listener closes, open connections finish their requests and open WebSocket
 //!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
 //!   closed.
@@ -24,7 +26,6 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -32,6 +33,11 @@ use tokio_rustls::TlsAcceptor;
 use crate::metrics::Metrics;
 use crate::request::forward::{UpstreamClient, build_client};
 use crate::request::tunnel::Tunnels;
+use idle::{Activity, GuardedBody};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub(crate) mod idle;
 use crate::request::{ConnInfo, handle};
 use crate::runtime::Runtime;
 
@@ -145,7 +151,8 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let closing = CancellationToken::new();
     let tunnels = Tunnels::new();
     loop {
         tokio::select! {
@@ -159,13 +166,19 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let watcher = graceful.watcher();
-                let gw = gw.clone();
-                let tls = tls.clone();
-                let conn = ConnInfo { peer, tls: tls.is_some(), tunnels: tunnels.clone() };
-                tokio::spawn(async move {
-                    serve_connection(gw, stream, conn, tls, watcher).await;
-                });
+                let conn = ConnInfo {
+                    peer,
+                    tls: tls.is_some(),
+                    tunnels: tunnels.clone(),
+                    activity: Activity::new(),
+                };
+                connections.spawn(serve_connection(
+                    gw.clone(),
+                    stream,
+                    conn,
+                    tls.clone(),
+                    closing.clone(),
+                ));
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -178,17 +191,19 @@ pub async fn serve(
     let grace = gw.current().config.server.shutdown_grace.get();
     let deadline = tokio::time::Instant::now() + grace;
     tracing::info!(
-        connections = graceful.count(),
+        connections = connections.len(),
         tunnels = tunnels.open(),
         "shutting down"
     );
-    // Upgraded HTTP/1.1 connections have left hyper (the watcher no longer counts them), while an
+    connections.close();
+    closing.cancel();
+    // Upgraded HTTP/1.1 connections have left hyper (their connection task is done), while an
     // HTTP/2 connection carrying a tunnel waits for it: both waits share the one grace period.
-    let (connections, closed) = tokio::join!(
-        tokio::time::timeout_at(deadline, graceful.shutdown()),
+    let (finished, closed) = tokio::join!(
+        tokio::time::timeout_at(deadline, connections.wait()),
         tunnels.drain(deadline),
     );
-    match connections {
+    match finished {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!("shutdown grace period over; closing"),
     }
@@ -219,39 +234,60 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     conn: ConnInfo,
     tls: Option<TlsAcceptor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    closing: CancellationToken,
 ) {
-    let builder = builder(&gw);
     let peer = conn.peer;
+    match tls {
+        None => serve_io(gw, stream, conn, closing).await,
+        Some(acceptor) => {
+            let handshake_timeout = gw.current().config.server.header_read_timeout.get();
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => serve_io(gw, s, conn, closing).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves one connection until it ends. It is shut down gracefully (in-flight requests finish)
+/// when the listener closes, and when nothing has been open on it for `header_read_timeout`:
+/// the idle HTTP/2 connection, or the one that never sent its first bytes.
+async fn serve_io<S>(gw: Arc<Gateway>, io: S, conn: ConnInfo, closing: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = builder(&gw);
+    let idle = gw.current().config.server.header_read_timeout.get();
+    let peer = conn.peer;
+    let activity = conn.activity.clone();
     let service = {
-        let gw = gw.clone();
+        let activity = activity.clone();
         service_fn(move |req| {
             let gw = gw.clone();
             let conn = conn.clone();
-            async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
+            let guard = activity.enter();
+            async move {
+                let resp = handle(gw, conn, req).await;
+                Ok::<_, Infallible>(resp.map(|b| GuardedBody::new(b, guard)))
+            }
         })
     };
-    let result = match tls {
-        None => {
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(c.into_owned()).await
-        }
-        Some(acceptor) => {
-            let handshake_timeout = gw.current().config.server.header_read_timeout.get();
-            let stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "tls handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "tls handshake timed out");
-                        return;
-                    }
-                };
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(c.into_owned()).await
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut shutting_down = false;
+    let result = loop {
+        tokio::select! {
+            r = connection.as_mut() => break r,
+            () = closing.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(idle), if !shutting_down => {
+                shutting_down = true;
+                tracing::debug!(%peer, "closing an idle connection");
+                connection.as_mut().graceful_shutdown();
+            }
         }
     };
     if let Err(e) = result {

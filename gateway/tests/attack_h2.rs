@@ -814,3 +814,71 @@ async fn scheme_pseudo_header_does_not_set_the_forwarded_proto() {
     assert_eq!(up.len(), 1);
     assert_eq!(up[0].get("x-forwarded-proto").as_deref(), Some("http"));
 }
+
+/// Connections that hold resources without asking anything are closed after
+/// `server.header_read_timeout` (1 s here), as hyper already does for an idle HTTP/1.1
+/// keep-alive connection: one that never sends a byte, one that stops inside the HTTP/2
+/// preface, and an HTTP/2 connection without open streams. A slow request in flight keeps its
+/// connection.
+#[tokio::test]
+async fn idle_and_silent_connections_are_closed() {
+    let h = Harness::start_with(&CONFIG.replace("header_read_timeout: 2s", "header_read_timeout: 1s")).await;
+    let closes = |mut s: tokio::net::TcpStream| async move {
+        let started = Instant::now();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(
+                Duration::from_secs(4),
+                tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+            )
+            .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    };
+    let silent = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let t = closes(silent).await.expect("a silent connection is kept open");
+    assert!(t >= Duration::from_millis(900), "closed after {t:?}");
+    let mut partial = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut partial, b"PRI * HTTP/2.0\r\n")
+        .await
+        .unwrap();
+    closes(partial)
+        .await
+        .expect("a connection stuck in the preface is kept open");
+
+    // An HTTP/2 connection that served a request and then stays idle: GOAWAY, then closed.
+    let mut c = Conn::open(h.addr).await;
+    assert_eq!(c.request(1, &get(HOST, "/static/x", &[])).await.status(), 200);
+    let started = Instant::now();
+    assert!(
+        c.closes_within(Duration::from_secs(4)).await,
+        "an idle HTTP/2 connection is kept open"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(c.goaways.first().map(|g| g.1), Some(0), "a graceful GOAWAY (NO_ERROR)");
+
+    // A request slower than the idle period: answered (504 after upstream.timeout, 2 s).
+    let mut c = Conn::open(h.addr).await;
+    let alice = basic("alice", "alice-pw");
+    let o = c
+        .request(1, &get(HOST, "/slow", &[("authorization", alice.as_str())]))
+        .await;
+    assert_eq!(o.status(), 504, "{o:?}");
+    // PINGs are no activity: the connection is still closed as idle.
+    let mut c = Conn::open(h.addr).await;
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(4) {
+        c.send(&frame(h2raw::PING, 0, 0, &[1u8; 8])).await;
+        if c.closes_within(Duration::from_millis(300)).await {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "PINGs kept an idle HTTP/2 connection open");
+    still_serves(&h).await;
+}

@@ -256,3 +256,26 @@ async fn h2_websocket_needs_a_real_upstream_handshake() {
     let mut ws = websocket(resp).await;
     echoes(&mut ws, "still fine").await;
 }
+
+/// An idle HTTP/2 connection is closed after `header_read_timeout` (1 s here), but one carrying a
+/// tunnel is not idle, however quiet the tunnel is.
+#[tokio::test]
+async fn h2_tunnel_keeps_its_connection_beyond_the_idle_timeout() {
+    let yaml = CONFIG.replace(
+        "  public_url:",
+        "  header_read_timeout: 1s\n  public_url:",
+    );
+    let h = Harness::start_with(&yaml).await;
+    let mut sender = h2(&h).await;
+    let alice = basic("alice", "alice-pw");
+    let resp = connect(&mut sender, "/ws/quiet", "websocket", &[("authorization", &alice)]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut ws = websocket(resp).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    echoes(&mut ws, "after a quiet while").await;
+    ws.close(None).await.ok();
+    drop(ws);
+    // With the tunnel gone the connection is idle, and closed.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(sender.is_closed(), "idle connection kept open");
+}

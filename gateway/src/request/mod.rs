@@ -68,6 +68,8 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     /// The listener's WebSocket tunnels (waited for, then closed, on shutdown).
     pub(crate) tunnels: tunnel::Tunnels,
+    /// What is open on this connection (a tunnel keeps it from being closed as idle).
+    pub(crate) activity: Arc<crate::server::idle::Activity>,
 }
 
 /// Runs every phase for one request and logs it. Never fails: errors become responses here.
@@ -79,7 +81,7 @@ pub(crate) async fn handle(
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
-    let mut resp = match process(&gw, &rt, &conn.tunnels, &mut ctx, req).await {
+    let mut resp = match process(&gw, &rt, &conn, &mut ctx, req).await {
         Ok(resp) => resp,
         Err(e) => {
             match e.origin {
@@ -226,7 +228,7 @@ fn sanitize(
 async fn process(
     gw: &Gateway,
     rt: &Runtime,
-    tunnels: &tunnel::Tunnels,
+    conn: &ConnInfo,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -246,7 +248,7 @@ async fn process(
     match access {
         Access::Public => {
             ctx.decision = "public";
-            return forward(gw, rt, tunnels, ctx, req).await;
+            return forward(gw, rt, conn, ctx, req).await;
         }
         Access::Deny => {
             ctx.decision = "deny";
@@ -264,14 +266,14 @@ async fn process(
         return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_ref()));
     }
     ctx.decision = "allowed";
-    forward(gw, rt, tunnels, ctx, req).await
+    forward(gw, rt, conn, ctx, req).await
 }
 
 /// Forward: build the upstream request and stream the exchange.
 async fn forward(
     gw: &Gateway,
     rt: &Runtime,
-    tunnels: &tunnel::Tunnels,
+    conn: &ConnInfo,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -285,7 +287,7 @@ async fn forward(
     let client_upgrade = ctx
         .upgrade
         .is_some()
-        .then(|| tunnel::ClientUpgrade::take(&mut req, tunnels));
+        .then(|| tunnel::ClientUpgrade::take(&mut req, conn));
     let plan = forward::ForwardPlan {
         target: &rt.upstream,
         headers: &rt.headers,

@@ -21,7 +21,8 @@ use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Body;
+use super::{Body, ConnInfo};
+use crate::server::idle::ActiveGuard;
 use super::error::ProxyError;
 
 /// The open tunnels of one listener.
@@ -60,10 +61,12 @@ impl Tunnels {
     }
 
     /// Copies bytes both ways between the client and the upstream once both have switched
-    /// protocols, until either side closes or the listener's shutdown grace is over.
-    fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade) {
+    /// protocols, until either side closes or the listener's shutdown grace is over. `active`
+    /// keeps the client's connection from being closed as idle meanwhile (HTTP/2).
+    fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, active: ActiveGuard) {
         let closing = self.closing.clone();
         self.tracker.spawn(async move {
+            let _active = active;
             let (client, upstream) = tokio::select! {
                 r = async { tokio::try_join!(client, upstream) } => match r {
                     Ok(pair) => pair,
@@ -93,15 +96,16 @@ impl Tunnels {
 /// The client's side of a requested WebSocket upgrade: its pending upgrade, the key the upstream
 /// must answer to, and where the tunnel will be tracked.
 pub(crate) struct ClientUpgrade {
-    pub(crate) on_upgrade: OnUpgrade,
-    pub(crate) key: Option<String>,
-    pub(crate) tunnels: Tunnels,
+    on_upgrade: OnUpgrade,
+    key: Option<String>,
+    tunnels: Tunnels,
+    active: ActiveGuard,
 }
 
 impl ClientUpgrade {
     /// Takes the pending upgrade of `req` (HTTP/1.1 `Upgrade` or HTTP/2 extended `CONNECT`),
     /// after [`to_http11_websocket`] for the latter.
-    pub(crate) fn take<B>(req: &mut Request<B>, tunnels: &Tunnels) -> ClientUpgrade {
+    pub(crate) fn take<B>(req: &mut Request<B>, conn: &ConnInfo) -> ClientUpgrade {
         let key = req
             .headers()
             .get("sec-websocket-key")
@@ -110,7 +114,8 @@ impl ClientUpgrade {
         ClientUpgrade {
             on_upgrade: hyper::upgrade::on(req),
             key,
-            tunnels: tunnels.clone(),
+            tunnels: conn.tunnels.clone(),
+            active: conn.activity.enter(),
         }
     }
 
@@ -133,7 +138,7 @@ impl ClientUpgrade {
             ));
         }
         let upstream = hyper::upgrade::on(resp);
-        self.tunnels.spawn(self.on_upgrade, upstream);
+        self.tunnels.spawn(self.on_upgrade, upstream, self.active);
         Ok(())
     }
 }
