@@ -250,6 +250,12 @@ async fn h2_websocket_needs_a_real_upstream_handshake() {
     let resp = connect(&mut sender, "/ws/echo", "connect-udp", &[("authorization", &alice)]).await;
     assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
     assert!(h.upstream.seen().is_empty());
+    // The gateway's own endpoints are no WebSocket (a 2xx would tell the client a tunnel is open).
+    for path in ["/_auth/login", "/_auth/check", "/_auth/logout"] {
+        let resp = connect(&mut sender, path, "websocket", &[("authorization", &alice)]).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    assert!(h.upstream.seen().is_empty());
     // The connection still serves.
     let resp = connect(&mut sender, "/ws/echo", "websocket", &[("authorization", &alice)]).await;
     assert_eq!(resp.status(), StatusCode::OK);

@@ -235,6 +235,10 @@ async fn process(
     sanitize(rt, ctx, &mut req)?;
 
     if route::path_has_prefix(&ctx.path, &rt.prefix) {
+        if ctx.extended_connect {
+            // Endpoints answer pages, never a tunnel: a 2xx would tell the client one is open.
+            return Err(ProxyError::bad_request("no WebSocket on the gateway's endpoints"));
+        }
         ctx.decision = "endpoint";
         return crate::endpoints::handle(gw, rt, ctx, req).await;
     }
