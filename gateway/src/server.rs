@@ -225,7 +225,12 @@ fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
-        .enable_connect_protocol();
+        .enable_connect_protocol()
+        // Explicit rather than inherited: streams a client may keep open at once, and how many
+        // it may open-and-reset (rapid reset) or make fail before the connection is cut off.
+        .max_concurrent_streams(200)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024);
     builder
 }
 

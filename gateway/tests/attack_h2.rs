@@ -79,6 +79,16 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
     let o = c.request(1, &get(HOST, "/static/x?q=1", &[])).await;
     assert_eq!(o.status(), 200, "{o:?}");
     assert_eq!(o.text(), "upstream saw /static/x?q=1");
+    // The limits the gateway announces: concurrent streams, header list (max_header_bytes), and
+    // extended CONNECT for WebSockets (RFC 8441).
+    for (id, want) in [(0x3u16, 200u32), (0x6, 8192), (0x8, 1)] {
+        assert_eq!(
+            c.settings.iter().find(|(i, _)| *i == id).map(|(_, v)| *v),
+            Some(want),
+            "setting {id:#x} in {:?}",
+            c.settings
+        );
+    }
     let up = h.upstream.seen();
     assert_eq!(seen(&h), ["GET /static/x?q=1"]);
     assert_eq!(up[0].get("host").as_deref(), Some(HOST), "Host from :authority");
@@ -604,6 +614,40 @@ async fn rapid_reset_flood_leaves_the_gateway_serving() {
         .count();
     eprintln!("rapid reset: {reached} of {streams} reset requests reached the upstream");
     assert!(reached < 200, "{reached} reset requests reached the upstream");
+    still_serves(&h).await;
+}
+
+/// A flood of malformed requests, each costing the gateway a stream reset (CVE-2019-9514
+/// class): the connection is cut off with `ENHANCE_YOUR_CALM`, nothing is forwarded, others are
+/// served.
+#[tokio::test]
+async fn malformed_request_flood_is_cut_off() {
+    let h = Harness::start_with(CONFIG).await;
+    let mut attacker = Conn::open(h.addr).await;
+    let mut bytes = Vec::new();
+    for i in 0..2_000u32 {
+        bytes.extend(frame(
+            h2raw::HEADERS,
+            h2raw::END_STREAM | h2raw::END_HEADERS,
+            1 + 2 * i,
+            &block(&get(HOST, "/static/malformed", &[("connection", "close")])),
+        ));
+    }
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncWriteExt::write_all(&mut attacker.stream, &bytes),
+    )
+    .await;
+    assert!(attacker.closes_within(Duration::from_secs(10)).await);
+    assert!(
+        attacker
+            .goaways
+            .iter()
+            .any(|(_, code)| *code == h2raw::ENHANCE_YOUR_CALM),
+        "{:?}",
+        attacker.goaways
+    );
+    assert!(seen(&h).is_empty(), "{:?}", seen(&h).len());
     still_serves(&h).await;
 }
 
