@@ -208,7 +208,10 @@ pub async fn serve(
         Err(_) => tracing::warn!("shutdown grace period over; closing"),
     }
     if closed > 0 {
-        tracing::warn!(tunnels = closed, "shutdown grace period over; tunnels closed");
+        tracing::warn!(
+            tunnels = closed,
+            "shutdown grace period over; tunnels closed"
+        );
     }
 }
 

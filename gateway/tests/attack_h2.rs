@@ -91,7 +91,11 @@ async fn h2c_prior_knowledge_is_served_and_forwarded_as_http11() {
     }
     let up = h.upstream.seen();
     assert_eq!(seen(&h), ["GET /static/x?q=1"]);
-    assert_eq!(up[0].get("host").as_deref(), Some(HOST), "Host from :authority");
+    assert_eq!(
+        up[0].get("host").as_deref(),
+        Some(HOST),
+        "Host from :authority"
+    );
     assert_eq!(up[0].get("x-forwarded-proto").as_deref(), Some("http"));
     // A protected route over h2: challenged like HTTP/1.1, nothing forwarded.
     h.upstream.clear();
@@ -129,15 +133,27 @@ async fn malformed_pseudo_headers_are_refused() {
         ),
         (
             "missing :path",
-            vec![(":method", "GET"), (":scheme", "http"), (":authority", HOST)],
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", HOST),
+            ],
         ),
         (
             "missing :method",
-            vec![(":scheme", "http"), (":authority", HOST), (":path", "/static/ok")],
+            vec![
+                (":scheme", "http"),
+                (":authority", HOST),
+                (":path", "/static/ok"),
+            ],
         ),
         (
             "missing :scheme",
-            vec![(":method", "GET"), (":authority", HOST), (":path", "/static/ok")],
+            vec![
+                (":method", "GET"),
+                (":authority", HOST),
+                (":path", "/static/ok"),
+            ],
         ),
         (
             "pseudo-header after a regular header",
@@ -219,7 +235,11 @@ async fn ambiguous_paths_are_refused_and_routing_uses_the_forwarded_path() {
     // The normalized path decides: `/static` without the slash is not under `/static/`.
     h.upstream.clear();
     let o = c.request(id + 2, &get(HOST, "/%73tatic/x", &[])).await;
-    assert_eq!(o.status(), 200, "an unreserved escape is decoded before matching: {o:?}");
+    assert_eq!(
+        o.status(),
+        200,
+        "an unreserved escape is decoded before matching: {o:?}"
+    );
     assert_eq!(seen(&h), ["GET /static/x"]);
     h.upstream.clear();
     let o = c.request(id + 4, &get(HOST, "/admin/%2e", &[])).await;
@@ -384,7 +404,10 @@ async fn authority_and_host_must_agree() {
     assert!(seen(&h).is_empty());
     // Neither: 400.
     let o = c
-        .request(7, &[(":method", "GET"), (":scheme", "http"), (":path", "/app")])
+        .request(
+            7,
+            &[(":method", "GET"), (":scheme", "http"), (":path", "/app")],
+        )
         .await;
     assert!(o.rejected(), "{o:?}");
     // Two `host` headers: 400.
@@ -436,7 +459,10 @@ async fn identity_headers_over_h2_never_reach_the_upstream() {
     assert_eq!(up.len(), 1);
     assert_eq!(up[0].all("x-remote-user"), ["alice"]);
     assert_eq!(up[0].all("x-remote-groups"), ["staff"]);
-    assert!(up[0].get("authorization").is_none(), "consumed Basic is not forwarded");
+    assert!(
+        up[0].get("authorization").is_none(),
+        "consumed Basic is not forwarded"
+    );
     no_spoof_upstream(&h, "protected");
     // Protected without credentials: the spoof does not authenticate anyone.
     h.upstream.clear();
@@ -488,10 +514,18 @@ async fn continuation_frames_cannot_hide_identity_headers() {
         3,
         &block(&get(HOST, "/static/interleaved", &[])),
     ));
-    bytes.extend(frame(h2raw::CONTINUATION, h2raw::END_HEADERS, 1, &whole[10..]));
+    bytes.extend(frame(
+        h2raw::CONTINUATION,
+        h2raw::END_HEADERS,
+        1,
+        &whole[10..],
+    ));
     c.send(&bytes).await;
     let o = c.outcome(1, Duration::from_secs(5)).await;
-    assert!(matches!(o, Outcome::GoAway(h2raw::PROTOCOL_ERROR) | Outcome::Closed), "{o:?}");
+    assert!(
+        matches!(o, Outcome::GoAway(h2raw::PROTOCOL_ERROR) | Outcome::Closed),
+        "{o:?}"
+    );
     assert!(seen(&h).is_empty(), "{:?}", seen(&h));
     // CONTINUATION without a preceding HEADERS: connection error too.
     let mut c = Conn::open(h.addr).await;
@@ -595,7 +629,11 @@ async fn rapid_reset_flood_leaves_the_gateway_serving() {
     let bystander = support::hyper_client::<http_body_util::Empty<bytes::Bytes>>(true);
     let started = Instant::now();
     let resp = bystander
-        .get(format!("http://{}/static/bystander", h.addr).parse().unwrap())
+        .get(
+            format!("http://{}/static/bystander", h.addr)
+                .parse()
+                .unwrap(),
+        )
         .await
         .expect("bystander served during the flood");
     assert_eq!(resp.status(), 200);
@@ -603,7 +641,9 @@ async fn rapid_reset_flood_leaves_the_gateway_serving() {
     let (closed, goaways) = flood.await.unwrap();
     assert!(closed, "the flooding connection was not cut off");
     assert!(
-        goaways.iter().any(|(_, code)| *code == h2raw::ENHANCE_YOUR_CALM),
+        goaways
+            .iter()
+            .any(|(_, code)| *code == h2raw::ENHANCE_YOUR_CALM),
         "GOAWAY ENHANCE_YOUR_CALM expected, got {goaways:?}"
     );
     let reached = h
@@ -613,7 +653,10 @@ async fn rapid_reset_flood_leaves_the_gateway_serving() {
         .filter(|r| r.path == "/static/reset")
         .count();
     eprintln!("rapid reset: {reached} of {streams} reset requests reached the upstream");
-    assert!(reached < 200, "{reached} reset requests reached the upstream");
+    assert!(
+        reached < 200,
+        "{reached} reset requests reached the upstream"
+    );
     still_serves(&h).await;
 }
 
@@ -662,7 +705,12 @@ async fn settings_and_ping_floods_leave_the_gateway_serving() {
     ] {
         let mut attacker = Conn::open(h.addr).await;
         let one = frame(kind, 0, 0, &payload);
-        let bytes: Vec<u8> = one.iter().copied().cycle().take(one.len() * 100_000).collect();
+        let bytes: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * 100_000)
+            .collect();
         let flood = tokio::spawn(async move {
             // The attacker never reads: the gateway's acks back up and it must stop reading.
             let _ = tokio::time::timeout(
@@ -828,7 +876,10 @@ async fn trailers_cannot_carry_identity_headers() {
         assert_eq!(seen.len(), before + 1, "{path}");
         let got = seen.last().unwrap().to_ascii_lowercase();
         assert!(got.contains("hello"), "body forwarded: {got:?}");
-        assert!(!got.contains("spoofed"), "{path}: trailer reached upstream: {got:?}");
+        assert!(
+            !got.contains("spoofed"),
+            "{path}: trailer reached upstream: {got:?}"
+        );
         assert!(!got.contains("\r\ntrailer:"), "{path}: {got:?}");
         if auth.is_some() {
             assert!(got.contains("\r\nx-remote-user: alice\r\n"), "{got:?}");
@@ -866,7 +917,9 @@ async fn scheme_pseudo_header_does_not_set_the_forwarded_proto() {
 /// connection.
 #[tokio::test]
 async fn idle_and_silent_connections_are_closed() {
-    let h = Harness::start_with(&CONFIG.replace("header_read_timeout: 2s", "header_read_timeout: 1s")).await;
+    let h =
+        Harness::start_with(&CONFIG.replace("header_read_timeout: 2s", "header_read_timeout: 1s"))
+            .await;
     let closes = |mut s: tokio::net::TcpStream| async move {
         let started = Instant::now();
         let mut buf = [0u8; 1024];
@@ -884,7 +937,9 @@ async fn idle_and_silent_connections_are_closed() {
         }
     };
     let silent = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let t = closes(silent).await.expect("a silent connection is kept open");
+    let t = closes(silent)
+        .await
+        .expect("a silent connection is kept open");
     assert!(t >= Duration::from_millis(900), "closed after {t:?}");
     let mut partial = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut partial, b"PRI * HTTP/2.0\r\n")
@@ -896,14 +951,21 @@ async fn idle_and_silent_connections_are_closed() {
 
     // An HTTP/2 connection that served a request and then stays idle: GOAWAY, then closed.
     let mut c = Conn::open(h.addr).await;
-    assert_eq!(c.request(1, &get(HOST, "/static/x", &[])).await.status(), 200);
+    assert_eq!(
+        c.request(1, &get(HOST, "/static/x", &[])).await.status(),
+        200
+    );
     let started = Instant::now();
     assert!(
         c.closes_within(Duration::from_secs(4)).await,
         "an idle HTTP/2 connection is kept open"
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert_eq!(c.goaways.first().map(|g| g.1), Some(0), "a graceful GOAWAY (NO_ERROR)");
+    assert_eq!(
+        c.goaways.first().map(|g| g.1),
+        Some(0),
+        "a graceful GOAWAY (NO_ERROR)"
+    );
 
     // A request slower than the idle period: answered (504 after upstream.timeout, 2 s).
     let mut c = Conn::open(h.addr).await;

@@ -20,9 +20,8 @@ fn config(grace: &str) -> String {
     )
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_ws(h: &Harness) -> Ws {
     let mut req = format!("ws://{}/ws/echo", h.addr)

@@ -120,13 +120,21 @@ async fn h2_websocket_is_translated_authenticated_and_echoes() {
     }
     let mut ws = websocket(resp).await;
     echoes(&mut ws, "hello over h2").await;
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap(),
         Message::binary(vec![0u8, 1, 2, 255])
     );
     // A second tunnel on the same connection, next to the first.
-    let resp2 = connect(&mut sender, "/ws/two", "websocket", &[("authorization", &alice)]).await;
+    let resp2 = connect(
+        &mut sender,
+        "/ws/two",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp2.status(), StatusCode::OK);
     let mut ws2 = websocket(resp2).await;
     echoes(&mut ws2, "second").await;
@@ -149,7 +157,11 @@ async fn h2_websocket_is_translated_authenticated_and_echoes() {
         .decode(key.as_bytes())
         .unwrap();
     assert_eq!(raw.len(), 16);
-    assert_ne!(seen[1].get("sec-websocket-key").unwrap(), key, "fresh key per tunnel");
+    assert_ne!(
+        seen[1].get("sec-websocket-key").unwrap(),
+        key,
+        "fresh key per tunnel"
+    );
     assert_eq!(up.all("x-remote-user"), ["alice"]);
     assert!(up.get("authorization").is_none());
 }
@@ -171,13 +183,31 @@ async fn h2_websocket_anonymous_is_challenged_and_authorization_applies() {
     .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let alice = basic("alice", "alice-pw");
-    let resp = connect(&mut sender, "/ws/admin", "websocket", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/ws/admin",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "alice is no admin");
-    let resp = connect(&mut sender, "/internal/ws", "websocket", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/internal/ws",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "deny route");
     assert!(h.upstream.seen().is_empty(), "{:?}", h.upstream.seen());
     let bob = basic("bob", "bob-pw");
-    let resp = connect(&mut sender, "/ws/admin", "websocket", &[("authorization", &bob)]).await;
+    let resp = connect(
+        &mut sender,
+        "/ws/admin",
+        "websocket",
+        &[("authorization", &bob)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let mut ws = websocket(resp).await;
     echoes(&mut ws, "admin channel").await;
@@ -240,14 +270,32 @@ async fn h2_websocket_needs_a_real_upstream_handshake() {
     let mut sender = h2(&h).await;
     let alice = basic("alice", "alice-pw");
     // The upstream answers 200 (no WebSocket there): the client must not believe in a tunnel.
-    let resp = connect(&mut sender, "/plain", "websocket", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/plain",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     // 101 without a valid Sec-WebSocket-Accept.
-    let resp = connect(&mut sender, "/fake101", "websocket", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/fake101",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     // Another protocol than websocket: not implemented, nothing forwarded.
     h.upstream.clear();
-    let resp = connect(&mut sender, "/ws/echo", "connect-udp", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/ws/echo",
+        "connect-udp",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
     assert!(h.upstream.seen().is_empty());
     // The gateway's own endpoints are no WebSocket (a 2xx would tell the client a tunnel is open).
@@ -257,7 +305,13 @@ async fn h2_websocket_needs_a_real_upstream_handshake() {
     }
     assert!(h.upstream.seen().is_empty());
     // The connection still serves.
-    let resp = connect(&mut sender, "/ws/echo", "websocket", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/ws/echo",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let mut ws = websocket(resp).await;
     echoes(&mut ws, "still fine").await;
@@ -267,14 +321,17 @@ async fn h2_websocket_needs_a_real_upstream_handshake() {
 /// tunnel is not idle, however quiet the tunnel is.
 #[tokio::test]
 async fn h2_tunnel_keeps_its_connection_beyond_the_idle_timeout() {
-    let yaml = CONFIG.replace(
-        "  public_url:",
-        "  header_read_timeout: 1s\n  public_url:",
-    );
+    let yaml = CONFIG.replace("  public_url:", "  header_read_timeout: 1s\n  public_url:");
     let h = Harness::start_with(&yaml).await;
     let mut sender = h2(&h).await;
     let alice = basic("alice", "alice-pw");
-    let resp = connect(&mut sender, "/ws/quiet", "websocket", &[("authorization", &alice)]).await;
+    let resp = connect(
+        &mut sender,
+        "/ws/quiet",
+        "websocket",
+        &[("authorization", &alice)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let mut ws = websocket(resp).await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;

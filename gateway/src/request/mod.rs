@@ -159,7 +159,9 @@ fn sanitize(
     // HTTP/1.1 absolute-form authority never decides: the `Host` header is routed.)
     if req.version() == http::Version::HTTP_2
         && let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
-        && !host.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
+        && !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
     {
         return Err(ProxyError::bad_request("Host and :authority disagree"));
     }
@@ -237,7 +239,9 @@ async fn process(
     if route::path_has_prefix(&ctx.path, &rt.prefix) {
         if ctx.extended_connect {
             // Endpoints answer pages, never a tunnel: a 2xx would tell the client one is open.
-            return Err(ProxyError::bad_request("no WebSocket on the gateway's endpoints"));
+            return Err(ProxyError::bad_request(
+                "no WebSocket on the gateway's endpoints",
+            ));
         }
         ctx.decision = "endpoint";
         return crate::endpoints::handle(gw, rt, ctx, req).await;

@@ -21,9 +21,9 @@ use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::error::ProxyError;
 use super::{Body, ConnInfo};
 use crate::server::idle::ActiveGuard;
-use super::error::ProxyError;
 
 /// The open tunnels of one listener.
 #[derive(Debug, Clone, Default)]

@@ -121,7 +121,10 @@ mod tests {
         tokio::time::sleep(ms(600)).await;
         drop(a.enter());
         tokio::time::sleep(ms(600)).await;
-        assert!(!waiting.is_finished(), "a request in between restarts the period");
+        assert!(
+            !waiting.is_finished(),
+            "a request in between restarts the period"
+        );
         tokio::time::sleep(ms(800)).await;
         assert!(waiting.is_finished());
     }

@@ -89,7 +89,11 @@ pub fn block_bytes(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
 }
 
 /// A GET for `path` on `authority` with `extra` fields after the pseudo-headers.
-pub fn get<'a>(authority: &'a str, path: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub fn get<'a>(
+    authority: &'a str,
+    path: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut v = vec![
         (":method", "GET"),
         (":scheme", "http"),
@@ -194,13 +198,16 @@ impl Outcome {
     }
 }
 
+/// A decoded header list: (name, value) pairs as received.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// An HTTP/2 connection with prior knowledge (h2c) over raw TCP.
 pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
     decoder: loona_hpack::Decoder<'static>,
     /// Header blocks decoded so far, by stream (for streams not being waited on).
-    pending: Vec<(u32, Vec<(Vec<u8>, Vec<u8>)>, bool)>,
+    pending: Vec<(u32, Fields, bool)>,
     /// Every GOAWAY seen: (last stream id, error code).
     pub goaways: Vec<(u32, u32)>,
     /// The server's SETTINGS parameters, in order received.
@@ -233,8 +240,13 @@ impl Conn {
 
     /// Sends a complete request (HEADERS with END_STREAM and END_HEADERS) on `id`.
     pub async fn send_request(&mut self, id: u32, fields: &[(&str, &str)]) {
-        self.send(&frame(HEADERS, END_STREAM | END_HEADERS, id, &block(fields)))
-            .await;
+        self.send(&frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            id,
+            &block(fields),
+        ))
+        .await;
     }
 
     /// Sends `fields` on `id` and waits for how the stream ends.
@@ -307,11 +319,7 @@ impl Conn {
     }
 
     /// Reads a header block starting with `first` (HEADERS), following CONTINUATION frames.
-    async fn header_block(
-        &mut self,
-        first: Frame,
-        deadline: Instant,
-    ) -> Option<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+    async fn header_block(&mut self, first: Frame, deadline: Instant) -> Option<(Fields, bool)> {
         let end_stream = first.flags & END_STREAM != 0;
         let mut p: &[u8] = &first.payload;
         let mut pad = 0;
@@ -339,7 +347,7 @@ impl Conn {
     /// Waits for stream `id` to end (response complete, reset, GOAWAY or close).
     pub async fn outcome(&mut self, id: u32, timeout: Duration) -> Outcome {
         let deadline = Instant::now() + timeout;
-        let mut head: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+        let mut head: Option<Fields> = None;
         let mut body = Vec::new();
         if let Some(i) = self.pending.iter().position(|(s, _, _)| *s == id) {
             let (_, fields, end) = self.pending.remove(i);
