@@ -386,6 +386,38 @@ async fn authority_and_host_must_agree() {
     assert_eq!(up.len(), 1);
     assert_eq!(up[0].get("host").as_deref(), Some("admin.test"));
     assert_eq!(up[0].get("x-forwarded-host").as_deref(), Some("admin.test"));
+    // Userinfo and other non-plain hosts: an upstream reading `Host` as a URL authority would
+    // see `admin.test` where the route table did not. 400, over HTTP/2 and HTTP/1.1.
+    for (i, bad) in [
+        "x@admin.test",
+        "admin.test@gw.test",
+        "admin.test:80@gw.test",
+        "admin.test/x",
+        "admin.test:x",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.upstream.clear();
+        let id = 101 + 2 * i as u32;
+        let o = c
+            .request(id, &get(bad, "/app", &[("authorization", alice.as_str())]))
+            .await;
+        assert!(o.rejected(), ":authority {bad}: {o:?}");
+        if o.refused() {
+            c = Conn::open(h.addr).await;
+        }
+        let ex = support::raw::send(
+            h.addr,
+            &format!(
+                "GET /app HTTP/1.1\r\nHost: {bad}\r\nAuthorization: {alice}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(ex.status(), 400, "HTTP/1.1 Host: {bad}");
+        assert!(seen(&h).is_empty(), "{bad}: {:?}", seen(&h));
+    }
+    let mut c = Conn::open(h.addr).await;
     // Only `host` (no `:authority`): that host is routed.
     h.upstream.clear();
     let o = c

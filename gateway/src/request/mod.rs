@@ -121,6 +121,42 @@ pub(crate) async fn handle(
     resp
 }
 
+/// Whether `host` is a plain `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: no userinfo, path,
+/// percent-encoding, spaces or other characters that parsers could read differently.
+fn plain_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after {
+            "" => return true,
+            p => match p.strip_prefix(':') {
+                Some(port) => ("v6", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    name_ok && port_ok
+}
+
 /// Sanitize: capture forwarding facts, normalize the path, drop reserved and hop-by-hop headers.
 fn sanitize(
     rt: &Runtime,
@@ -173,8 +209,13 @@ fn sanitize(
         .filter(|h| !h.trim().is_empty());
     // Without a host no `host:` rule can match, and the upstream would pick its default virtual
     // host (perhaps the protected one): refused (RFC 9112 §3.2 requires it for HTTP/1.1).
-    if ctx.host.is_none() {
+    let Some(host) = ctx.host.as_deref() else {
         return Err(ProxyError::bad_request("no Host"));
+    };
+    // `x@admin.test` is not `admin.test` to the route table, but is to an upstream that parses
+    // `Host` as a URL authority: only plain `host[:port]` passes.
+    if !plain_host(host) {
+        return Err(ProxyError::bad_request("malformed Host"));
     }
     ctx.peer_trusted = forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
     ctx.client_ip = forward::client_ip(
@@ -350,4 +391,44 @@ fn websocket_origin_allowed(rt: &Runtime, ctx: &RequestContext, headers: &http::
 /// A response with status `status` and no body beyond its reason.
 pub(crate) fn status_response(status: StatusCode) -> Response<Body> {
     error::plain_response(status, status.canonical_reason().unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_host;
+
+    #[test]
+    fn only_plain_hosts_pass() {
+        for ok in [
+            "gw.test",
+            "GW.test:8080",
+            "gw.test.",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:443",
+            "internal_host",
+        ] {
+            assert!(plain_host(ok), "{ok}");
+        }
+        for bad in [
+            "x@admin.test",
+            "admin.test@evil.example",
+            "admin.test:80@evil",
+            "admin.test/x",
+            "admin.test\\x",
+            "admin test",
+            "admin.test:",
+            "admin.test:8o",
+            "admin.test:123456",
+            "admin.test:80:80",
+            "%61dmin.test",
+            "[::1",
+            "[::1]x",
+            "[evil.example]",
+            ":80",
+            "admin.test,evil.example",
+        ] {
+            assert!(!plain_host(bad), "{bad}");
+        }
+    }
 }
