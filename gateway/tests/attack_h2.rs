@@ -684,7 +684,9 @@ async fn rapid_reset_flood_leaves_the_gateway_serving() {
         .iter()
         .filter(|r| r.path == "/static/reset")
         .count();
-    eprintln!("rapid reset: {reached} of {streams} reset requests reached the upstream");
+    eprintln!(
+        "rapid reset: {reached} of {streams} reset requests reached the upstream; GOAWAY {goaways:?}"
+    );
     assert!(
         reached < 200,
         "{reached} reset requests reached the upstream"

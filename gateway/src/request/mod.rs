@@ -6,8 +6,9 @@
 //! Choices an operator can rely on (each detailed in its phase's module):
 //! - identity and forwarding headers sent by clients are dropped in every spelling, on every
 //!   route; `Connection` cannot name away what the gateway sets (it is applied first);
-//! - a request without `Host` (or `:authority`), or with several, is 400; over HTTP/2 a `Host`
-//!   disagreeing with `:authority` is 400 too;
+//! - a request without `Host` (or `:authority`), or with several, is 400; so is one whose host is
+//!   not a plain `host[:port]` (userinfo, path or other characters), and, over HTTP/2, a `Host`
+//!   disagreeing with `:authority`;
 //! - `CONNECT` is 405 (the gateway is no forward proxy), except an HTTP/2 extended `CONNECT` with
 //!   `:protocol websocket` (RFC 8441), which is routed and authorized as the `GET` it becomes
 //!   upstream; another `:protocol` is 501;

@@ -9,8 +9,11 @@
 //!   `101` becomes `200` for the HTTP/2 client (without the HTTP/1.1 handshake headers), any
 //!   other `2xx` is 502 (the client would believe in a tunnel that does not exist), other
 //!   statuses pass unchanged;
-//! - open tunnels belong to their listener ([`Tunnels`]): shutdown waits for them up to
-//!   `server.shutdown_grace`, then closes both sides.
+//! - a tunnel lasts until both directions are closed (a half-closed tunnel waits for the other
+//!   side), or until shutdown: open tunnels belong to their listener ([`Tunnels`]), which waits
+//!   for them up to `server.shutdown_grace`, then closes both sides;
+//! - a tunnel counts as activity on its client connection, so an HTTP/2 connection carrying one
+//!   is never closed as idle.
 
 use std::time::Duration;
 
