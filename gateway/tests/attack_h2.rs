@@ -1022,3 +1022,39 @@ async fn idle_and_silent_connections_are_closed() {
     assert!(closed, "PINGs kept an idle HTTP/2 connection open");
     still_serves(&h).await;
 }
+
+/// HTTP/2 may split `cookie` into several fields (RFC 9113 §8.2.3): the session is found in any
+/// of them, and the gateway's cookie is removed from all before the upstream gets one joined
+/// `Cookie` header.
+#[tokio::test]
+async fn split_cookie_fields_identify_and_are_stripped() {
+    let h = Harness::start_with(CONFIG).await;
+    let jar = support::login(&h, "alice", "alice-pw").await;
+    let session = jar
+        .cookies
+        .get("gw_session")
+        .expect("session cookie")
+        .clone();
+    let session_field = format!("gw_session={session}");
+    h.upstream.clear();
+    let mut c = Conn::open(h.addr).await;
+    let o = c
+        .request(
+            1,
+            &get(
+                HOST,
+                "/app",
+                &[
+                    ("cookie", "a=1"),
+                    ("cookie", session_field.as_str()),
+                    ("cookie", "b=2"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(o.status(), 200, "{o:?}");
+    let up = h.upstream.seen();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].all("x-remote-user"), ["alice"]);
+    assert_eq!(up[0].all("cookie"), ["a=1; b=2"]);
+}
