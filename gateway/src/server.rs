@@ -7,7 +7,8 @@
 //!   layer refuses malformed requests (pseudo-header misuse, upper-case or invalid names,
 //!   connection-specific headers) with a stream error before any phase runs, bounds the header
 //!   list by `server.max_header_bytes`, and cuts off connections that reset streams in bulk
-//!   (rapid reset, CVE-2023-44487) with `GOAWAY ENHANCE_YOUR_CALM`;
+//!   (rapid reset, CVE-2023-44487) or make it reset many malformed ones with
+//!   `GOAWAY ENHANCE_YOUR_CALM`;
 //! - HTTP/2 extended `CONNECT` (RFC 8441) is enabled so WebSockets work over HTTP/2;
 //! - a connection with no request, response body or tunnel open for `server.header_read_timeout`
 //!   is shut down gracefully: an idle HTTP/2 connection, or one that never sent its first bytes
@@ -30,16 +31,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::metrics::Metrics;
-use crate::request::forward::{UpstreamClient, build_client};
-use crate::request::tunnel::Tunnels;
-use idle::{Activity, GuardedBody};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub(crate) mod idle;
+use crate::metrics::Metrics;
+use crate::request::forward::{UpstreamClient, build_client};
+use crate::request::tunnel::Tunnels;
 use crate::request::{ConnInfo, handle};
 use crate::runtime::Runtime;
+use idle::{Activity, GuardedBody};
+
+pub(crate) mod idle;
 
 /// The process-wide state: the current runtime (swapped on reload), the pooled upstream client
 /// and the metrics.
