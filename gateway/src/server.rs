@@ -1,7 +1,21 @@
 //! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 with
 //! upgrades through hyper-util's `auto` builder, and shuts down gracefully (in-flight requests
-//! finish, bounded by `server.shutdown_grace`), following hyper-util's `server_graceful`
-//! example.
+//! finish, bounded by `server.shutdown_grace`).
+//!
+//! Contract:
+//! - HTTP/2 is served on TLS (ALPN `h2`) and on cleartext with prior knowledge (h2c); the h2
+//!   layer refuses malformed requests (pseudo-header misuse, upper-case or invalid names,
+//!   connection-specific headers) with a stream error before any phase runs, bounds the header
+//!   list by `server.max_header_bytes`, and cuts off connections that reset streams in bulk
+//!   (rapid reset, CVE-2023-44487) or make it reset many malformed ones with
+//!   `GOAWAY ENHANCE_YOUR_CALM`;
+//! - HTTP/2 extended `CONNECT` (RFC 8441) is enabled so WebSockets work over HTTP/2;
+//! - a connection with no request, response body or tunnel open for `server.header_read_timeout`
+//!   is shut down gracefully: an idle HTTP/2 connection, or one that never sent its first bytes
+//!   (hyper times out idle HTTP/1.1 keep-alive connections and slow headers itself);
+//! - on shutdown the listener closes, open connections finish their requests and open WebSocket
+//!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
+//!   closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,14 +27,20 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::metrics::Metrics;
+use crate::request::tunnel::Tunnels;
 use crate::request::{ConnInfo, handle};
 use crate::runtime::Runtime;
+use idle::{Activity, GuardedBody};
+
+pub(crate) mod idle;
 
 /// The process-wide state: the current runtime (swapped on reload; it holds the upstream
 /// connection pool) and the metrics.
@@ -120,14 +140,17 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError>
 }
 
 /// Serves `listener` until `shutdown` turns `true`, then stops accepting and waits up to
-/// `server.shutdown_grace` for in-flight requests.
+/// `server.shutdown_grace` for in-flight requests and open WebSocket tunnels, closing the
+/// tunnels still open after it.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let closing = CancellationToken::new();
+    let tunnels = Tunnels::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -140,12 +163,14 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let watcher = graceful.watcher();
-                let gw = gw.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    serve_connection(gw, stream, peer, tls, watcher).await;
-                });
+                let conn = ConnInfo::new(peer, tls.is_some(), tunnels.clone(), Activity::new());
+                connections.spawn(serve_connection(
+                    gw.clone(),
+                    stream,
+                    conn,
+                    tls.clone(),
+                    closing.clone(),
+                ));
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -156,10 +181,29 @@ pub async fn serve(
     }
     drop(listener);
     let grace = gw.current().config.server.shutdown_grace.get();
-    tracing::info!(connections = graceful.count(), "shutting down");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing"),
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(
+        connections = connections.len(),
+        tunnels = tunnels.open(),
+        "shutting down"
+    );
+    connections.close();
+    closing.cancel();
+    // Upgraded HTTP/1.1 connections have left hyper (their connection task is done), while an
+    // HTTP/2 connection carrying a tunnel waits for it: both waits share the one grace period.
+    let (finished, closed) = tokio::join!(
+        tokio::time::timeout_at(deadline, connections.wait()),
+        tunnels.drain(deadline),
+    );
+    match finished {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace period over; closing"),
+    }
+    if closed > 0 {
+        tracing::warn!(
+            tunnels = closed,
+            "shutdown grace period over; tunnels closed"
+        );
     }
 }
 
@@ -175,48 +219,75 @@ fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        .enable_connect_protocol()
+        // Explicit rather than inherited: streams a client may keep open at once, and how many
+        // it may open-and-reset (rapid reset) or make fail before the connection is cut off.
+        .max_concurrent_streams(200)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024);
     builder
 }
 
 async fn serve_connection(
     gw: Arc<Gateway>,
     stream: tokio::net::TcpStream,
-    peer: SocketAddr,
+    conn: ConnInfo,
     tls: Option<TlsAcceptor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    closing: CancellationToken,
 ) {
+    let peer = conn.peer;
+    match tls {
+        None => serve_io(gw, stream, conn, closing).await,
+        Some(acceptor) => {
+            let handshake_timeout = gw.current().config.server.header_read_timeout.get();
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => serve_io(gw, s, conn, closing).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves one connection until it ends. It is shut down gracefully (in-flight requests finish)
+/// when the listener closes, and when nothing has been open on it for `header_read_timeout`:
+/// the idle HTTP/2 connection, or the one that never sent its first bytes.
+async fn serve_io<S>(gw: Arc<Gateway>, io: S, conn: ConnInfo, closing: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let builder = builder(&gw);
-    let conn = ConnInfo::new(peer, tls.is_some());
+    let idle = gw.current().config.server.header_read_timeout.get();
+    let peer = conn.peer;
+    let activity = conn.activity.clone();
     let service = {
-        let gw = gw.clone();
+        let activity = activity.clone();
         service_fn(move |req| {
             let gw = gw.clone();
             let conn = conn.clone();
-            async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
+            let guard = activity.enter();
+            async move {
+                let resp = handle(gw, conn, req).await;
+                Ok::<_, Infallible>(resp.map(|b| GuardedBody::new(b, guard)))
+            }
         })
     };
-    let result = match tls {
-        None => {
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(c.into_owned()).await
-        }
-        Some(acceptor) => {
-            let handshake_timeout = gw.current().config.server.header_read_timeout.get();
-            let stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "tls handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "tls handshake timed out");
-                        return;
-                    }
-                };
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(c.into_owned()).await
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut shutting_down = false;
+    let result = loop {
+        tokio::select! {
+            r = connection.as_mut() => break r,
+            () = closing.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(idle), if !shutting_down => {
+                shutting_down = true;
+                tracing::debug!(%peer, "closing an idle connection");
+                connection.as_mut().graceful_shutdown();
+            }
         }
     };
     if let Err(e) = result {

@@ -72,6 +72,8 @@ pub(crate) struct RequestContext {
     pub(crate) host: Option<String>,
     /// Lower-cased `Upgrade` protocol when the client asked for one.
     pub(crate) upgrade: Option<String>,
+    /// The upgrade came as an HTTP/2 extended `CONNECT` (RFC 8441), routed as the `GET` it becomes.
+    pub(crate) extended_connect: bool,
     /// Forwarding headers as sent.
     pub(crate) incoming: IncomingForwarding,
     /// The route decision.
@@ -119,6 +121,7 @@ impl RequestContext {
             query: None,
             host: None,
             upgrade: None,
+            extended_connect: false,
             incoming: IncomingForwarding::default(),
             route: None,
             user: None,

@@ -14,8 +14,8 @@
 //! - `Authorization: Basic` that the gateway consumed is not forwarded;
 //! - the response head must arrive within `upstream.timeout` (504), a connection failure is 502;
 //!   hop-by-hop response headers are dropped and the body is streamed back;
-//! - an `Upgrade` (WebSocket) is passed through: on `101` both sides are upgraded and bytes are
-//!   copied in both directions until either side closes.
+//! - an `Upgrade` (WebSocket) is passed through: a valid `101` opens a tunnel (see
+//!   [`super::tunnel`]) copying bytes both ways until either side closes or shutdown ends it.
 
 use std::net::IpAddr;
 
@@ -24,7 +24,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -460,21 +459,16 @@ pub(crate) fn clean_response_headers(status: StatusCode, headers: &mut HeaderMap
     }
 }
 
-/// Sends `req` upstream and returns the response with a streamed body. With an upgrade, spawns
-/// the byte copy once both sides have switched protocols.
+/// Sends `req` upstream and returns the response with a streamed body. With an upgrade, a `101`
+/// opens the tunnel (see [`super::tunnel`]).
 pub(crate) async fn exchange(
     pool: &UpstreamPool,
     ctx: &mut RequestContext,
     timeout: std::time::Duration,
     req: Request<Body>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: Option<super::tunnel::ClientUpgrade>,
 ) -> Result<Response<Body>, ProxyError> {
     let started = std::time::Instant::now();
-    let websocket_key = req
-        .headers()
-        .get("sec-websocket-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string());
     // The response-head timeout runs from the end of the request body: a large upload must not
     // count against it. Most requests have no body: their clock starts now.
     let (req, body_sent) = if hyper::body::Body::is_end_stream(req.body()) {
@@ -520,36 +514,7 @@ pub(crate) async fn exchange(
                 "upstream switched protocols without being asked",
             ));
         };
-        // A tunnel is only opened for a real WebSocket handshake: an upstream answering 101
-        // without the matching accept key would let the client speak raw HTTP past the gateway.
-        let accepted = websocket_key
-            .as_deref()
-            .map(websocket_accept)
-            .zip(resp.headers().get("sec-websocket-accept"))
-            .is_some_and(|(want, got)| got.as_bytes() == want.as_bytes());
-        let upgrade_ok = resp
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
-        if !accepted || !upgrade_ok {
-            return Err(ProxyError::bad_gateway(
-                "upstream answered 101 without a valid WebSocket handshake",
-            ));
-        }
-        let upstream_upgrade = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
-            match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok((c, u)) => {
-                    let mut c = TokioIo::new(c);
-                    let mut u = TokioIo::new(u);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                        tracing::debug!(error = %e, "upgraded connection ended with an error");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "upgrade failed"),
-            }
-        });
+        client_upgrade.open(&mut resp)?;
     }
     clean_response_headers(status, resp.headers_mut());
     Ok(resp)
@@ -600,16 +565,6 @@ fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Re
     (Request::from_parts(parts, body.boxed()), rx)
 }
 
-/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2).
-fn websocket_accept(key: &str) -> String {
-    use base64::Engine;
-    use sha1::Digest;
-    let mut h = sha1::Sha1::new();
-    h.update(key.as_bytes());
-    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    base64::engine::general_purpose::STANDARD.encode(h.finalize())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,14 +595,6 @@ mod tests {
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));
         assert!(strip_cookie(&only, &["gw_session"]).is_none());
-    }
-
-    #[test]
-    fn websocket_accept_matches_rfc_6455() {
-        assert_eq!(
-            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
     }
 
     #[test]

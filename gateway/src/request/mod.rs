@@ -6,7 +6,12 @@
 //! Choices an operator can rely on (each detailed in its phase's module):
 //! - identity and forwarding headers sent by clients are dropped in every spelling, on every
 //!   route; `Connection` cannot name away what the gateway sets (it is applied first);
-//! - a request without `Host` (or `:authority`), or with several, is 400;
+//! - a request without `Host` (or `:authority`), or with several, is 400; so is one whose host is
+//!   not a plain `host[:port]` (userinfo, path or other characters), and, over HTTP/2, a `Host`
+//!   disagreeing with `:authority`;
+//! - `CONNECT` is 405 (the gateway is no forward proxy), except an HTTP/2 extended `CONNECT` with
+//!   `:protocol websocket` (RFC 8441), which is routed and authorized as the `GET` it becomes
+//!   upstream; another `:protocol` is 501;
 //! - paths are normalized once and the normalized path is both matched and forwarded;
 //!   ambiguous paths (`%2F`, `\`, `%5C`, NUL and controls, dot segments raw or encoded, `;`)
 //!   are 400; `//` collapses; the query passes unchanged;
@@ -17,9 +22,10 @@
 //! - store or backend unavailability during identification is 503 (fail closed);
 //! - the response-head timeout starts once the request body is sent; connection failures are
 //!   502, timeouts 504; bodies stream both ways;
-//! - a WebSocket tunnel opens only on a valid `101` handshake, and only from an allowed
-//!   `Origin` (the `public_url` origin or an `allowed_redirect_hosts` host; see
-//!   [`websocket_origin_allowed`]); `Upgrade: h2c` is 400;
+//! - a WebSocket tunnel (HTTP/1.1 `Upgrade` or HTTP/2 extended `CONNECT`) opens only on a valid
+//!   `101` handshake, and only from an allowed `Origin` (the `public_url` origin or an
+//!   `allowed_redirect_hosts` host; see [`websocket_origin_allowed`]); tunnels are drained on
+//!   shutdown (see [`tunnel`]); `Upgrade: h2c` is 400;
 //! - the upstream cannot set the gateway's own cookies, and never receives them.
 
 pub(crate) mod authorize;
@@ -32,13 +38,14 @@ pub(crate) mod identify;
 pub(crate) mod pool;
 pub(crate) mod route;
 pub(crate) mod sanitize;
+pub(crate) mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
@@ -64,16 +71,27 @@ pub(crate) struct ConnInfo {
     /// The peer's address as the `X-Forwarded-For` value it usually becomes, formatted once per
     /// connection rather than per request.
     pub(crate) peer_ip: Option<http::HeaderValue>,
+    /// The listener's WebSocket tunnels (waited for, then closed, on shutdown).
+    pub(crate) tunnels: tunnel::Tunnels,
+    /// What is open on this connection (a tunnel keeps it from being closed as idle).
+    pub(crate) activity: Arc<crate::server::idle::Activity>,
 }
 
 impl ConnInfo {
     /// The facts of a connection from `peer`.
-    pub(crate) fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+    pub(crate) fn new(
+        peer: SocketAddr,
+        tls: bool,
+        tunnels: tunnel::Tunnels,
+        activity: Arc<crate::server::idle::Activity>,
+    ) -> ConnInfo {
         let ip = forward::canonical_ip(peer.ip()).to_string();
         ConnInfo {
             peer,
             tls,
             peer_ip: http::HeaderValue::from_str(&ip).ok(),
+            tunnels,
+            activity,
         }
     }
 }
@@ -86,9 +104,9 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
-    ctx.peer_ip_header = conn.peer_ip;
+    ctx.peer_ip_header = conn.peer_ip.clone();
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
-    let mut resp = match process(&gw, &rt, &mut ctx, req).await {
+    let mut resp = match process(&gw, &rt, &conn, &mut ctx, req).await {
         Ok(resp) => resp,
         Err(e) => {
             match e.origin {
@@ -137,6 +155,42 @@ const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
+/// Whether `host` is a plain `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: no userinfo, path,
+/// percent-encoding, spaces or other characters that parsers could read differently.
+fn plain_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after {
+            "" => return true,
+            p => match p.strip_prefix(':') {
+                Some(port) => ("v6", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    name_ok && port_ok
+}
+
 /// Sanitize: capture forwarding facts, normalize the path, drop reserved and hop-by-hop headers.
 fn sanitize(
     rt: &Runtime,
@@ -172,6 +226,17 @@ fn sanitize(
     if headers.get_all(header::HOST).iter().count() > 1 {
         return Err(ProxyError::bad_request("several Host headers"));
     }
+    // HTTP/2 `Host` and `:authority` naming different hosts: what the gateway routes on and what
+    // a client, cache or the upstream takes for the target could differ (RFC 9113 §8.3.1). (An
+    // HTTP/1.1 absolute-form authority never decides: the `Host` header is routed.)
+    if req.version() == http::Version::HTTP_2
+        && let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
+        && !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        return Err(ProxyError::bad_request("Host and :authority disagree"));
+    }
     ctx.host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -180,8 +245,13 @@ fn sanitize(
         .filter(|h| !h.trim().is_empty());
     // Without a host no `host:` rule can match, and the upstream would pick its default virtual
     // host (perhaps the protected one): refused (RFC 9112 §3.2 requires it for HTTP/1.1).
-    if ctx.host.is_none() {
+    let Some(host) = ctx.host.as_deref() else {
         return Err(ProxyError::bad_request("no Host"));
+    };
+    // `x@admin.test` is not `admin.test` to the route table, but is to an upstream that parses
+    // `Host` as a URL authority: only plain `host[:port]` passes.
+    if !plain_host(host) {
+        return Err(ProxyError::bad_request("malformed Host"));
     }
     ctx.peer_trusted = forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
     ctx.client_ip = forward::client_ip(
@@ -190,6 +260,29 @@ fn sanitize(
         &rt.trusted_proxies,
     );
 
+    // The gateway is no forward proxy: `CONNECT` is only an HTTP/2 WebSocket (RFC 8441), routed
+    // and authorized as the `GET` it becomes upstream.
+    if req.method() == Method::CONNECT {
+        match tunnel::extended_connect(req).as_deref() {
+            Some("websocket") => {
+                ctx.extended_connect = true;
+                ctx.method = Method::GET;
+            }
+            Some(_) => {
+                return Err(ProxyError::client(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "unsupported :protocol",
+                ));
+            }
+            None => {
+                return Err(ProxyError::client(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "CONNECT refused",
+                ));
+            }
+        }
+    }
+
     ctx.query = req.uri().query().map(str::to_string);
     ctx.path = route::normalize_path(req.uri().path())
         .map_err(|e| ProxyError::bad_request(format!("ambiguous path: {e}")))?;
@@ -197,6 +290,7 @@ fn sanitize(
     ctx.upgrade = match sanitize::upgrade_request(req.headers()) {
         Some(p) if p == "h2c" => return Err(ProxyError::bad_request("Upgrade: h2c refused")),
         Some(p) if p == "websocket" => Some(p),
+        _ if ctx.extended_connect => Some("websocket".to_string()),
         _ => None,
     };
     ctx.spoofed_headers = sanitize::sanitize_headers(req.headers_mut(), &rt.reserved);
@@ -212,12 +306,19 @@ fn sanitize(
 async fn process(
     gw: &Gateway,
     rt: &Runtime,
+    conn: &ConnInfo,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
     sanitize(rt, ctx, &mut req)?;
 
     if route::path_has_prefix(&ctx.path, &rt.prefix) {
+        if ctx.extended_connect {
+            // Endpoints answer pages, never a tunnel: a 2xx would tell the client one is open.
+            return Err(ProxyError::bad_request(
+                "no WebSocket on the gateway's endpoints",
+            ));
+        }
         ctx.decision = "endpoint";
         // Boxed: the login endpoints' state is large and would otherwise be part of (and moved
         // with) every proxied request's future.
@@ -233,7 +334,7 @@ async fn process(
     match access {
         Access::Public => {
             ctx.decision = "public";
-            return forward(rt, ctx, req).await;
+            return forward(rt, conn, ctx, req).await;
         }
         Access::Deny => {
             ctx.decision = "deny";
@@ -251,12 +352,13 @@ async fn process(
         return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_ref()));
     }
     ctx.decision = "allowed";
-    forward(rt, ctx, req).await
+    forward(rt, conn, ctx, req).await
 }
 
 /// Forward: build the upstream request and stream the exchange.
 async fn forward(
     rt: &Runtime,
+    conn: &ConnInfo,
     ctx: &mut RequestContext,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -264,7 +366,13 @@ async fn forward(
         ctx.decision = "websocket_origin";
         return Ok(status_response(StatusCode::FORBIDDEN));
     }
-    let client_upgrade = ctx.upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    if ctx.extended_connect {
+        tunnel::to_http11_websocket(&mut req);
+    }
+    let client_upgrade = ctx
+        .upgrade
+        .is_some()
+        .then(|| tunnel::ClientUpgrade::take(&mut req, conn));
     let plan = forward::ForwardPlan {
         target: &rt.upstream,
         headers: &rt.headers,
@@ -283,6 +391,9 @@ async fn forward(
     )
     .await?;
     forward::drop_own_set_cookies(resp.headers_mut(), &plan.cookie_names);
+    if ctx.extended_connect {
+        tunnel::to_http2_response(&mut resp)?;
+    }
     Ok(resp)
 }
 
@@ -316,4 +427,44 @@ fn websocket_origin_allowed(rt: &Runtime, ctx: &RequestContext, headers: &http::
 /// A response with status `status` and no body beyond its reason.
 pub(crate) fn status_response(status: StatusCode) -> Response<Body> {
     error::plain_response(status, status.canonical_reason().unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_host;
+
+    #[test]
+    fn only_plain_hosts_pass() {
+        for ok in [
+            "gw.test",
+            "GW.test:8080",
+            "gw.test.",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:443",
+            "internal_host",
+        ] {
+            assert!(plain_host(ok), "{ok}");
+        }
+        for bad in [
+            "x@admin.test",
+            "admin.test@evil.example",
+            "admin.test:80@evil",
+            "admin.test/x",
+            "admin.test\\x",
+            "admin test",
+            "admin.test:",
+            "admin.test:8o",
+            "admin.test:123456",
+            "admin.test:80:80",
+            "%61dmin.test",
+            "[::1",
+            "[::1]x",
+            "[evil.example]",
+            ":80",
+            "admin.test,evil.example",
+        ] {
+            assert!(!plain_host(bad), "{bad}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! table, and a gateway started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod h2raw;
 pub mod raw;
 pub mod registered;
 pub mod upstream;
