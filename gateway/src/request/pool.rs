@@ -32,8 +32,11 @@ use super::{Body, BoxError};
 
 /// Idle connections older than this are closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// At most this many idle connections are kept; more are closed when they become idle.
-const MAX_IDLE: usize = 1024;
+/// At most this many idle connections are kept; more are closed when they become idle. Each
+/// costs the upstream a connection slot and us ~16 KiB of buffers: a burst of a thousand
+/// concurrent requests should not leave a thousand connections open behind it (nginx's
+/// `keepalive` directive caps them the same way).
+const MAX_IDLE: usize = 256;
 
 /// Why an exchange with the upstream failed.
 #[derive(Debug, thiserror::Error)]
