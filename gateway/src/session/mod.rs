@@ -221,19 +221,24 @@ pub enum CookieLookup {
     Ambiguous,
 }
 
-/// Every distinct value of cookie `name` in `headers`, in the order sent.
+/// Every distinct value of cookie `name` in `headers`, in the order sent. Read pair by pair
+/// over the raw bytes: a tossed cookie with a non-ASCII value shares the browser's one `Cookie`
+/// header with the genuine cookie and must not hide it (only that pair is skipped).
 pub(crate) fn cookie_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for v in headers.get_all(http::header::COOKIE) {
-        let Ok(s) = v.to_str() else { continue };
-        for pair in s.split(';') {
-            if let Some((n, value)) = pair.trim().split_once('=')
-                && n.trim() == name
-            {
-                let value = value.trim();
-                if !out.iter().any(|seen| seen == value) {
-                    out.push(value.to_string());
-                }
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
+                continue;
+            }
+            let Ok(value) = std::str::from_utf8(pair[eq + 1..].trim_ascii()) else {
+                continue;
+            };
+            if value.is_ascii() && !out.iter().any(|seen| seen == value) {
+                out.push(value.to_string());
             }
         }
     }
