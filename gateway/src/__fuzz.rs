@@ -69,7 +69,10 @@ pub fn normalize_path(data: &[u8]) {
     let Ok(f) = table.normalize(raw) else {
         return;
     };
-    assert_eq!(f, p, "{raw:?}: case-insensitive matching changed the forwarded path");
+    assert_eq!(
+        f, p,
+        "{raw:?}: case-insensitive matching changed the forwarded path"
+    );
     for seg in f.split('/') {
         assert!(
             !seg.ends_with('.') && !seg.ends_with("%20"),

@@ -123,7 +123,9 @@ async fn a_tossed_session_cookie_is_never_picked_over_the_genuine_one() {
             (format!("gw_session=tossé; gw_session={alice}"), &ok),
             // more values than a browser would send: refused, not tried one by one
             (
-                format!("gw_session=a; gw_session=b; gw_session=c; gw_session=d; gw_session={alice}"),
+                format!(
+                    "gw_session=a; gw_session=b; gw_session=c; gw_session=d; gw_session={alice}"
+                ),
                 &refused,
             ),
         ] {

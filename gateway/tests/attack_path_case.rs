@@ -81,8 +81,18 @@ const FOLDED: &[Case] = &[
     ("/ADMIN", Who::Bob, 200, Some("/ADMIN")),
     ("/%41dmin/X", Who::Bob, 200, Some("/Admin/X")),
     // other rules fold too, and a dot or space inside a segment is fine
-    ("/STATIC/app.js", Who::Anonymous, 200, Some("/STATIC/app.js")),
-    ("/static/a.b/c%20d", Who::Anonymous, 200, Some("/static/a.b/c%20d")),
+    (
+        "/STATIC/app.js",
+        Who::Anonymous,
+        200,
+        Some("/STATIC/app.js"),
+    ),
+    (
+        "/static/a.b/c%20d",
+        Who::Anonymous,
+        200,
+        Some("/static/a.b/c%20d"),
+    ),
     ("/administrator", Who::Alice, 200, Some("/administrator")),
 ];
 

@@ -86,7 +86,13 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
 /// A CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it (`server.pem`,
 /// `server.key`), both valid for a day, in `dir`.
 fn make_certs(dir: &Path) -> Result<(), String> {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=gateway test CA"];
     ca.extend(ec);
     ca.extend([
@@ -142,7 +148,12 @@ fn start() -> Option<TlsRedis> {
         .current_dir(dir.path())
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .args(["--tls-port", &port.to_string()])
-        .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key"])
+        .args([
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+        ])
         .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
         .args(["--save", "", "--appendonly", "no", "--logfile", "redis.log"])
         .stdout(Stdio::null())
@@ -165,7 +176,9 @@ fn start() -> Option<TlsRedis> {
             ));
         }
         if Instant::now() > deadline {
-            return missing(format!("redis-server did not listen on {port}; log:\n{log}"));
+            return missing(format!(
+                "redis-server did not listen on {port}; log:\n{log}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -189,7 +202,11 @@ async fn sessions_live_in_redis_over_tls_with_a_private_ca() {
     let cookie = m.create(&alice(), Some("v1")).await.expect("create");
     let s = m.load(&cookie).await.expect("load").expect("a session");
     assert_eq!(s.user.username, "alice");
-    assert_eq!(redis.keys("gateway:session:*").len(), 1, "stored in this Redis");
+    assert_eq!(
+        redis.keys("gateway:session:*").len(),
+        1,
+        "stored in this Redis"
+    );
     m.destroy(&cookie).await.expect("destroy");
     assert!(m.load(&cookie).await.expect("load").is_none());
     assert!(redis.keys("gateway:session:*").is_empty());
@@ -200,10 +217,18 @@ async fn an_unverified_server_fails_closed() {
     let Some(redis) = start() else { return };
     let dir = tempfile::tempdir().unwrap();
     // The system roots do not know the throwaway CA.
-    let no_ca = SessionManager::new(&tls_session_config(&redis.url(), None), true, SECRET, dir.path())
+    let no_ca = SessionManager::new(
+        &tls_session_config(&redis.url(), None),
+        true,
+        SECRET,
+        dir.path(),
+    )
+    .await
+    .expect("manager (connects lazily)");
+    let err = no_ca
+        .create(&alice(), None)
         .await
-        .expect("manager (connects lazily)");
-    let err = no_ca.create(&alice(), None).await.expect_err("untrusted cert");
+        .expect_err("untrusted cert");
     assert!(err.is_unavailable(), "{err}");
     // Another CA: same.
     let other = tempfile::tempdir().unwrap();
@@ -291,7 +316,10 @@ routes:
     .await;
     assert_eq!(ex.status(), 200);
     assert_eq!(
-        h.upstream.last().and_then(|r| r.get("x-remote-user")).as_deref(),
+        h.upstream
+            .last()
+            .and_then(|r| r.get("x-remote-user"))
+            .as_deref(),
         Some("alice")
     );
     assert_eq!(redis.keys("gateway:session:*").len(), 1);

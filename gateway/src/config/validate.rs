@@ -523,7 +523,9 @@ fn protection(c: &mut Checker<'_>, config: &Config) {
     if !store_scheme(store, &["memory"], &["redis", "rediss"]) {
         c.error(
             location(&p.store),
-            format!("unknown `protection.store` `{store}`; expected memory, redis://... or rediss://..."),
+            format!(
+                "unknown `protection.store` `{store}`; expected memory, redis://... or rediss://..."
+            ),
         );
     }
     for (key, value) in [("window", p.window), ("lockout", p.lockout)] {

@@ -22,9 +22,9 @@ use http::header;
 
 use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
-use crate::session::CookieLookup;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
+use crate::session::CookieLookup;
 
 /// The longest `Authorization` value accepted.
 pub(crate) const MAX_AUTHORIZATION_BYTES: usize = 4096;
@@ -181,7 +181,7 @@ async fn identify_session(
                 .push(sessions.clear_cookie(rt.secure_cookies));
             return Ok(false);
         }
-        CookieLookup::Valid { value, session } => (value, session),
+        CookieLookup::Valid { value, session } => (value, *session),
         CookieLookup::Ambiguous => {
             tracing::warn!("several session cookies load different sessions (cookie tossing?)");
             return Err(ProxyError::bad_request(

@@ -215,7 +215,7 @@ pub enum CookieLookup {
         /// The cookie value that loaded.
         value: String,
         /// Its session.
-        session: Session,
+        session: Box<Session>,
     },
     /// Several values load different sessions, or too many values: refuse the request.
     Ambiguous,
@@ -559,7 +559,10 @@ impl SessionManager {
             }
         }
         Ok(match found {
-            Some((value, session)) => CookieLookup::Valid { value, session },
+            Some((value, session)) => CookieLookup::Valid {
+                value,
+                session: Box::new(session),
+            },
             None => CookieLookup::Invalid,
         })
     }
