@@ -13,9 +13,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/fuzz"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(config_load normalize_path validate_next session_cookie basic_header login_form)
+    # Every [[bin]] of fuzz/Cargo.toml, so a new target cannot be left out.
+    mapfile -t targets < <(sed -n 's/^name = "\([a-z0-9_]*\)"$/\1/p' Cargo.toml | grep -vx gateway-fuzz)
 fi
+[ ${#targets[@]} -gt 0 ] || { echo "no fuzz targets found in fuzz/Cargo.toml" >&2; exit 1; }
 export CARGO_INCREMENTAL=0
+# Its own target directory whatever the caller's CARGO_TARGET_DIR: the instrumented build must
+# not thrash the workspace's, and the binaries are looked up below.
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$root/fuzz/target}"
 export RUSTFLAGS="${RUSTFLAGS:-} -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
@@ -28,7 +33,7 @@ for t in "${targets[@]}"; do
     work="$(mktemp -d)"
     mkdir -p "artifacts/$t"
     echo "== $t for ${secs}s (seeds: $(ls "$corpus" 2>/dev/null | wc -l))"
-    if ! "target/$host/release/$t" -max_total_time="$secs" -max_len=8192 -timeout=10 \
+    if ! "$CARGO_TARGET_DIR/$host/release/$t" -max_total_time="$secs" -max_len=8192 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
         "$work" "$corpus" 2>"$work.log"; then
         echo "!! $t FAILED; the input is in fuzz/artifacts/$t/:"

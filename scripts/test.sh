@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The one test command: sets up what the suite needs on a Debian (bookworm) machine, then runs
-# `cargo fmt --check`, `cargo clippy -D warnings` and the whole test suite.
+# `cargo fmt --check`, `cargo clippy -D warnings`, the whole test suite, then every libFuzzer
+# target of fuzz/ for a short while (scripts/fuzz.sh; a crash fails the run).
 #
-#   scripts/test.sh            # from anywhere; run as root (installs packages, starts services)
-#   CI=true scripts/test.sh    # CI: a missing or unreachable service is a hard failure
+#   scripts/test.sh                  # from anywhere; run as root (installs packages, starts services)
+#   CI=true scripts/test.sh          # CI: a missing or unreachable service is a hard failure
+#   FUZZ_SECONDS=60 scripts/test.sh  # seconds per fuzz target (default 20; 0 skips, not under CI)
 #
 # Idempotent: packages already installed are not reinstalled, running services are left alone.
 # See tests/README.md for what each test group needs.
@@ -11,13 +13,16 @@ set -euo pipefail
 
 # Debian packages the tests use: slapd (LDAP tests start their own slapd), ldap-utils (ldapadd),
 # apache2-utils (htpasswd hashes), openssl (passwd hashes, test certs), chromium + driver (browser
-# login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers).
-PACKAGES="slapd ldap-utils apache2-utils openssl chromium chromium-driver nginx wrk python3-venv"
+# login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers),
+# redis-server (the rediss:// test starts its own TLS instance), g++ (libfuzzer-sys compiles
+# libFuzzer's C++ sources for the fuzz targets).
+PACKAGES="slapd ldap-utils apache2-utils openssl chromium chromium-driver nginx wrk python3-venv redis-server g++"
 
 # Distro services whose own instance must stay off: the tests start private ones on free ports.
 SERVICES_KEPT_OFF="slapd nginx"
 
 SERVICE_WAIT_SECONDS=${SERVICE_WAIT_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -93,6 +98,11 @@ wait_for() {
 is_installed() {
     [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
+
+[[ $FUZZ_SECONDS =~ ^[0-9]+$ ]] || die "FUZZ_SECONDS must be a whole number of seconds, not \`$FUZZ_SECONDS'"
+if [[ $CI == true ]] && ((FUZZ_SECONDS == 0)); then
+    die "FUZZ_SECONDS=0 skips fuzzing, which CI=true never does"
+fi
 
 # ---------------------------------------------------------------------------------------------
 section "packages"
@@ -259,3 +269,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 section "cargo test"
 # ---------------------------------------------------------------------------------------------
 cargo test --workspace
+
+# ---------------------------------------------------------------------------------------------
+section "fuzz (${FUZZ_SECONDS}s per target)"
+# ---------------------------------------------------------------------------------------------
+if ((FUZZ_SECONDS == 0)); then
+    warn "FUZZ_SECONDS=0: fuzz targets skipped (CI=true never skips them)"
+    PROBLEMS+=("fuzzing skipped (FUZZ_SECONDS=0)")
+else
+    # Every target of fuzz/Cargo.toml; a crash, a timeout or an out-of-memory input fails the run
+    # and leaves the input in fuzz/artifacts/<target>/.
+    scripts/fuzz.sh "$FUZZ_SECONDS"
+fi

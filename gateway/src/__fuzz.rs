@@ -14,7 +14,7 @@ use url::Url;
 use auth_core::Secret;
 
 use crate::config::{SessionConfig, spanned};
-use crate::session::SessionManager;
+use crate::session::{CookieLookup, SessionManager};
 
 /// `config::load_str` on `data` (as UTF-8): errors are fine, panics are not.
 pub fn config_load(data: &[u8]) {
@@ -24,8 +24,29 @@ pub fn config_load(data: &[u8]) {
     let _ = crate::config::load_str("fuzz.yaml", text, Path::new("/nonexistent-fuzz-dir"));
 }
 
+fn folded_routes() -> &'static crate::request::route::RouteTable {
+    static T: OnceLock<crate::request::route::RouteTable> = OnceLock::new();
+    T.get_or_init(|| {
+        let routes: Vec<crate::config::RouteConfig> = serde_saphyr::from_str(
+            "- match: { path: /admin }\n  access: deny\n\
+             - match: { path: /Static/ }\n  access: public\n\
+             - match: { path_regex: '^/api/v[0-9]+/' }\n  access: { groups: [api] }\n",
+        )
+        .expect("fuzz routes parse");
+        crate::request::route::RouteTable::compile_with(
+            &routes,
+            &crate::config::RouteMatchingConfig {
+                case_insensitive: true,
+            },
+        )
+        .expect("fuzz routes compile")
+    })
+}
+
 /// Path normalization: a normalized path is absolute, free of dot segments and empty segments,
-/// and normalizing it again changes nothing.
+/// and normalizing it again changes nothing. With `route_matching.case_insensitive`, an accepted
+/// path has no segment ending in `.` or a space, keeps its case, and every ASCII case variant
+/// of it meets the same rule.
 pub fn normalize_path(data: &[u8]) {
     let Ok(raw) = std::str::from_utf8(data) else {
         return;
@@ -43,6 +64,29 @@ pub fn normalize_path(data: &[u8]) {
     }
     let again = crate::request::route::normalize_path(&p);
     assert_eq!(again.as_deref(), Ok(p.as_str()), "{raw:?}: not idempotent");
+
+    let table = folded_routes();
+    let Ok(f) = table.normalize(raw) else {
+        return;
+    };
+    assert_eq!(
+        f, p,
+        "{raw:?}: case-insensitive matching changed the forwarded path"
+    );
+    for seg in f.split('/') {
+        assert!(
+            !seg.ends_with('.') && !seg.ends_with("%20"),
+            "{raw:?} -> {f:?} has a segment Windows would strip"
+        );
+    }
+    let rule = table.decide(None, "GET", &f).index;
+    for variant in [f.to_ascii_uppercase(), f.to_ascii_lowercase()] {
+        assert_eq!(
+            table.decide(None, "GET", &variant).index,
+            rule,
+            "{f:?} and {variant:?} meet different rules"
+        );
+    }
 }
 
 /// Redirect validation: an accepted `next` is either a local path-absolute reference (never
@@ -144,7 +188,9 @@ fn sessions() -> &'static Sessions {
 /// Session cookie decoding (`SessionManager::load`) on the memory and the cookie store: any
 /// value but the exact genuine one loads as no session; nothing panics. A first byte that is odd
 /// makes the rest a list of `(position, byte)` edits applied to a genuine cookie of each store,
-/// so tampering with valid values is explored too.
+/// so tampering with valid values is explored too. The value is also sent (tossed) ahead of
+/// the genuine cookie in one `Cookie` header: `SessionManager::lookup` picks the genuine
+/// session, or refuses when there are more values than it tries.
 pub fn session_cookie(data: &[u8]) {
     let s = sessions();
     for (manager, valid) in [(&s.memory, &s.valid[0]), (&s.cookie, &s.valid[1])] {
@@ -165,6 +211,21 @@ pub fn session_cookie(data: &[u8]) {
                 assert_eq!(session.user_id(), "alice");
             }
             Ok(None) => {}
+            Err(e) => panic!("an in-process store reported {e}"),
+        }
+        let name = manager.cookie_name();
+        let Ok(tossed) = HeaderValue::from_str(&format!("{name}={value}; {name}={valid}")) else {
+            continue;
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, tossed);
+        let values = crate::session::cookie_values(&headers, name).len();
+        match s.rt.block_on(manager.lookup(&headers)) {
+            Ok(CookieLookup::Valid { value: picked, .. }) => {
+                assert_eq!(picked, *valid, "{value:?} tossed: picked {picked:?}");
+            }
+            Ok(CookieLookup::Ambiguous) => assert!(values > 4, "{value:?}: refused {values}"),
+            Ok(other) => panic!("{value:?} tossed ahead of the genuine cookie: {other:?}"),
             Err(e) => panic!("an in-process store reported {e}"),
         }
     }

@@ -63,7 +63,7 @@ use crate::request::challenge::{login_location, unauthorized};
 use crate::request::context::RequestContext;
 use crate::request::error::{ProxyError, full_body};
 use crate::request::forward::read_cookie;
-use crate::request::route::{normalize_path, path_has_prefix};
+use crate::request::route::path_has_prefix;
 use crate::request::{Body, identify, status_response};
 use crate::runtime::Runtime;
 use crate::server::Gateway;
@@ -250,8 +250,11 @@ async fn login_submit(
         }
     };
     let sessions = &rt.services.sessions;
-    let csrf_ok = read_cookie(&headers, sessions.csrf_cookie_name())
-        .is_some_and(|c| sessions.verify_pre_session_csrf(&c, &form.csrf));
+    // Any of the CSRF cookies sent (a tossed one may come first) that pairs with the form's token.
+    let csrf_ok = crate::session::cookie_values(&headers, sessions.csrf_cookie_name())
+        .iter()
+        .take(4)
+        .any(|c| sessions.verify_pre_session_csrf(c, &form.csrf));
     if !csrf_ok {
         ctx.decision = "login_csrf";
         return Ok(login_form(
@@ -419,7 +422,9 @@ async fn check(
             "original URI is a network-path reference",
         ));
     }
-    let path = normalize_path(path)
+    let path = rt
+        .routes
+        .normalize(path)
         .map_err(|e| ProxyError::bad_request(format!("ambiguous original URI: {e}")))?;
     let method = match ctx.incoming.method.as_deref() {
         Some(m) => Method::from_bytes(m.trim().as_bytes())

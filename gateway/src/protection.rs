@@ -232,7 +232,15 @@ impl Lockout {
         let store = if spec == "memory" {
             Store::Memory(MemoryStore::new(capacity))
         } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            Store::Redis(crate::session::redis_manager(spec).map_err(ProtectionError::Unavailable)?)
+            Store::Redis(
+                crate::session::redis_manager(
+                    spec,
+                    cfg.redis_ca_file
+                        .as_ref()
+                        .map(|f| std::path::Path::new(&f.value)),
+                )
+                .map_err(ProtectionError::Unavailable)?,
+            )
         } else {
             return Err(ProtectionError::UnknownStore(spec.to_string()));
         };

@@ -10,7 +10,6 @@ use auth_core::Chain;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::config::SecureSetting;
 use crate::credential_cache::CredentialCache;
 use crate::login::Template;
 use crate::protection::Lockout;
@@ -79,6 +78,8 @@ pub struct Runtime {
 /// The parts of a config the services are built from (`Config` itself is not `Sync`).
 struct ServiceSettings<'a> {
     session: &'a SessionConfig,
+    /// The resolved `session.secure` (it picks the default cookie name).
+    secure_cookies: bool,
     protection: &'a ProtectionConfig,
     cache: &'a CacheConfig,
     login: &'a LoginConfig,
@@ -88,6 +89,7 @@ impl<'a> ServiceSettings<'a> {
     fn of(config: &'a Config) -> Self {
         ServiceSettings {
             session: &config.session,
+            secure_cookies: config.secure_cookies(),
             protection: &config.protection,
             cache: &config.cache,
             login: &config.login,
@@ -123,14 +125,18 @@ impl std::fmt::Debug for Services {
     }
 }
 
-fn session_fingerprint(cfg: &crate::config::SessionConfig, secret: &[u8]) -> [u8; 32] {
+fn session_fingerprint(
+    cfg: &crate::config::SessionConfig,
+    secure_cookies: bool,
+    secret: &[u8],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(secret);
     h.update(
         format!(
             "\0{}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
             cfg.store.value,
-            cfg.cookie_name,
+            cfg.cookie_name_for(secure_cookies),
             cfg.ttl.get(),
             cfg.idle_timeout.get(),
             cfg.revalidate.get(),
@@ -193,11 +199,11 @@ impl Services {
     ) -> Result<Services, RuntimeError> {
         let secret =
             resolve_secret(config.session, data_dir).map_err(|e| RuntimeError(e.to_string()))?;
-        let session_fp = session_fingerprint(config.session, &secret);
+        let session_fp = session_fingerprint(config.session, config.secure_cookies, &secret);
         let sessions = match previous {
             Some(p) if p.session_fingerprint == session_fp => p.sessions.clone(),
             _ => Arc::new(
-                SessionManager::from_config(config.session, &secret, data_dir)
+                SessionManager::new(config.session, config.secure_cookies, &secret, data_dir)
                     .await
                     .map_err(|e| RuntimeError(e.to_string()))?,
             ),
@@ -240,8 +246,8 @@ impl Runtime {
         services: Services,
         version: u64,
     ) -> Result<Runtime, RuntimeError> {
-        let routes =
-            RouteTable::compile(&config.routes).map_err(|e| RuntimeError(e.to_string()))?;
+        let routes = RouteTable::compile_with(&config.routes, &config.route_matching)
+            .map_err(|e| RuntimeError(e.to_string()))?;
         let headers =
             HeaderPlan::new(&config.identity_headers).map_err(|e| RuntimeError(e.to_string()))?;
         let reserved = Reserved::new(headers.names());
@@ -273,17 +279,7 @@ impl Runtime {
         if prefix.is_empty() {
             return Err(RuntimeError("login.prefix must not be `/`".into()));
         }
-        let secure_cookies = match config.session.secure {
-            SecureSetting::Always => true,
-            SecureSetting::Never => false,
-            SecureSetting::Auto => {
-                !(public_url.scheme() == "http"
-                    && matches!(
-                        public_url.host_str(),
-                        Some("127.0.0.1" | "localhost" | "[::1]")
-                    ))
-            }
-        };
+        let secure_cookies = config.secure_cookies();
         let allowed_redirect_hosts = config
             .login
             .allowed_redirect_hosts

@@ -81,6 +81,16 @@ const CASES: &[(&str, Who, u16, Option<&str>)] = &[
     ("/static/%25252e%25252e/admin", Who::Anonymous, 400, None),
     ("/static/%255cadmin", Who::Anonymous, 400, None),
     ("/admin%253bx", Who::Alice, 400, None),
+    // ... also when the second encoding only appears once unreserved escapes are decoded
+    // (`%25%32%65` normalizes to `%252e`; found by the normalize_path fuzz target)
+    (
+        "/static/%25%32%65%25%32%65/admin",
+        Who::Anonymous,
+        400,
+        None,
+    ),
+    ("/static/..%25%32%66admin", Who::Anonymous, 400, None),
+    ("/admin%25%33%62x", Who::Alice, 400, None),
     // overlong UTF-8 for `.` and `/` (old IIS decoded them)
     ("/static/%c0%ae%c0%ae/admin", Who::Anonymous, 400, None),
     ("/static/%c0%af/admin", Who::Anonymous, 400, None),

@@ -17,6 +17,9 @@ upstream:
 session:
   store: {store}
   secure: {secure}
+  # named explicitly: with `secure: true` the default is `__Host-gw_session`
+  # (attack_cookie_tossing.rs)
+  cookie_name: gw_session
   secret: "0123456789abcdef0123456789abcdef-test"
 routes:
   - match: {{ path: / }}

@@ -18,6 +18,7 @@ fn config(store: &str, max: u32, window: Duration, lockout: Duration) -> Protect
         window: auth_core::Duration(window),
         lockout: auth_core::Duration(lockout),
         store: spanned(store.to_string()),
+        redis_ca_file: None,
     }
 }
 

@@ -163,7 +163,7 @@ async fn same_site_strict_from_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = session_config("memory", Duration::from_secs(60), Duration::from_secs(60));
     cfg.same_site = SameSiteSetting::Strict;
-    cfg.cookie_name = "app_sid".into();
+    cfg.cookie_name = Some("app_sid".into());
     let m = SessionManager::from_config(&cfg, SECRET, dir.path())
         .await
         .expect("manager");

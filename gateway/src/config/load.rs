@@ -174,6 +174,16 @@ pub fn load_str(
         sort(&mut errors);
         return Err(ConfigErrors(errors));
     }
+    // The stores open these later, wherever the process runs: relative to the config file.
+    for ca in [
+        &mut config.session.redis_ca_file,
+        &mut config.protection.redis_ca_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        ca.value = base_dir.join(&ca.value).display().to_string();
+    }
     Ok(LoadedConfig {
         config,
         source: file,

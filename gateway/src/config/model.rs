@@ -53,6 +53,9 @@ pub struct Config {
     /// Access rules, first match wins; no match means `authenticated`.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// How request paths meet `routes:` (an addition to the contract).
+    #[serde(default)]
+    pub route_matching: RouteMatchingConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -289,14 +292,21 @@ pub enum HeaderEncoding {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
-    /// `memory`, `sqlite://PATH`, `postgres://...`, `mysql://...`, `redis://...` or `cookie`.
+    /// `memory`, `sqlite://PATH`, `postgres://...`, `mysql://...`, `redis://...`,
+    /// `rediss://...` (Redis over TLS) or `cookie`.
     #[schemars(with = "String")]
     pub store: Spanned<String>,
+    /// PEM CA certificate(s) a `rediss://` store's server certificate must chain to, for a
+    /// private CA (an addition to the contract). Absent: the system's trusted roots.
+    #[schemars(with = "Option<String>")]
+    pub redis_ca_file: Option<Spanned<String>>,
     /// At least 32 bytes; signs and encrypts. Absent: generated into `data_dir` (quickstart).
     #[schemars(with = "Option<String>")]
     pub secret: Option<Spanned<Secret>>,
-    /// Cookie name.
-    pub cookie_name: String,
+    /// Cookie name; the CSRF cookie of the login form is this name + `_csrf`. Absent:
+    /// `__Host-gw_session` when the cookie is Secure (browsers then refuse a cookie of that name
+    /// set by a sibling subdomain, or without `Secure`), else `gw_session`.
+    pub cookie_name: Option<String>,
     /// Absolute lifetime.
     #[schemars(with = "String")]
     pub ttl: Duration,
@@ -317,14 +327,42 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             store: spanned("memory".into()),
+            redis_ca_file: None,
             secret: None,
-            cookie_name: "gw_session".into(),
+            cookie_name: None,
             ttl: Duration::from_secs(8 * 3600),
             idle_timeout: Duration::from_secs(3600),
             revalidate: Duration::from_secs(300),
             secure: SecureSetting::Auto,
             same_site: SameSiteSetting::Lax,
         }
+    }
+}
+
+/// The session cookie name without a prefix (plain HTTP, or `secure: false`).
+pub const DEFAULT_COOKIE_NAME: &str = "gw_session";
+
+/// The session cookie name when the cookie is Secure: the `__Host-` prefix makes browsers
+/// refuse it from a sibling subdomain (cookie tossing) and over plain HTTP.
+pub const DEFAULT_SECURE_COOKIE_NAME: &str = "__Host-gw_session";
+
+impl SessionConfig {
+    /// The session cookie's name for a cookie that is Secure (`secure`) or not: `cookie_name`,
+    /// else [`DEFAULT_SECURE_COOKIE_NAME`] or [`DEFAULT_COOKIE_NAME`].
+    pub fn cookie_name_for(&self, secure: bool) -> &str {
+        match &self.cookie_name {
+            Some(name) => name,
+            None if secure => DEFAULT_SECURE_COOKIE_NAME,
+            None => DEFAULT_COOKIE_NAME,
+        }
+    }
+}
+
+impl Config {
+    /// Whether the session cookies carry `Secure`: `session.secure` resolved against
+    /// `server.public_url` ([`crate::session::cookie_secure`]).
+    pub fn secure_cookies(&self) -> bool {
+        crate::session::cookie_secure(self.session.secure, &self.server.public_url.value)
     }
 }
 
@@ -415,9 +453,12 @@ pub struct ProtectionConfig {
     /// Lockout duration.
     #[schemars(with = "String")]
     pub lockout: Duration,
-    /// `memory` or `redis://...`.
+    /// `memory`, `redis://...` or `rediss://...` (Redis over TLS).
     #[schemars(with = "String")]
     pub store: Spanned<String>,
+    /// As `session.redis_ca_file`, for a `rediss://` store here (an addition to the contract).
+    #[schemars(with = "Option<String>")]
+    pub redis_ca_file: Option<Spanned<String>>,
 }
 
 impl Default for ProtectionConfig {
@@ -427,6 +468,7 @@ impl Default for ProtectionConfig {
             window: Duration::from_secs(900),
             lockout: Duration::from_secs(900),
             store: spanned("memory".into()),
+            redis_ca_file: None,
         }
     }
 }
@@ -502,6 +544,16 @@ pub struct ChainEntryConfig {
     pub options: Option<Box<dyn auth_core::registry::BackendFactory>>,
     /// Where `options` (or the entry, without options) starts.
     pub options_location: serde_saphyr::Location,
+}
+
+/// `route_matching:`
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteMatchingConfig {
+    /// For a case-insensitive upstream (IIS, Windows file systems, some Java/PHP setups): match
+    /// `routes:` paths with ASCII case folding, and refuse (400) path segments ending in `.` or a
+    /// space, which Windows strips. The path is forwarded as sent.
+    pub case_insensitive: bool,
 }
 
 /// One route.

@@ -81,6 +81,20 @@ pub(crate) fn check(
     session(&mut c, config);
     login(&mut c, config, base_dir);
     protection(&mut c, config);
+    redis_ca_file(
+        &mut c,
+        base_dir,
+        "session",
+        &config.session.store,
+        config.session.redis_ca_file.as_ref(),
+    );
+    redis_ca_file(
+        &mut c,
+        base_dir,
+        "protection",
+        &config.protection.store,
+        config.protection.redis_ca_file.as_ref(),
+    );
     users_db(&mut c, config);
     chain(&mut c, config);
     routes(&mut c, config);
@@ -359,7 +373,7 @@ fn session(c: &mut Checker<'_>, config: &Config) {
     ) {
         c.error(
             location(&s.store),
-            format!("unknown `session.store` `{store}`; expected memory, cookie, sqlite://PATH, postgres://..., mysql://... or redis://..."),
+            format!("unknown `session.store` `{store}`; expected memory, cookie, sqlite://PATH, postgres://..., mysql://..., redis://... or rediss://..."),
         );
     }
     match &s.secret {
@@ -384,19 +398,8 @@ fn session(c: &mut Checker<'_>, config: &Config) {
         ),
         None => {}
     }
-    if s.cookie_name.is_empty()
-        || !s
-            .cookie_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    {
-        c.error(
-            c.key("session.cookie_name"),
-            format!(
-                "`session.cookie_name` `{}` is not a valid cookie name",
-                s.cookie_name
-            ),
-        );
+    if let Some(name) = &s.cookie_name {
+        cookie_name(c, config, name);
     }
     if s.ttl.get().is_zero() {
         c.error(c.key("session.ttl"), "`session.ttl` must be longer than 0");
@@ -435,6 +438,57 @@ fn session(c: &mut Checker<'_>, config: &Config) {
     }
 }
 
+/// A configured `session.cookie_name`: a valid token, and a `__Host-` / `__Secure-` prefix only
+/// where browsers will accept the cookie (they match the prefixes case-insensitively and drop
+/// a prefixed cookie that breaks the rules: every login would then silently fail).
+fn cookie_name(c: &mut Checker<'_>, config: &Config, name: &str) {
+    let at = c.key("session.cookie_name");
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        c.error(
+            at,
+            format!("`session.cookie_name` `{name}` is not a valid cookie name"),
+        );
+        return;
+    }
+    let lower = name.to_ascii_lowercase();
+    let prefix = if lower.starts_with("__host-") {
+        &name[..7]
+    } else if lower.starts_with("__secure-") {
+        &name[..9]
+    } else {
+        return;
+    };
+    if prefix != "__Host-" && prefix != "__Secure-" {
+        c.error(
+            at,
+            format!(
+                "`session.cookie_name` `{name}`: write the prefix as `__Host-` or `__Secure-` (browsers match `{prefix}` either way, other software may not)"
+            ),
+        );
+        return;
+    }
+    // The gateway never sets `Domain` and always `Path=/`: `__Host-` then only needs Secure.
+    if !config.secure_cookies() {
+        let why = match config.session.secure {
+            SecureSetting::Never => "`session.secure` is false".to_string(),
+            _ => format!(
+                "`session.secure: auto` is false for the plain-HTTP local `public_url` `{}`",
+                config.server.public_url.value
+            ),
+        };
+        c.error(
+            at,
+            format!(
+                "`session.cookie_name` `{name}`: a `{prefix}` cookie must be Secure, but {why}; browsers would refuse it (set `secure: true` and serve https://, or drop the prefix)"
+            ),
+        );
+    }
+}
+
 fn login(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     let l = &config.login;
     let prefix = &l.prefix.value;
@@ -469,7 +523,9 @@ fn protection(c: &mut Checker<'_>, config: &Config) {
     if !store_scheme(store, &["memory"], &["redis", "rediss"]) {
         c.error(
             location(&p.store),
-            format!("unknown `protection.store` `{store}`; expected memory or redis://..."),
+            format!(
+                "unknown `protection.store` `{store}`; expected memory, redis://... or rediss://..."
+            ),
         );
     }
     for (key, value) in [("window", p.window), ("lockout", p.lockout)] {
@@ -485,6 +541,45 @@ fn protection(c: &mut Checker<'_>, config: &Config) {
             c.key("protection.max_failures"),
             "`protection.max_failures` must be at least 1",
         );
+    }
+}
+
+/// `<section>.redis_ca_file`: only with a `rediss://` store (never a silent plain-text
+/// connection), and a readable PEM file holding a certificate.
+fn redis_ca_file(
+    c: &mut Checker<'_>,
+    base_dir: &Path,
+    section: &str,
+    store: &Spanned<String>,
+    ca: Option<&Spanned<String>>,
+) {
+    let Some(ca) = ca else { return };
+    if !store.value.trim().starts_with("rediss://") {
+        c.error(
+            location(ca),
+            format!(
+                "`{section}.redis_ca_file` needs a `rediss://` (Redis over TLS) `{section}.store`"
+            ),
+        );
+        return;
+    }
+    let path = base_dir.join(&ca.value);
+    match std::fs::read_to_string(&path) {
+        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+        Ok(_) => c.error(
+            location(ca),
+            format!(
+                "`{section}.redis_ca_file` `{}` holds no PEM certificate",
+                path.display()
+            ),
+        ),
+        Err(e) => c.error(
+            location(ca),
+            format!(
+                "`{section}.redis_ca_file` `{}` cannot be read: {e}",
+                path.display()
+            ),
+        ),
     }
 }
 

@@ -22,9 +22,9 @@ use http::header;
 
 use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
-use super::forward::read_cookie;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
+use crate::session::CookieLookup;
 
 /// The longest `Authorization` value accepted.
 pub(crate) const MAX_AUTHORIZATION_BYTES: usize = 4096;
@@ -176,13 +176,20 @@ async fn identify_session(
     headers: &HeaderMap,
 ) -> Result<bool, ProxyError> {
     let sessions = &rt.services.sessions;
-    let Some(cookie) = read_cookie(headers, sessions.cookie_name()) else {
-        return Ok(false);
-    };
-    let Some(session) = sessions.load(&cookie).await.map_err(store_down)? else {
-        ctx.set_cookies
-            .push(sessions.clear_cookie(rt.secure_cookies));
-        return Ok(false);
+    let (cookie, session) = match sessions.lookup(headers).await.map_err(store_down)? {
+        CookieLookup::Absent => return Ok(false),
+        CookieLookup::Invalid => {
+            ctx.set_cookies
+                .push(sessions.clear_cookie(rt.secure_cookies));
+            return Ok(false);
+        }
+        CookieLookup::Valid { value, session } => (value, *session),
+        CookieLookup::Ambiguous => {
+            tracing::warn!("several session cookies load different sessions (cookie tossing?)");
+            return Err(ProxyError::bad_request(
+                "several different session cookies: clear this site's cookies and sign in again",
+            ));
+        }
     };
     let entry_gone = rt.chain.entry(&session.entry).is_none();
     let mut session = session;

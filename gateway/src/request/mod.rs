@@ -284,7 +284,9 @@ fn sanitize(
     }
 
     ctx.query = req.uri().query().map(str::to_string);
-    ctx.path = route::normalize_path(req.uri().path())
+    ctx.path = rt
+        .routes
+        .normalize(req.uri().path())
         .map_err(|e| ProxyError::bad_request(format!("ambiguous path: {e}")))?;
 
     ctx.upgrade = match sanitize::upgrade_request(req.headers()) {

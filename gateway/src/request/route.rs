@@ -7,7 +7,8 @@
 //! - refused with 400: a path that is not origin-form (`/...`), a bad escape (`%zz`, `%4`), an
 //!   encoded `/` (`%2F`), `\` raw or encoded (`%5C`), NUL and other control characters raw or
 //!   encoded (`%00`-`%1F`, `%7F`), raw spaces and non-ASCII bytes, dot segments `.` / `..` raw or encoded (`%2E`), `;`, double
-//!   encoding (`%25` followed by two hex digits) and escapes that are not UTF-8 (overlong `%c0%ae`).
+//!   encoding (`%25` followed by two hex digits in the normalized segment, so `%25%32%65`, which
+//!   normalizes to `%252e`, is caught too) and escapes that are not UTF-8 (overlong `%c0%ae`).
 //!   `;` is refused rather than matched literally because servlet containers strip `;params`
 //!   from segments before routing: `/admin;x=1/` would miss an `/admin` rule here and reach
 //!   `/admin/` upstream;
@@ -19,12 +20,19 @@
 //! `methods` applies to every method, so HEAD/OPTIONS/unknown methods get the same decision as GET.
 //! Methods are compared case-insensitively (`post` meets a `POST` rule). A rule listing `GET` also matches `HEAD` (the same resource without its body), so a `HEAD`
 //! can never slip past a GET-only restriction to a laxer rule below it.
+//!
+//! Paths are matched case-sensitively by default: `/ADMIN` does not meet an `/admin` rule. Behind
+//! a case-insensitive upstream (IIS, Windows file systems) that would let `/ADMIN`, `/admin.` or
+//! `/admin%20` reach what `/admin` protects, so `route_matching.case_insensitive: true` matches
+//! prefixes and regexes with ASCII case folding and refuses segments ending in `.` or a space
+//! (`%20`), which Windows strips. The path is still forwarded as sent (only normalized), so the
+//! decision and the upstream designate the same resource.
 
 use std::fmt;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
-use crate::config::{Access, RouteConfig};
+use crate::config::{Access, RouteConfig, RouteMatchingConfig};
 
 /// Why a path was refused (always a client error, 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +62,10 @@ pub(crate) enum PathError {
     /// Escapes that do not decode to UTF-8 (overlong forms such as `%c0%ae` for `.`).
     #[error("percent-escapes are not UTF-8")]
     InvalidUtf8,
+    /// A segment ending in `.` or a space, which Windows strips (`/admin.` is `/admin` there);
+    /// refused only with `route_matching.case_insensitive`.
+    #[error("segment ends in a dot or a space")]
+    TrailingDotOrSpace,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -90,11 +102,6 @@ pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
                         b'/' | b'\\' => return Err(PathError::Separator),
                         0..=0x1f | 0x7f => return Err(PathError::Control),
                         b';' => return Err(PathError::PathParameter),
-                        b'%' if sb.get(i + 3).copied().and_then(hex).is_some()
-                            && sb.get(i + 4).copied().and_then(hex).is_some() =>
-                        {
-                            return Err(PathError::DoubleEncoding);
-                        }
                         d if is_unreserved(d) => out.push(d as char),
                         d => out.push_str(&format!("%{d:02X}")),
                     }
@@ -111,6 +118,15 @@ pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
         }
         if out == "." || out == ".." {
             return Err(PathError::DotSegment);
+        }
+        // Checked on the output, not the input: `%25%32%65` has no `%25` followed by two hex
+        // digits, yet normalizes (unreserved escapes decoded) to `%252e`.
+        if out
+            .as_bytes()
+            .windows(5)
+            .any(|w| w.starts_with(b"%25") && hex(w[3]).is_some() && hex(w[4]).is_some())
+        {
+            return Err(PathError::DoubleEncoding);
         }
         if out.contains('%')
             && percent_encoding::percent_decode_str(&out)
@@ -175,6 +191,9 @@ impl fmt::Display for RouteDecision {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RouteTable {
     routes: Vec<Route>,
+    /// `route_matching.case_insensitive`: prefixes are stored lower-cased, regexes compiled
+    /// case-insensitive, and request paths folded before matching.
+    case_insensitive: bool,
 }
 
 fn host_without_port(host: &str) -> &str {
@@ -191,8 +210,17 @@ fn host_without_port(host: &str) -> &str {
 }
 
 impl RouteTable {
-    /// Compiles `routes:`. Prefixes are normalized like request paths.
+    /// Compiles `routes:` with the default (case-sensitive) matching.
     pub(crate) fn compile(routes: &[RouteConfig]) -> Result<RouteTable, RouteError> {
+        RouteTable::compile_with(routes, &RouteMatchingConfig::default())
+    }
+
+    /// Compiles `routes:` for `matching`. Prefixes are normalized like request paths.
+    pub(crate) fn compile_with(
+        routes: &[RouteConfig],
+        matching: &RouteMatchingConfig,
+    ) -> Result<RouteTable, RouteError> {
+        let folded = matching.case_insensitive;
         let mut out = Vec::with_capacity(routes.len());
         for (index, r) in routes.iter().enumerate() {
             let err = |message: String| RouteError { index, message };
@@ -200,13 +228,20 @@ impl RouteTable {
                 Some(p) => {
                     let n = normalize_path(&p.value)
                         .map_err(|e| err(format!("path `{}`: {e}", p.value)))?;
-                    Some(n.trim_end_matches('/').to_string())
+                    let n = n.trim_end_matches('/');
+                    Some(if folded {
+                        n.to_ascii_lowercase()
+                    } else {
+                        n.to_string()
+                    })
                 }
                 None => None,
             };
             let regex = match &r.matcher.path_regex {
                 Some(re) => Some(
-                    Regex::new(&re.value)
+                    RegexBuilder::new(&re.value)
+                        .case_insensitive(folded)
+                        .build()
                         .map_err(|e| err(format!("path_regex `{}`: {e}", re.value)))?,
                 ),
                 None => None,
@@ -228,7 +263,24 @@ impl RouteTable {
                 access: r.access.value.clone(),
             });
         }
-        Ok(RouteTable { routes: out })
+        Ok(RouteTable {
+            routes: out,
+            case_insensitive: folded,
+        })
+    }
+
+    /// Normalizes a request path ([`normalize_path`]) and, with case-insensitive matching,
+    /// refuses segments ending in `.` or a space: the path to match and to forward.
+    pub(crate) fn normalize(&self, raw: &str) -> Result<String, PathError> {
+        let path = normalize_path(raw)?;
+        if self.case_insensitive
+            && path
+                .split('/')
+                .any(|seg| seg.ends_with('.') || seg.ends_with("%20"))
+        {
+            return Err(PathError::TrailingDotOrSpace);
+        }
+        Ok(path)
     }
 
     /// The decision for a request to `host` (may carry a port; `None` when the request had no
@@ -245,6 +297,13 @@ impl RouteTable {
         // upper-case them: `post` must meet the rules written for `POST`.
         let method = method.to_ascii_uppercase();
         let method = method.as_str();
+        let folded;
+        let path = if self.case_insensitive {
+            folded = path.to_ascii_lowercase();
+            folded.as_str()
+        } else {
+            path
+        };
         for (index, r) in self.routes.iter().enumerate() {
             if let Some(want) = &r.host
                 && host.as_deref() != Some(want.as_str())
@@ -328,6 +387,10 @@ mod tests {
             ("/a/%252e%252e/admin", PathError::DoubleEncoding),
             ("/a%255c", PathError::DoubleEncoding),
             ("/a%25252e", PathError::DoubleEncoding),
+            // split so that only the normalized path shows it
+            ("/a/%25%32%65%25%32%65/admin", PathError::DoubleEncoding),
+            ("/%25A%45", PathError::DoubleEncoding),
+            ("/a%25%35c", PathError::DoubleEncoding),
             ("/a/%c0%ae%c0%ae/admin", PathError::InvalidUtf8),
             ("/a%ff", PathError::InvalidUtf8),
         ] {
@@ -404,5 +467,41 @@ mod tests {
         assert_eq!(g.decide(None, "HEAD", "/r").access, Access::Deny);
         assert_eq!(g.decide(None, "POST", "/r").access, Access::Authenticated);
         assert_eq!(d(None, "GET", "/admin").index, Some(0));
+    }
+
+    #[test]
+    fn case_insensitive_matching_folds_ascii_and_refuses_trailing_dots() {
+        let yaml = "- match: { path: /Admin }\n  access: deny\n\
+                    - match: { path_regex: '^/api/V[0-9]+/' }\n  access: public\n";
+        let routes: Vec<RouteConfig> = serde_saphyr::from_str(yaml).unwrap();
+        let sensitive = RouteTable::compile(&routes).unwrap();
+        let folded = RouteTable::compile_with(
+            &routes,
+            &RouteMatchingConfig {
+                case_insensitive: true,
+            },
+        )
+        .unwrap();
+        for p in ["/admin", "/ADMIN/x", "/aDmIn/"] {
+            assert_eq!(folded.decide(None, "GET", p).access, Access::Deny, "{p}");
+            assert_eq!(sensitive.decide(None, "GET", p).index, None, "{p}");
+        }
+        assert_eq!(sensitive.decide(None, "GET", "/Admin").access, Access::Deny);
+        assert_eq!(
+            folded.decide(None, "GET", "/API/v2/x").access,
+            Access::Public
+        );
+        assert_eq!(folded.decide(None, "GET", "/administrator").index, None);
+        for p in ["/admin.", "/admin%20", "/a./b", "/admin%2e", "/admin/x%20/"] {
+            assert_eq!(
+                folded.normalize(p),
+                Err(PathError::TrailingDotOrSpace),
+                "{p}"
+            );
+            assert!(sensitive.normalize(p).is_ok(), "{p}");
+        }
+        // Forwarded as sent: normalization never changes the case.
+        assert_eq!(folded.normalize("/%41dmin/X").unwrap(), "/Admin/X");
+        assert_eq!(folded.normalize("/a.b/c%20d").unwrap(), "/a.b/c%20d");
     }
 }

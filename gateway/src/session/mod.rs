@@ -199,6 +199,52 @@ enum Store {
     Cookie(cookie_store::CookieStore),
 }
 
+/// Most distinct values of the session cookie one request may carry: a genuine browser sends
+/// one, two after cookie tossing; each is a store lookup.
+const MAX_SESSION_COOKIES: usize = 4;
+
+/// What [`SessionManager::lookup`] found in a request.
+#[derive(Debug)]
+pub enum CookieLookup {
+    /// No session cookie.
+    Absent,
+    /// Session cookies, none of them a live session (clear it).
+    Invalid,
+    /// Exactly one value loads a live session.
+    Valid {
+        /// The cookie value that loaded.
+        value: String,
+        /// Its session.
+        session: Box<Session>,
+    },
+    /// Several values load different sessions, or too many values: refuse the request.
+    Ambiguous,
+}
+
+/// Every distinct value of cookie `name` in `headers`, in the order sent. Read pair by pair
+/// over the raw bytes: a tossed cookie with a non-ASCII value shares the browser's one `Cookie`
+/// header with the genuine cookie and must not hide it (only that pair is skipped).
+pub(crate) fn cookie_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in headers.get_all(http::header::COOKIE) {
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
+                continue;
+            }
+            let Ok(value) = std::str::from_utf8(pair[eq + 1..].trim_ascii()) else {
+                continue;
+            };
+            if value.is_ascii() && !out.iter().any(|seen| seen == value) {
+                out.push(value.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Keys derived from the session secret, one per purpose.
 struct Keys {
     sign: HmacSha256,
@@ -336,11 +382,25 @@ fn decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 impl SessionManager {
-    /// Builds the manager for `cfg` with `secret` (from [`resolve_secret`]). Relative SQLite
-    /// paths are under `data_dir`. A SQL or Redis store that is down at startup is not an
-    /// error here: every operation then fails with [`SessionError::Unavailable`] until it is back.
+    /// As [`new`](Self::new) for a cookie that is not Secure unless `session.secure: true`
+    /// (`auto` needs `public_url` to resolve; see `Config::secure_cookies`).
     pub async fn from_config(
         cfg: &SessionConfig,
+        secret: &[u8],
+        data_dir: &Path,
+    ) -> Result<SessionManager, SessionError> {
+        let secure = cfg.secure == crate::config::SecureSetting::Always;
+        SessionManager::new(cfg, secure, secret, data_dir).await
+    }
+
+    /// Builds the manager for `cfg` with `secret` (from [`resolve_secret`]); `secure` is the
+    /// resolved `session.secure` (`Config::secure_cookies`), which picks the default cookie name
+    /// (`__Host-gw_session` when Secure). Relative SQLite paths are under `data_dir`. A SQL or
+    /// Redis store that is down at startup is not an error here: every operation then fails
+    /// with [`SessionError::Unavailable`] until it is back.
+    pub async fn new(
+        cfg: &SessionConfig,
+        secure: bool,
         secret: &[u8],
         data_dir: &Path,
     ) -> Result<SessionManager, SessionError> {
@@ -370,7 +430,10 @@ impl SessionManager {
         {
             Store::Sql(sql::SqlStore::new(store_spec, data_dir).await?)
         } else if store_spec.starts_with("redis://") || store_spec.starts_with("rediss://") {
-            Store::Redis(redis_store::RedisStore::new(store_spec)?)
+            Store::Redis(redis_store::RedisStore::new(
+                store_spec,
+                cfg.redis_ca_file.as_ref().map(|f| Path::new(&f.value)),
+            )?)
         } else {
             return Err(SessionError::UnknownStore(redact_url(store_spec)));
         };
@@ -381,8 +444,8 @@ impl SessionManager {
                 version: keyed(&derive(secret, b"gateway/session/credential-version/v1")),
                 csrf: keyed(&derive(secret, b"gateway/session/csrf/v1")),
             },
-            csrf_cookie_name: format!("{}_csrf", cfg.cookie_name),
-            cookie_name: cfg.cookie_name.clone(),
+            csrf_cookie_name: format!("{}_csrf", cfg.cookie_name_for(secure)),
+            cookie_name: cfg.cookie_name_for(secure).to_string(),
             same_site: match cfg.same_site {
                 SameSiteSetting::Lax => ::cookie::SameSite::Lax,
                 SameSiteSetting::Strict => ::cookie::SameSite::Strict,
@@ -470,6 +533,38 @@ impl SessionManager {
             return Ok(None);
         }
         Ok(Some(Session::from_record(id, record)))
+    }
+
+    /// The session a request's `Cookie` headers designate. A browser sends several cookies of
+    /// one name when another site of the parent domain set one too (cookie tossing: a sibling
+    /// subdomain sets `Domain=example.org`, maybe with a longer `Path` so it comes first). The
+    /// first one is not trusted blindly: every value is tried, values that load no session are
+    /// ignored, and two that load different sessions are [`CookieLookup::Ambiguous`] (the
+    /// caller refuses the request) rather than a guess that could pick the attacker's.
+    pub async fn lookup(&self, headers: &http::HeaderMap) -> Result<CookieLookup, SessionError> {
+        let values = cookie_values(headers, &self.cookie_name);
+        if values.is_empty() {
+            return Ok(CookieLookup::Absent);
+        }
+        if values.len() > MAX_SESSION_COOKIES {
+            return Ok(CookieLookup::Ambiguous);
+        }
+        let mut found: Option<(String, Session)> = None;
+        for value in values {
+            if let Some(session) = self.load(&value).await? {
+                if found.is_some() {
+                    return Ok(CookieLookup::Ambiguous);
+                }
+                found = Some((value, session));
+            }
+        }
+        Ok(match found {
+            Some((value, session)) => CookieLookup::Valid {
+                value,
+                session: Box::new(session),
+            },
+            None => CookieLookup::Invalid,
+        })
     }
 
     /// Records that `s` was used now. Writes at most once per tenth of the idle timeout, so

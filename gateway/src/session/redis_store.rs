@@ -1,6 +1,7 @@
 //! The Redis store, shared by replicas. One key per session (a digest of its id) holding the
 //! record as JSON, with a TTL equal to the time left before the idle or absolute deadline.
 
+use std::path::Path;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -18,9 +19,31 @@ fn unavailable(e: ::redis::RedisError) -> SessionError {
 }
 
 /// A connection manager for `url` that connects lazily and gives up quickly, so an unreachable
-/// server turns into an error (fail closed) rather than a hung request.
-pub(crate) fn lazy_manager(url: &str) -> Result<ConnectionManager, String> {
-    let client = ::redis::Client::open(url).map_err(|e| format!("`{}`: {e}", redact_url(url)))?;
+/// server turns into an error (fail closed) rather than a hung request. `rediss://` is Redis
+/// over TLS (rustls), verified against `ca_file` (PEM) when given, else the system's roots; a
+/// CA file with a plain `redis://` URL is an error rather than a silent plain-text connection.
+pub(crate) fn lazy_manager(url: &str, ca_file: Option<&Path>) -> Result<ConnectionManager, String> {
+    let shown = redact_url(url);
+    let client = match ca_file {
+        None => ::redis::Client::open(url).map_err(|e| format!("`{shown}`: {e}"))?,
+        Some(_) if !url.starts_with("rediss://") => {
+            return Err(format!(
+                "`{shown}`: a Redis CA file needs a `rediss://` (TLS) URL"
+            ));
+        }
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("Redis CA file `{}`: {e}", path.display()))?;
+            ::redis::Client::build_with_tls(
+                url,
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+            .map_err(|e| format!("`{shown}` with CA file `{}`: {e}", path.display()))?
+        }
+    };
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)))
@@ -31,9 +54,9 @@ pub(crate) fn lazy_manager(url: &str) -> Result<ConnectionManager, String> {
 }
 
 impl RedisStore {
-    pub(super) fn new(url: &str) -> Result<Self, SessionError> {
+    pub(super) fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, SessionError> {
         Ok(RedisStore {
-            conn: lazy_manager(url).map_err(SessionError::Unavailable)?,
+            conn: lazy_manager(url, ca_file).map_err(SessionError::Unavailable)?,
         })
     }
 
