@@ -6,8 +6,8 @@
 
 mod support;
 
-use support::raw;
-use support::{Harness, basic};
+use support::path_cases::{PathCase, Who, path_case_failures};
+use support::{Harness, raw};
 
 const ROUTES: &str = r#"
 server:
@@ -35,26 +35,7 @@ fn config(case_insensitive: bool) -> String {
     format!("{ROUTES}route_matching:\n  case_insensitive: {case_insensitive}\n")
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Who {
-    Anonymous,
-    /// Authenticated, not in `admins`.
-    Alice,
-    /// In `admins`.
-    Bob,
-}
-
-impl Who {
-    fn header(self) -> String {
-        match self {
-            Who::Anonymous => String::new(),
-            Who::Alice => format!("Authorization: {}\r\n", basic("alice", "alice-pw")),
-            Who::Bob => format!("Authorization: {}\r\n", basic("bob", "bob-pw")),
-        }
-    }
-}
-
-type Case = (&'static str, Who, u16, Option<&'static str>);
+type Case = PathCase;
 
 /// With the option: every spelling of `/admin` meets the `/admin` rule (403 for alice, 401
 /// anonymous) or is refused (400); the path is forwarded as sent when allowed.
@@ -112,24 +93,7 @@ const SENSITIVE: &[Case] = &[
 
 async fn run(case_insensitive: bool, cases: &[Case]) {
     let h = Harness::start_with(&config(case_insensitive)).await;
-    let mut failures = Vec::new();
-    for (target, who, status, forwarded) in cases {
-        h.upstream.clear();
-        let req = format!(
-            "GET {target} HTTP/1.1\r\nHost: gw.test\r\n{}Connection: close\r\n\r\n",
-            who.header()
-        );
-        let ex = raw::send(h.addr, &req).await;
-        let seen = h.upstream.seen();
-        let got = ex.status();
-        let path = seen.first().map(|r| r.path.clone());
-        if got != *status || path.as_deref() != *forwarded || seen.len() > 1 {
-            failures.push(format!(
-                "{target} as {who:?}: got {got} forwarded {path:?} (n={}), want {status} {forwarded:?}",
-                seen.len()
-            ));
-        }
-    }
+    let failures = path_case_failures(&h, cases).await;
     assert!(
         failures.is_empty(),
         "case_insensitive={case_insensitive}: {} of {} cases failed:\n{}",

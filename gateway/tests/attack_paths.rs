@@ -4,8 +4,9 @@
 
 mod support;
 
+use support::Harness;
+use support::path_cases::{PathCase, Who, path_case_failures};
 use support::raw;
-use support::{Harness, basic};
 
 const CONFIG: &str = r#"
 server:
@@ -30,25 +31,8 @@ routes:
     access: authenticated
 "#;
 
-#[derive(Clone, Copy, Debug)]
-enum Who {
-    Anonymous,
-    Alice,
-    Bob,
-}
-
-impl Who {
-    fn header(self) -> String {
-        match self {
-            Who::Anonymous => String::new(),
-            Who::Alice => format!("Authorization: {}\r\n", basic("alice", "alice-pw")),
-            Who::Bob => format!("Authorization: {}\r\n", basic("bob", "bob-pw")),
-        }
-    }
-}
-
 /// (request target, who, expected status, path the upstream must see when forwarded).
-const CASES: &[(&str, Who, u16, Option<&str>)] = &[
+const CASES: &[PathCase] = &[
     // dot segments, raw and encoded, in every position
     ("/static/../admin", Who::Anonymous, 400, None),
     ("/static/../admin", Who::Alice, 400, None),
@@ -166,24 +150,7 @@ const CASES: &[(&str, Who, u16, Option<&str>)] = &[
 #[tokio::test]
 async fn route_decision_and_forwarded_path_agree() {
     let h = Harness::start_with(CONFIG).await;
-    let mut failures = Vec::new();
-    for (target, who, status, forwarded) in CASES {
-        h.upstream.clear();
-        let req = format!(
-            "GET {target} HTTP/1.1\r\nHost: gw.test\r\n{}Connection: close\r\n\r\n",
-            who.header()
-        );
-        let ex = raw::send(h.addr, &req).await;
-        let seen = h.upstream.seen();
-        let got = ex.status();
-        let path = seen.first().map(|r| r.path.clone());
-        if got != *status || path.as_deref() != *forwarded || seen.len() > 1 {
-            failures.push(format!(
-                "{target} as {who:?}: got {got} forwarded {path:?} (n={}), want {status} {forwarded:?}",
-                seen.len()
-            ));
-        }
-    }
+    let failures = path_case_failures(&h, CASES).await;
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod h2raw;
+pub mod path_cases;
 pub mod raw;
 pub mod registered;
 pub mod upstream;
