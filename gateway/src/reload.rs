@@ -18,6 +18,8 @@ use crate::server::Gateway;
 
 /// How long the file must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// The longest a trigger waits for the debounce to settle.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 /// A built chain and the local user store its entries use (for `type: local` and
 /// provisioning), if the config needs one.
@@ -222,12 +224,21 @@ impl Reloader {
             _ => PathBuf::from("."),
         };
         let watcher_tx = tx.clone();
-        // Any change in the directory may be ours: editors rename over the file, and
-        // Kubernetes swaps a `..data` symlink. The content digest decides. The watch is set up
-        // before this returns, so no change after it is missed.
+        // The directory is watched, not the file: editors rename over the file, and Kubernetes
+        // swaps a `..data` symlink. Only events naming the file or a `..` entry count: others
+        // (a log file written beside the config, say) would keep the debounce from ever
+        // settling. The content digest decides. The watch is set up before this returns, so no
+        // change after it is missed.
+        let file_name = self.path.file_name().map(|n| n.to_os_string());
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
-            if !event.kind.is_access() {
+            let ours = event.paths.is_empty()
+                || event.paths.iter().any(|p| {
+                    p.file_name().is_some_and(|n| {
+                        Some(n) == file_name.as_deref() || n.to_string_lossy().starts_with("..")
+                    })
+                });
+            if ours && !event.kind.is_access() {
                 let _ = watcher_tx.send(Trigger::File);
             }
         });
@@ -262,10 +273,17 @@ impl Reloader {
         tokio::spawn(async move {
             let _watcher = watcher;
             while let Some(first) = rx.recv().await {
-                // Debounce: wait until things have been quiet for DEBOUNCE.
+                // Debounce: wait until things have been quiet for DEBOUNCE, but no longer than
+                // MAX_DEBOUNCE in all (a steady stream of triggers must not defer reloads).
                 let mut signalled = first == Trigger::Signal;
+                let give_up = tokio::time::Instant::now() + MAX_DEBOUNCE;
                 loop {
-                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                    let wait = DEBOUNCE
+                        .min(give_up.saturating_duration_since(tokio::time::Instant::now()));
+                    if wait.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout(wait, rx.recv()).await {
                         Ok(Some(t)) => signalled |= t == Trigger::Signal,
                         Ok(None) => return,
                         Err(_) => break,

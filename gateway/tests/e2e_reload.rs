@@ -183,6 +183,42 @@ async fn a_file_change_triggers_a_reload() {
     assert_eq!(status(&s.url("/static/x")).await, 403);
 }
 
+/// A log file written beside the config (the soak's `gateway.err`, an access log) must not
+/// hold reloads off: the watcher only counts events on the config file (or `..data` swaps), and
+/// the debounce gives up waiting for quiet after `MAX_DEBOUNCE`.
+#[tokio::test]
+async fn writes_to_other_files_in_the_directory_do_not_hold_off_a_reload() {
+    let s = Setup::new("busydir").await;
+    let task = s.reloader.clone().spawn();
+    let log = s.path.with_file_name("gateway.log");
+    let writer = tokio::spawn(async move {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&log).unwrap();
+        loop {
+            writeln!(f, "a log line").unwrap();
+            f.flush().unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.write("deny");
+    let mut version = 1;
+    for _ in 0..50 {
+        version = s.gw.current().version();
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    writer.abort();
+    task.abort();
+    assert_eq!(
+        version, 2,
+        "file change not picked up while another file was written"
+    );
+    assert_eq!(status(&s.url("/static/x")).await, 403);
+}
+
 #[tokio::test]
 async fn admin_serves_metrics_health_and_readiness() {
     let s = Setup::new("admin").await;
