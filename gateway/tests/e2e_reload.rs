@@ -79,6 +79,18 @@ impl Setup {
         }
     }
 
+    /// The served config version once it is `want`, or the last one seen after `limit`.
+    async fn version_within(&self, want: u64, limit: Duration) -> u64 {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let version = self.gw.current().version();
+            if version == want || std::time::Instant::now() >= deadline {
+                return version;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn url(&self, p: &str) -> String {
         format!("http://{}{}", self.running.as_ref().unwrap().addr, p)
     }
@@ -170,14 +182,7 @@ async fn a_file_change_triggers_a_reload() {
     let task = s.reloader.clone().spawn();
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.write("deny");
-    let mut version = 1;
-    for _ in 0..50 {
-        version = s.gw.current().version();
-        if version == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let version = s.version_within(2, Duration::from_secs(5)).await;
     task.abort();
     assert_eq!(version, 2, "file change not picked up");
     assert_eq!(status(&s.url("/static/x")).await, 403);
@@ -202,14 +207,7 @@ async fn writes_to_other_files_in_the_directory_do_not_hold_off_a_reload() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.write("deny");
-    let mut version = 1;
-    for _ in 0..50 {
-        version = s.gw.current().version();
-        if version == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let version = s.version_within(2, Duration::from_secs(5)).await;
     writer.abort();
     task.abort();
     assert_eq!(
@@ -411,14 +409,7 @@ async fn a_kubernetes_style_symlink_swap_reloads_and_a_touch_does_not() {
     .unwrap();
     symlink("..v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    let mut version = 1;
-    for _ in 0..50 {
-        version = s.gw.current().version();
-        if version == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let version = s.version_within(2, Duration::from_secs(5)).await;
     task.abort();
     assert_eq!(version, 2, "symlink swap not picked up");
     assert_eq!(status(&s.url("/static/x")).await, 403);
