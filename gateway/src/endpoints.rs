@@ -62,7 +62,6 @@ use crate::request::authorize::{Verdict, authorize};
 use crate::request::challenge::{login_location, unauthorized};
 use crate::request::context::RequestContext;
 use crate::request::error::{ProxyError, full_body};
-use crate::request::forward::read_cookie;
 use crate::request::route::path_has_prefix;
 use crate::request::{Body, identify, status_response};
 use crate::runtime::Runtime;
@@ -282,8 +281,8 @@ async fn login_submit(
         };
         return Ok(resp);
     };
-    if let Some(old) = read_cookie(&headers, sessions.cookie_name()) {
-        sessions.destroy(&old).await.map_err(identify::store_down)?;
+    if let Some(old) = crate::session::cookie_values(&headers, sessions.cookie_name()).first() {
+        sessions.destroy(old).await.map_err(identify::store_down)?;
     }
     let cookie = sessions
         .create(&user, user.credential_version.as_deref())

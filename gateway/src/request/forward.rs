@@ -31,7 +31,9 @@ use super::Body;
 use super::context::RequestContext;
 use super::error::ProxyError;
 use super::pool::UpstreamPool;
-use super::sanitize::{HOP_BY_HOP, same_folded};
+use super::sanitize::{
+    HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, same_folded,
+};
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
 
 /// `%` and every non-ASCII byte (controls are refused before encoding).
@@ -334,25 +336,6 @@ pub(crate) fn drop_own_set_cookies(headers: &mut HeaderMap, cookie_names: &[&str
     }
 }
 
-/// The value of `Cookie: name=...` if present.
-pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    for v in headers.get_all(header::COOKIE) {
-        let Ok(s) = v.to_str() else { continue };
-        for pair in s.split(';') {
-            if let Some((n, value)) = pair.trim().split_once('=')
-                && n.trim() == name
-            {
-                return Some(value.trim().to_string());
-            }
-        }
-    }
-    None
-}
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
 /// What the forward phase needs from the runtime.
 pub(crate) struct ForwardPlan<'a> {
     pub(crate) target: &'a UpstreamTarget,
@@ -591,7 +574,10 @@ mod tests {
         );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(strip_cookie(&h, &["gw_session"]).unwrap(), "a=1; b=2");
-        assert_eq!(read_cookie(&h, "gw_session").as_deref(), Some("secret"));
+        assert_eq!(
+            crate::session::cookie_values(&h, "gw_session"),
+            vec!["secret".to_string()]
+        );
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));
         assert!(strip_cookie(&only, &["gw_session"]).is_none());

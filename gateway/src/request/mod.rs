@@ -49,6 +49,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
+use sanitize::{
+    X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_METHOD, X_FORWARDED_PROTO, X_FORWARDED_URI,
+    X_ORIGINAL_METHOD, X_ORIGINAL_URI, X_ORIGINAL_URL,
+};
 
 use crate::config::Access;
 use crate::runtime::Runtime;
@@ -145,15 +149,6 @@ pub(crate) async fn handle(
     crate::access_log::log_request(&ctx, status);
     resp
 }
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
-const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// Whether `host` is a plain `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: no userinfo, path,
 /// percent-encoding, spaces or other characters that parsers could read differently.

@@ -41,6 +41,16 @@ pub(crate) const FORWARDING_HEADERS: &[&str] = &[
     "x-method-override",
 ];
 
+// The forwarding headers the request path reads or sets, as names (no parsing per request).
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+pub(crate) const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+pub(crate) const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+pub(crate) const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+pub(crate) const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones proxies still see).
 pub(crate) const HOP_BY_HOP: &[&str] = &[
     "connection",
