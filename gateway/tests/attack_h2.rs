@@ -779,14 +779,9 @@ async fn stream_id_misuse_is_a_connection_error() {
     assert_eq!(seen(&h), ["GET /static/five"]);
 }
 
-/// A body longer than its `content-length` is a malformed request: the stream is reset and
-/// no second request can be carved out of the surplus upstream.
-#[tokio::test]
-async fn content_length_mismatch_cannot_smuggle() {
-    let h = Harness::start_with(CONFIG).await;
-    let mut c = Conn::open(h.addr).await;
-    let smuggled = "GET /static/smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n";
-    let mut bytes = frame(
+/// HEADERS (without END_STREAM) of a `POST /upload` on stream 1 announcing `content_length`.
+fn upload_headers(content_length: &str) -> Vec<u8> {
+    frame(
         h2raw::HEADERS,
         h2raw::END_HEADERS,
         1,
@@ -795,9 +790,19 @@ async fn content_length_mismatch_cannot_smuggle() {
             (":scheme", "http"),
             (":authority", HOST),
             (":path", "/upload"),
-            ("content-length", "4"),
+            ("content-length", content_length),
         ]),
-    );
+    )
+}
+
+/// A body longer than its `content-length` is a malformed request: the stream is reset and
+/// no second request can be carved out of the surplus upstream.
+#[tokio::test]
+async fn content_length_mismatch_cannot_smuggle() {
+    let h = Harness::start_with(CONFIG).await;
+    let mut c = Conn::open(h.addr).await;
+    let smuggled = "GET /static/smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+    let mut bytes = upload_headers("4");
     bytes.extend(frame(
         h2raw::DATA,
         h2raw::END_STREAM,
@@ -814,18 +819,7 @@ async fn content_length_mismatch_cannot_smuggle() {
     // A body shorter than announced: the upstream never gets a complete request out of it.
     h.upstream.clear();
     let mut c = Conn::open(h.addr).await;
-    let mut bytes = frame(
-        h2raw::HEADERS,
-        h2raw::END_HEADERS,
-        1,
-        &block(&[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":authority", HOST),
-            (":path", "/upload"),
-            ("content-length", "100"),
-        ]),
-    );
+    let mut bytes = upload_headers("100");
     bytes.extend(frame(h2raw::DATA, h2raw::END_STREAM, 1, b"short"));
     c.send(&bytes).await;
     let o = c.outcome(1, Duration::from_secs(5)).await;
