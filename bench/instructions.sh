@@ -43,38 +43,10 @@ fi
 
 free_port() { "${CLIENT[@]}" free-port; }
 
-start_nginx() { # name port location [http-extra] [prefix command...]
-    local name=$1 port=$2 location=$3 http_extra=$4
-    shift 4
-    local dir=$WORK/$name
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_requests 1000000;
-    $http_extra
-    server {
-        listen 127.0.0.1:$port;
-        location / { $location }
-    }
-}
-EOF
-    "$@" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
-    PIDS+=("$!")
-    "${CLIENT[@]}" wait-http "http://127.0.0.1:$port/" 60 ||
-        die "$name nginx did not start: $(tail -n 5 "$dir/error.log" "$dir/stdout.log")"
-}
+# nginx alone in one process, so callgrind sees the process that serves.
+export NGINX_MASTER=off NGINX_START_SECONDS=60
+# shellcheck source=bench/nginx.sh
+source "$BENCH/nginx.sh"
 
 # Runs `ab` against url under callgrind pid's collection; prints Ir per request.
 count() { # label pid callgrind-out url [ab args...]

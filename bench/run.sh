@@ -147,47 +147,19 @@ FIRST_USER=$(head -n 1 "$USERS_TXT")
 # ---------------------------------------------------------------------------------------------
 free_port() { "${CLIENT[@]}" free-port; }
 
-# nginx in the foreground (daemon off) so its PID is ours to stop; temp paths inside WORK.
-start_nginx() { # name port location-block [http-block]
-    local name=$1 port=$2 location=$3 http_extra=${4:-}
-    local dir=$WORK/$name
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_requests 1000000;
-    $http_extra
-    server {
-        listen 127.0.0.1:$port;
-        location / { $location }
-    }
-}
-EOF
-    taskset -c "$SERVER_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" \
-        >"$dir/stdout.log" 2>&1 &
-    PIDS+=("$!")
-    "${CLIENT[@]}" wait-http "http://127.0.0.1:$port/" 10 ||
-        die "$name nginx did not start: $(tail -n 5 "$dir/error.log" "$dir/stdout.log")"
-}
+# shellcheck source=bench/nginx.sh
+source "$BENCH/nginx.sh"
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 UPSTREAM_PORT=$(free_port)
-start_nginx upstream "$UPSTREAM_PORT" 'default_type text/plain; return 200 "ok";'
+start_nginx upstream "$UPSTREAM_PORT" 'default_type text/plain; return 200 "ok";' "" \
+    taskset -c "$SERVER_CPU"
 
 PROXY_PORT=$(free_port)
 start_nginx proxy "$PROXY_PORT" \
     'proxy_pass http://bench_upstream; proxy_http_version 1.1; proxy_set_header Connection "";' \
-    "upstream bench_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }"
+    "upstream bench_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }" \
+    taskset -c "$SERVER_CPU"
 
 # The gateway: built in release unless GATEWAY_BIN is given; any failure skips its targets.
 GATEWAY_SKIPPED=""
