@@ -9,7 +9,9 @@
 #
 # Each server runs under callgrind with instrumentation off; after a warm-up, it is switched
 # on (callgrind_control -i on), `ab -k` sends REQUESTS keep-alive requests over CONCURRENCY
-# connections, and the dump's total Ir divided by REQUESTS is printed. Set KEEP=1 to keep the
+# connections, and the dump's total Ir divided by REQUESTS is printed, with the heap allocations
+# per request (calls into malloc/calloc/realloc and Rust's allocator entry points; nginx mostly
+# allocates from per-request pools, so its figure counts only the pool pages). Set KEEP=1 to keep the
 # callgrind files (bench/results/callgrind.*) for callgrind_annotate.
 set -euo pipefail
 
@@ -72,7 +74,9 @@ count() { # label pid callgrind-out url [ab args...]
     local total
     total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump")
     [[ -n $total ]] || die "$label: no totals in $dump"
-    printf '%-26s %12d Ir/request\n' "$label" $((total / REQUESTS))
+    local allocs
+    allocs=$(python3 "$BENCH/alloc_calls.py" "$dump" "$REQUESTS") || die "$label: cannot count allocations in $dump"
+    printf '%-26s %12d Ir/request %8s heap allocations/request\n' "$label" $((total / REQUESTS)) "$allocs"
     if [[ ${KEEP:-0} == 1 ]]; then
         mkdir -p "$BENCH/results"
         cp "$dump" "$BENCH/results/callgrind.${label// /-}"

@@ -51,7 +51,13 @@ pub fn normalize_path(data: &[u8]) {
     let Ok(raw) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(p) = crate::request::route::normalize_path(raw) else {
+    let result = crate::request::route::normalize_path(raw);
+    assert_eq!(
+        result,
+        crate::request::route::normalize_slow(raw),
+        "{raw:?}: the fast path disagrees with the full normalization"
+    );
+    let Ok(p) = result else {
         return;
     };
     assert!(p.starts_with('/'), "{raw:?} -> {p:?} is not absolute");

@@ -27,8 +27,8 @@ type Key = [u8; 32];
 pub struct CachedSuccess {
     /// Name of the chain entry that accepted the credentials.
     pub entry: String,
-    /// The user it produced.
-    pub user: User,
+    /// The user it produced (shared with the requests it identifies).
+    pub user: Arc<User>,
     /// The user's credential version at that time.
     pub credential_version: Option<String>,
 }
@@ -130,7 +130,7 @@ impl CredentialCache {
     ) {
         let hit = CacheHit::Success(Arc::new(CachedSuccess {
             entry: entry.to_string(),
-            user: user.clone(),
+            user: Arc::new(user.clone()),
             credential_version: credential_version.map(str::to_string),
         }));
         self.insert(username, password, hit, self.ttl);

@@ -281,7 +281,11 @@ async fn login_submit(
         };
         return Ok(resp);
     };
-    if let Some(old) = crate::session::cookie_values(&headers, sessions.cookie_name()).first() {
+    // Every session the browser still names ends here (a tossed cookie may have come first).
+    for old in crate::session::cookie_values(&headers, sessions.cookie_name())
+        .iter()
+        .take(crate::session::MAX_SESSION_COOKIES)
+    {
         sessions.destroy(old).await.map_err(identify::store_down)?;
     }
     let cookie = sessions

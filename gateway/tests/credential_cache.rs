@@ -29,7 +29,7 @@ fn hit_returns_what_the_chain_answered() {
     c.insert_success("alice", b"s3cret", "ldap-main", &alice(), Some("v7"));
     let ok = success(c.get("alice", b"s3cret"));
     assert_eq!(ok.entry, "ldap-main");
-    assert_eq!(ok.user, alice());
+    assert_eq!(*ok.user, alice());
     assert_eq!(ok.credential_version.as_deref(), Some("v7"));
 }
 

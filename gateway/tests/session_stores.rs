@@ -41,8 +41,8 @@ async fn round_trip(spec: &str, dir: &Path) {
         .await
         .expect("load")
         .expect("session exists");
-    assert_eq!(s.user, user);
-    assert_eq!(s.entry, "ldap-main");
+    assert_eq!(*s.user, user);
+    assert_eq!(&*s.entry, "ldap-main");
     let age = s.created_at.elapsed().expect("created in the past");
     assert!(age < Duration::from_secs(5));
     assert_eq!(s.created_at, s.last_seen);
@@ -428,7 +428,7 @@ async fn cookie_store_keeps_no_server_state_but_refuses_replay_after_logout() {
     // Another replica with the same secret reads it: the session is in the cookie.
     let b = long_lived("cookie", dir.path()).await;
     let s = b.load(&cookie).await.expect("load").expect("alive");
-    assert_eq!(s.user, alice());
+    assert_eq!(*s.user, alice());
     assert!(b.version_matches(&s, Some("v1")));
     // The user snapshot is encrypted, not merely encoded.
     use base64::Engine;

@@ -2,6 +2,7 @@
 //! connection, what sanitize and route decided, who identify found, and what the log line needs.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use auth_core::{TraceStep, User};
@@ -70,6 +71,8 @@ pub(crate) struct RequestContext {
     pub(crate) query: Option<String>,
     /// The client's `Host` (or `:authority`).
     pub(crate) host: Option<String>,
+    /// The same host as a header value (set with `host` by sanitize).
+    pub(crate) host_header: Option<HeaderValue>,
     /// Lower-cased `Upgrade` protocol when the client asked for one.
     pub(crate) upgrade: Option<String>,
     /// The upgrade came as an HTTP/2 extended `CONNECT` (RFC 8441), routed as the `GET` it becomes.
@@ -78,8 +81,8 @@ pub(crate) struct RequestContext {
     pub(crate) incoming: IncomingForwarding,
     /// The route decision.
     pub(crate) route: Option<RouteDecision>,
-    /// The identified user.
-    pub(crate) user: Option<User>,
+    /// The identified user (shared with the session or the credential cache it came from).
+    pub(crate) user: Option<Arc<User>>,
     /// How they were identified.
     pub(crate) identity: Option<IdentitySource>,
     /// The live session, when identify found one. Its `user` was moved into `user` above (read
@@ -120,6 +123,7 @@ impl RequestContext {
             path: String::new(),
             query: None,
             host: None,
+            host_header: None,
             upgrade: None,
             extended_connect: false,
             incoming: IncomingForwarding::default(),

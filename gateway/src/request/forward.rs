@@ -17,6 +17,7 @@
 //! - an `Upgrade` (WebSocket) is passed through: a valid `101` opens a tunnel (see
 //!   [`super::tunnel`]) copying bytes both ways until either side closes or shutdown ends it.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use auth_core::User;
@@ -31,9 +32,7 @@ use super::Body;
 use super::context::RequestContext;
 use super::error::ProxyError;
 use super::pool::UpstreamPool;
-use super::sanitize::{
-    HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, same_folded,
-};
+use super::sanitize::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
 
 /// `%` and every non-ASCII byte (controls are refused before encoding).
@@ -97,38 +96,44 @@ impl HeaderPlan {
     }
 
     /// `v` as it may be sent: control characters refused; non-ASCII (and `%`) percent-encoded,
-    /// or refused with `encoding: reject`.
-    fn encode(&self, v: &str) -> Result<String, ProxyError> {
+    /// or refused with `encoding: reject`. Borrowed when it goes as it is (the usual case).
+    fn encode<'a>(&self, v: &'a str) -> Result<Cow<'a, str>, ProxyError> {
         if v.chars().any(|c| c.is_control()) {
             return Err(ProxyError::internal(
                 "identity value holds a control character; refused",
             ));
         }
         if v.is_ascii() && !v.contains('%') {
-            return Ok(v.to_string());
+            return Ok(Cow::Borrowed(v));
         }
         match self.encoding {
-            HeaderEncoding::Percent => Ok(utf8_percent_encode(v, IDENTITY_ENCODE).to_string()),
-            HeaderEncoding::Reject if v.is_ascii() => Ok(v.to_string()),
+            HeaderEncoding::Percent => Ok(Cow::Owned(
+                utf8_percent_encode(v, IDENTITY_ENCODE).to_string(),
+            )),
+            HeaderEncoding::Reject if v.is_ascii() => Ok(Cow::Borrowed(v)),
             HeaderEncoding::Reject => Err(ProxyError::internal(
                 "identity value is not ASCII and encoding is `reject`",
             )),
         }
     }
 
-    fn header_value(text: &str) -> Result<HeaderValue, ProxyError> {
-        HeaderValue::from_str(text)
-            .map_err(|_| ProxyError::internal("identity value is not a valid header value"))
+    /// The header value of `text`: one copy when borrowed, none when already owned.
+    fn header_value(text: Cow<'_, str>) -> Result<HeaderValue, ProxyError> {
+        match text {
+            Cow::Borrowed(t) => HeaderValue::from_str(t),
+            Cow::Owned(t) => HeaderValue::from_maybe_shared(Bytes::from(t)),
+        }
+        .map_err(|_| ProxyError::internal("identity value is not a valid header value"))
     }
 
     fn value(&self, v: &str) -> Result<HeaderValue, ProxyError> {
-        Self::header_value(&self.encode(v)?)
+        Self::header_value(self.encode(v)?)
     }
 
     /// One group name inside the groups header: a separator inside the name is percent-encoded
     /// (after `%` itself was), so the list stays unambiguous; with `encoding: reject` it is
     /// refused.
-    fn encode_group(&self, g: &str) -> Result<String, ProxyError> {
+    fn encode_group<'a>(&self, g: &'a str) -> Result<Cow<'a, str>, ProxyError> {
         let encoded = self.encode(g)?;
         let sep = &self.groups_separator;
         if sep.is_empty() || !encoded.contains(sep.as_str()) {
@@ -140,7 +145,42 @@ impl HeaderPlan {
             ));
         }
         let escaped: String = sep.bytes().map(|b| format!("%{b:02X}")).collect();
-        Ok(encoded.replace(sep.as_str(), &escaped))
+        Ok(Cow::Owned(encoded.replace(sep.as_str(), &escaped)))
+    }
+
+    /// Calls `set` with each identity header for `user`, in order. Fails (500) on a value that
+    /// cannot be sent safely.
+    fn each(
+        &self,
+        user: &User,
+        mut set: impl FnMut(&HeaderName, HeaderValue),
+    ) -> Result<(), ProxyError> {
+        set(&self.user, self.value(&user.username)?);
+        if let (Some(h), Some(v)) = (&self.email, &user.email) {
+            set(h, self.value(v)?);
+        }
+        if let (Some(h), Some(v)) = (&self.name, &user.display_name) {
+            set(h, self.value(v)?);
+        }
+        if let Some(h) = &self.groups {
+            let mut joined = String::new();
+            for (i, g) in user.groups.iter().enumerate() {
+                if i > 0 {
+                    joined.push_str(&self.groups_separator);
+                }
+                joined.push_str(&self.encode_group(g)?);
+            }
+            set(h, Self::header_value(Cow::Owned(joined))?);
+        }
+        if let Some(h) = &self.backend {
+            set(h, self.value(&user.backend)?);
+        }
+        for (h, attr) in &self.extra {
+            if let Some(values) = user.attributes.get(attr) {
+                set(h, self.value(&values.join(&self.groups_separator))?);
+            }
+        }
+        Ok(())
     }
 
     /// The identity headers for `user`, in order. Fails (500) on a value that cannot be sent
@@ -149,33 +189,21 @@ impl HeaderPlan {
         &self,
         user: &User,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, ProxyError> {
-        let mut out = vec![(self.user.clone(), self.value(&user.username)?)];
-        if let (Some(h), Some(v)) = (&self.email, &user.email) {
-            out.push((h.clone(), self.value(v)?));
-        }
-        if let (Some(h), Some(v)) = (&self.name, &user.display_name) {
-            out.push((h.clone(), self.value(v)?));
-        }
-        if let Some(h) = &self.groups {
-            let groups = user
-                .groups
-                .iter()
-                .map(|g| self.encode_group(g))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push((
-                h.clone(),
-                Self::header_value(&groups.join(&self.groups_separator))?,
-            ));
-        }
-        if let Some(h) = &self.backend {
-            out.push((h.clone(), self.value(&user.backend)?));
-        }
-        for (h, attr) in &self.extra {
-            if let Some(values) = user.attributes.get(attr) {
-                out.push((h.clone(), self.value(&values.join(&self.groups_separator))?));
-            }
-        }
+        let mut out = Vec::new();
+        self.each(user, |h, v| out.push((h.clone(), v)))?;
         Ok(out)
+    }
+
+    /// Sets the identity headers for `user` in `headers` (replacing any of the same name).
+    /// Fails (500) on a value that cannot be sent safely; `headers` must then not be sent.
+    pub(crate) fn insert_into(
+        &self,
+        user: &User,
+        headers: &mut HeaderMap,
+    ) -> Result<(), ProxyError> {
+        self.each(user, |h, v| {
+            headers.insert(h.clone(), v);
+        })
     }
 }
 
@@ -349,7 +377,16 @@ pub(crate) fn upstream_request(
     plan: &ForwardPlan<'_>,
     mut req: Request<Body>,
 ) -> Result<Request<Body>, ProxyError> {
-    *req.uri_mut() = plan.target.uri(&ctx.path, ctx.query.as_deref())?;
+    // An origin-form target whose path was already normal is sent as it came (the query always
+    // is): no new URI to build.
+    let unchanged = plan.target.base_path.is_empty()
+        && req.uri().scheme().is_none()
+        && req.uri().authority().is_none()
+        && req.uri().path() == ctx.path
+        && req.uri().query() == ctx.query.as_deref();
+    if !unchanged {
+        *req.uri_mut() = plan.target.uri(&ctx.path, ctx.query.as_deref())?;
+    }
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
 
@@ -362,9 +399,7 @@ pub(crate) fn upstream_request(
         headers.remove(header::AUTHORIZATION);
     }
     if let Some(user) = &ctx.user {
-        for (name, value) in plan.headers.headers_for(user)? {
-            headers.insert(name, value);
-        }
+        plan.headers.insert_into(user, headers)?;
     }
 
     let peer = canonical_ip(ctx.peer.ip());
@@ -382,21 +417,21 @@ pub(crate) fn upstream_request(
     headers.insert(X_FORWARDED_FOR, xff);
     headers.insert(
         X_FORWARDED_PROTO,
-        HeaderValue::from_str(ctx.proto()).map_err(|_| ProxyError::internal("bad proto"))?,
+        HeaderValue::from_static(if ctx.proto() == "https" {
+            "https"
+        } else {
+            "http"
+        }),
     );
     let forwarded_host = match (ctx.peer_trusted, &ctx.incoming.host) {
-        (true, Some(h)) => Some(h.clone()),
-        _ => ctx.host.clone(),
+        (true, Some(h)) => HeaderValue::from_str(h).ok(),
+        _ => ctx.host_header.clone(),
     };
-    if let Some(h) = forwarded_host
-        && let Ok(v) = HeaderValue::from_str(&h)
-    {
+    if let Some(v) = forwarded_host {
         headers.insert(X_FORWARDED_HOST, v);
     }
-    let host = match (&ctx.host, plan.target.preserve_host) {
-        (Some(h), true) => {
-            HeaderValue::from_str(h).map_err(|_| ProxyError::bad_request("bad Host"))?
-        }
+    let host = match (&ctx.host_header, plan.target.preserve_host) {
+        (Some(h), true) => h.clone(),
         _ => plan.target.host.clone(),
     };
     headers.insert(header::HOST, host);
@@ -413,29 +448,14 @@ pub(crate) fn upstream_request(
 /// Drops hop-by-hop headers (and those named by `Connection`) from an upstream response,
 /// keeping `Connection`/`Upgrade` on a `101`.
 pub(crate) fn clean_response_headers(status: StatusCode, headers: &mut HeaderMap) {
-    let connection = headers.get_all(header::CONNECTION);
-    let named_by_connection = |name: &str| {
-        connection
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| same_folded(t.trim(), name))
-    };
-    // Usually nothing goes but `Connection`/`Keep-Alive`: collect, then remove.
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(&name.as_str()) || named_by_connection(name.as_str()))
-        .cloned()
-        .collect();
-    if doomed.is_empty() {
+    let found = super::sanitize::scan(headers, None);
+    if found.doomed.is_empty() {
         return;
     }
     let upgrade = (status == StatusCode::SWITCHING_PROTOCOLS)
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
-    for name in doomed {
-        headers.remove(&name);
-    }
+    found.remove_from(headers);
     if let Some(u) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, u);
@@ -575,8 +595,8 @@ mod tests {
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(strip_cookie(&h, &["gw_session"]).unwrap(), "a=1; b=2");
         assert_eq!(
-            crate::session::cookie_values(&h, "gw_session"),
-            vec!["secret".to_string()]
+            crate::session::cookie_values(&h, "gw_session").as_slice(),
+            ["secret"]
         );
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, HeaderValue::from_static("gw_session=x"));

@@ -15,6 +15,8 @@
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
 //!   anonymous (the challenge follows).
 
+use std::sync::Arc;
+
 use auth_core::{ChainOutcome, Credentials, User};
 use base64::Engine;
 use http::HeaderMap;
@@ -192,7 +194,6 @@ async fn identify_session(
         }
     };
     let entry_gone = rt.chain.entry(&session.entry).is_none();
-    let mut session = session;
     let user = if entry_gone || sessions.needs_revalidation(&session) {
         let fresh = if entry_gone {
             None
@@ -211,11 +212,11 @@ async fn identify_session(
                 if sessions.version_matches(&session, user.credential_version.as_deref()) =>
             {
                 sessions.revalidated(&session, &user).await;
-                user
+                Arc::new(user)
             }
             _ => {
                 tracing::info!(
-                    entry = &session.entry,
+                    entry = &*session.entry,
                     user = %session.user.username,
                     "session void: user gone, entry gone or credentials changed"
                 );
@@ -230,8 +231,8 @@ async fn identify_session(
         }
     } else {
         sessions.touch(&session).await;
-        // The request needs the user once: `ctx.user` takes the snapshot rather than a copy.
-        std::mem::take(&mut session.user)
+        // Shared with the session (and the memory store): no copy.
+        session.user.clone()
     };
     if let Some(v) = sessions.reissued_cookie(&session) {
         ctx.set_cookies
@@ -253,7 +254,7 @@ async fn authenticate_token(
     rt: &Runtime,
     ctx: &mut RequestContext,
     creds: &Credentials,
-) -> Result<Option<User>, ProxyError> {
+) -> Result<Option<Arc<User>>, ProxyError> {
     let Credentials::Bearer(token) = creds else {
         return Ok(None);
     };
@@ -278,7 +279,7 @@ async fn authenticate_token(
                 &user,
                 user.credential_version.as_deref(),
             );
-            Ok(Some(user))
+            Ok(Some(Arc::new(user)))
         }
         ChainVerdict::Refused => {
             cache.insert_failure(BEARER_CACHE_USER, token.as_bytes());
@@ -295,7 +296,7 @@ pub(crate) async fn authenticate_password(
     ctx: &mut RequestContext,
     creds: &Credentials,
     use_cache: bool,
-) -> Result<Option<User>, ProxyError> {
+) -> Result<Option<Arc<User>>, ProxyError> {
     let Credentials::Password { username, password } = creds else {
         return Ok(None);
     };
@@ -341,7 +342,7 @@ pub(crate) async fn authenticate_password(
                     user.credential_version.as_deref(),
                 );
             }
-            Ok(Some(user))
+            Ok(Some(Arc::new(user)))
         }
         ChainVerdict::Refused => {
             let locked = services

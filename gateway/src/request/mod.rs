@@ -193,47 +193,31 @@ fn sanitize(
     req: &mut Request<Body>,
 ) -> Result<(), ProxyError> {
     let headers = req.headers();
-    let joined = |name: HeaderName| {
-        let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
-        let first = values.next()?;
-        let mut all = first.to_string();
-        for v in values {
-            all.push(',');
-            all.push_str(v);
-        }
-        Some(all)
-    };
-    ctx.incoming.xff = joined(X_FORWARDED_FOR);
-    ctx.incoming.proto = joined(X_FORWARDED_PROTO).map(|p| p.trim().to_ascii_lowercase());
-    ctx.incoming.host = joined(X_FORWARDED_HOST);
-    let mut uris: Vec<&str> = [X_ORIGINAL_URI, X_ORIGINAL_URL, X_FORWARDED_URI]
-        .into_iter()
-        .flat_map(|n| headers.get_all(n).iter())
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    uris.sort_unstable();
-    uris.dedup();
-    ctx.incoming.uri_conflict = uris.len() > 1;
-    ctx.incoming.uri = uris.first().map(|u| u.to_string());
-    ctx.incoming.method = joined(X_FORWARDED_METHOD).or_else(|| joined(X_ORIGINAL_METHOD));
+    // One pass over the names finds what goes; the forwarding headers are among the reserved
+    // names, so a request without any (the usual case) needs no lookup for each of them.
+    let found = sanitize::scan(headers, Some(&rt.reserved));
+    if found.reserved_values > 0 {
+        ctx.incoming = incoming_forwarding(headers);
+    }
     // Two Host headers: the gateway and the upstream could each pick a different one
     // (RFC 9112 §3.2 requires a 400).
-    if headers.get_all(header::HOST).iter().count() > 1 {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
         return Err(ProxyError::bad_request("several Host headers"));
     }
     // HTTP/2 `Host` and `:authority` naming different hosts: what the gateway routes on and what
     // a client, cache or the upstream takes for the target could differ (RFC 9113 §8.3.1). (An
     // HTTP/1.1 absolute-form authority never decides: the `Host` header is routed.)
     if req.version() == http::Version::HTTP_2
-        && let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
+        && let (Some(host), Some(authority)) = (host_header, req.uri().authority())
         && !host
             .as_bytes()
             .eq_ignore_ascii_case(authority.as_str().as_bytes())
     {
         return Err(ProxyError::bad_request("Host and :authority disagree"));
     }
-    ctx.host = headers
-        .get(header::HOST)
+    ctx.host = host_header
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
@@ -248,6 +232,12 @@ fn sanitize(
     if !plain_host(host) {
         return Err(ProxyError::bad_request("malformed Host"));
     }
+    // The value as received, for `Host` (with `preserve_host`) and `X-Forwarded-Host` upstream:
+    // a shared reference to the parsed request, not a copy.
+    ctx.host_header = match host_header {
+        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+        _ => http::HeaderValue::from_str(host).ok(),
+    };
     ctx.peer_trusted = forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
     ctx.client_ip = forward::client_ip(
         ctx.peer.ip(),
@@ -284,13 +274,19 @@ fn sanitize(
         .normalize(req.uri().path())
         .map_err(|e| ProxyError::bad_request(format!("ambiguous path: {e}")))?;
 
-    ctx.upgrade = match sanitize::upgrade_request(req.headers()) {
+    let upgrade = if found.connection {
+        sanitize::upgrade_request(req.headers())
+    } else {
+        None
+    };
+    ctx.upgrade = match upgrade {
         Some(p) if p == "h2c" => return Err(ProxyError::bad_request("Upgrade: h2c refused")),
         Some(p) if p == "websocket" => Some(p),
         _ if ctx.extended_connect => Some("websocket".to_string()),
         _ => None,
     };
-    ctx.spoofed_headers = sanitize::sanitize_headers(req.headers_mut(), &rt.reserved);
+    ctx.spoofed_headers = found.reserved_values;
+    found.remove_from(req.headers_mut());
     if ctx.spoofed_headers > 0 {
         tracing::debug!(
             count = ctx.spoofed_headers,
@@ -298,6 +294,36 @@ fn sanitize(
         );
     }
     Ok(())
+}
+
+/// The forwarding headers a client sent (read before sanitize drops them; believed only from a
+/// trusted proxy).
+fn incoming_forwarding(headers: &http::HeaderMap) -> context::IncomingForwarding {
+    let joined = |name: HeaderName| {
+        let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        let mut all = first.to_string();
+        for v in values {
+            all.push(',');
+            all.push_str(v);
+        }
+        Some(all)
+    };
+    let mut uris: Vec<&str> = [X_ORIGINAL_URI, X_ORIGINAL_URL, X_FORWARDED_URI]
+        .into_iter()
+        .flat_map(|n| headers.get_all(n).iter())
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    uris.sort_unstable();
+    uris.dedup();
+    context::IncomingForwarding {
+        xff: joined(X_FORWARDED_FOR),
+        proto: joined(X_FORWARDED_PROTO).map(|p| p.trim().to_ascii_lowercase()),
+        host: joined(X_FORWARDED_HOST),
+        uri_conflict: uris.len() > 1,
+        uri: uris.first().map(|u| u.to_string()),
+        method: joined(X_FORWARDED_METHOD).or_else(|| joined(X_ORIGINAL_METHOD)),
+    }
 }
 
 async fn process(
@@ -344,9 +370,9 @@ async fn process(
     if ctx.user.is_none() {
         return Ok(challenge::challenge(rt, ctx, req.headers()));
     }
-    if authorize::authorize(&access, ctx.user.as_ref()) == authorize::Verdict::Forbid {
+    if authorize::authorize(&access, ctx.user.as_deref()) == authorize::Verdict::Forbid {
         ctx.decision = "forbidden";
-        return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_ref()));
+        return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_deref()));
     }
     ctx.decision = "allowed";
     forward(rt, conn, ctx, req).await

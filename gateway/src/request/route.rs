@@ -78,6 +78,39 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Normalizes a request path (without the query). See the module doc for the rules.
 pub(crate) fn normalize_path(raw: &str) -> Result<String, PathError> {
+    if already_normal(raw.as_bytes()) {
+        return Ok(raw.to_string());
+    }
+    normalize_slow(raw)
+}
+
+/// Whether `raw` is its own normal form: it starts with `/` and has no escape, `\\`, `;`,
+/// control, space or non-ASCII byte, no empty segment but a trailing one, and no dot segment.
+/// Most request paths are; [`normalize_slow`] gives them back unchanged (a test checks).
+fn already_normal(raw: &[u8]) -> bool {
+    if raw.first() != Some(&b'/') {
+        return false;
+    }
+    let mut segment_start = 1;
+    for (i, &b) in raw.iter().enumerate().skip(1) {
+        match b {
+            b'/' => {
+                let segment = &raw[segment_start..i];
+                if segment.is_empty() || segment == b"." || segment == b".." {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
+            b'%' | b'\\' | b';' | 0..=0x20 | 0x7f..=0xff => return false,
+            _ => {}
+        }
+    }
+    let last = &raw[segment_start..];
+    last != b"." && last != b".."
+}
+
+/// The full normalization (percent-decoding, `//` collapsing, refusals).
+pub(crate) fn normalize_slow(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(PathError::NotOriginForm);
@@ -288,15 +321,7 @@ impl RouteTable {
     pub(crate) fn decide(&self, host: Option<&str>, method: &str, path: &str) -> RouteDecision {
         // `api.example.org.` is the same name as `api.example.org` to DNS and to most virtual
         // hosts upstream: it must meet the same rule.
-        let host = host.map(|h| {
-            host_without_port(h)
-                .trim_end_matches('.')
-                .to_ascii_lowercase()
-        });
-        // Methods are case-sensitive on the wire, but some upstreams (Django among them)
-        // upper-case them: `post` must meet the rules written for `POST`.
-        let method = method.to_ascii_uppercase();
-        let method = method.as_str();
+        let host = host.map(|h| host_without_port(h).trim_end_matches('.'));
         let folded;
         let path = if self.case_insensitive {
             folded = path.to_ascii_lowercase();
@@ -305,8 +330,9 @@ impl RouteTable {
             path
         };
         for (index, r) in self.routes.iter().enumerate() {
+            // Hosts (stored lower-cased) compare without case.
             if let Some(want) = &r.host
-                && host.as_deref() != Some(want.as_str())
+                && !host.is_some_and(|h| h.eq_ignore_ascii_case(want))
             {
                 continue;
             }
@@ -321,10 +347,13 @@ impl RouteTable {
                 continue;
             }
             if !r.methods.is_empty()
-                && !r
-                    .methods
-                    .iter()
-                    .any(|m| m == method || (method == "HEAD" && m == "GET"))
+                && !r.methods.iter().any(|m| {
+                    // Methods are case-sensitive on the wire, but some upstreams (Django
+                    // among them) upper-case them: `post` must meet the rules written for
+                    // `POST` (stored upper-cased).
+                    m.eq_ignore_ascii_case(method)
+                        || (method.eq_ignore_ascii_case("HEAD") && m == "GET")
+                })
             {
                 continue;
             }
@@ -351,6 +380,30 @@ pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path answers exactly as the full normalization would: every string of up to
+    /// six characters over an alphabet of the characters that matter.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_normalization() {
+        let alphabet = [b'/', b'a', b'.', b'%', b'2', b'e', b';', b'\\', b' '];
+        let mut fast = 0;
+        for len in 1..=6u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut raw = Vec::with_capacity(len as usize);
+                for _ in 0..len {
+                    raw.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let raw = std::str::from_utf8(&raw).unwrap();
+                if already_normal(raw.as_bytes()) {
+                    fast += 1;
+                    assert_eq!(normalize_slow(raw).as_deref(), Ok(raw), "{raw:?}");
+                }
+                assert_eq!(normalize_path(raw), normalize_slow(raw), "{raw:?}");
+            }
+        }
+        assert!(fast > 1000, "the fast path took only {fast} inputs");
+    }
 
     #[test]
     fn normalizes_unreserved_escapes_and_slashes() {

@@ -16,7 +16,11 @@
 use std::collections::HashSet;
 
 use http::HeaderMap;
-use http::header::{CONNECTION, HeaderName, UPGRADE};
+use http::header::{
+    CONNECTION, HeaderName, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
+use smallvec::SmallVec;
 
 /// Forwarding headers the gateway sets or that upstreams commonly trust for routing decisions;
 /// clients never get to send them.
@@ -52,17 +56,23 @@ pub(crate) const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-origina
 pub(crate) const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones proxies still see).
-pub(crate) const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
+pub(crate) static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
 ];
+
+/// Whether `name` is one of [`HOP_BY_HOP`] (compared as names: no string comparison per
+/// standard header).
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|h| h == name)
+}
 
 /// `name` lower-cased with `_` and `.` read as `-`: the form two header names are compared in.
 pub(crate) fn fold_name(name: &str) -> String {
@@ -144,33 +154,67 @@ pub(crate) fn upgrade_request(headers: &HeaderMap) -> Option<String> {
     Some(value.trim().to_ascii_lowercase())
 }
 
-/// Drops reserved, hop-by-hop and `Connection`-named headers from `headers`. Returns the number
-/// of headers dropped because they were reserved (for the log).
-pub(crate) fn sanitize_headers(headers: &mut HeaderMap, reserved: &Reserved) -> usize {
-    // One pass to find what goes (usually nothing, so nothing is allocated), then the removals.
+/// What one pass over a header map found (see [`scan`]).
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    /// The names to drop: reserved, hop-by-hop, or named by `Connection`. Usually none or one
+    /// (`Connection` itself), so they are kept inline, without allocating.
+    pub(crate) doomed: SmallVec<[HeaderName; 4]>,
+    /// How many values had a reserved name.
+    pub(crate) reserved_values: usize,
+    /// Whether a `Connection` header is present (only then can the request be an upgrade).
+    pub(crate) connection: bool,
+}
+
+impl Scan {
+    /// Removes the doomed headers from `headers` (the map [`scan`] read).
+    pub(crate) fn remove_from(self, headers: &mut HeaderMap) {
+        for name in &self.doomed {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Finds, in one pass over the names (no lookup per candidate name), what must not cross the
+/// gateway: names in `reserved` (requests only), hop-by-hop headers, and every header named by
+/// `Connection`.
+pub(crate) fn scan(headers: &HeaderMap, reserved: Option<&Reserved>) -> Scan {
     let connection = headers.get_all(CONNECTION);
-    let named_by_connection = |name: &str| {
-        connection
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| same_folded(t.trim(), name))
+    let mut found = Scan {
+        connection: connection.iter().next().is_some(),
+        ..Scan::default()
     };
-    let mut doomed: Vec<HeaderName> = Vec::new();
-    let mut dropped_reserved = 0;
+    let named_by_connection = |name: &str| {
+        found.connection
+            && connection
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| same_folded(t.trim(), name))
+    };
+    let mut doomed = SmallVec::new();
+    let mut reserved_values = 0;
     for name in headers.keys() {
         let s = name.as_str();
-        if reserved.contains(s) {
-            dropped_reserved += headers.get_all(name).iter().count();
+        if reserved.is_some_and(|r| r.contains(s)) {
+            reserved_values += headers.get_all(name).iter().count();
             doomed.push(name.clone());
-        } else if HOP_BY_HOP.contains(&s) || named_by_connection(s) {
+        } else if is_hop_by_hop(name) || named_by_connection(s) {
             doomed.push(name.clone());
         }
     }
-    for name in doomed {
-        headers.remove(&name);
-    }
-    dropped_reserved
+    found.doomed = doomed;
+    found.reserved_values = reserved_values;
+    found
+}
+
+/// Drops reserved, hop-by-hop and `Connection`-named headers from `headers`. Returns the number
+/// of headers dropped because they were reserved (for the log).
+pub(crate) fn sanitize_headers(headers: &mut HeaderMap, reserved: &Reserved) -> usize {
+    let found = scan(headers, Some(reserved));
+    let n = found.reserved_values;
+    found.remove_from(headers);
+    n
 }
 
 #[cfg(test)]
@@ -219,6 +263,27 @@ mod tests {
         sanitize_headers(&mut h, &reserved());
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-other"], "kept");
+    }
+
+    #[test]
+    fn hop_by_hop_names_match_the_list() {
+        for name in [
+            "connection",
+            "Keep-Alive",
+            "proxy-connection",
+            "TE",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authenticate",
+            "Proxy-Authorization",
+        ] {
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert!(is_hop_by_hop(&name), "{name}");
+        }
+        for name in ["accept", "x-connection", "keep-alive2", "host"] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
     }
 
     #[test]

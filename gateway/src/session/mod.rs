@@ -17,7 +17,7 @@ pub(crate) use redis_store::lazy_manager as redis_manager;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::User;
@@ -27,6 +27,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
 use crate::config::model::{SameSiteSetting, SecureSetting, SessionConfig};
@@ -87,18 +88,18 @@ impl SessionError {
 #[derive(Clone, Serialize, Deserialize)]
 struct Record {
     /// Chain entry that authenticated the user.
-    e: String,
+    e: Arc<str>,
     /// base64url HMAC of the credential version, if the backend gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    v: Option<String>,
+    v: Option<Arc<str>>,
     /// Creation, last use and last revalidation, in Unix milliseconds.
     c: u64,
     l: u64,
     r: u64,
     /// Per-session CSRF secret, base64url.
-    x: String,
+    x: Arc<str>,
     /// The user snapshot.
-    u: User,
+    u: Arc<User>,
 }
 
 /// A live session, as [`SessionManager::load`] returns it. Its `Debug` shows neither the id
@@ -106,10 +107,11 @@ struct Record {
 /// [`SessionManager::revalidated`] to record a new user snapshot.
 pub struct Session {
     id: SessionId,
-    /// The user snapshot taken at login or at the last revalidation.
-    pub user: User,
+    /// The user snapshot taken at login or at the last revalidation (shared with the store's
+    /// copy: loading a session from the memory store copies no string).
+    pub user: Arc<User>,
     /// Name of the chain entry that authenticated the user (its `get_user` restores them).
-    pub entry: String,
+    pub entry: Arc<str>,
     /// When the session was created (login).
     pub created_at: SystemTime,
     /// When the session was last recorded as used (updated at most every tenth of the idle
@@ -117,8 +119,8 @@ pub struct Session {
     pub last_seen: SystemTime,
     /// When the user snapshot was last refreshed through the backend.
     pub validated_at: SystemTime,
-    version_digest: Option<String>,
-    csrf_secret: String,
+    version_digest: Option<Arc<str>>,
+    csrf_secret: Arc<str>,
     created_ms: u64,
     last_seen_ms: u64,
     validated_ms: u64,
@@ -201,7 +203,7 @@ enum Store {
 
 /// Most distinct values of the session cookie one request may carry: a genuine browser sends
 /// one, two after cookie tossing; each is a store lookup.
-const MAX_SESSION_COOKIES: usize = 4;
+pub(crate) const MAX_SESSION_COOKIES: usize = 4;
 
 /// What [`SessionManager::lookup`] found in a request.
 #[derive(Debug)]
@@ -224,8 +226,11 @@ pub enum CookieLookup {
 /// Every distinct value of cookie `name` in `headers`, in the order sent. Read pair by pair
 /// over the raw bytes: a tossed cookie with a non-ASCII value shares the browser's one `Cookie`
 /// header with the genuine cookie and must not hide it (only that pair is skipped).
-pub(crate) fn cookie_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+pub(crate) fn cookie_values<'h>(
+    headers: &'h http::HeaderMap,
+    name: &str,
+) -> SmallVec<[&'h str; 2]> {
+    let mut out: SmallVec<[&'h str; 2]> = SmallVec::new();
     for v in headers.get_all(http::header::COOKIE) {
         for pair in v.as_bytes().split(|b| *b == b';') {
             let Some(eq) = pair.iter().position(|b| *b == b'=') else {
@@ -237,8 +242,8 @@ pub(crate) fn cookie_values(headers: &http::HeaderMap, name: &str) -> Vec<String
             let Ok(value) = std::str::from_utf8(pair[eq + 1..].trim_ascii()) else {
                 continue;
             };
-            if value.is_ascii() && !out.iter().any(|seen| seen == value) {
-                out.push(value.to_string());
+            if value.is_ascii() && !out.contains(&value) {
+                out.push(value);
             }
         }
     }
@@ -483,13 +488,13 @@ impl SessionManager {
     ) -> Result<String, SessionError> {
         let now = now_ms();
         let record = Record {
-            e: user.backend.clone(),
-            v: credential_version.map(|v| B64.encode(self.version_digest(v))),
+            e: user.backend.as_str().into(),
+            v: credential_version.map(|v| B64.encode(self.version_digest(v)).into()),
             c: now,
             l: now,
             r: now,
-            x: B64.encode(random_bytes::<KEY_LEN>()),
-            u: user.clone(),
+            x: B64.encode(random_bytes::<KEY_LEN>()).into(),
+            u: Arc::new(user.clone()),
         };
         let id: SessionId = random_bytes();
         let expires = self.expires_at(&record);
@@ -549,9 +554,9 @@ impl SessionManager {
         if values.len() > MAX_SESSION_COOKIES {
             return Ok(CookieLookup::Ambiguous);
         }
-        let mut found: Option<(String, Session)> = None;
+        let mut found: Option<(&str, Session)> = None;
         for value in values {
-            if let Some(session) = self.load(&value).await? {
+            if let Some(session) = self.load(value).await? {
                 if found.is_some() {
                     return Ok(CookieLookup::Ambiguous);
                 }
@@ -560,7 +565,7 @@ impl SessionManager {
         }
         Ok(match found {
             Some((value, session)) => CookieLookup::Valid {
-                value,
+                value: value.to_string(),
                 session: Box::new(session),
             },
             None => CookieLookup::Invalid,
@@ -586,8 +591,9 @@ impl SessionManager {
     pub async fn revalidated(&self, s: &Session, user: &User) {
         let now = now_ms();
         let mut record = s.to_record();
-        record.u = user.clone();
-        record.u.backend = s.entry.clone();
+        let mut user = user.clone();
+        user.backend = s.entry.to_string();
+        record.u = Arc::new(user);
         record.r = now;
         record.l = now;
         self.rewrite(s, record, now).await;
