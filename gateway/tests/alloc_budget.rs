@@ -19,11 +19,18 @@
 //!
 //! The figures are for a debug build with no `tracing` subscriber installed (the access log line
 //! is then skipped), as `cargo test` runs it.
+//!
+//! To see where the allocations come from: `ALLOC_BUDGET_TRACE=20 cargo test -p gateway --test
+//! alloc_budget -- --nocapture` sends 20 more requests per case after the counted rounds,
+//! captures a backtrace at each of their allocations and prints the allocation sites (the
+//! first frames outside the allocator and the standard library), most frequent first.
 
 mod support;
 
 use std::alloc::System;
+use std::backtrace::Backtrace;
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,6 +69,11 @@ static ALLOCATOR: Allocator<System> = Allocator::system();
 /// Allocations counted on threads whose [`COUNTED`] flag is set.
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
+/// Whether counted allocations also capture a backtrace into [`TRACES`] (`ALLOC_BUDGET_TRACE`).
+static TRACE: AtomicBool = AtomicBool::new(false);
+/// The size and backtrace of each traced allocation.
+static TRACES: Mutex<Vec<(usize, Backtrace)>> = Mutex::new(Vec::new());
+
 thread_local! {
     /// Whether allocations on this thread are counted (set on the gateway's thread only).
     static COUNTED: Cell<bool> = const { Cell::new(false) };
@@ -72,11 +84,15 @@ thread_local! {
 struct ThreadCounter;
 
 impl AllocationTracker for ThreadCounter {
-    fn allocated(&self, _addr: usize, _size: usize, _wrapped: usize, _group: AllocationGroupId) {
+    fn allocated(&self, _addr: usize, size: usize, _wrapped: usize, _group: AllocationGroupId) {
         // `try_with`: an allocation during this thread's teardown, after the flag is gone, is
         // simply not counted.
         if COUNTED.try_with(Cell::get).unwrap_or(false) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
+            if TRACE.load(Ordering::Relaxed) {
+                let trace = Backtrace::force_capture();
+                TRACES.lock().unwrap().push((size, trace));
+            }
         }
     }
 
@@ -385,6 +401,7 @@ fn measure(
     user: Option<&str>,
 ) -> Measured {
     upstream.seen.take();
+    let traced = traced_requests();
     let client = thread::Builder::new()
         .name("client".into())
         .spawn(move || {
@@ -409,6 +426,15 @@ fn measure(
                 let counted = ALLOCS.load(Ordering::SeqCst);
                 rounds.push(counted as f64 / REQUESTS as f64);
             }
+            if traced > 0 {
+                thread::sleep(SETTLE);
+                TRACE.store(true, Ordering::SeqCst);
+                for _ in 0..traced {
+                    check(&mut client);
+                }
+                thread::sleep(SETTLE);
+                TRACE.store(false, Ordering::SeqCst);
+            }
             client.close();
             rounds
         })
@@ -417,7 +443,7 @@ fn measure(
     let seen = upstream.seen.take();
     assert_eq!(
         seen.len(),
-        WARMUP + ROUNDS * REQUESTS,
+        WARMUP + ROUNDS * REQUESTS + traced,
         "the upstream saw every request"
     );
     let expected = user.map(str::to_string);
@@ -427,6 +453,71 @@ fn measure(
         seen.first()
     );
     Measured { rounds }
+}
+
+/// `ALLOC_BUDGET_TRACE`: how many requests per case to trace (0: none).
+fn traced_requests() -> usize {
+    std::env::var("ALLOC_BUDGET_TRACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Prints the traced allocations of one case by site (its first frames outside the allocator
+/// and the standard library), most frequent first.
+fn print_sites(case: &str, requests: usize) {
+    let traces = std::mem::take(&mut *TRACES.lock().unwrap());
+    let outside = |frame: &&str| {
+        ![
+            "std::",
+            "core::",
+            "alloc::",
+            "<std::",
+            "<core::",
+            "<alloc::",
+            "<[",
+            "<str",
+            "<T as ",
+            "__rust",
+            "tracking_allocator",
+            "<tracking_allocator",
+            "alloc_budget::",
+            "<alloc_budget::",
+        ]
+        .iter()
+        .any(|p| frame.starts_with(p))
+    };
+    // site -> (allocations, bytes)
+    let mut sites: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (size, trace) in &traces {
+        let text = trace.to_string();
+        // Frame lines read `  N: path::to::function`; `at file:line` lines follow them.
+        let site = text
+            .lines()
+            .filter_map(|l| l.trim_start().split_once(": "))
+            .filter(|(n, _)| n.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(_, f)| f.trim())
+            .filter(outside)
+            .take(4)
+            .collect::<Vec<_>>()
+            .join("  <-  ");
+        let e = sites.entry(site).or_default();
+        e.0 += 1;
+        e.1 += size;
+    }
+    let mut sites: Vec<_> = sites.into_iter().collect();
+    sites.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+    eprintln!(
+        "alloc_budget: {case}: {} allocations in {requests} traced requests, by site:",
+        traces.len()
+    );
+    for (site, (n, bytes)) in sites {
+        eprintln!(
+            "  {:5.1}/request {:6} B each  {site}",
+            n as f64 / requests as f64,
+            bytes / n
+        );
+    }
 }
 
 /// Logs in through the form (on a runtime of its own: not counted) and returns the session
@@ -548,6 +639,9 @@ fn proxied_requests_stay_within_their_allocation_budget() {
             m.best()
         );
         results.push((name, m.best(), budget));
+        if traced_requests() > 0 {
+            print_sites(name, traced_requests());
+        }
     }
 
     gateway.stop();
