@@ -603,6 +603,10 @@ impl SessionManager {
     /// [`revalidated`](Self::revalidated) on `s`, when the store keeps the session in the cookie
     /// itself (`cookie` store); `None` otherwise.
     pub fn reissued_cookie(&self, s: &Session) -> Option<String> {
+        // Only the cookie store reissues: the other stores' requests take no lock here.
+        if !matches!(self.store, Store::Cookie(_)) {
+            return None;
+        }
         s.reissued.lock().ok().and_then(|g| g.clone())
     }
 
