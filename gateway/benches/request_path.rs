@@ -244,7 +244,10 @@ fn session(c: &mut Criterion) {
         let loaded = rt
             .block_on(manager.load(&cookie))
             .expect("the store answers");
-        assert_eq!(loaded.map(|s| s.user.username), Some("alice".to_string()));
+        assert_eq!(
+            loaded.map(|s| s.user.username.clone()),
+            Some("alice".to_string())
+        );
         assert!(
             rt.block_on(manager.load(&tampered))
                 .expect("answers")

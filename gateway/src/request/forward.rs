@@ -313,27 +313,50 @@ pub(crate) fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> I
     candidate
 }
 
-/// `Cookie` headers without the gateway's own cookies; `None` when nothing is left.
+/// `Cookie` headers without the gateway's own cookies; `None` when nothing is left. Read pair
+/// by pair over the raw bytes, so a pair with non-ASCII bytes (which browsers send) is kept as
+/// it is rather than taking the application's other cookies with it. A single header naming
+/// none of the gateway's cookies goes as it came, without a copy.
 pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_names: &[&str]) -> Option<HeaderValue> {
-    let mut kept: Vec<&str> = Vec::new();
+    let mut kept: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
+    let mut dropped = false;
+    let mut count = 0;
+    let mut last = None;
     for v in headers.get_all(header::COOKIE) {
-        let Ok(s) = v.to_str() else { continue };
-        for pair in s.split(';') {
-            let pair = pair.trim();
+        count += 1;
+        last = Some(v);
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
             if pair.is_empty() {
+                dropped = true;
                 continue;
             }
-            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-            if !cookie_names.contains(&name) {
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or(pair)
+                .trim_ascii();
+            if cookie_names.iter().any(|n| n.as_bytes() == name) {
+                dropped = true;
+            } else {
                 kept.push(pair);
             }
         }
     }
     if kept.is_empty() {
-        None
-    } else {
-        HeaderValue::from_str(&kept.join("; ")).ok()
+        return None;
     }
+    if count == 1 && !dropped {
+        return last.cloned();
+    }
+    let mut joined = Vec::with_capacity(kept.iter().map(|p| p.len() + 2).sum());
+    for (i, pair) in kept.iter().enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(pair);
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
 }
 
 /// Removes upstream `Set-Cookie`s for the gateway's own cookie names: the application must not
@@ -594,6 +617,20 @@ mod tests {
         );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(strip_cookie(&h, &["gw_session"]).unwrap(), "a=1; b=2");
+        // A non-ASCII pair stays, and takes nothing else with it.
+        let mut utf8 = HeaderMap::new();
+        utf8.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes("a=1; gw_session=s; name=zoë; b=2".as_bytes()).unwrap(),
+        );
+        assert_eq!(
+            strip_cookie(&utf8, &["gw_session"]).unwrap().as_bytes(),
+            "a=1; name=zoë; b=2".as_bytes()
+        );
+        // Nothing of ours: the header goes as it came.
+        let mut theirs = HeaderMap::new();
+        theirs.insert(header::COOKIE, HeaderValue::from_static("a=1;b=2"));
+        assert_eq!(strip_cookie(&theirs, &["gw_session"]).unwrap(), "a=1;b=2");
         assert_eq!(
             crate::session::cookie_values(&h, "gw_session").as_slice(),
             ["secret"]
