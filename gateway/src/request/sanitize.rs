@@ -265,6 +265,25 @@ mod tests {
         assert_eq!(h["x-other"], "kept");
     }
 
+    /// Sanitize reads the incoming forwarding headers only when the scan found a reserved name:
+    /// that is only right while every header it reads is reserved whatever the config.
+    #[test]
+    fn the_forwarding_headers_sanitize_reads_are_always_reserved() {
+        let none = Reserved::new(std::iter::empty());
+        for name in [
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            X_FORWARDED_URI,
+            X_FORWARDED_METHOD,
+            X_ORIGINAL_URI,
+            X_ORIGINAL_URL,
+            X_ORIGINAL_METHOD,
+        ] {
+            assert!(none.contains(name.as_str()), "{name}");
+        }
+    }
+
     #[test]
     fn hop_by_hop_names_match_the_list() {
         for name in [
