@@ -104,6 +104,9 @@ async fn tampered_and_truncated_cookies_are_anonymous() {
         variants.push("x".repeat(3000));
         variants.push(good.replace(['-', '_'], "+"));
         variants.push(good.to_ascii_uppercase());
+        // A variant that happens to equal the cookie is no tampering: about one cookie in 15
+        // has neither `-` nor `_`, and the replacement above then changes nothing.
+        variants.retain(|v| *v != good);
         for v in &variants {
             let (st, user) = as_cookie(&h, &format!("gw_session={v}")).await;
             assert_eq!((st, user), (401, None), "{store}: tampered {v:?}");
