@@ -434,7 +434,11 @@ async fn check(
             .map_err(|_| ProxyError::bad_request("bad X-Forwarded-Method"))?,
         None => Method::GET,
     };
-    let host = ctx.incoming.host.clone().or_else(|| ctx.host.clone());
+    let host = ctx
+        .incoming
+        .host
+        .clone()
+        .or_else(|| ctx.host_str().map(str::to_string));
     ctx.path = path.clone();
     ctx.query = query.map(str::to_string);
     let decision = if path_has_prefix(&path, &rt.prefix) {

@@ -69,10 +69,9 @@ pub(crate) struct RequestContext {
     pub(crate) path: String,
     /// The query string, unchanged.
     pub(crate) query: Option<String>,
-    /// The client's `Host` (or `:authority`).
-    pub(crate) host: Option<String>,
-    /// The same host as a header value (set with `host` by sanitize).
-    pub(crate) host_header: Option<HeaderValue>,
+    /// The client's `Host` (or `:authority`), a plain `host[:port]` once sanitize ran; read it
+    /// as text with [`host_str`](Self::host_str).
+    pub(crate) host: Option<HeaderValue>,
     /// Lower-cased `Upgrade` protocol when the client asked for one.
     pub(crate) upgrade: Option<String>,
     /// The upgrade came as an HTTP/2 extended `CONNECT` (RFC 8441), routed as the `GET` it becomes.
@@ -123,7 +122,6 @@ impl RequestContext {
             path: String::new(),
             query: None,
             host: None,
-            host_header: None,
             upgrade: None,
             extended_connect: false,
             incoming: IncomingForwarding::default(),
@@ -142,6 +140,11 @@ impl RequestContext {
             upstream_elapsed: None,
             peer_ip_header: None,
         }
+    }
+
+    /// The client's host as text (sanitize only keeps a host that is valid text).
+    pub(crate) fn host_str(&self) -> Option<&str> {
+        self.host.as_ref().and_then(|h| h.to_str().ok())
     }
 
     /// `http` or `https` as the client sees us (believing a trusted proxy's `X-Forwarded-Proto`).

@@ -318,36 +318,23 @@ pub(crate) fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> I
 /// it is rather than taking the application's other cookies with it. A single header naming
 /// none of the gateway's cookies goes as it came, without a copy.
 pub(crate) fn strip_cookie(headers: &HeaderMap, cookie_names: &[&str]) -> Option<HeaderValue> {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let first = values.next()?;
+    let single = values.next().is_none();
     let mut kept: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
     let mut dropped = false;
-    let mut count = 0;
-    let mut last = None;
-    for v in headers.get_all(header::COOKIE) {
-        count += 1;
-        last = Some(v);
-        for pair in v.as_bytes().split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            if pair.is_empty() {
-                dropped = true;
-                continue;
-            }
-            let name = pair
-                .split(|b| *b == b'=')
-                .next()
-                .unwrap_or(pair)
-                .trim_ascii();
-            if cookie_names.iter().any(|n| n.as_bytes() == name) {
-                dropped = true;
-            } else {
-                kept.push(pair);
-            }
+    for (pair, name) in crate::session::cookie_pairs(headers) {
+        if pair.is_empty() || cookie_names.iter().any(|n| n.as_bytes() == name) {
+            dropped = true;
+        } else {
+            kept.push(pair);
         }
     }
     if kept.is_empty() {
         return None;
     }
-    if count == 1 && !dropped {
-        return last.cloned();
+    if single && !dropped {
+        return Some(first.clone());
     }
     let mut joined = Vec::with_capacity(kept.iter().map(|p| p.len() + 2).sum());
     for (i, pair) in kept.iter().enumerate() {
@@ -448,12 +435,12 @@ pub(crate) fn upstream_request(
     );
     let forwarded_host = match (ctx.peer_trusted, &ctx.incoming.host) {
         (true, Some(h)) => HeaderValue::from_str(h).ok(),
-        _ => ctx.host_header.clone(),
+        _ => ctx.host.clone(),
     };
     if let Some(v) = forwarded_host {
         headers.insert(X_FORWARDED_HOST, v);
     }
-    let host = match (&ctx.host_header, plan.target.preserve_host) {
+    let host = match (&ctx.host, plan.target.preserve_host) {
         (Some(h), true) => h.clone(),
         _ => plan.target.host.clone(),
     };

@@ -217,27 +217,28 @@ fn sanitize(
     {
         return Err(ProxyError::bad_request("Host and :authority disagree"));
     }
-    ctx.host = host_header
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .filter(|h| !h.trim().is_empty());
+    // The value as received (a shared reference into the parsed request, not a copy): it is
+    // routed on, and sent upstream as `X-Forwarded-Host` (and `Host` with `preserve_host`).
+    let host = host_header
+        .filter(|h| h.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        })
+        .filter(|h| h.to_str().is_ok_and(|h| !h.trim().is_empty()));
     // Without a host no `host:` rule can match, and the upstream would pick its default virtual
     // host (perhaps the protected one): refused (RFC 9112 §3.2 requires it for HTTP/1.1).
-    let Some(host) = ctx.host.as_deref() else {
+    let Some(host_str) = host.as_ref().and_then(|h| h.to_str().ok()) else {
         return Err(ProxyError::bad_request("no Host"));
     };
     // `x@admin.test` is not `admin.test` to the route table, but is to an upstream that parses
     // `Host` as a URL authority: only plain `host[:port]` passes.
-    if !plain_host(host) {
+    if !plain_host(host_str) {
         return Err(ProxyError::bad_request("malformed Host"));
     }
-    // The value as received, for `Host` (with `preserve_host`) and `X-Forwarded-Host` upstream:
-    // a shared reference to the parsed request, not a copy.
-    ctx.host_header = match host_header {
-        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
-        _ => http::HeaderValue::from_str(host).ok(),
-    };
+    ctx.host = host;
     ctx.peer_trusted = forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
     ctx.client_ip = forward::client_ip(
         ctx.peer.ip(),
@@ -350,7 +351,7 @@ async fn process(
 
     let decision = rt
         .routes
-        .decide(ctx.host.as_deref(), ctx.method.as_str(), &ctx.path);
+        .decide(ctx.host_str(), ctx.method.as_str(), &ctx.path);
     let access = decision.access.clone();
     ctx.route = Some(decision);
 

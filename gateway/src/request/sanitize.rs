@@ -20,6 +20,7 @@ use http::header::{
     CONNECTION, HeaderName, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
+use http::header::{GetAll, HeaderValue};
 use smallvec::SmallVec;
 
 /// Forwarding headers the gateway sets or that upstreams commonly trust for routing decisions;
@@ -141,17 +142,22 @@ impl Reserved {
 /// What the client asked to upgrade to, if anything (lower-cased `Upgrade` value) — only when
 /// `Connection` also says `upgrade`, as RFC 9110 requires.
 pub(crate) fn upgrade_request(headers: &HeaderMap) -> Option<String> {
-    let connection_says_upgrade = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if !connection_says_upgrade {
+    let connection = headers.get_all(CONNECTION);
+    if !connection_tokens(&connection).any(|t| t.eq_ignore_ascii_case("upgrade")) {
         return None;
     }
     let value = headers.get(UPGRADE)?.to_str().ok()?;
     Some(value.trim().to_ascii_lowercase())
+}
+
+/// The comma-separated tokens of the `Connection` headers (`headers.get_all(CONNECTION)`),
+/// trimmed.
+fn connection_tokens<'a>(connection: &'a GetAll<'a, HeaderValue>) -> impl Iterator<Item = &'a str> {
+    connection
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
 }
 
 /// What one pass over a header map found (see [`scan`]).
@@ -179,19 +185,10 @@ impl Scan {
 /// gateway: names in `reserved` (requests only), hop-by-hop headers, and every header named by
 /// `Connection`.
 pub(crate) fn scan(headers: &HeaderMap, reserved: Option<&Reserved>) -> Scan {
-    let connection = headers.get_all(CONNECTION);
-    let mut found = Scan {
-        connection: connection.iter().next().is_some(),
-        ..Scan::default()
-    };
-    let named_by_connection = |name: &str| {
-        found.connection
-            && connection
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|t| same_folded(t.trim(), name))
-    };
+    let values = headers.get_all(CONNECTION);
+    let connection = values.iter().next().is_some();
+    let named_by_connection =
+        |name: &str| connection && connection_tokens(&values).any(|t| same_folded(t, name));
     let mut doomed = SmallVec::new();
     let mut reserved_values = 0;
     for name in headers.keys() {
@@ -203,9 +200,11 @@ pub(crate) fn scan(headers: &HeaderMap, reserved: Option<&Reserved>) -> Scan {
             doomed.push(name.clone());
         }
     }
-    found.doomed = doomed;
-    found.reserved_values = reserved_values;
-    found
+    Scan {
+        doomed,
+        reserved_values,
+        connection,
+    }
 }
 
 /// Drops reserved, hop-by-hop and `Connection`-named headers from `headers`. Returns the number

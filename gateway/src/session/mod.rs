@@ -231,23 +231,40 @@ pub(crate) fn cookie_values<'h>(
     name: &str,
 ) -> SmallVec<[&'h str; 2]> {
     let mut out: SmallVec<[&'h str; 2]> = SmallVec::new();
-    for v in headers.get_all(http::header::COOKIE) {
-        for pair in v.as_bytes().split(|b| *b == b';') {
-            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
-                continue;
-            };
-            if pair[..eq].trim_ascii() != name.as_bytes() {
-                continue;
-            }
-            let Ok(value) = std::str::from_utf8(pair[eq + 1..].trim_ascii()) else {
-                continue;
-            };
-            if value.is_ascii() && !out.contains(&value) {
-                out.push(value);
-            }
+    for (pair, pair_name) in cookie_pairs(headers) {
+        if pair_name != name.as_bytes() {
+            continue;
+        }
+        let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+            continue;
+        };
+        let Ok(value) = std::str::from_utf8(pair[eq + 1..].trim_ascii()) else {
+            continue;
+        };
+        if value.is_ascii() && !out.contains(&value) {
+            out.push(value);
         }
     }
     out
+}
+
+/// Every `;`-separated pair of the `Cookie` headers, trimmed, with its name (the part before
+/// `=`, trimmed; the whole pair when it has none). Read over the raw bytes, so a pair with
+/// non-ASCII bytes is one pair like any other. Empty pairs are included, as empty.
+pub(crate) fn cookie_pairs(headers: &http::HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .map(|pair| {
+            let pair = pair.trim_ascii();
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or(pair)
+                .trim_ascii();
+            (pair, name)
+        })
 }
 
 /// Keys derived from the session secret, one per purpose.
