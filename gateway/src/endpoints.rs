@@ -14,8 +14,9 @@
 //!   `X-Original-URL`, `X-Forwarded-Uri`), `X-Forwarded-Method` and `X-Forwarded-Host`, and
 //!   **only from a peer in `server.trusted_proxies`**: anyone else gets 403, because a proxy that
 //!   forgot to set those headers would otherwise let the client pick the path being checked.
-//!   A missing or ambiguous URI (including one starting with `//`, which names a host) is 400
-//!   (never 2xx). Then the route decides: 200 with the
+//!   A missing or ambiguous URI (including one starting with `//`, which names a host), or an
+//!   `X-Forwarded-Proto` other than `http` or `https`, is 400 (never 2xx). Then the one access
+//!   decision ([`crate::request::authorize::decide`], as on the proxy path) answers: 200 with the
 //!   identity headers, 401 (with the Basic challenge, and `X-Auth-Login` naming the login URL
 //!   with `next`), or 403.
 //!
@@ -58,7 +59,7 @@ use http_body_util::BodyExt;
 
 use crate::config::Access;
 use crate::login::{self, LoginPage};
-use crate::request::authorize::{Verdict, authorize};
+use crate::request::authorize::{Decision, Via, Who, decide};
 use crate::request::challenge::{login_location, unauthorized};
 use crate::request::context::RequestContext;
 use crate::request::error::{ProxyError, full_body};
@@ -406,6 +407,19 @@ async fn check(
         tracing::warn!(peer = %ctx.peer, "forward-auth check from a peer not in trusted_proxies");
         return Ok(status_response(StatusCode::FORBIDDEN));
     }
+    // The scheme of the original request is the proxy's to say; one that is neither `http` nor
+    // `https` (or several, joined) means the proxy is misconfigured or passes what the client
+    // sent: the check cannot know what it is vouching for.
+    if ctx
+        .incoming
+        .proto
+        .as_deref()
+        .is_some_and(|p| p != "http" && p != "https")
+    {
+        return Err(ProxyError::bad_request(
+            "X-Forwarded-Proto is neither http nor https",
+        ));
+    }
     let Some(uri) = ctx.incoming.uri.clone() else {
         return Err(ProxyError::bad_request(
             "check without X-Original-URI / X-Forwarded-Uri",
@@ -451,40 +465,37 @@ async fn check(
     };
     let access = decision.access.clone();
     ctx.route = Some(decision);
-    match access {
-        Access::Public => {
-            ctx.decision = "check_public";
-            return Ok(status_response(StatusCode::OK));
-        }
-        Access::Deny => {
-            ctx.decision = "check_deny";
-            return Ok(status_response(StatusCode::FORBIDDEN));
-        }
-        _ => {}
+    let mut decision = decide(&access, Who::NotAsked);
+    if decision == Decision::Identify {
+        identify::identify(rt, ctx, headers).await?;
+        decision = decide(&access, Who::identified(ctx.user.as_deref()));
     }
-    identify::identify(rt, ctx, headers).await?;
-    let Some(user) = ctx.user.clone() else {
-        ctx.decision = "check_challenge";
-        let mut resp = unauthorized(rt);
-        let mut next = path;
-        if let Some(q) = query {
-            next.push('?');
-            next.push_str(q);
+    ctx.decision = decision.label(Via::Check);
+    match (decision, ctx.user.clone()) {
+        (Decision::Public, _) => Ok(status_response(StatusCode::OK)),
+        (Decision::Deny | Decision::Forbidden, _) => Ok(status_response(StatusCode::FORBIDDEN)),
+        (Decision::Challenge, _) => {
+            let mut resp = unauthorized(rt);
+            let mut next = path;
+            if let Some(q) = query {
+                next.push('?');
+                next.push_str(q);
+            }
+            if let Ok(v) = HeaderValue::from_str(&login_location(rt, &next)) {
+                resp.headers_mut()
+                    .insert(header::HeaderName::from_static("x-auth-login"), v);
+            }
+            Ok(resp)
         }
-        if let Ok(v) = HeaderValue::from_str(&login_location(rt, &next)) {
-            resp.headers_mut()
-                .insert(header::HeaderName::from_static("x-auth-login"), v);
+        (Decision::Allow, Some(user)) => {
+            let mut resp = status_response(StatusCode::OK);
+            for (name, value) in rt.headers.headers_for(&user)? {
+                resp.headers_mut().insert(name, value);
+            }
+            Ok(resp)
         }
-        return Ok(resp);
-    };
-    if authorize(&access, Some(&user)) == Verdict::Forbid {
-        ctx.decision = "check_forbidden";
-        return Ok(status_response(StatusCode::FORBIDDEN));
+        (Decision::Allow | Decision::Identify, _) => {
+            Err(ProxyError::internal("no decision after identification"))
+        }
     }
-    ctx.decision = "check_allowed";
-    let mut resp = status_response(StatusCode::OK);
-    for (name, value) in rt.headers.headers_for(&user)? {
-        resp.headers_mut().insert(name, value);
-    }
-    Ok(resp)
 }

@@ -257,7 +257,8 @@ impl Runtime {
             config.upstream.connect_timeout.get(),
             config.upstream.preserve_host,
         )
-        .map_err(RuntimeError)?;
+        .map_err(RuntimeError)?
+        .pass_authorization(config.upstream.pass_authorization);
         let trusted_proxies = config
             .server
             .trusted_proxies

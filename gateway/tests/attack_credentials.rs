@@ -1,11 +1,13 @@
 //! Attack class 5: credentials. Malformed Basic headers, empty and NUL-laden parts, Unicode
 //! look-alikes and case variants of usernames against the `static` backend, over raw TCP:
-//! nothing malformed is ever anonymous-then-2xx, and no variant becomes a second identity.
+//! nothing malformed is ever anonymous-then-2xx, and no variant becomes a second identity. And
+//! no credential sent to the gateway reaches the upstream (unless `upstream.pass_authorization`).
 
 mod support;
 
 use base64::Engine;
 use support::raw::{self, FileHarness};
+use support::{BASE_CONFIG, Harness, basic};
 
 const CONFIG: &str = r#"
 server:
@@ -76,11 +78,13 @@ async fn malformed_basic_is_400_never_forwarded() {
         let (st, user, n) = attempt(&h, c).await;
         assert_eq!((st, user, n), (400, None, 0), "{c:?}");
     }
-    // the same malformed header on a public route passes untouched (nobody is identified)
+    // the same malformed header on a public route passes (nobody is identified), without the
+    // header
     h.upstream.clear();
     let ex = raw::send(h.addr, &raw::get("/static/x", &cases[0])).await;
     assert_eq!(ex.status(), 200);
     assert_eq!(h.upstream.last().unwrap().get("x-remote-user"), None);
+    assert_eq!(h.upstream.last().unwrap().get("authorization"), None);
 }
 
 #[tokio::test]
@@ -214,5 +218,101 @@ async fn form_credentials_edge_cases() {
             resp.status
         );
         assert!(raw::set_cookie(&resp, "gw_session").is_none_or(|c| c.is_empty()));
+    }
+}
+
+/// The session cookie of `user` (logged in through the form) as a `Cookie` header line.
+async fn session_line(h: &Harness, user: &str) -> String {
+    let resp = raw::login_raw(h.addr, user, &format!("{user}-pw"), "/", "").await;
+    assert_eq!(resp.status, 303, "{user} logs in");
+    let session = raw::set_cookie(&resp, "gw_session").expect("a session cookie");
+    format!("Cookie: gw_session={session}\r\n")
+}
+
+/// Whatever identified the request — a session, Basic, Bearer, nobody on a public route — and
+/// whatever the scheme, the upstream and its logs never receive the `Authorization` header: not
+/// someone else's password sent beside a session, not the credentials that identified the user.
+#[tokio::test]
+async fn credentials_sent_to_the_gateway_never_reach_the_upstream() {
+    let h = Harness::start().await;
+    let alice_session = session_line(&h, "alice").await;
+    let bob = format!("Authorization: {}\r\n", basic("bob", "bob-pw"));
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        // a session, and someone else's password (right or wrong)
+        ("/app", format!("{alice_session}{bob}"), Some("alice")),
+        (
+            "/app",
+            format!(
+                "{alice_session}Authorization: {}\r\n",
+                basic("bob", "guess")
+            ),
+            Some("alice"),
+        ),
+        // the credentials that identified the user
+        ("/app", bob.clone(), Some("bob")),
+        (
+            "/app",
+            "Authorization: Bearer tok-eve\r\n".into(),
+            Some("eve"),
+        ),
+        // other schemes go too, beside a session or on a public route
+        (
+            "/app",
+            format!("{alice_session}Authorization: Negotiate YIIBhgYGKwYBBQUC\r\n"),
+            Some("alice"),
+        ),
+        ("/static/x", bob.clone(), None),
+        (
+            "/static/x",
+            "Authorization: Bearer tok-bob\r\n".into(),
+            None,
+        ),
+        (
+            "/static/x",
+            "Authorization: Digest username=\"bob\", response=\"0\"\r\n".into(),
+            None,
+        ),
+        ("/static/x", format!("{alice_session}{bob}"), None),
+    ];
+    for (path, lines, user) in &cases {
+        h.upstream.clear();
+        let ex = raw::send(h.addr, &raw::get(path, lines)).await;
+        assert_eq!(ex.status(), 200, "{path} {lines:?}");
+        let seen = h.upstream.last().expect("forwarded");
+        assert_eq!(seen.get("x-remote-user").as_deref(), *user, "{lines:?}");
+        assert_eq!(
+            seen.all("authorization"),
+            Vec::<String>::new(),
+            "{path} {lines:?}"
+        );
+    }
+}
+
+/// With `upstream.pass_authorization: true` the header reaches an app that needs it, as sent;
+/// the identity headers are still the gateway's.
+#[tokio::test]
+async fn pass_authorization_forwards_the_header_as_sent() {
+    let h = Harness::start_with(&BASE_CONFIG.replace(
+        "  timeout: 2s\n",
+        "  timeout: 2s\n  pass_authorization: true\n",
+    ))
+    .await;
+    let alice_session = session_line(&h, "alice").await;
+    let bob = basic("bob", "bob-pw");
+    for (path, lines, user) in [
+        (
+            "/app",
+            format!("{alice_session}Authorization: {bob}\r\n"),
+            Some("alice"),
+        ),
+        ("/app", format!("Authorization: {bob}\r\n"), Some("bob")),
+        ("/static/x", format!("Authorization: {bob}\r\n"), None),
+    ] {
+        h.upstream.clear();
+        let ex = raw::send(h.addr, &raw::get(path, &lines)).await;
+        assert_eq!(ex.status(), 200, "{lines:?}");
+        let seen = h.upstream.last().expect("forwarded");
+        assert_eq!(seen.get("x-remote-user").as_deref(), user, "{lines:?}");
+        assert_eq!(seen.all("authorization"), vec![bob.clone()], "{lines:?}");
     }
 }

@@ -120,3 +120,29 @@ async fn untrusted_peers_cannot_use_check() {
         }
     }
 }
+
+/// The original request's scheme is the proxy's to say: one that is neither `http` nor
+/// `https`, or several, is 400 — never a 2xx vouching for a request the check cannot name.
+#[tokio::test]
+async fn odd_forwarded_proto_never_yields_2xx() {
+    let h = Harness::start_with(CONFIG).await;
+    for proto in [
+        "X-Forwarded-Proto: ftp\r\n",
+        "X-Forwarded-Proto: javascript\r\n",
+        "X-Forwarded-Proto: https, http\r\n",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n",
+        "X-Forwarded-Proto: http2\r\n",
+        "X-Forwarded-Proto: \r\n",
+        "X-Forwarded-Proto: ws\r\n",
+    ] {
+        for (uri, user) in [("/app", "alice"), ("/admin/x", "bob"), ("/static/x", "")] {
+            let (st, who) = check(&h, &format!("X-Original-URI: {uri}\r\n{proto}"), user).await;
+            assert_eq!((st, who), (400, None), "{proto:?} {uri} as {user:?}");
+        }
+    }
+    for proto in ["http", "https", "HTTPS", " https "] {
+        let lines = format!("X-Original-URI: /app\r\nX-Forwarded-Proto: {proto}\r\n");
+        let (st, who) = check(&h, &lines, "alice").await;
+        assert_eq!((st, who.as_deref()), (200, Some("alice")), "{proto:?}");
+    }
+}

@@ -341,7 +341,8 @@ async fn authority_and_host_must_agree() {
     for (authority, host) in [
         (HOST, "admin.test"),
         ("admin.test", HOST),
-        (HOST, "gw.test:80"),
+        (HOST, "gw.test:8080"),
+        (HOST, "gw.test:443"),
         (HOST, "gw.test.evil"),
     ] {
         h.upstream.clear();
@@ -360,8 +361,22 @@ async fn authority_and_host_must_agree() {
         assert!(seen(&h).is_empty(), "{authority} vs {host}: {:?}", seen(&h));
         c = Conn::open(h.addr).await;
     }
-    // Agreeing (case aside): routed and forwarded on that host.
     let bob = basic("bob", "bob-pw");
+    // Agreeing (case and the scheme's default port aside, RFC 3986 §6.2.3 as RFC 9113 §8.3.1
+    // asks): routed and forwarded on that host.
+    h.upstream.clear();
+    let o = c
+        .request(
+            1,
+            &get(
+                HOST,
+                "/app",
+                &[("host", "gw.test:80"), ("authorization", bob.as_str())],
+            ),
+        )
+        .await;
+    assert_eq!(o.status(), 200, "{o:?}");
+    c = Conn::open(h.addr).await;
     let alice = basic("alice", "alice-pw");
     let o = c
         .request(

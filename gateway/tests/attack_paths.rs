@@ -125,22 +125,49 @@ const CASES: &[PathCase] = &[
     ("/admin%23/static/x", Who::Anonymous, 401, None),
     ("/static%23/../admin", Who::Anonymous, 400, None),
     ("/static%3f/../admin", Who::Anonymous, 400, None),
-    // absolute-form targets: the path decides, never the authority
-    ("http://evil.example/admin", Who::Alice, 403, None),
-    ("http://evil.example/admin", Who::Bob, 200, Some("/admin")),
+    // a raw `#` ends the target (hyper drops the fragment before any phase runs): nothing after
+    // it is routed or forwarded
     (
-        "http://evil.example/static/x",
+        "/static/x#/../../admin",
+        Who::Anonymous,
+        200,
+        Some("/static/x"),
+    ),
+    ("/admin#/static/x", Who::Anonymous, 401, None),
+    ("/admin#/static/x", Who::Alice, 403, None),
+    (
+        "/static/x?a=1#/admin",
+        Who::Anonymous,
+        200,
+        Some("/static/x?a=1"),
+    ),
+    // absolute-form targets naming the `Host` (case-insensitively, default port or not): the
+    // path decides
+    ("http://gw.test/admin", Who::Alice, 403, None),
+    ("http://gw.test/admin", Who::Bob, 200, Some("/admin")),
+    (
+        "http://GW.test:80/static/x",
         Who::Anonymous,
         200,
         Some("/static/x"),
     ),
     (
-        "http://evil.example/static/../admin",
+        "https://gw.test:443/static/x",
         Who::Anonymous,
-        400,
-        None,
+        200,
+        Some("/static/x"),
     ),
-    ("http://evil.example//admin", Who::Alice, 403, None),
+    ("http://gw.test/static/../admin", Who::Anonymous, 400, None),
+    ("http://gw.test//admin", Who::Alice, 403, None),
+    // ... and naming another authority: refused, never routed on `Host` while another hop reads
+    // the authority
+    ("http://evil.example/admin", Who::Bob, 400, None),
+    ("http://evil.example/static/x", Who::Anonymous, 400, None),
+    ("http://gw.test:8080/static/x", Who::Anonymous, 400, None),
+    ("https://gw.test:80/static/x", Who::Anonymous, 400, None),
+    ("http://gw.test:443/static/x", Who::Anonymous, 400, None),
+    ("http://alice@gw.test/static/x", Who::Anonymous, 400, None),
+    ("http://gw.test./static/x", Who::Anonymous, 400, None),
     // not origin-form
     ("*", Who::Alice, 400, None),
     ("admin", Who::Alice, 400, None),
@@ -215,22 +242,23 @@ async fn host_rules_cannot_be_dodged() {
         }
     }
     // absolute-form: the authority and Host disagree: refused rather than guessed
-    h.upstream.clear();
-    let req = format!(
-        "GET http://api.example.org/x HTTP/1.1\r\nHost: other.example\r\n{alice}Connection: close\r\n\r\n"
-    );
-    let ex = raw::send(h.addr, &req).await;
-    let seen = h.upstream.seen();
-    if ex.status() == 200 {
-        assert_eq!(seen.len(), 1);
-        let host = seen[0].get("host").unwrap();
-        assert!(
-            !host.to_ascii_lowercase().starts_with("api.example.org"),
-            "{host}"
-        );
-    } else {
-        assert!(seen.is_empty());
+    for (target, host) in [
+        ("http://api.example.org/x", "other.example"),
+        ("http://other.example/x", "api.example.org"),
+        ("http://api.example.org:8080/x", "api.example.org"),
+    ] {
+        h.upstream.clear();
+        let req =
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{bob}Connection: close\r\n\r\n");
+        let ex = raw::send(h.addr, &req).await;
+        assert_eq!(ex.status(), 400, "{target} with Host {host}");
+        assert!(h.upstream.seen().is_empty(), "{target} forwarded");
     }
+    // the same authority as Host is routed as usual
+    let req = format!(
+        "GET http://API.example.org:80/x HTTP/1.1\r\nHost: api.example.org\r\n{alice}Connection: close\r\n\r\n"
+    );
+    assert_eq!(raw::send(h.addr, &req).await.status(), 403);
 }
 
 /// Without any Host the host rules cannot match; the request must not fall through to a laxer

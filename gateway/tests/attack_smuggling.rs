@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::raw;
+use support::raw::{self, RawHarness};
 use support::{Harness, basic};
 
 const CONFIG: &str = r#"
@@ -374,4 +374,67 @@ async fn slow_login_body_is_cut() {
         "{:?}",
         String::from_utf8_lossy(&got)
     );
+}
+
+/// Look-alikes of framing and hop-by-hop headers (`_` or `.` for `-`, any case) never reach the
+/// upstream: one that folds `_` to `-` (CGI, WSGI) would read another body framing beside the
+/// `Content-Length` the gateway framed by — a smuggled request. Checked on the upstream's raw
+/// bytes, on a public route and with a session-less protected one.
+#[tokio::test]
+async fn framing_look_alikes_never_reach_the_upstream() {
+    let h = RawHarness::start(CONFIG).await;
+    let auth = format!("Authorization: {}\r\n", basic("alice", "alice-pw"));
+    let look_alikes = [
+        ("Transfer_Encoding", "chunked"),
+        ("transfer_encoding", "chunked"),
+        ("TRANSFER_ENCODING", "chunked"),
+        ("Transfer.Encoding", "chunked"),
+        ("Content_Length", "0"),
+        ("content.length", "0"),
+        ("CONTENT_LENGTH", "100"),
+        ("Keep_Alive", "timeout=5"),
+        ("Proxy_Connection", "keep-alive"),
+        ("Proxy_Authorization", "Basic YWxpY2U6YWxpY2UtcHc="),
+        ("Proxy.Authenticate", "Basic"),
+    ];
+    let mut checked = 0;
+    for (name, value) in look_alikes {
+        for (path, who) in [("/upload", ""), ("/app", auth.as_str())] {
+            let before = h.upstream.seen().len();
+            let req = format!(
+                "POST {path} HTTP/1.1\r\nHost: gw.test\r\n{who}{name}: {value}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+            );
+            let ex = raw::exchange_for(h.addr, req.as_bytes(), Duration::from_secs(2)).await;
+            assert_eq!(ex.status(), 200, "{name} {path}");
+            let seen = h.upstream.seen();
+            assert_eq!(
+                seen.len(),
+                before + 1,
+                "{name} {path}: one request upstream"
+            );
+            let sent = seen[before].to_ascii_lowercase();
+            assert!(sent.starts_with(&format!("post {path} ")), "{sent}");
+            assert!(sent.ends_with("\r\n\r\nhello"), "{name} {path}: {sent:?}");
+            for folded in [
+                "transfer_encoding",
+                "transfer.encoding",
+                "content_length",
+                "content.length",
+                "keep_alive",
+                "proxy_connection",
+                "proxy_authorization",
+                "proxy.authenticate",
+                "transfer-encoding",
+                "keep-alive",
+                "proxy-",
+            ] {
+                assert!(
+                    !sent.contains(folded),
+                    "{name} {path}: upstream got {sent:?}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 22);
 }

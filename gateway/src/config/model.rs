@@ -219,6 +219,12 @@ pub struct UpstreamConfig {
     /// Send the client's `Host` upstream.
     #[serde(default = "yes")]
     pub preserve_host: bool,
+    /// Forward the client's `Authorization` header. Off by default: the header is removed before
+    /// forwarding, whatever its scheme and whatever identified the request, so the app and its
+    /// logs never receive a password or token. Turn on only for an app that needs the header
+    /// itself (its own Basic, NTLM or Negotiate).
+    #[serde(default)]
+    pub pass_authorization: bool,
 }
 
 fn d5s() -> Duration {

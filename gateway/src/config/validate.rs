@@ -12,33 +12,10 @@ use super::Diagnostic;
 use super::key_locations::KeyLocations;
 use super::load::location;
 use super::model::{Access, Config, SecureSetting};
+use crate::request::sanitize;
 
 /// The shortest session secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
-
-/// Headers the gateway sets or relies on itself; an identity header may not take their name.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "cookie",
-    "set-cookie",
-    "authorization",
-    "proxy-authorization",
-    "www-authenticate",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "trailer",
-    "keep-alive",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-real-ip",
-];
 
 struct Checker<'a> {
     file: &'a Path,
@@ -260,11 +237,6 @@ fn upstream(c: &mut Checker<'_>, config: &Config) {
     }
 }
 
-/// Header names as the sanitizer compares them: lower case, `_` and `.` read as `-`.
-pub(crate) fn normalize_header(name: &str) -> String {
-    name.trim().to_ascii_lowercase().replace(['_', '.'], "-")
-}
-
 fn identity_headers(c: &mut Checker<'_>, config: &Config) {
     let h = &config.identity_headers;
     let mut named: Vec<(String, &Spanned<String>)> = vec![("user".into(), &h.user)];
@@ -325,8 +297,9 @@ fn header_name(
         );
         return;
     }
-    let normalized = normalize_header(name);
-    if RESERVED_HEADERS.contains(&normalized.as_str()) {
+    // Compared as sanitize compares incoming names, against the names sanitize manages.
+    let normalized = sanitize::fold_name(name.trim());
+    if sanitize::managed_by_gateway(name) {
         c.error(
             at,
             format!(

@@ -67,12 +67,7 @@ pub(crate) fn unauthorized(rt: &Runtime) -> Response<Body> {
 }
 
 /// The challenge for an anonymous request.
-pub(crate) fn challenge(
-    rt: &Runtime,
-    ctx: &mut RequestContext,
-    headers: &HeaderMap,
-) -> Response<Body> {
-    ctx.decision = "challenge";
+pub(crate) fn challenge(rt: &Runtime, ctx: &RequestContext, headers: &HeaderMap) -> Response<Body> {
     if wants_html(headers) {
         let mut next = ctx.path.clone();
         if let Some(q) = &ctx.query {

@@ -91,8 +91,6 @@ pub(crate) struct RequestContext {
     pub(crate) session_cookie: Option<String>,
     /// Whether the (username, client IP) pair was locked out.
     pub(crate) locked: bool,
-    /// Whether identify consumed `Authorization: Basic` (then it is not forwarded).
-    pub(crate) consumed_authorization: bool,
     /// The chain trace, when the chain ran.
     pub(crate) trace: Vec<TraceStep>,
     /// What the gateway decided, for the log and metrics.
@@ -131,7 +129,6 @@ impl RequestContext {
             session: None,
             session_cookie: None,
             locked: false,
-            consumed_authorization: false,
             trace: Vec::new(),
             decision: "unknown",
             set_cookies: Vec::new(),

@@ -13,7 +13,9 @@
 //!   a cached success is used; otherwise the chain runs (backends hash passwords off the
 //!   reactor) and failures count towards the lockout;
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
-//!   anonymous (the challenge follows).
+//!   anonymous (the challenge follows);
+//! - whatever identified the request, the `Authorization` header read here is never forwarded
+//!   (forward removes it, unless `upstream.pass_authorization`).
 
 use std::sync::Arc;
 
@@ -142,7 +144,6 @@ pub(crate) async fn identify(
         authorization_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
     match creds {
         Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
-            ctx.consumed_authorization = true;
             // Boxed (as below): a chain run's state is large; the session path should not carry
             // it in its future.
             if let Some(user) = Box::pin(authenticate_password(rt, ctx, &creds, true)).await? {
@@ -151,7 +152,6 @@ pub(crate) async fn identify(
             }
         }
         Some(creds @ Credentials::Bearer(_)) => {
-            ctx.consumed_authorization = true;
             if let Some(user) = Box::pin(authenticate_token(rt, ctx, &creds)).await? {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Bearer);

@@ -7,16 +7,27 @@
 //! - identity and forwarding headers sent by clients are dropped in every spelling, on every
 //!   route; `Connection` cannot name away what the gateway sets (it is applied first);
 //! - a request without `Host` (or `:authority`), or with several, is 400; so is one whose host is
-//!   not a plain `host[:port]` (userinfo, path or other characters), and, over HTTP/2, a `Host`
-//!   disagreeing with `:authority`;
+//!   not a plain `host[:port]` (userinfo, path or other characters), and one whose `Host`
+//!   disagrees with the target's authority (an HTTP/1.1 absolute-form target, HTTP/2
+//!   `:authority`), compared case-insensitively with the scheme's default port equal to none;
+//! - a raw `#` ends the request-target: hyper (through `http::Uri`) drops it and what follows
+//!   before any phase runs, so the path matched and forwarded is the one before it and the
+//!   upstream never receives the fragment. Refusing it (400) would take reading the raw request
+//!   line, which hyper does not expose; `attack_paths` pins that nothing after `#` is ever
+//!   routed or forwarded;
 //! - `CONNECT` is 405 (the gateway is no forward proxy), except an HTTP/2 extended `CONNECT` with
 //!   `:protocol websocket` (RFC 8441), which is routed and authorized as the `GET` it becomes
 //!   upstream; another `:protocol` is 501;
 //! - paths are normalized once and the normalized path is both matched and forwarded;
 //!   ambiguous paths (`%2F`, `\`, `%5C`, NUL and controls, dot segments raw or encoded, `;`)
 //!   are 400; `//` collapses; the query passes unchanged;
-//! - `public` routes are forwarded without identifying anyone (no identity headers, the client's
-//!   `Authorization` passes); `deny` is 403 before identification;
+//! - one access decision ([`authorize::decide`], shared with forward-auth's `check`): `public`
+//!   routes are forwarded without identifying anyone (no identity headers); `deny` is 403 before
+//!   identification;
+//! - the client's `Authorization` is never forwarded, whatever identified the request (session,
+//!   Basic, Bearer, nobody on a public route) and whatever its scheme, unless
+//!   `upstream.pass_authorization`; look-alikes of hop-by-hop, framing and credential headers
+//!   (`Transfer_Encoding`, `Content.Length`) are dropped (see [`sanitize`]);
 //! - malformed `Authorization: Basic` on a protected route is 400, never anonymous-then-2xx;
 //! - a rule listing `GET` also covers `HEAD`;
 //! - store or backend unavailability during identification is 503 (fail closed);
@@ -54,9 +65,9 @@ use sanitize::{
     X_ORIGINAL_METHOD, X_ORIGINAL_URI, X_ORIGINAL_URL,
 };
 
-use crate::config::Access;
 use crate::runtime::Runtime;
 use crate::server::Gateway;
+use authorize::{Decision, Via, Who};
 use context::RequestContext;
 use error::{ErrorSource, ProxyError};
 
@@ -186,6 +197,31 @@ fn plain_host(host: &str) -> bool {
     name_ok && port_ok
 }
 
+/// Whether `host` (a `Host` value) and `authority` (the request-target's) name the same host and
+/// port: case-insensitively, the `scheme`'s default port (80, 443) standing for no port. Anything
+/// else in either (userinfo...) makes them differ.
+fn same_authority(host: &str, authority: &str, scheme: Option<&str>) -> bool {
+    fn split(hp: &str) -> (&str, Option<&str>) {
+        // `[v6]:port`: the port follows the bracket.
+        let after = hp.rfind(']').map_or(0, |i| i + 1);
+        match hp[after..].rfind(':') {
+            Some(i) => (&hp[..after + i], Some(&hp[after + i + 1..])),
+            None => (hp, None),
+        }
+    }
+    let default = match scheme {
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+        _ => None,
+    };
+    let port = |p: Option<&str>| match p {
+        None => Ok(default),
+        Some(p) => p.parse::<u16>().map(Some).map_err(|_| ()),
+    };
+    let ((h1, p1), (h2, p2)) = (split(host.trim()), split(authority));
+    h1.eq_ignore_ascii_case(h2) && port(p1).is_ok_and(|p| Ok(p) == port(p2))
+}
+
 /// Sanitize: capture forwarding facts, normalize the path, drop reserved and hop-by-hop headers.
 fn sanitize(
     rt: &Runtime,
@@ -206,16 +242,18 @@ fn sanitize(
     if hosts.next().is_some() {
         return Err(ProxyError::bad_request("several Host headers"));
     }
-    // HTTP/2 `Host` and `:authority` naming different hosts: what the gateway routes on and what
-    // a client, cache or the upstream takes for the target could differ (RFC 9113 §8.3.1). (An
-    // HTTP/1.1 absolute-form authority never decides: the `Host` header is routed.)
-    if req.version() == http::Version::HTTP_2
-        && let (Some(host), Some(authority)) = (host_header, req.uri().authority())
+    // `Host` and the target's authority (HTTP/2 `:authority`, an HTTP/1.1 absolute-form target)
+    // naming different hosts: what the gateway routes on and what a client, cache or the
+    // upstream takes for the target could differ (RFC 9113 §8.3.1; RFC 9112 §3.2.2 lets a server
+    // ignore `Host` there, so another hop may route on the authority).
+    if let (Some(host), Some(authority)) = (host_header, req.uri().authority())
         && !host
-            .as_bytes()
-            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+            .to_str()
+            .is_ok_and(|h| same_authority(h, authority.as_str(), req.uri().scheme_str()))
     {
-        return Err(ProxyError::bad_request("Host and :authority disagree"));
+        return Err(ProxyError::bad_request(
+            "Host and the request-target's authority disagree",
+        ));
     }
     // The value as received (a shared reference into the parsed request, not a copy): it is
     // routed on, and sent upstream as `X-Forwarded-Host` (and `Host` with `preserve_host`).
@@ -355,28 +393,19 @@ async fn process(
     let access = decision.access.clone();
     ctx.route = Some(decision);
 
-    match access {
-        Access::Public => {
-            ctx.decision = "public";
-            return forward(rt, conn, ctx, req).await;
-        }
-        Access::Deny => {
-            ctx.decision = "deny";
-            return Ok(crate::endpoints::forbidden_page(rt, None));
-        }
-        _ => {}
+    let mut decision = authorize::decide(&access, Who::NotAsked);
+    if decision == Decision::Identify {
+        identify::identify(rt, ctx, req.headers()).await?;
+        decision = authorize::decide(&access, Who::identified(ctx.user.as_deref()));
     }
-
-    identify::identify(rt, ctx, req.headers()).await?;
-    if ctx.user.is_none() {
-        return Ok(challenge::challenge(rt, ctx, req.headers()));
+    ctx.decision = decision.label(Via::Proxy);
+    match decision {
+        Decision::Public | Decision::Allow => forward(rt, conn, ctx, req).await,
+        Decision::Deny => Ok(crate::endpoints::forbidden_page(rt, None)),
+        Decision::Forbidden => Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_deref())),
+        Decision::Challenge => Ok(challenge::challenge(rt, ctx, req.headers())),
+        Decision::Identify => Err(ProxyError::internal("no decision after identification")),
     }
-    if authorize::authorize(&access, ctx.user.as_deref()) == authorize::Verdict::Forbid {
-        ctx.decision = "forbidden";
-        return Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_deref()));
-    }
-    ctx.decision = "allowed";
-    forward(rt, conn, ctx, req).await
 }
 
 /// Forward: build the upstream request and stream the exchange.
@@ -455,7 +484,40 @@ pub(crate) fn status_response(status: StatusCode) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_host;
+    use super::{plain_host, same_authority};
+
+    #[test]
+    fn authorities_compare_by_host_and_effective_port() {
+        for (host, authority, scheme) in [
+            ("gw.test", "gw.test", Some("http")),
+            ("GW.test", "gw.TEST", Some("http")),
+            ("gw.test", "gw.test:80", Some("http")),
+            ("gw.test:443", "gw.test", Some("https")),
+            ("gw.test:8080", "gw.test:8080", Some("http")),
+            ("[::1]", "[::1]:80", Some("http")),
+            ("gw.test", "gw.test", None),
+        ] {
+            assert!(
+                same_authority(host, authority, scheme),
+                "{host} {authority}"
+            );
+        }
+        for (host, authority, scheme) in [
+            ("app.test", "other.host", Some("http")),
+            ("gw.test", "gw.test:443", Some("http")),
+            ("gw.test", "gw.test:8080", Some("http")),
+            ("gw.test", "user@gw.test", Some("http")),
+            ("gw.test", "gw.test:", Some("http")),
+            ("gw.test", "gw.test:80", None),
+            ("gw.test", "gw.test.", Some("http")),
+            ("[::1]", "[::2]", Some("http")),
+        ] {
+            assert!(
+                !same_authority(host, authority, scheme),
+                "{host} {authority}"
+            );
+        }
+    }
 
     #[test]
     fn only_plain_hosts_pass() {

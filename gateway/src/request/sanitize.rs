@@ -7,9 +7,19 @@
 //!   [`FORWARDING_HEADERS`]) is dropped, on every route, public included; a name that is not a
 //!   valid header for the upstream after that folding cannot smuggle anything either, since the
 //!   comparison happens on the folded form;
+//! - every header whose folded name equals a hop-by-hop ([`HOP_BY_HOP`]), framing or routing
+//!   ([`FRAMING_HEADERS`]) or credential ([`CREDENTIAL_HEADERS`]) header but that is not spelled
+//!   exactly that (`Transfer_Encoding`, `Content.Length`, `Authori_zation`...) is dropped too: the
+//!   gateway and hyper read only the exact spelling, while an upstream that folds `_` to `-`
+//!   (CGI, WSGI) would read the look-alike as the real one — another body framing (a smuggled
+//!   request), another host, a credential. Dropped rather than refused (400), as the identity
+//!   look-alikes are: no client needs them, and the request the upstream receives is then exactly
+//!   the one the gateway framed, routed and identified;
 //! - hop-by-hop headers ([`HOP_BY_HOP`]) and every header named by `Connection` are dropped. They
 //!   are dropped *before* the gateway sets its own headers, so `Connection: X-Remote-User` can only
 //!   remove the client's copy, never ours;
+//! - the exact credential headers stay for identify and are removed by forward (unless
+//!   `upstream.pass_authorization`), whatever identified the request;
 //! - the `Upgrade` request is remembered (and `Upgrade: h2c` refused by the caller) before the
 //!   hop-by-hop headers go.
 
@@ -17,8 +27,8 @@ use std::collections::HashSet;
 
 use http::HeaderMap;
 use http::header::{
-    CONNECTION, HeaderName, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
-    TRANSFER_ENCODING, UPGRADE,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderName, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::header::{GetAll, HeaderValue};
 use smallvec::SmallVec;
@@ -69,6 +79,39 @@ pub(crate) static HOP_BY_HOP: [HeaderName; 9] = [
     PROXY_AUTHORIZATION,
 ];
 
+/// Framing and routing headers that pass in their exact spelling (hyper frames the body by
+/// `Content-Length`, sanitize reads `Host`); their look-alikes are dropped.
+pub(crate) static FRAMING_HEADERS: [HeaderName; 2] = [CONTENT_LENGTH, HOST];
+
+/// The headers the gateway reads credentials from. Whatever identified the request (a session,
+/// these credentials, nobody), forward removes them unless `upstream.pass_authorization`, and
+/// sanitize drops their look-alikes: the upstream and its logs never receive a credential the
+/// gateway consumed. A new credential header (an API key) is one more entry here.
+pub(crate) static CREDENTIAL_HEADERS: [HeaderName; 1] = [AUTHORIZATION];
+
+/// Headers the gateway answers with or reads itself, beyond the lists above: no identity header
+/// may take their name.
+const OWN_HEADERS: &[&str] = &["cookie", "set-cookie", "www-authenticate", "content-type"];
+
+/// Every header whose exact spelling is handled by a phase (hop-by-hop, framing, credentials):
+/// the names whose look-alikes sanitize drops.
+fn exact_only() -> impl Iterator<Item = &'static HeaderName> {
+    HOP_BY_HOP
+        .iter()
+        .chain(FRAMING_HEADERS.iter())
+        .chain(CREDENTIAL_HEADERS.iter())
+}
+
+/// Whether an identity header may not be called `name` (in any spelling): a name the gateway
+/// sets, reads, frames by or answers with. The config check uses this, so the names it refuses
+/// and the names sanitize drops are one list.
+pub(crate) fn managed_by_gateway(name: &str) -> bool {
+    let folded = fold_name(name.trim());
+    FORWARDING_HEADERS.contains(&folded.as_str())
+        || OWN_HEADERS.contains(&folded.as_str())
+        || exact_only().any(|h| h.as_str() == folded)
+}
+
 /// Whether `name` is one of [`HOP_BY_HOP`] (compared as names: no string comparison per
 /// standard header).
 pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -98,13 +141,26 @@ pub(crate) fn same_folded(a: &str, b: &str) -> bool {
 }
 
 /// The folded names that are never accepted from a client: the configured identity headers
-/// plus [`FORWARDING_HEADERS`]. Built once per config version.
+/// plus [`FORWARDING_HEADERS`] in every spelling, and the look-alikes (not the exact spelling)
+/// of the hop-by-hop, framing and credential headers. Built once per config version.
 #[derive(Debug, Clone)]
 pub(crate) struct Reserved {
     folded: HashSet<String>,
-    /// Bit `n` set when a reserved name has `n` bytes (`n < 128`; longer names always go to the
-    /// set): most headers of a request are rejected by one bit test, without hashing.
+    /// The folded names whose exact spelling passes (see [`exact_only`]).
+    lookalikes: HashSet<String>,
+    /// Bit `n` set when a name of `folded` has `n` bytes (`n < 128`; longer names always go to
+    /// the set): most headers of a request are rejected by one bit test, without hashing.
     lengths: u128,
+    /// The same for `lookalikes` (only names with `_` or `.` are looked up there).
+    lookalike_lengths: u128,
+}
+
+/// Bit `n` set for every name of `n < 128` bytes.
+fn length_bits<'a>(names: impl IntoIterator<Item = &'a String>) -> u128 {
+    names
+        .into_iter()
+        .filter(|n| n.len() < 128)
+        .fold(0u128, |bits, n| bits | 1u128 << n.len())
 }
 
 impl Reserved {
@@ -115,26 +171,30 @@ impl Reserved {
             .map(fold_name)
             .chain(FORWARDING_HEADERS.iter().map(|h| h.to_string()))
             .collect();
-        let lengths = folded
-            .iter()
-            .filter(|n| n.len() < 128)
-            .fold(0u128, |bits, n| bits | 1u128 << n.len());
-        Reserved { folded, lengths }
+        let lookalikes: HashSet<String> = exact_only().map(|h| h.as_str().to_string()).collect();
+        Reserved {
+            lengths: length_bits(&folded),
+            lookalike_lengths: length_bits(&lookalikes),
+            folded,
+            lookalikes,
+        }
     }
 
     /// Whether an incoming header with this name must be dropped.
     pub(crate) fn contains(&self, name: &str) -> bool {
         // Folding keeps the length (`_`, `.` and ASCII letters are one byte each).
-        if name.len() < 128 && self.lengths & (1u128 << name.len()) == 0 {
+        let may = |bits: u128| name.len() >= 128 || bits & (1u128 << name.len()) != 0;
+        if !may(self.lengths | self.lookalike_lengths) {
             return false;
         }
-        if name
-            .bytes()
-            .any(|b| b == b'_' || b == b'.' || b.is_ascii_uppercase())
-        {
-            self.folded.contains(&fold_name(name))
+        let separators = name.bytes().any(|b| b == b'_' || b == b'.');
+        if separators || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            let folded = fold_name(name);
+            // Case alone does not make a look-alike: `Content-Length` is `content-length`.
+            (may(self.lengths) && self.folded.contains(&folded))
+                || (separators && may(self.lookalike_lengths) && self.lookalikes.contains(&folded))
         } else {
-            self.folded.contains(name)
+            may(self.lengths) && self.folded.contains(name)
         }
     }
 }
@@ -249,6 +309,64 @@ mod tests {
         assert_eq!(n, 9);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn look_alikes_of_framing_hop_by_hop_and_credential_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        let lookalikes = [
+            "transfer_encoding",
+            "transfer.encoding",
+            "content_length",
+            "content.length",
+            "keep_alive",
+            "proxy_connection",
+            "proxy.authorization",
+            "proxy_authenticate",
+        ];
+        // The exact spellings hyper and identify read pass (`transfer-encoding` is hop-by-hop);
+        // names that only resemble them after folding are the application's.
+        let kept = [
+            "content-length",
+            "host",
+            "authorization",
+            "host_",
+            "authorization_",
+            "x_content_length",
+        ];
+        for name in lookalikes.iter().chain(&kept) {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        h.append("transfer-encoding", HeaderValue::from_static("chunked"));
+        let n = sanitize_headers(&mut h, &reserved());
+        assert_eq!(n, lookalikes.len());
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        let mut want = kept.to_vec();
+        want.sort_unstable();
+        assert_eq!(left, want);
+    }
+
+    #[test]
+    fn the_config_check_refuses_what_sanitize_manages() {
+        for name in [
+            "Authorization",
+            "Transfer_Encoding",
+            "content.length",
+            "Host",
+            "X-Original-URI",
+            "X_Forwarded_For",
+            "Set-Cookie",
+            "Proxy-Connection",
+        ] {
+            assert!(managed_by_gateway(name), "{name}");
+        }
+        for name in ["X-Remote-User", "X-Auth-Request-User", "X-Email"] {
+            assert!(!managed_by_gateway(name), "{name}");
+        }
     }
 
     #[test]
