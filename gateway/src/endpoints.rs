@@ -1,12 +1,15 @@
 //! The gateway's own endpoints under `login.prefix` (default `/_auth`):
 //! - `GET login`: the login form, with a fresh pre-session CSRF pair (cookie + hidden field);
-//! - `POST login`: body capped at `server.max_login_body_bytes` (413) and read within
-//!   `server.header_read_timeout` (408), CSRF verified (403),
+//! - `POST login`: refused (403) when `Origin` (or, without it, `Referer`) names another site
+//!   than `public_url` or an `allowed_redirect_hosts` host (login CSRF: an attacker's page must
+//!   not sign a visitor into the attacker's account); body capped at
+//!   `server.max_login_body_bytes` (413) and read within `server.header_read_timeout` (408),
+//!   CSRF verified (403),
 //!   lockout and chain (a locked pair gets the same 401 as a wrong password; chain `Unavailable`
 //!   is 503); on success any old session is destroyed and a new one created (rotation), then
 //!   `303` to the validated `next` (or `/`); on failure the form again with a generic error, 401;
 //! - `GET logout`: a confirmation form (a link alone never logs anyone out); `POST logout`:
-//!   CSRF verified against the session, the session destroyed in the store, the cookie cleared,
+//!   `Origin` / `Referer` checked as for login, CSRF verified against the session, the session destroyed in the store, the cookie cleared,
 //!   `303` to the validated `next` or the login page;
 //! - `GET whoami`: JSON `{username, email, name, groups, backend}`, 401 when anonymous;
 //! - `check` (any method): forward-auth for nginx `auth_request`, Traefik `ForwardAuth` and
@@ -235,11 +238,37 @@ async fn read_body(mut body: Body, max: usize) -> Result<Bytes, ProxyError> {
     Ok(out.freeze())
 }
 
+/// The 403 page for a login or logout POST sent from another site, or `None` when the request's
+/// `Origin` / `Referer` allow it. Neither header: a non-browser client (every browser sends
+/// `Origin` on POST), let through to the CSRF token check.
+fn cross_site_refusal(rt: &Runtime, headers: &HeaderMap, what: &str) -> Option<Response<Body>> {
+    let source = login::request_source(headers, &rt.public_url, &rt.allowed_redirect_hosts);
+    if source != login::SourceVerdict::CrossSite {
+        return None;
+    }
+    tracing::warn!(
+        form = what,
+        "{what} form posted from another site (Origin / Referer)"
+    );
+    Some(html_response(
+        StatusCode::FORBIDDEN,
+        login::render_error(
+            StatusCode::FORBIDDEN,
+            "This form was sent from another site. Open the sign-in page and try again.",
+        ),
+        Some(login::builtin_csp()),
+    ))
+}
+
 async fn login_submit(
     rt: &Runtime,
     ctx: &mut RequestContext,
     req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
+    if let Some(refused) = cross_site_refusal(rt, req.headers(), "login") {
+        ctx.decision = "login_cross_site";
+        return Ok(refused);
+    }
     let headers = req.headers().clone();
     let body = read_form(rt, req).await?;
     let form = match login::parse_login_form(&body) {
@@ -337,6 +366,10 @@ async fn logout(
     ctx: &mut RequestContext,
     req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
+    if let Some(refused) = cross_site_refusal(rt, req.headers(), "logout") {
+        ctx.decision = "logout_cross_site";
+        return Ok(refused);
+    }
     let headers = req.headers().clone();
     let body = read_form(rt, req).await?;
     let token = login::parse_logout_form(&body).unwrap_or_default();

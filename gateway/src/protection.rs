@@ -1,15 +1,26 @@
-//! Brute-force protection: after `max_failures` failed logins for one (username, client IP)
-//! within `window`, that pair is locked out for `lockout`. Usernames are canonicalized (see
-//! [`canonical_username`]) so case, accent and compatibility variants share one counter.
+//! Brute-force protection, two budgets counted on every failed password login:
+//! - per (username, client IP): after `max_failures` within `window`, that pair is locked out
+//!   for `lockout`. Usernames are canonicalized (see [`canonical_username`]) so case, accent and
+//!   compatibility variants share one counter;
+//! - per client (`max_failures_per_ip`, default 10 x `max_failures`): a client spraying many
+//!   usernames is locked out as a whole for `lockout` (an IPv6 client by its /64, which one
+//!   subscriber usually holds entirely).
 //!
-//! Stores: `memory` (one process; bounded however many usernames are tried, oldest entries
-//! evicted) and `redis://...` (INCR + expiry, shared by replicas).
+//! While either is locked every password attempt from there is refused like a wrong password,
+//! the right one included; a success clears only its pair's counter (one valid account must not
+//! reset a spray's budget). [`Lockout::refusal_delay`] makes that refusal last as long as a
+//! real one.
+//!
+//! Stores: `memory` (one process; bounded however many usernames and clients are tried, oldest
+//! entries evicted) and `redis://...` (INCR + expiry, shared by replicas).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use rand::Rng;
 
 use ::redis::aio::ConnectionManager;
 use base64::Engine;
@@ -30,8 +41,8 @@ pub enum ProtectionError {
     /// `protection.store` names no known store.
     #[error("unknown protection store `{0}`; expected `memory` or `redis://...`")]
     UnknownStore(String),
-    /// `protection.max_failures` is 0.
-    #[error("protection.max_failures must be at least 1")]
+    /// `protection.max_failures` or `protection.max_failures_per_ip` is 0.
+    #[error("protection.max_failures and protection.max_failures_per_ip must be at least 1")]
     InvalidConfig,
     /// The store is unreachable: the caller must refuse the login attempt (fail closed).
     #[error("lockout store unavailable: {0}")]
@@ -67,13 +78,7 @@ pub fn canonical_username(username: &str) -> String {
 /// The counter key of (username, ip): a digest, so memory stays small and usernames never
 /// reach the store in clear.
 fn pair_key(username: &str, ip: IpAddr) -> [u8; 16] {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let ip = canonical_ip(ip);
     let mut h = Sha256::new();
     h.update(canonical_username(username).as_bytes());
     h.update([0]);
@@ -87,19 +92,47 @@ fn pair_key(username: &str, ip: IpAddr) -> [u8; 16] {
     key
 }
 
+/// The counter key of a client: its IPv4 address, or its IPv6 /64.
+fn client_key(ip: IpAddr) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"client\0");
+    match canonical_ip(ip) {
+        IpAddr::V4(v4) => h.update(v4.octets()),
+        IpAddr::V6(v6) => h.update(&v6.octets()[..8]),
+    }
+    let digest = h.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// An IPv4 client seen through an IPv6 socket is the same client.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
 /// The lockout policy and its counters. Check [`is_locked`](Lockout::is_locked) before trying
 /// credentials, then record the outcome.
 pub struct Lockout {
     max_failures: u32,
+    max_failures_per_ip: u32,
     window: Duration,
     lockout: Duration,
     store: Store,
+    refusals: RefusalTimes,
 }
 
 impl fmt::Debug for Lockout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lockout")
             .field("max_failures", &self.max_failures)
+            .field("max_failures_per_ip", &self.max_failures_per_ip)
             .field("window", &self.window)
             .field("lockout", &self.lockout)
             .finish_non_exhaustive()
@@ -107,7 +140,11 @@ impl fmt::Debug for Lockout {
 }
 
 enum Store {
-    Memory(MemoryStore),
+    /// Pairs and clients in two maps, each bounded on its own.
+    Memory {
+        pairs: MemoryStore,
+        clients: MemoryStore,
+    },
     Redis(ConnectionManager),
 }
 
@@ -212,6 +249,98 @@ impl Shard {
     }
 }
 
+impl Counter {
+    fn locked(&self, now: Instant) -> bool {
+        self.locked_until.is_some_and(|t| t > now)
+    }
+
+    /// Counts one failure; returns whether the key is now locked.
+    fn fail(&mut self, now: Instant, max: u32, window: Duration, lockout: Duration) -> bool {
+        if self.locked(now) {
+            return true;
+        }
+        if self.locked_until.is_some() || now.duration_since(self.window_start) >= window {
+            self.failures = 0;
+            self.window_start = now;
+            self.locked_until = None;
+        }
+        self.failures += 1;
+        if self.failures >= max {
+            self.locked_until = Some(now + lockout);
+            return true;
+        }
+        false
+    }
+}
+
+impl MemoryStore {
+    fn locked(&self, key: &[u8; 16], now: Instant) -> bool {
+        self.shard(key).map.get(key).is_some_and(|c| c.locked(now))
+    }
+
+    fn fail(
+        &self,
+        key: [u8; 16],
+        now: Instant,
+        max: u32,
+        window: Duration,
+        lockout: Duration,
+    ) -> bool {
+        let mut shard = self.shard(&key);
+        shard
+            .counter(key, self.per_shard, now)
+            .fail(now, max, window, lockout)
+    }
+}
+
+/// How long recent refused chain runs took, so that a locked answer can take as long: a locked
+/// pair answered in 0.1 ms against 38 ms for a wrong password tells an attacker which accounts
+/// are locked. A ring of the last [`REFUSAL_SAMPLES`] durations; a locked answer sleeps for one
+/// picked at random, which reproduces their spread as well as their typical value and burns no
+/// CPU.
+struct RefusalTimes {
+    ring: Mutex<(Vec<Duration>, usize)>,
+}
+
+/// How many refused chain runs [`RefusalTimes`] remembers.
+const REFUSAL_SAMPLES: usize = 64;
+
+/// The delay of a locked answer before any refusal was timed (a replica that learns of a lock
+/// through Redis before it has seen a wrong password itself): a typical password hash.
+const DEFAULT_REFUSAL_DELAY: Duration = Duration::from_millis(50);
+
+/// Longest delay a locked answer takes, whatever was measured (a backend timing out must not
+/// make every locked answer hold a connection for seconds).
+const MAX_REFUSAL_DELAY: Duration = Duration::from_secs(2);
+
+impl RefusalTimes {
+    fn new() -> Self {
+        RefusalTimes {
+            ring: Mutex::new((Vec::with_capacity(REFUSAL_SAMPLES), 0)),
+        }
+    }
+
+    fn note(&self, took: Duration) {
+        let mut guard = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let (ring, next) = &mut *guard;
+        if ring.len() < REFUSAL_SAMPLES {
+            ring.push(took);
+        } else {
+            ring[*next] = took;
+        }
+        *next = (*next + 1) % REFUSAL_SAMPLES;
+    }
+
+    fn pick(&self) -> Duration {
+        let guard = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = &guard.0;
+        if ring.is_empty() {
+            return DEFAULT_REFUSAL_DELAY;
+        }
+        ring[rand::thread_rng().gen_range(0..ring.len())].min(MAX_REFUSAL_DELAY)
+    }
+}
+
 impl Lockout {
     /// Builds the lockout from `protection:`, with the memory store capped at
     /// [`DEFAULT_MEMORY_CAPACITY`] pairs.
@@ -219,18 +348,22 @@ impl Lockout {
         Self::with_capacity(cfg, DEFAULT_MEMORY_CAPACITY)
     }
 
-    /// As [`from_config`](Self::from_config), tracking at most `capacity` pairs in memory (16
-    /// at least).
+    /// As [`from_config`](Self::from_config), tracking at most `capacity` pairs (and as many
+    /// clients) in memory (16 at least).
     pub fn with_capacity(
         cfg: &ProtectionConfig,
         capacity: usize,
     ) -> Result<Lockout, ProtectionError> {
-        if cfg.max_failures == 0 {
+        let max_failures_per_ip = cfg.max_failures_per_ip();
+        if cfg.max_failures == 0 || max_failures_per_ip == 0 {
             return Err(ProtectionError::InvalidConfig);
         }
         let spec = cfg.store.value.trim();
         let store = if spec == "memory" {
-            Store::Memory(MemoryStore::new(capacity))
+            Store::Memory {
+                pairs: MemoryStore::new(capacity),
+                clients: MemoryStore::new(capacity),
+            }
         } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
             Store::Redis(
                 crate::session::redis_manager(
@@ -246,112 +379,138 @@ impl Lockout {
         };
         Ok(Lockout {
             max_failures: cfg.max_failures,
+            max_failures_per_ip,
             window: cfg.window.get(),
             lockout: cfg.lockout.get(),
             store,
+            refusals: RefusalTimes::new(),
         })
     }
 
-    /// Whether (`username`, `ip`) is locked out now. `Err` when the store is unreachable: the
-    /// caller must then refuse the attempt.
+    /// Records how long a refused chain run took (a wrong password, an unknown user).
+    pub fn note_refusal(&self, took: Duration) {
+        self.refusals.note(took);
+    }
+
+    /// How long a locked answer should take: one of the recent refused chain runs' durations,
+    /// picked at random. The caller must sleep that long before refusing, so the answer cannot
+    /// be told apart by its timing.
+    pub fn refusal_delay(&self) -> Duration {
+        self.refusals.pick()
+    }
+
+    /// Whether (`username`, `ip`) is locked out now, or the client `ip` as a whole. `Err` when
+    /// the store is unreachable: the caller must then refuse the attempt.
     pub async fn is_locked(&self, username: &str, ip: IpAddr) -> Result<bool, ProtectionError> {
         let key = pair_key(username, ip);
+        let client = client_key(ip);
         match &self.store {
-            Store::Memory(m) => {
+            Store::Memory { pairs, clients } => {
                 let now = Instant::now();
-                let shard = m.shard(&key);
-                Ok(shard
-                    .map
-                    .get(&key)
-                    .and_then(|c| c.locked_until)
-                    .is_some_and(|t| t > now))
+                Ok(pairs.locked(&key, now) || clients.locked(&client, now))
             }
             Store::Redis(conn) => {
                 let mut conn = conn.clone();
-                let locked: bool = ::redis::cmd("EXISTS")
+                let locked: u32 = ::redis::cmd("EXISTS")
                     .arg(redis_key("lock", &key))
+                    .arg(redis_key("iplock", &client))
                     .query_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
-                Ok(locked)
+                Ok(locked > 0)
             }
         }
     }
 
-    /// Counts a failed login of (`username`, `ip`); the `max_failures`-th within `window`
-    /// starts a lockout. Returns whether the pair is now locked.
+    /// Counts a failed login of (`username`, `ip`) against the pair and against the client:
+    /// the `max_failures`-th of the pair or the `max_failures_per_ip`-th of the client within
+    /// `window` starts a lockout. Returns whether the attempt's pair or client is now locked.
     pub async fn record_failure(
         &self,
         username: &str,
         ip: IpAddr,
     ) -> Result<bool, ProtectionError> {
         let key = pair_key(username, ip);
+        let client = client_key(ip);
+        let (window, lockout) = (self.window, self.lockout);
         match &self.store {
-            Store::Memory(m) => {
+            Store::Memory { pairs, clients } => {
                 let now = Instant::now();
-                let mut shard = m.shard(&key);
-                let c = shard.counter(key, m.per_shard, now);
-                if c.locked_until.is_some_and(|t| t > now) {
-                    return Ok(true);
-                }
-                if c.locked_until.is_some() || now.duration_since(c.window_start) >= self.window {
-                    c.failures = 0;
-                    c.window_start = now;
-                    c.locked_until = None;
-                }
-                c.failures += 1;
-                if c.failures >= self.max_failures {
-                    c.locked_until = Some(now + self.lockout);
-                    return Ok(true);
-                }
-                Ok(false)
+                let pair = pairs.fail(key, now, self.max_failures, window, lockout);
+                let whole = clients.fail(client, now, self.max_failures_per_ip, window, lockout);
+                Ok(pair || whole)
             }
             Store::Redis(conn) => {
                 let mut conn = conn.clone();
                 let fails = redis_key("fail", &key);
+                let ip_fails = redis_key("ipfail", &client);
                 // SET NX then INCR in one transaction: the window starts at the first failure
-                // and the counter can never be left without an expiry.
-                let (count,): (u64,) = ::redis::pipe()
+                // and the counters can never be left without an expiry.
+                let (count, ip_count): (u64, u64) = ::redis::pipe()
                     .atomic()
                     .cmd("SET")
                     .arg(&fails)
                     .arg(0)
                     .arg("PX")
-                    .arg(millis(self.window))
+                    .arg(millis(window))
                     .arg("NX")
                     .ignore()
                     .incr(&fails, 1)
+                    .cmd("SET")
+                    .arg(&ip_fails)
+                    .arg(0)
+                    .arg("PX")
+                    .arg(millis(window))
+                    .arg("NX")
+                    .ignore()
+                    .incr(&ip_fails, 1)
                     .query_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
-                if count >= u64::from(self.max_failures) {
+                let mut locked = false;
+                for (reached, lock, counter) in [
+                    (
+                        count >= u64::from(self.max_failures),
+                        redis_key("lock", &key),
+                        fails,
+                    ),
+                    (
+                        ip_count >= u64::from(self.max_failures_per_ip),
+                        redis_key("iplock", &client),
+                        ip_fails,
+                    ),
+                ] {
+                    if !reached {
+                        continue;
+                    }
+                    locked = true;
                     let _: () = ::redis::pipe()
                         .atomic()
                         .cmd("SET")
-                        .arg(redis_key("lock", &key))
+                        .arg(lock)
                         .arg(1)
                         .arg("PX")
-                        .arg(millis(self.lockout))
+                        .arg(millis(lockout))
                         .ignore()
-                        .del(&fails)
+                        .del(&counter)
                         .ignore()
                         .query_async(&mut conn)
                         .await
                         .map_err(unavailable)?;
-                    return Ok(true);
                 }
-                Ok(false)
+                Ok(locked)
             }
         }
     }
 
-    /// Clears the failures of (`username`, `ip`) after a successful login.
+    /// Clears the failures of (`username`, `ip`) after a successful login. The client's own
+    /// count stays: one valid account must not reset a spray's budget.
     pub async fn record_success(&self, username: &str, ip: IpAddr) -> Result<(), ProtectionError> {
         let key = pair_key(username, ip);
         match &self.store {
-            Store::Memory(m) => {
+            Store::Memory { pairs, .. } => {
                 // Its slot in `order` goes stale and is skipped or compacted away.
-                m.shard(&key).map.remove(&key);
+                pairs.shard(&key).map.remove(&key);
                 Ok(())
             }
             Store::Redis(conn) => {
@@ -370,7 +529,15 @@ impl Lockout {
     /// Number of (username, IP) pairs tracked in memory; `None` for shared stores.
     pub fn tracked(&self) -> Option<usize> {
         match &self.store {
-            Store::Memory(m) => Some(m.len()),
+            Store::Memory { pairs, .. } => Some(pairs.len()),
+            Store::Redis(_) => None,
+        }
+    }
+
+    /// Number of clients tracked in memory; `None` for shared stores.
+    pub fn tracked_clients(&self) -> Option<usize> {
+        match &self.store {
+            Store::Memory { clients, .. } => Some(clients.len()),
             Store::Redis(_) => None,
         }
     }

@@ -150,8 +150,9 @@ fn session_fingerprint(
 
 fn protection_fingerprint(cfg: &crate::config::ProtectionConfig) -> String {
     format!(
-        "{}|{:?}|{:?}|{}",
+        "{}|{}|{:?}|{:?}|{}",
         cfg.max_failures,
+        cfg.max_failures_per_ip(),
         cfg.window.get(),
         cfg.lockout.get(),
         cfg.store.value

@@ -226,3 +226,46 @@ routes:
         "locked account reachable through: {open:?}"
     );
 }
+
+/// Password spraying: 200 usernames from one client. Past the client's budget (by default 10 x
+/// `max_failures`, 30 here) every password from that client is refused like a wrong one, the
+/// right ones included, through the form, Basic and forward-auth; other clients are not.
+#[tokio::test]
+async fn a_username_spray_locks_the_client_on_every_door() {
+    let h = Harness::start_with(&config("\"127.0.0.1/32\"")).await;
+    let wrong_basic = via_basic(&h, "sprayed-0", "nope", "").await;
+    assert_eq!(wrong_basic.status, 401);
+    let wrong_check = via_check(&h, "sprayed-1", "nope", "").await;
+    assert_eq!(wrong_check.status, 401);
+    let wrong_form = raw::login_raw(h.addr, "sprayed-2", "nope", "/", "").await;
+    assert_eq!(wrong_form.status, 401);
+    // before the budget is spent, a right password still works from this client
+    assert_eq!(via_basic(&h, "bob", "bob-pw", "").await.status, 200);
+    h.upstream.clear();
+    for i in 3..200 {
+        let user = format!("sprayed-{i}");
+        let status = match i % 3 {
+            0 => via_basic(&h, &user, "nope", "").await.status,
+            1 => via_check(&h, &user, "nope", "").await.status,
+            _ => raw::login_raw(h.addr, &user, "nope", "/", "").await.status,
+        };
+        assert_eq!(status, 401, "{user}");
+    }
+    let locked_basic = via_basic(&h, "alice", "alice-pw", "").await;
+    same_answer(&locked_basic, &wrong_basic, "basic from a spraying client");
+    let locked_check = via_check(&h, "bob", "bob-pw", "").await;
+    same_answer(&locked_check, &wrong_check, "check from a spraying client");
+    assert_eq!(locked_check.header("x-remote-user"), None);
+    let locked_form = raw::login_raw(h.addr, "eve", "eve-pw", "/", "").await;
+    assert_eq!(locked_form.status, wrong_form.status);
+    assert!(raw::set_cookie(&locked_form, "gw_session").is_none_or(|v| v.is_empty()));
+    assert!(locked_form.text().contains("Invalid username or password"));
+    assert!(h.upstream.seen().is_empty(), "nothing reached the app");
+    // another client (as told by the trusted proxy) is not locked
+    assert_eq!(
+        via_basic(&h, "alice", "alice-pw", "X-Forwarded-For: 10.0.0.9\r\n")
+            .await
+            .status,
+        200
+    );
+}

@@ -289,6 +289,89 @@ async fn logout_csrf_missing_or_wrong_is_refused() {
     assert_eq!(as_cookie(&h, &bob).await, (200, Some("bob".into())));
 }
 
+/// Login CSRF: the attacker fetches a login form (a valid CSRF pair of their own), plants its
+/// unprefixed cookie in the victim's browser (a sibling subdomain of a plain-HTTP deployment
+/// can), and has the victim's browser post the attacker's credentials from their site. The
+/// browser says where the form came from: `Origin` (or `Referer` without it) must be our own
+/// origin or an `allowed_redirect_hosts` one; `null` is refused. Neither header (curl, scripts)
+/// is let through to the token check.
+#[tokio::test]
+async fn login_and_logout_from_another_site_are_refused() {
+    let yaml = config("memory", "false").replace(
+        "routes:",
+        "login:\n  allowed_redirect_hosts: [app.example.org]\nroutes:",
+    );
+    let h = Harness::start_with(&yaml).await;
+    let addr = h.addr;
+    let login = move |extra: &'static str| async move {
+        let form = raw::fetch_login_form(addr, "", "").await;
+        let body = raw::form_body(&[
+            ("username", "eve"),
+            ("password", "eve-pw"),
+            ("csrf", &form.csrf),
+            ("next", "/"),
+        ]);
+        raw::post_form(addr, "/_auth/login", &form.csrf_cookie, extra, &body).await
+    };
+    for extra in [
+        "Origin: https://evil.example\r\n",
+        "Origin: http://127.0.0.1:8080.evil.example\r\n",
+        "Origin: null\r\n",
+        "Origin: https://127.0.0.1:8080\r\n",
+        "Origin: http://127.0.0.1:8080\r\nOrigin: https://evil.example\r\n",
+        "Origin: https://evil.example\r\nReferer: http://127.0.0.1:8080/_auth/login\r\n",
+        "Referer: https://evil.example/http://127.0.0.1:8080/\r\n",
+        "Referer: http://127.0.0.1:9999/_auth/login\r\n",
+    ] {
+        let resp = login(extra).await;
+        assert_eq!(resp.status, 403, "{extra:?}");
+        assert!(
+            raw::set_cookie(&resp, "gw_session").is_none_or(|v| v.is_empty()),
+            "session created from {extra:?}"
+        );
+        assert!(resp.text().contains("another site"), "{extra:?}");
+    }
+    for extra in [
+        "Origin: http://127.0.0.1:8080\r\n",
+        "Origin: http://app.example.org\r\n",
+        "Referer: http://127.0.0.1:8080/_auth/login?next=/\r\n",
+        "",
+    ] {
+        let resp = login(extra).await;
+        assert_eq!(resp.status, 303, "{extra:?}");
+        assert!(raw::set_cookie(&resp, "gw_session").is_some_and(|v| !v.is_empty()));
+    }
+
+    // Logout: a valid session and token, posted from another site, ends nothing.
+    let alice = format!(
+        "gw_session={}",
+        session_of(&raw::login_raw(h.addr, "alice", "alice-pw", "/", "").await)
+    );
+    let page = raw::send(
+        h.addr,
+        &raw::get("/_auth/logout", &format!("Cookie: {alice}\r\n")),
+    )
+    .await
+    .first();
+    let token = support::hidden_field(&page.text(), "csrf").unwrap();
+    let body = raw::form_body(&[("csrf", &token)]);
+    for extra in ["Origin: https://evil.example\r\n", "Origin: null\r\n"] {
+        let resp = raw::post_form(h.addr, "/_auth/logout", &alice, extra, &body).await;
+        assert_eq!(resp.status, 403, "{extra:?}");
+        assert_eq!(as_cookie(&h, &alice).await, (200, Some("alice".into())));
+    }
+    let resp = raw::post_form(
+        h.addr,
+        "/_auth/logout",
+        &alice,
+        "Origin: http://127.0.0.1:8080\r\n",
+        &body,
+    )
+    .await;
+    assert_eq!(resp.status, 303);
+    assert_eq!(as_cookie(&h, &alice).await.1, None);
+}
+
 fn attrs(set_cookie: &str) -> Vec<String> {
     set_cookie
         .split(';')

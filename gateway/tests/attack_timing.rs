@@ -191,3 +191,102 @@ routes:
     }
     assert!(h.upstream.seen().is_empty());
 }
+
+/// A locked answer takes as long as a wrong password: otherwise (0.1 ms against tens of ms) the
+/// timing tells an attacker which accounts are locked, and which clients are over budget. Bob's
+/// wrong passwords come from a fresh client address each (through the trusted proxy) so they
+/// never lock; alice is locked for the one client her samples come from; a spraying client is
+/// locked as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_pair_and_locked_client_cost_a_wrong_password() {
+    let yaml = format!(
+        r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+  trusted_proxies: ["127.0.0.1/32"]
+upstream:
+  url: "http://{{upstream}}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+  negative_ttl: 0s
+protection:
+  max_failures: 3
+  max_failures_per_ip: 5
+chain:
+  - name: demo
+    type: static
+    options:
+      users:
+        alice: {{ password: "{}", groups: [staff] }}
+        bob: {{ password: "{}" }}
+routes:
+  - match: {{ path: / }}
+    access: authenticated
+"#,
+        hash("alice-pw"),
+        hash("bob-pw")
+    );
+    let h = FileHarness::start(&yaml).await;
+    let req = |u: &str, p: &str, client: &str| {
+        raw::get(
+            "/app",
+            &format!(
+                "Authorization: {}\r\nX-Forwarded-For: {client}\r\n",
+                support::basic(u, p)
+            ),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            raw::send(h.addr, &req("alice", "nope", "10.0.0.1"))
+                .await
+                .status(),
+            401
+        );
+    }
+    for i in 0..5 {
+        let user = format!("sprayed{i}");
+        let _ = raw::send(h.addr, &req(&user, "nope", "10.0.0.2")).await;
+    }
+    let locked_pair = req("alice", "alice-pw", "10.0.0.1");
+    let locked_client = req("bob", "bob-pw", "10.0.0.2");
+    let mut fresh = 0u32;
+    let mut wrong = || {
+        fresh += 1;
+        req(
+            "bob",
+            "wrong-pw",
+            &format!("10.1.{}.{}", fresh / 250, fresh % 250 + 1),
+        )
+    };
+    for _ in 0..5 {
+        let _ = raw::send(h.addr, &wrong()).await;
+    }
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for i in 0..120 {
+        let round = [locked_pair.clone(), locked_client.clone(), wrong()];
+        for k in 0..3 {
+            let k = (k + i) % 3;
+            let start = Instant::now();
+            let ex = raw::send(h.addr, &round[k]).await;
+            times[k].push(start.elapsed());
+            assert_eq!(ex.status(), 401, "kind {k}");
+        }
+    }
+    let [pair, client, wrong] = times.map(median);
+    eprintln!("medians: locked pair {pair:?}, locked client {client:?}, wrong password {wrong:?}");
+    for (what, m) in [("locked pair", pair), ("locked client", client)] {
+        assert!(
+            m.as_secs_f64() >= 0.5 * wrong.as_secs_f64(),
+            "{what} {m:?} vs wrong password {wrong:?}: the lockout shows in the timing"
+        );
+        assert!(
+            wrong.as_secs_f64() >= 0.5 * m.as_secs_f64(),
+            "wrong password {wrong:?} vs {what} {m:?}"
+        );
+    }
+    assert!(h.upstream.seen().is_empty());
+}

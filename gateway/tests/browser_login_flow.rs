@@ -19,7 +19,7 @@ use gateway::server::{Gateway, Running};
 
 const CONFIG: &str = r#"
 server:
-  public_url: "http://127.0.0.1:8080"
+  public_url: "http://127.0.0.1:{port}"
 upstream:
   url: "http://{upstream}"
   connect_timeout: 1s
@@ -81,11 +81,18 @@ impl Site {
             .await
             .expect("demo upstream");
         let backend = support::default_backend();
-        let config = support::parse_config(CONFIG, upstream_addr);
+        // `public_url` is the origin the browser uses: the login and logout POSTs must come
+        // from it (their `Origin` is checked), so the port is chosen before the config.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let config =
+            support::parse_config(&CONFIG.replace("{port}", &port.to_string()), upstream_addr);
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = support::runtime(config, &backend, dir.path(), 1).await;
         let gateway = Gateway::new(runtime, Arc::new(Metrics::new()));
-        let running = Running::start(gateway, "127.0.0.1:0".parse().expect("addr"), None)
+        let running = Running::start(gateway, ([127, 0, 0, 1], port).into(), None)
             .await
             .expect("gateway starts");
         Site {

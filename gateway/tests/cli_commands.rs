@@ -152,3 +152,125 @@ fn hash_password_refuses_an_empty_password() {
     assert_eq!(text(&out.stderr), "error: the password is empty\n");
     assert_eq!(text(&out.stdout), "");
 }
+
+const LITERAL_SECRETS: &str = "\
+upstream:
+  url: http://127.0.0.1:9000
+session:
+  secret: \"0123456789abcdef0123456789abcdef-test\"
+  store: memory
+protection:
+  store: \"redis://:hunter2hunter2@127.0.0.1:6379/\"
+chain:
+  - name: hr
+    type: http
+    options:
+      url: http://127.0.0.1:7000/authenticate
+      headers:
+        Authorization: \"Bearer abcdef\"
+        X-From-Env: env:HOME
+";
+
+fn write_with_mode(dir: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, text).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Like ssh with a private key others can read: each literal secret (the session secret, a URL's
+/// password, a backend option declared secret) of a file with a group or world read bit is an
+/// error at its location, naming the fix; `--allow-insecure-config` makes them warnings; a
+/// private file, or one with only `env:` / `file:` secrets, passes.
+#[test]
+fn check_refuses_literal_secrets_in_a_file_others_can_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_with_mode(dir.path(), LITERAL_SECRETS, 0o640);
+    let out = gateway(dir.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    let fix = "run `chmod 600 gateway.yaml`, or move the secret out with `env:NAME` or `file:PATH`";
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "\
+gateway.yaml:4:11: `session.secret` is written in this file, which other users can read (mode 0640): {fix}; --allow-insecure-config starts anyway
+gateway.yaml:4:11: warning: `session.secret` is written in the file; prefer `env:NAME` or `file:PATH`
+gateway.yaml:7:10: `protection.store` (a URL with a password) is written in this file, which other users can read (mode 0640): {fix}; --allow-insecure-config starts anyway
+gateway.yaml:14:24: chain entry `hr` option `headers.Authorization` is written in this file, which other users can read (mode 0640): {fix}; --allow-insecure-config starts anyway
+"
+        )
+    );
+
+    let out = gateway(dir.path(), &["check", "--allow-insecure-config"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("warning: ").count(), 4, "{stderr}");
+    assert!(
+        stderr.contains("(started anyway: --allow-insecure-config)"),
+        "{stderr}"
+    );
+
+    write_with_mode(dir.path(), LITERAL_SECRETS, 0o600);
+    let out = gateway(dir.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("other users can read"));
+
+    let from_env = LITERAL_SECRETS
+        .replace(
+            "\"0123456789abcdef0123456789abcdef-test\"",
+            "env:GW_TEST_SECRET",
+        )
+        .replace("\"redis://:hunter2hunter2@127.0.0.1:6379/\"", "memory")
+        .replace("\"Bearer abcdef\"", "env:HOME");
+    write_with_mode(dir.path(), &from_env, 0o644);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    let out = cmd
+        .arg("check")
+        .current_dir(dir.path())
+        .env_remove("GATEWAY_CONFIG")
+        .env("GW_TEST_SECRET", "k".repeat(40))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+}
+
+/// Apache's `<Limit>` trap: a rule with `methods` leaves every other method of its paths to
+/// later rules. `check` names both rules and the fix; the documented fix does not warn.
+#[test]
+fn check_warns_when_other_methods_fall_through_to_a_weaker_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leaky = "\
+upstream:
+  url: http://127.0.0.1:9000
+chain:
+  - name: demo
+    type: static
+    options:
+      users: {}
+routes:
+  - match: { path: /admin/, methods: [GET, POST] }
+    access: { groups: [admins] }
+  - match: { path: / }
+    access: authenticated
+";
+    std::fs::write(dir.path().join("gateway.yaml"), leaky).expect("write");
+    let out = gateway(dir.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(0), "a warning, not an error");
+    assert_eq!(
+        text(&out.stderr),
+        "gateway.yaml:9:29: warning: route 1 (`groups: admins` for GET, POST) matches only those \
+         methods: every other method on its paths (OPTIONS, TRACE, PROPFIND, DELETE...) falls \
+         through to route 2 (`authenticated`); add a rule with the same match and no `methods` \
+         right below route 1 (e.g. `access: deny`, or the access everyone else should get)\n"
+    );
+    let fixed = leaky.replace(
+        "  - match: { path: / }",
+        "  - match: { path: /admin/ }\n    access: deny\n  - match: { path: / }",
+    );
+    std::fs::write(dir.path().join("gateway.yaml"), fixed).expect("write");
+    let out = gateway(dir.path(), &["check"], "");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "");
+}

@@ -46,6 +46,14 @@ routes:
     )
 }
 
+/// Writes a config holding a literal secret as an operator must: readable by its owner only
+/// (`gateway run` refuses it otherwise).
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn signal(pid: u32, sig: &str) {
     assert!(
         Command::new("kill")
@@ -73,7 +81,7 @@ async fn gateway_run_serves_reloads_and_stops() {
     let upstream = RecordingUpstream::start().await;
     let (port, admin) = (free_port(), free_port());
     let path = dir.path().join("gateway.yaml");
-    std::fs::write(&path, config(port, admin, upstream.addr, "public")).unwrap();
+    write_private(&path, &config(port, admin, upstream.addr, "public"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["run", "--config"])
         .arg(&path)
@@ -113,7 +121,7 @@ async fn gateway_run_serves_reloads_and_stops() {
     assert_eq!(ready.status(), 200);
 
     // Write the new config in place (same inode): the watcher or SIGHUP picks it up.
-    std::fs::write(&path, config(port, admin, upstream.addr, "deny")).unwrap();
+    write_private(&path, &config(port, admin, upstream.addr, "deny"));
     signal(pid, "HUP");
     let mut denied = false;
     for _ in 0..50 {
@@ -167,6 +175,52 @@ fn gateway_run_exits_2_on_an_invalid_config() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("gateway.yaml:"), "{stderr}");
+}
+
+/// A literal secret in a config file other users can read stops `gateway run` (exit 2, before
+/// listening), naming the file, the key with its line and column, and the fix.
+#[test]
+fn gateway_run_refuses_a_readable_config_with_a_literal_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let port = free_port();
+    std::fs::write(
+        &path,
+        config(port, free_port(), "127.0.0.1:1".parse().unwrap(), "public"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`gateway run` started with a readable literal secret");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = path.display();
+    assert!(
+        stderr.contains(&format!(
+            "{shown}:11:11: `session.secret` is written in this file, which other users can read (mode 0644): run `chmod 600 {shown}`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "it did not listen"
+    );
 }
 
 /// Kills the child if the test fails before it exits.

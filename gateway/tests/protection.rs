@@ -1,4 +1,5 @@
-//! Brute-force lockout per (canonical username, client IP), in memory and in Redis.
+//! Brute-force lockout per (canonical username, client IP) and per client, in memory and in
+//! Redis.
 
 mod session_common;
 
@@ -12,13 +13,23 @@ use session_common::*;
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
 
+/// A config whose per-client budget is out of the way (the pair tests); see [`per_ip`].
 fn config(store: &str, max: u32, window: Duration, lockout: Duration) -> ProtectionConfig {
     ProtectionConfig {
         max_failures: max,
+        max_failures_per_ip: Some(u32::MAX),
         window: auth_core::Duration(window),
         lockout: auth_core::Duration(lockout),
         store: spanned(store.to_string()),
         redis_ca_file: None,
+    }
+}
+
+/// Pairs lock after 5 failures, a client after `per_client`.
+fn per_ip(store: &str, per_client: u32) -> ProtectionConfig {
+    ProtectionConfig {
+        max_failures_per_ip: Some(per_client),
+        ..config(store, 5, Duration::from_secs(60), Duration::from_secs(60))
     }
 }
 
@@ -157,10 +168,157 @@ async fn memory_stays_bounded_under_a_million_usernames() {
     assert!(fail(&l, "user999999", IP, 4).await);
 }
 
+/// The scenario every store must pass for the per-client budget: a spray of distinct usernames
+/// from one client locks that client (its right passwords included) and no other.
+async fn spray_locks_the_client(l: &Lockout, users: &[String], client: IpAddr, other: IpAddr) {
+    for (i, user) in users.iter().enumerate().take(19) {
+        assert!(!fail(l, user, client, 1).await, "failure {} of 20", i + 1);
+    }
+    assert!(!l.is_locked(&users[0], client).await.expect("check"));
+    // A success on the way clears only its own pair, not the client's count.
+    l.record_success(&users[0], client).await.expect("success");
+    assert!(
+        fail(l, &users[19], client, 1).await,
+        "the 20th failure locks"
+    );
+    for user in [&users[0], &users[25], &"never-tried".to_string()] {
+        assert!(
+            l.is_locked(user, client).await.expect("check"),
+            "{user} from the spraying client"
+        );
+        assert!(
+            !l.is_locked(user, other).await.expect("check"),
+            "{user} from another client"
+        );
+    }
+}
+
+#[tokio::test]
+async fn memory_client_budget_locks_a_username_spray() {
+    let l = Lockout::from_config(&per_ip("memory", 20)).expect("lockout");
+    let users: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+    spray_locks_the_client(&l, &users, IP, OTHER_IP).await;
+}
+
+#[tokio::test]
+async fn client_budget_defaults_to_ten_times_max_failures() {
+    let cfg = ProtectionConfig {
+        max_failures_per_ip: None,
+        ..config(
+            "memory",
+            3,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )
+    };
+    assert_eq!(cfg.max_failures_per_ip(), 30);
+    let l = Lockout::from_config(&cfg).expect("lockout");
+    for i in 0..29 {
+        assert!(!fail(&l, &format!("user{i}"), IP, 1).await);
+    }
+    assert!(fail(&l, "user29", IP, 1).await);
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_its_slash_64() {
+    let l = Lockout::from_config(&per_ip("memory", 3)).expect("lockout");
+    let host = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
+    fail(&l, "a", host(1), 1).await;
+    fail(&l, "b", host(2), 1).await;
+    assert!(
+        fail(&l, "c", host(3), 1).await,
+        "three addresses of one /64"
+    );
+    assert!(l.is_locked("d", host(0xffff)).await.expect("check"));
+    let next_net = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+    assert!(!l.is_locked("d", next_net).await.expect("check"));
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_under_a_million_clients() {
+    let cap = 10_000;
+    // A lockout that outlasts the flood on a slow, shared machine.
+    let cfg = ProtectionConfig {
+        lockout: auth_core::Duration(Duration::from_secs(3600)),
+        ..per_ip("memory", 2)
+    };
+    let l = Lockout::with_capacity(&cfg, cap).expect("lockout");
+    // A client locked before the flood stays locked through it.
+    assert!(fail(&l, "a", IP, 1).await || fail(&l, "b", IP, 1).await);
+    assert!(l.is_locked("anyone", IP).await.expect("check"));
+    for i in 0..1_000_000u32 {
+        let ip = IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            (i >> 16) as u16,
+            i as u16,
+            0,
+            0,
+            0,
+            1,
+        ));
+        l.record_failure("user", ip).await.expect("record");
+    }
+    let clients = l.tracked_clients().expect("memory store");
+    let pairs = l.tracked().expect("memory store");
+    eprintln!("1e6 distinct clients: {clients} clients and {pairs} pairs tracked (cap {cap})");
+    assert!(
+        clients <= cap && pairs <= cap,
+        "{clients} / {pairs} > cap {cap}"
+    );
+    assert!(clients >= cap / 2, "eviction is too eager: {clients}");
+    assert!(
+        l.is_locked("anyone", IP).await.expect("check"),
+        "flood unlocked the client"
+    );
+}
+
+#[tokio::test]
+async fn redis_client_budget_is_shared_between_replicas() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let cfg = per_ip(REDIS_URL, 20);
+    let a = Lockout::from_config(&cfg).expect("lockout");
+    let b = Lockout::from_config(&cfg).expect("lockout");
+    // A client address of its own, so earlier runs' counters in this Redis do not count.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let client = IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        (nanos >> 32) as u16,
+        (nanos >> 16) as u16,
+        nanos as u16,
+        0,
+        0,
+        1,
+    ));
+    let other = IpAddr::V6(Ipv6Addr::new(
+        0x2001, 0xdb8, 0xffff, 0xffff, 0xffff, 0, 0, 1,
+    ));
+    let users: Vec<String> = (0..30).map(|i| unique(&format!("spray{i}"))).collect();
+    for user in &users[..10] {
+        assert!(!fail(&a, user, client, 1).await);
+    }
+    for user in &users[10..19] {
+        assert!(!fail(&b, user, client, 1).await);
+    }
+    assert!(
+        fail(&a, &users[19], client, 1).await,
+        "20th failure across replicas"
+    );
+    assert!(b.is_locked(&users[25], client).await.expect("check"));
+    assert!(!b.is_locked(&users[25], other).await.expect("check"));
+}
+
 #[tokio::test]
 async fn bad_configs_are_refused() {
     let d = Duration::from_secs(1);
     assert!(Lockout::from_config(&config("memory", 0, d, d)).is_err());
+    assert!(Lockout::from_config(&per_ip("memory", 0)).is_err());
     assert!(Lockout::from_config(&config("memcached://x", 3, d, d)).is_err());
 }
 

@@ -268,6 +268,7 @@ async fn lockout_counts_in_redis_over_tls() {
     let Some(redis) = start() else { return };
     let cfg = ProtectionConfig {
         max_failures: 2,
+        max_failures_per_ip: None,
         window: auth_core::Duration(Duration::from_secs(60)),
         lockout: auth_core::Duration(Duration::from_secs(60)),
         store: spanned(redis.url()),

@@ -10,8 +10,13 @@ use crate::config::{self, Access, LoadedConfig, RouteConfig};
 pub(crate) const INVALID_CONFIG: u8 = 2;
 
 /// Loads the config and builds its chain (opening `users_db` when the chain uses it); prints
-/// diagnostics to stderr and the resolved chain and routes to `out`.
-pub(crate) fn check(path: &Path, out: &mut dyn Write) -> Result<u8, super::CliError> {
+/// diagnostics to stderr and the resolved chain and routes to `out`. Secrets written in a file
+/// others can read are errors, as `run` refuses them (warnings with `allow_insecure`).
+pub(crate) fn check(
+    path: &Path,
+    allow_insecure: bool,
+    out: &mut dyn Write,
+) -> Result<u8, super::CliError> {
     let mut loaded = match config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -19,8 +24,8 @@ pub(crate) fn check(path: &Path, out: &mut dyn Write) -> Result<u8, super::CliEr
             return Ok(INVALID_CONFIG);
         }
     };
-    for w in &loaded.warnings {
-        eprintln!("{w}");
+    if !loaded_privately(&loaded, path, allow_insecure) {
+        return Ok(INVALID_CONFIG);
     }
     let runtime = runtime()?;
     let built = runtime.block_on(async {
@@ -33,6 +38,22 @@ pub(crate) fn check(path: &Path, out: &mut dyn Write) -> Result<u8, super::CliEr
     }
     describe(&loaded, out)?;
     Ok(0)
+}
+
+/// Prints the config's warnings and the literal secrets of a file others can read; `false` when
+/// those are errors (the caller exits with [`INVALID_CONFIG`]).
+pub(crate) fn loaded_privately(loaded: &LoadedConfig, path: &Path, allow_insecure: bool) -> bool {
+    let mut diagnostics = loaded.warnings.clone();
+    diagnostics.extend(config::readable_secrets(
+        &loaded.literal_secrets,
+        path,
+        allow_insecure,
+    ));
+    diagnostics.sort_by_key(|d| (d.line, d.column, d.severity));
+    for d in &diagnostics {
+        eprintln!("{d}");
+    }
+    !diagnostics.iter().any(config::Diagnostic::is_error)
 }
 
 fn describe(loaded: &LoadedConfig, out: &mut dyn Write) -> std::io::Result<()> {

@@ -30,10 +30,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve: load the config, build the chain, listen.
-    Run(ConfigArg),
+    Run(LoadArgs),
     /// Validate the config: print every error as `file:line:col: message` (exit 2), or the
     /// resolved chain and routes (exit 0).
-    Check(ConfigArg),
+    Check(LoadArgs),
     /// List the registered backend types and their options.
     Backends,
     /// Run the chain for one login and print each backend's outcome and time.
@@ -70,6 +70,18 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// The config file, and how strictly to load it (`run`, `check`).
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Accept secrets written in a config file that other users can read (by default refused,
+    /// as ssh refuses a private key others can read): `chmod 600` it, or use `env:` / `file:`.
+    #[arg(long)]
+    pub allow_insecure_config: bool,
+}
+
 /// `gateway explain`.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
@@ -100,8 +112,12 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
     // Each command locks stdout for itself; `run` does not, since the server's threads print.
     let stdout = || std::io::stdout().lock();
     match cli.command {
-        Command::Run(args) => run::run(&args.config),
-        Command::Check(args) => check::check(&args.config, &mut stdout()),
+        Command::Run(args) => run::run(&args.config.config, args.allow_insecure_config),
+        Command::Check(args) => check::check(
+            &args.config.config,
+            args.allow_insecure_config,
+            &mut stdout(),
+        ),
         Command::Backends => backends::backends(&mut stdout()),
         Command::Explain(args) => explain::explain(&args.config.config, &args.user, &mut stdout()),
         Command::HashPassword => hash_password::hash_password(&mut stdout()),

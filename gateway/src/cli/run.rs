@@ -7,15 +7,16 @@ use std::sync::Arc;
 use auth_backends::UserStore;
 use auth_core::BuildContext;
 
-use super::check::INVALID_CONFIG;
+use super::check::{INVALID_CONFIG, loaded_privately};
 use super::services::needs_store;
 use crate::config::{self, ConfigErrors, LoadedConfig, spanned};
 use crate::reload::{BuiltChain, ChainBuilder, open_user_store};
 
 /// Validates the config (errors as `file:line:col: message`, exit 2), starts the built-in demo
-/// app when `upstream.demo` is true, and runs the server. The chain builder hands `local`
+/// app when `upstream.demo` is true, and runs the server. Secrets written in a file other users
+/// can read stop it (exit 2) unless `allow_insecure`. The chain builder hands `local`
 /// entries and provisioning the store named by `users_db`, reopened when a reload changes it.
-pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
+pub(crate) fn run(path: &Path, allow_insecure: bool) -> Result<u8, super::CliError> {
     let loaded = match config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -23,8 +24,8 @@ pub(crate) fn run(path: &Path) -> Result<u8, super::CliError> {
             return Ok(INVALID_CONFIG);
         }
     };
-    for w in &loaded.warnings {
-        eprintln!("{w}");
+    if !loaded_privately(&loaded, path, allow_insecure) {
+        return Ok(INVALID_CONFIG);
     }
     // The server gets a full multi-threaded runtime (one worker per core), not the CLI's small one.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -16,8 +16,13 @@ use super::model::ChainEntryConfig;
 
 /// What the current parse does with `options`.
 pub(crate) enum Pass {
-    /// Skip options; note risky settings as warnings `(location, message)`.
-    Survey { warnings: Vec<(Location, String)> },
+    /// Skip options; note risky settings as warnings `(location, message)`, and how each
+    /// top-level option value is written (for the literal-secret check).
+    Survey {
+        warnings: Vec<(Location, String)>,
+        current: usize,
+        scans: Vec<OptionScan>,
+    },
     /// Parse entry i's options with `registrations[i]` (`None`: unknown type, skipped).
     Parse {
         registrations: Vec<Option<&'static BackendRegistration>>,
@@ -27,6 +32,40 @@ pub(crate) enum Pass {
 
 thread_local! {
     static PASS: RefCell<Option<Pass>> = const { RefCell::new(None) };
+}
+
+/// How one option value of chain entry `entry` is written, without keeping the value: whether
+/// it is a literal (not `env:` / `file:`) and whether it is a URL carrying a password. `key` is
+/// the option's name, or `name.sub` for a string value inside a mapping (`headers.X-Token`).
+#[derive(Debug, Clone)]
+pub(crate) struct OptionScan {
+    pub(crate) entry: usize,
+    pub(crate) key: String,
+    pub(crate) at: Location,
+    pub(crate) literal: bool,
+    pub(crate) url_password: bool,
+}
+
+impl Pass {
+    /// A fresh survey pass.
+    pub(crate) fn survey() -> Pass {
+        Pass::Survey {
+            warnings: Vec::new(),
+            current: 0,
+            scans: Vec::new(),
+        }
+    }
+}
+
+/// Whether a written secret value is a literal rather than `env:NAME` / `file:PATH`.
+pub(crate) fn is_literal_secret(value: &str) -> bool {
+    !value.starts_with("env:") && !value.starts_with("file:")
+}
+
+/// Whether `value` is a URL with a password in it (`redis://:pw@host`, `postgres://u:pw@h/db`).
+pub(crate) fn url_has_password(value: &str) -> bool {
+    value.contains("://")
+        && url::Url::parse(value.trim()).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()))
 }
 
 /// Runs `f` with `pass` installed, returning what `f` returns and the pass afterwards.
@@ -42,12 +81,7 @@ pub(crate) fn with_pass<R>(pass: Pass, f: impl FnOnce() -> R) -> (R, Pass) {
     let result = f();
     let pass = PASS.with(|p| p.borrow_mut().take());
     drop(restore);
-    (
-        result,
-        pass.unwrap_or(Pass::Survey {
-            warnings: Vec::new(),
-        }),
-    )
+    (result, pass.unwrap_or_else(Pass::survey))
 }
 
 /// `deserialize_with` for `Config::chain`.
@@ -78,10 +112,11 @@ impl<'de> Visitor<'de> for ChainVisitor {
         let mut entries = Vec::new();
         loop {
             let index = entries.len();
-            PASS.with(|p| {
-                if let Some(Pass::Parse { current, .. }) = p.borrow_mut().as_mut() {
+            PASS.with(|p| match p.borrow_mut().as_mut() {
+                Some(Pass::Parse { current, .. } | Pass::Survey { current, .. }) => {
                     *current = index;
                 }
+                None => {}
             });
             match seq.next_element::<RawEntry>()? {
                 Some(raw) => entries.push(raw.into_config()),
@@ -188,13 +223,45 @@ impl<'de> Visitor<'de> for SurveyVisitor {
                     };
                     if let Some(message) = risky {
                         PASS.with(|p| {
-                            if let Some(Pass::Survey { warnings }) = p.borrow_mut().as_mut() {
+                            if let Some(Pass::Survey { warnings, .. }) = p.borrow_mut().as_mut() {
                                 warnings.push((value.referenced, message.to_string()));
                             }
                         });
                     }
                 }
-                _ => {
+                Some(k) => {
+                    let key = k.to_string();
+                    let value = map.next_value::<Spanned<Written>>()?;
+                    let mut found = Vec::new();
+                    match value.value {
+                        Written::Text {
+                            literal,
+                            url_password,
+                        } => {
+                            found.push((key, value.referenced, literal, url_password));
+                        }
+                        Written::Map(entries) => {
+                            for (sub, at, literal, url_password) in entries {
+                                found.push((format!("{key}.{sub}"), at, literal, url_password));
+                            }
+                        }
+                        Written::Other => {}
+                    }
+                    PASS.with(|p| {
+                        if let Some(Pass::Survey { current, scans, .. }) = p.borrow_mut().as_mut() {
+                            scans.extend(found.into_iter().map(
+                                |(key, at, literal, url_password)| OptionScan {
+                                    entry: *current,
+                                    key,
+                                    at,
+                                    literal,
+                                    url_password,
+                                },
+                            ));
+                        }
+                    });
+                }
+                None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -263,6 +330,77 @@ impl<'de> Deserialize<'de> for Scalar {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Scalar(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How an option value is written, for the literal-secret check; the text itself is dropped.
+enum Written {
+    /// A string.
+    Text { literal: bool, url_password: bool },
+    /// A mapping: its string values by key, with their locations.
+    Map(Vec<(String, Location, bool, bool)>),
+    /// Anything else.
+    Other,
+}
+
+impl Written {
+    fn text(v: &str) -> Written {
+        Written::Text {
+            literal: is_literal_secret(v),
+            url_password: url_has_password(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Written {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Written;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Written, E> {
+                Ok(Written::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Written, E> {
+                Ok(Written::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Written, E> {
+                Ok(Written::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Written, E> {
+                Ok(Written::Other)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Written, E> {
+                Ok(Written::text(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Written, E> {
+                Ok(Written::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Written, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Scalar>()? {
+                    let value = map.next_value::<Spanned<Written>>()?;
+                    if let (
+                        Some(key),
+                        Written::Text {
+                            literal,
+                            url_password,
+                        },
+                    ) = (key.0, value.value)
+                    {
+                        entries.push((key, value.referenced, literal, url_password));
+                    }
+                }
+                Ok(Written::Map(entries))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Written, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Written::Other)
             }
         }
         d.deserialize_any(V)

@@ -22,6 +22,8 @@ pub struct LoadedConfig {
     pub base_dir: PathBuf,
     /// Things worth a look that do not stop the config (plain-text passwords...).
     pub warnings: Vec<Diagnostic>,
+    /// The secrets written in the file itself (see [`super::readable_secrets`]).
+    pub literal_secrets: Vec<super::LiteralSecret>,
 }
 
 impl LoadedConfig {
@@ -83,19 +85,19 @@ pub fn load_str(
     let registry =
         Registry::from_inventory().map_err(|e| ConfigErrors::file(&file, e.to_string()))?;
 
-    let (survey, pass) = with_pass(
-        Pass::Survey {
-            warnings: Vec::new(),
-        },
-        || parse(text),
-    );
+    let (survey, pass) = with_pass(Pass::survey(), || parse(text));
     let surveyed = survey.map_err(|e| ConfigErrors(vec![parse_error::diagnostic(&file, &e)]))?;
-    let mut warnings: Vec<Diagnostic> = match pass {
-        Pass::Survey { warnings } => warnings
-            .into_iter()
-            .map(|(loc, msg)| Diagnostic::warning(&file, loc, msg))
-            .collect(),
-        Pass::Parse { .. } => Vec::new(),
+    let (mut warnings, scans): (Vec<Diagnostic>, _) = match pass {
+        Pass::Survey {
+            warnings, scans, ..
+        } => (
+            warnings
+                .into_iter()
+                .map(|(loc, msg)| Diagnostic::warning(&file, loc, msg))
+                .collect(),
+            scans,
+        ),
+        Pass::Parse { .. } => (Vec::new(), Vec::new()),
     };
 
     let mut errors = Vec::new();
@@ -174,6 +176,7 @@ pub fn load_str(
         sort(&mut errors);
         return Err(ConfigErrors(errors));
     }
+    let literal_secrets = super::exposure::literal_secrets(&config, &scans, &registrations);
     // The stores open these later, wherever the process runs: relative to the config file.
     for ca in [
         &mut config.session.redis_ca_file,
@@ -189,12 +192,17 @@ pub fn load_str(
         source: file,
         base_dir: base_dir.to_path_buf(),
         warnings,
+        literal_secrets,
     })
 }
 
 fn parse(text: &str) -> Result<Config, serde_saphyr::Error> {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::Error;
+    // A tag (`!!python/object:...`, `!custom`) means something to some other YAML reader;
+    // silently dropping it would load a config other than the one the author meant.
+    options.reject_unsupported_tags = true;
+    options.reject_tagged_field_names = true;
     serde_saphyr::from_str_with_options(text, options)
 }
 

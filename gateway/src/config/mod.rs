@@ -10,6 +10,7 @@
 mod build;
 pub(crate) mod chain;
 mod diagnostic;
+mod exposure;
 mod key_locations;
 mod load;
 pub mod model;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use build::build_chain;
 pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use exposure::{LiteralSecret, readable_secrets};
 pub use load::{LoadedConfig, load, load_str};
 pub use model::*;
 pub use validate::MIN_SECRET_BYTES;

@@ -453,6 +453,10 @@ impl Default for LoginConfig {
 pub struct ProtectionConfig {
     /// Failures per (username, client IP) within `window` before a lockout.
     pub max_failures: u32,
+    /// Failures per client IP (IPv6: per /64), whatever the usernames, within `window` before
+    /// that client is locked out for `lockout` (an addition to the contract). Absent: 10 x
+    /// `max_failures`.
+    pub max_failures_per_ip: Option<u32>,
     /// Counting window.
     #[schemars(with = "String")]
     pub window: Duration,
@@ -471,11 +475,20 @@ impl Default for ProtectionConfig {
     fn default() -> Self {
         ProtectionConfig {
             max_failures: 10,
+            max_failures_per_ip: None,
             window: Duration::from_secs(900),
             lockout: Duration::from_secs(900),
             store: spanned("memory".into()),
             redis_ca_file: None,
         }
+    }
+}
+
+impl ProtectionConfig {
+    /// `max_failures_per_ip`, or its default of 10 x `max_failures`.
+    pub fn max_failures_per_ip(&self) -> u32 {
+        self.max_failures_per_ip
+            .unwrap_or_else(|| self.max_failures.saturating_mul(10))
     }
 }
 

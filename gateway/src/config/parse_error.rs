@@ -63,6 +63,12 @@ pub(crate) fn polish(message: &str) -> String {
         LazyLock::new(|| Regex::new(r"^missing field `(.*?)`$").expect("static regex"));
 
     let message = message.trim();
+    if message.starts_with("unsupported tag ") {
+        return format!(
+            "{message}: the config gives YAML tags no meaning, and ignoring one would load \
+             something other than what was written; remove it"
+        );
+    }
     if let Some(c) = NO_FIELDS.captures(message) {
         return format!("unknown key `{}`; this section takes no keys", &c[1]);
     }

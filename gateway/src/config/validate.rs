@@ -11,7 +11,7 @@ use serde_saphyr::{Location, Spanned};
 use super::Diagnostic;
 use super::key_locations::KeyLocations;
 use super::load::location;
-use super::model::{Access, Config, SecureSetting};
+use super::model::{Access, Config, RouteConfig, SecureSetting};
 use crate::request::sanitize;
 
 /// The shortest session secret accepted, in bytes.
@@ -75,6 +75,7 @@ pub(crate) fn check(
     users_db(&mut c, config);
     chain(&mut c, config);
     routes(&mut c, config);
+    method_fall_through(&mut c, config);
     (c.errors, c.warnings)
 }
 
@@ -515,6 +516,12 @@ fn protection(c: &mut Checker<'_>, config: &Config) {
             "`protection.max_failures` must be at least 1",
         );
     }
+    if p.max_failures_per_ip == Some(0) {
+        c.error(
+            c.key("protection.max_failures_per_ip"),
+            "`protection.max_failures_per_ip` must be at least 1 (leave it out for 10 x `max_failures`)",
+        );
+    }
 }
 
 /// `<section>.redis_ca_file`: only with a `rediss://` store (never a silent plain-text
@@ -665,5 +672,144 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
             ),
             _ => {}
         }
+    }
+}
+
+/// Apache's `<Limit>` trap: a rule with `methods` matches only those methods, so every other
+/// method on its paths (`OPTIONS`, `TRACE`, `PROPFIND`, `DELETE`...) falls through to a later,
+/// broader rule or the default, which the operator rarely meant when the method rule was the
+/// stricter one. Warns, naming the rules (counted from 1) and the fix, when the first later
+/// rule (or the default `authenticated`) that takes some other method on all of the method
+/// rule's paths lets in someone the method rule would not. A later rule with exactly the same
+/// `host`/`path`/`path_regex` is the operator's explicit answer for the other methods and never
+/// warns.
+fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
+    for (i, rule) in config.routes.iter().enumerate() {
+        let methods = &rule.matcher.methods;
+        if methods.is_empty() {
+            continue;
+        }
+        // Methods already decided for this rule's paths; HEAD follows GET.
+        let mut handled: HashSet<&str> = methods.iter().map(String::as_str).collect();
+        if handled.contains("GET") {
+            handled.insert("HEAD");
+        }
+        let mut landing: Option<(String, &Access)> = None;
+        let mut settled = false;
+        for (j, later) in config.routes.iter().enumerate().skip(i + 1) {
+            if !covers(later, rule) {
+                continue;
+            }
+            let all_methods = later.matcher.methods.is_empty();
+            // A rule for exactly these paths is the operator's explicit answer for its methods.
+            let explicit = same_paths(later, rule);
+            let takes_other = all_methods
+                || later
+                    .matcher
+                    .methods
+                    .iter()
+                    .any(|m| !handled.contains(m.as_str()));
+            if !explicit && takes_other && !at_most(&later.access.value, &rule.access.value) {
+                landing = Some((format!("route {}", j + 1), &later.access.value));
+                break;
+            }
+            if all_methods {
+                settled = true;
+                break;
+            }
+            handled.extend(later.matcher.methods.iter().map(String::as_str));
+        }
+        let default = Access::Authenticated;
+        if landing.is_none() && !settled && !at_most(&default, &rule.access.value) {
+            landing = Some(("the default rule".to_string(), &default));
+        }
+        let Some((target, access)) = landing else {
+            continue;
+        };
+        c.warn(
+            c.key(&format!("routes[{i}].match.methods")),
+            format!(
+                "route {n} (`{access_i}` for {methods}) matches only those methods: every other method on its \
+                 paths (OPTIONS, TRACE, PROPFIND, DELETE...) falls through to {target} (`{access_j}`); \
+                 add a rule with the same match and no `methods` right below route {n} (e.g. `access: deny`, \
+                 or the access everyone else should get)",
+                n = i + 1,
+                access_i = describe_access(&rule.access.value),
+                methods = methods.join(", "),
+                access_j = describe_access(access),
+            ),
+        );
+    }
+}
+
+/// Whether `later` matches every path and host `rule` matches (for some method).
+fn covers(later: &RouteConfig, rule: &RouteConfig) -> bool {
+    let (l, r) = (&later.matcher, &rule.matcher);
+    let host_ok = match (&l.host, &r.host) {
+        (None, _) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (Some(_), None) => false,
+    };
+    if !host_ok {
+        return false;
+    }
+    match (&l.path, &l.path_regex) {
+        (None, None) => true,
+        (Some(lp), None) => {
+            let lp = lp.value.as_str();
+            match (&r.path, &r.path_regex) {
+                (Some(rp), _) => path_prefix_covers(lp, &rp.value),
+                (None, _) => lp == "/",
+            }
+        }
+        // A regex covers only the same regex: anything else is undecidable here.
+        (_, Some(lr)) => {
+            l.path.is_none()
+                && r.path.is_none()
+                && r.path_regex.as_ref().is_some_and(|rr| rr.value == lr.value)
+        }
+    }
+}
+
+/// Whether every path under prefix `inner` is under prefix `outer` (segment-aware).
+fn path_prefix_covers(outer: &str, inner: &str) -> bool {
+    let outer = outer.trim_end_matches('/');
+    let inner = inner.trim_end_matches('/');
+    outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+}
+
+/// Whether `later` matches exactly `rule`'s hosts and paths.
+fn same_paths(later: &RouteConfig, rule: &RouteConfig) -> bool {
+    let (l, r) = (&later.matcher, &rule.matcher);
+    let host = match (&l.host, &r.host) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    };
+    host && l.path.as_ref().map(|p| p.value.trim_end_matches('/'))
+        == r.path.as_ref().map(|p| p.value.trim_end_matches('/'))
+        && l.path_regex.as_ref().map(|p| &p.value) == r.path_regex.as_ref().map(|p| &p.value)
+}
+
+/// Whether everyone `a` lets in is also let in by `b`.
+fn at_most(a: &Access, b: &Access) -> bool {
+    match (a, b) {
+        (Access::Deny, _) | (_, Access::Public) => true,
+        (Access::Public, _) | (_, Access::Deny) => false,
+        (_, Access::Authenticated) => true,
+        (Access::Authenticated, _) => false,
+        (Access::Groups(x), Access::Groups(y)) => x.iter().all(|g| y.contains(g)),
+        (Access::Users(x), Access::Users(y)) => x.iter().all(|u| y.contains(u)),
+        _ => false,
+    }
+}
+
+fn describe_access(a: &Access) -> String {
+    match a {
+        Access::Public => "public".into(),
+        Access::Authenticated => "authenticated".into(),
+        Access::Deny => "deny".into(),
+        Access::Groups(g) => format!("groups: {}", g.join(", ")),
+        Access::Users(u) => format!("users: {}", u.join(", ")),
     }
 }

@@ -9,9 +9,11 @@
 //!   anyone out); `POST {prefix}/logout` takes the `csrf` field ([`parse_logout_form`]) and then
 //!   renders [`render_logged_out`].
 //! - Every built-in page is sent with [`builtin_csp`] as `Content-Security-Policy`.
+//! - Both POSTs are refused (403) when [`request_source`] says they came from another site.
 
 mod form;
 mod next;
+mod origin;
 mod page;
 mod template;
 
@@ -20,6 +22,7 @@ pub use form::{
     parse_logout_form,
 };
 pub use next::{InvalidAllowedHost, MAX_NEXT_LEN, normalize_allowed_host, validate_next};
+pub use origin::{SourceVerdict, origin_allowed, request_source};
 pub use page::{
     LoginPage, builtin_csp, render_error, render_forbidden, render_logged_out, render_login,
     render_logout_confirm, render_unauthorized,

@@ -9,7 +9,8 @@
 //!   lockout since there is no username; a malformed token is `400`);
 //! - else `Authorization: Basic` when `login.basic_auth` is on: malformed (not base64, no `:`,
 //!   not UTF-8, longer than [`MAX_AUTHORIZATION_BYTES`]) is `400` — never anonymous-then-2xx; a locked
-//!   (username, client IP) pair is answered like a wrong password without running the chain;
+//!   (username, client IP) pair or client is answered like a wrong password, in as much time,
+//!   without running the chain;
 //!   a cached success is used; otherwise the chain runs (backends hash passwords off the
 //!   reactor) and failures count towards the lockout;
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
@@ -288,9 +289,10 @@ async fn authenticate_token(
     }
 }
 
-/// Checks a username and password: lockout first (a locked pair is refused without running the
-/// chain, exactly like a wrong password), then the credential cache when `use_cache`, then the
-/// chain. Failures count towards the lockout; `Unavailable` (chain or lockout store) is 503.
+/// Checks a username and password: lockout first (a locked pair or client is refused without
+/// running the chain, exactly like a wrong password and after as long as one takes), then the
+/// credential cache when `use_cache`, then the chain. Failures count towards the lockout;
+/// `Unavailable` (chain or lockout store) is 503.
 pub(crate) async fn authenticate_password(
     rt: &Runtime,
     ctx: &mut RequestContext,
@@ -308,6 +310,7 @@ pub(crate) async fn authenticate_password(
         .map_err(lockout_down)?
     {
         ctx.locked = true;
+        tokio::time::sleep(services.lockout.refusal_delay()).await;
         return Ok(None);
     }
     if use_cache {
@@ -321,6 +324,7 @@ pub(crate) async fn authenticate_password(
         client_ip: Some(ctx.client_ip),
         entry: String::new(),
     };
+    let started = std::time::Instant::now();
     let result = rt.chain.authenticate(creds, &context).await;
     ctx.trace = result.trace;
     match verdict(result.outcome)? {
@@ -350,6 +354,7 @@ pub(crate) async fn authenticate_password(
                 .record_failure(username, ctx.client_ip)
                 .await
                 .map_err(lockout_down)?;
+            services.lockout.note_refusal(started.elapsed());
             ctx.locked = locked;
             if use_cache {
                 services.cache.insert_failure(username, password.as_bytes());
