@@ -74,7 +74,7 @@ async fn gateway_run_serves_reloads_and_stops() {
     let (port, admin) = (free_port(), free_port());
     let path = dir.path().join("gateway.yaml");
     std::fs::write(&path, config(port, admin, upstream.addr, "public")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["run", "--config"])
         .arg(&path)
         .stdout(Stdio::null())
@@ -159,7 +159,7 @@ fn gateway_run_exits_2_on_an_invalid_config() {
         "upstream: {url: \"http://127.0.0.1:1\"}\nroutes: nope\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["run", "--config"])
         .arg(&path)
         .output()
