@@ -258,17 +258,21 @@ fn version_names_the_release_and_the_commit() {
 }
 
 #[test]
-fn log_level_flag_wins_over_rust_log_and_the_config_and_pipes_get_no_colours() {
+fn log_level_flag_wins_over_rust_log_and_the_config_and_pipes_get_no_colours_and_health_probes() {
     use std::io::{BufRead, BufReader, Read};
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (port, admin) = (free_port(), free_port());
     std::fs::write(
         dir.path().join("gateway.yaml"),
         format!(
             "server: {{listen: \"127.0.0.1:{port}\", public_url: \"http://127.0.0.1:{port}\"}}\n\
+             admin: {{listen: \"127.0.0.1:{admin}\"}}\n\
              upstream: {{url: \"http://127.0.0.1:9\"}}\n\
              session: {{secure: false, secret: \"0123456789abcdef0123456789abcdef-test\"}}\n\
              log: {{level: error, format: text}}\n\
@@ -289,6 +293,19 @@ fn log_level_flag_wins_over_rust_log_and_the_config_and_pipes_get_no_colours() {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut banner)
         .expect("read the banner");
+    // `authgate health`, as a container's HEALTHCHECK runs it.
+    let healthz = format!("http://127.0.0.1:{admin}/healthz");
+    let health = gateway(dir.path(), &["health", "--url", &healthz], "");
+    assert_eq!(health.status.code(), Some(0), "{}", text(&health.stderr));
+    assert_eq!(text(&health.stdout), format!("{healthz}: 200 OK\n"));
+    let nowhere = format!("http://127.0.0.1:{}/healthz", free_port());
+    let health = gateway(dir.path(), &["health", "--url", &nowhere], "");
+    assert_eq!(health.status.code(), Some(1));
+    assert!(
+        text(&health.stderr).starts_with(&nowhere),
+        "{}",
+        text(&health.stderr)
+    );
     // Let the start-up lines reach the pipe, then stop the server.
     std::thread::sleep(std::time::Duration::from_millis(300));
     child.kill().expect("kill");
