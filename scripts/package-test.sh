@@ -97,6 +97,11 @@ verify=$(SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$unit" 2>&1) || fail 
 $verify"
 if grep -i 'authgate' <<<"$verify"; then fail "systemd-analyze verify warns about the unit"; fi
 step "systemd-analyze verify: clean"
+# The hardening score, offline (no running systemd needed): exposure 0.0-10.0; fail above 2.0.
+exposure=$(systemd-analyze security --offline=true --threshold=20 "$unit" 2>&1) ||
+    fail "systemd-analyze security: exposure above 2.0:
+$exposure"
+step "systemd-analyze security: $(grep -o 'Overall exposure level.*' <<<"$exposure")"
 
 /usr/bin/authgate --version | grep -Eq '^authgate [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]{7,}|unknown)\)$' ||
     fail "authgate --version: $(/usr/bin/authgate --version)"
