@@ -61,12 +61,12 @@ step "cargo deb --no-build: $(basename "$deb") ($(du -h "$deb" | cut -f1))"
 
 # --- contents ---------------------------------------------------------------------------------
 contents=$(dpkg-deb -c "$deb")
-for path in ./usr/bin/authgate ./etc/authgate/gateway.yaml ./lib/systemd/system/authgate.service \
+for path in ./usr/bin/authgate ./etc/authgate/gateway.yaml ./usr/lib/systemd/system/authgate.service \
     ./usr/share/doc/authgate/copyright; do
     grep -q " $path\$" <<<"$contents" || fail "$path is not in the package:
 $contents"
 done
-grep -q '^-rwxr-xr-x root/root .* ./usr/bin/authgate$' <<<"$contents" || fail "/usr/bin/authgate is not 0755 root"
+grep -Eq '^-rwxr-xr-x (root/root|0/0) .* \./usr/bin/authgate$' <<<"$contents" || fail "/usr/bin/authgate is not 0755 root"
 info=$(dpkg-deb -I "$deb")
 grep -q '^ Package: authgate$' <<<"$info" || fail "the package is not named authgate: $info"
 [[ $(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles) == /etc/authgate/gateway.yaml ]] ||
@@ -90,7 +90,7 @@ step "dpkg -i"
 getent passwd authgate >/dev/null || fail "postinst created no system user authgate"
 [[ $(stat -c '%U:%G %a' /etc/authgate) == "root:authgate 750" ]] ||
     fail "/etc/authgate is $(stat -c '%U:%G %a' /etc/authgate), not root:authgate 750"
-unit=/lib/systemd/system/authgate.service
+unit=/usr/lib/systemd/system/authgate.service
 # verify: unknown directives, a missing ExecStart binary or user, bad values. It prints
 # warnings about the host (no systemd running) that are not about this unit: keep its lines.
 verify=$(SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify $unit:
