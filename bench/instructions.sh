@@ -4,8 +4,11 @@
 # (unlike wrk's requests/s on a shared VM), so this is the figure to compare two builds with.
 # It does not count kernel time (the loopback syscalls both proxies pay alike).
 #
-#   bench/instructions.sh                  # builds release unless GATEWAY_BIN is set
-#   GATEWAY_BIN=target/release/gateway REQUESTS=20000 bench/instructions.sh
+#   bench/instructions.sh                  # builds the `profiling` profile unless GATEWAY_BIN is set
+#   GATEWAY_BIN=target/profiling/authgate REQUESTS=20000 bench/instructions.sh
+#
+# The `profiling` profile is `release` with line-level debug info (the shipped `release` binary
+# has none), so callgrind can name the functions that allocate.
 #
 # Each server runs under callgrind with instrumentation off; after a warm-up, it is switched
 # on (callgrind_control -i on), `ab -k` sends REQUESTS keep-alive requests over CONCURRENCY
@@ -38,9 +41,9 @@ done
 
 gateway_bin=${GATEWAY_BIN:-}
 if [[ -z $gateway_bin ]]; then
-    cargo build --release -p gateway --bin gateway >"$WORK/build.log" 2>&1 ||
-        { tail -n 20 "$WORK/build.log"; die "release build failed"; }
-    gateway_bin=$ROOT/target/release/gateway
+    cargo build --profile profiling -p gateway --bin authgate >"$WORK/build.log" 2>&1 ||
+        { tail -n 20 "$WORK/build.log"; die "profiling build failed"; }
+    gateway_bin=${CARGO_TARGET_DIR:-$ROOT/target}/profiling/authgate
 fi
 
 free_port() { "${CLIENT[@]}" free-port; }

@@ -168,9 +168,12 @@ GATEWAY_PORT=$(free_port)
 GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT
 gateway_bin=${GATEWAY_BIN:-}
 if [[ -z $gateway_bin ]]; then
-    say "building the gateway (cargo build --release -p gateway)"
-    if cargo build --release -p gateway --bin gateway >"$WORK/build.log" 2>&1; then
-        gateway_bin=$ROOT/target/release/gateway
+    # What users get (`release`, no debug info); `perf record` needs the `profiling` profile's symbols.
+    profile=release
+    [[ ${BENCH_PROFILE:-0} == 1 ]] && profile=profiling
+    say "building the gateway (cargo build --profile $profile -p gateway)"
+    if cargo build --profile "$profile" -p gateway --bin authgate >"$WORK/build.log" 2>&1; then
+        gateway_bin=${CARGO_TARGET_DIR:-$ROOT/target}/$profile/authgate
     else
         tail -n 20 "$WORK/build.log"
         GATEWAY_SKIPPED="the release build failed (output above)"

@@ -20,9 +20,9 @@ for tool in wrk nginx python3 curl; do
 done
 
 echo "== building the release binary"
-(cd "$root" && CARGO_INCREMENTAL=0 cargo build --release -q -p gateway --bin gateway)
+(cd "$root" && CARGO_INCREMENTAL=0 cargo build --release -q -p gateway --bin authgate)
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-bin="$target_dir/release/gateway"
+bin="$target_dir/release/authgate"
 
 dir="$(mktemp -d -t gateway-soak.XXXXXX)"
 pids=()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The one test command: sets up what the suite needs on a Debian (bookworm) machine, then runs
-# `cargo fmt --check`, `cargo clippy -D warnings`, the whole test suite, then every libFuzzer
+# `cargo fmt --check`, `cargo clippy -D warnings`, the whole test suite, the Debian package test
+# (scripts/package-test.sh), then every libFuzzer
 # target of fuzz/ for a short while (scripts/fuzz.sh; a crash fails the run).
 #
 #   scripts/test.sh                  # from anywhere; run as root (installs packages, starts services)
 #   CI=true scripts/test.sh          # CI: a missing or unreachable service is a hard failure
 #   FUZZ_SECONDS=60 scripts/test.sh  # seconds per fuzz target (default 20; 0 skips, not under CI)
+#   PACKAGE_TEST=0 scripts/test.sh   # skip the Debian package test (scripts/package-test.sh; not under CI)
 #
 # Idempotent: packages already installed are not reinstalled, running services are left alone.
 # See tests/README.md for what each test group needs.
@@ -269,6 +271,18 @@ cargo clippy --workspace --all-targets -- -D warnings
 section "cargo test"
 # ---------------------------------------------------------------------------------------------
 cargo test --workspace
+
+# ---------------------------------------------------------------------------------------------
+section "package (.deb: build, contents, systemd-analyze verify, dpkg -i, check, purge)"
+# ---------------------------------------------------------------------------------------------
+# One release build, packaged by cargo-deb; under CI=true a failure fails the run. PACKAGE_TEST=0
+# skips it outside CI (not as root, or no dpkg).
+if [[ ${PACKAGE_TEST:-1} == 0 && $CI != true ]]; then
+    warn "PACKAGE_TEST=0: the package test is skipped (CI=true never skips it)"
+    PROBLEMS+=("package test skipped (PACKAGE_TEST=0)")
+else
+    scripts/package-test.sh
+fi
 
 # ---------------------------------------------------------------------------------------------
 section "fuzz (${FUZZ_SECONDS}s per target)"

@@ -1,4 +1,4 @@
-//! The `gateway` binary.
+//! The `authgate` binary.
 
 use std::process::ExitCode;
 

@@ -362,13 +362,23 @@ impl Running {
 /// Installs the global `tracing` subscriber for `log:` (JSON lines or text on stderr,
 /// `log.level` as the filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
 pub fn init_logging(log: &crate::config::LogConfig) {
+    init_logging_with(log, None);
+}
+
+/// As [`init_logging`], with `level` (the CLI's `--log-level`) overriding both `RUST_LOG` and
+/// `log.level`. Text lines carry ANSI colours only when stderr is a terminal.
+pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
+    let filter = level
+        .and_then(|l| EnvFilter::try_new(l).ok())
+        .map_or_else(EnvFilter::try_from_default_env, Ok)
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // stderr: the CLI holds the stdout lock while a command runs.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match log.format {
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),

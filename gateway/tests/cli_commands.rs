@@ -1,11 +1,11 @@
-//! The `gateway` binary, run as an operator would: exit codes and exact output.
+//! The `authgate` binary, run as an operator would: exit codes and exact output.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn gateway(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(args)
         .current_dir(dir)
         .env_remove("GATEWAY_CONFIG")
@@ -65,7 +65,7 @@ fn check_reports_a_parse_error_with_its_location_via_env_config_path() {
         "upstream:\n  url: http://127.0.0.1:9000\n  url: http://127.0.0.1:9001\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .arg("check")
         .current_dir(dir.path())
         .env("GATEWAY_CONFIG", "other.yaml")
@@ -76,14 +76,263 @@ fn check_reports_a_parse_error_with_its_location_via_env_config_path() {
 }
 
 #[test]
-fn check_without_a_config_file_says_so() {
+fn check_without_a_config_file_says_where_it_looked_and_how_to_get_one() {
+    if Path::new("/etc/authgate/gateway.yaml").exists() {
+        eprintln!("skipped: /etc/authgate/gateway.yaml exists here (the installed package's)");
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = gateway(dir.path(), &["check"], "");
+    for command in [&["check"][..], &["run"], &["users", "list"]] {
+        let out = gateway(dir.path(), command, "");
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("no config file: none given with --config"),
+            "{err}"
+        );
+        assert!(err.contains("/etc/authgate/gateway.yaml"), "{err}");
+        assert!(err.contains("`authgate init`"), "{err}");
+    }
+}
+
+#[test]
+fn run_with_a_missing_config_file_says_how_to_get_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gateway(dir.path(), &["run", "--config", "nope.yaml"], "");
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.starts_with("gateway.yaml: cannot read the config file: "),
+        err.starts_with("nope.yaml: cannot read the config file: "),
         "{err}"
+    );
+    assert!(
+        err.contains("`authgate init --output nope.yaml` writes a starter config there"),
+        "{err}"
+    );
+}
+
+/// A config whose chain is the local user store, in `dir`.
+fn local_store_config(dir: &Path, name: &str) {
+    std::fs::write(
+        dir.join(name),
+        "upstream: {url: \"http://127.0.0.1:9000\"}\n\
+         session: {secret: \"0123456789abcdef0123456789abcdef-test\"}\n\
+         chain: [{name: local, type: local}]\n",
+    )
+    .expect("write");
+}
+
+#[test]
+fn config_is_accepted_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    local_store_config(dir.path(), "site.yaml");
+    let added = gateway(
+        dir.path(),
+        &["users", "add", "dave", "--config", "site.yaml"],
+        "a long enough passphrase\n",
+    );
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    assert_eq!(text(&added.stdout), "added `dave`\n");
+    let listed = gateway(dir.path(), &["--config", "site.yaml", "users", "list"], "");
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    assert!(
+        text(&listed.stdout).contains("\ndave "),
+        "{}",
+        text(&listed.stdout)
+    );
+    let checked = gateway(dir.path(), &["check", "-c", "site.yaml"], "");
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
+}
+
+#[test]
+fn users_add_and_passwd_refuse_a_password_under_12_characters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    local_store_config(dir.path(), "gateway.yaml");
+    let out = gateway(dir.path(), &["users", "add", "erin"], "elevenchars\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: the password has 11 characters; at least 12 are required\n"
+    );
+    let listed = gateway(dir.path(), &["users", "list"], "");
+    assert!(
+        !text(&listed.stdout).contains("erin"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    // Characters, not bytes: 12 non-ASCII characters are enough.
+    let out = gateway(dir.path(), &["users", "add", "erin"], "éééééééééééé\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = gateway(dir.path(), &["users", "passwd", "erin"], "short\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: the password has 5 characters; at least 12 are required\n"
+    );
+}
+
+#[test]
+fn init_writes_a_starter_config_of_each_shape_that_check_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for shape in ["demo", "htpasswd", "ldap", "django-sql"] {
+        let file = format!("{shape}.yaml");
+        let out = gateway(
+            dir.path(),
+            &["init", "--shape", shape, "--output", &file],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(0), "{shape}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("wrote {file} (shape {shape}); next: authgate check --config {file}\n")
+        );
+        let written = std::fs::read_to_string(dir.path().join(&file)).expect("written");
+        assert!(
+            written.starts_with("# authgate starter config"),
+            "{written}"
+        );
+        let checked = gateway(dir.path(), &["check", "--config", &file], "");
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "{shape}: {}",
+            text(&checked.stderr)
+        );
+        assert!(text(&checked.stdout).starts_with(&format!("{file}: OK\n")));
+    }
+    // The default shape, to ./gateway.yaml, which `check` then finds by itself.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let out = gateway(fresh.path(), &["init"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let checked = gateway(fresh.path(), &["check"], "");
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
+    assert!(text(&checked.stdout).starts_with("gateway.yaml: OK\n"));
+    assert!(text(&checked.stdout).contains("(type htpasswd)"));
+}
+
+#[test]
+fn init_never_replaces_an_existing_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("gateway.yaml"), "mine\n").expect("write");
+    let out = gateway(dir.path(), &["init", "--shape", "demo"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: gateway.yaml exists; not replacing it (choose another file with --output)\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("gateway.yaml")).expect("read"),
+        "mine\n"
+    );
+    let printed = gateway(
+        dir.path(),
+        &["init", "--shape", "ldap", "--output", "-"],
+        "",
+    );
+    assert_eq!(printed.status.code(), Some(0));
+    assert!(text(&printed.stdout).contains("type: ldap"));
+}
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = gateway(dir.path(), &["--version"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let version = text(&out.stdout);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_string(),
+            |o| text(&o.stdout).trim().to_string(),
+        );
+    let commit = std::env::var("AUTHGATE_COMMIT").unwrap_or(head);
+    assert_eq!(
+        version,
+        format!("authgate {} (commit {commit})\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn log_level_flag_wins_over_rust_log_and_the_config_and_pipes_get_no_colours_and_health_probes() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        format!(
+            "server: {{listen: \"127.0.0.1:{port}\", public_url: \"http://127.0.0.1:{port}\"}}\n\
+             admin: {{listen: \"127.0.0.1:{admin}\"}}\n\
+             upstream: {{url: \"http://127.0.0.1:9\"}}\n\
+             session: {{secure: false, secret: \"0123456789abcdef0123456789abcdef-test\"}}\n\
+             log: {{level: error, format: text}}\n\
+             chain: [{{name: local, type: local}}]\n"
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "--log-level", "info"])
+        .current_dir(dir.path())
+        .env_remove("GATEWAY_CONFIG")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("read the banner");
+    // `authgate health`, as a container's HEALTHCHECK runs it.
+    let healthz = format!("http://127.0.0.1:{admin}/healthz");
+    let health = gateway(dir.path(), &["health", "--url", &healthz], "");
+    assert_eq!(health.status.code(), Some(0), "{}", text(&health.stderr));
+    assert_eq!(text(&health.stdout), format!("{healthz}: 200 OK\n"));
+    let nowhere = format!("http://127.0.0.1:{}/healthz", free_port());
+    let health = gateway(dir.path(), &["health", "--url", &nowhere], "");
+    assert_eq!(health.status.code(), Some(1));
+    assert!(
+        text(&health.stderr).starts_with(&nowhere),
+        "{}",
+        text(&health.stderr)
+    );
+    // Let the start-up lines reach the pipe, then stop the server.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().expect("kill");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let _ = child.wait();
+    assert!(
+        banner.starts_with("authgate ready: open "),
+        "{banner}\n{stderr}"
+    );
+    assert!(stderr.contains(" INFO "), "no INFO line: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escapes on a pipe: {stderr:?}"
+    );
+
+    let bad = gateway(dir.path(), &["run", "--log-level", "gateway=[nope"], "");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("not a log filter"),
+        "{}",
+        text(&bad.stderr)
     );
 }
 
@@ -224,7 +473,7 @@ gateway.yaml:14:24: chain entry `hr` option `headers.Authorization` is written i
         .replace("\"redis://:hunter2hunter2@127.0.0.1:6379/\"", "memory")
         .replace("\"Bearer abcdef\"", "env:HOME");
     write_with_mode(dir.path(), &from_env, 0o644);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
     let out = cmd
         .arg("check")
         .current_dir(dir.path())

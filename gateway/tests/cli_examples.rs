@@ -10,7 +10,7 @@ fn examples() -> PathBuf {
 }
 
 fn gateway(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
     cmd.args(args)
         .current_dir(dir)
         .env_remove("GATEWAY_CONFIG")
@@ -209,7 +209,7 @@ fn users_commands_manage_the_local_store_that_the_chain_reads() {
             "-g",
             "staff",
         ],
-        "first-pass\n",
+        "first-passphrase\n",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "added `carol`\n");
@@ -241,7 +241,7 @@ dave      local   no password
             .unwrap_or_default()
     };
     assert_eq!(
-        explain("first-pass"),
+        explain("first-passphrase"),
         "verdict: authenticated by `local` as `carol` (groups: ops, staff)"
     );
 
@@ -250,7 +250,7 @@ dave      local   no password
         "disabled `carol`\n"
     );
     assert_eq!(
-        explain("first-pass"),
+        explain("first-passphrase"),
         "verdict: denied by `local`: account disabled"
     );
     assert_eq!(
@@ -258,10 +258,13 @@ dave      local   no password
         "enabled `carol`\n"
     );
 
-    let out = run(&["users", "passwd", "carol"], "second-pass\n");
+    let out = run(&["users", "passwd", "carol"], "second-passphrase\n");
     assert_eq!(text(&out.stdout), "password of `carol` changed\n");
-    assert_eq!(explain("first-pass"), "verdict: rejected (wrong password)");
-    assert!(explain("second-pass").starts_with("verdict: authenticated by `local`"));
+    assert_eq!(
+        explain("first-passphrase"),
+        "verdict: rejected (wrong password)"
+    );
+    assert!(explain("second-passphrase").starts_with("verdict: authenticated by `local`"));
 
     assert_eq!(
         text(&run(&["users", "delete", "dave"], "").stdout),

@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[test]
 fn readme_backend_reference_matches_gateway_backends() {
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .arg("backends")
         .output()
         .expect("run gateway backends");

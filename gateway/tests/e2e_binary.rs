@@ -82,7 +82,7 @@ async fn gateway_run_serves_reloads_and_stops() {
     let (port, admin) = (free_port(), free_port());
     let path = dir.path().join("gateway.yaml");
     write_private(&path, &config(port, admin, upstream.addr, "public"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["run", "--config"])
         .arg(&path)
         .stdout(Stdio::null())
@@ -167,7 +167,7 @@ fn gateway_run_exits_2_on_an_invalid_config() {
         "upstream: {url: \"http://127.0.0.1:1\"}\nroutes: nope\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["run", "--config"])
         .arg(&path)
         .output()
@@ -191,7 +191,7 @@ fn gateway_run_refuses_a_readable_config_with_a_literal_secret() {
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["run", "--config"])
         .arg(&path)
         .stdout(Stdio::null())

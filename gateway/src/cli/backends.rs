@@ -1,4 +1,4 @@
-//! `gateway backends`: the registered backend types and their options.
+//! `authgate backends`: the registered backend types and their options.
 
 use std::io::Write;
 

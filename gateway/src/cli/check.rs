@@ -1,4 +1,4 @@
-//! `gateway check`: validate the config and show what it resolves to.
+//! `authgate check`: validate the config and show what it resolves to.
 
 use std::io::Write;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! `gateway explain --user NAME`: run the chain once and show what each backend said.
+//! `authgate explain --user NAME`: run the chain once and show what each backend said.
 
 use std::io::Write;
 use std::path::Path;

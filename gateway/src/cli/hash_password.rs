@@ -1,4 +1,4 @@
-//! `gateway hash-password`.
+//! `authgate hash-password`.
 
 use std::io::Write;
 

@@ -1,29 +1,61 @@
-//! The `gateway` command line: one module per subcommand. `main.rs` parses [`Cli`] and calls
+//! The `authgate` command line: one module per subcommand. `main.rs` parses [`Cli`] and calls
 //! [`execute`]; each subcommand writes its own output and returns the process exit code.
 
 mod backends;
 mod check;
+mod config_path;
 mod explain;
 mod hash_password;
+mod health;
+mod init;
 mod password_input;
 mod run;
 mod schema;
 pub(crate) mod services;
 mod users;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+pub use init::Shape;
 pub use users::UsersAction;
+
+/// `authgate --version`: the crate version and the commit it was built from (`gateway/build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AUTHGATE_COMMIT"),
+    ")"
+);
 
 /// A declarative, config-driven authentication gateway.
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version, about, propagate_version = true)]
+#[command(name = "authgate", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
+    /// The config file. Without it: `GATEWAY_CONFIG`, `AUTHGATE_CONFIG`, `./gateway.yaml` when it
+    /// exists, then `/etc/authgate/gateway.yaml`. Accepted before or after the subcommand.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "GATEWAY_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// The log filter (`info`, `debug`, `gateway=debug,info`...): overrides `RUST_LOG`, which
+    /// overrides the config's `log.level`.
+    #[arg(long, global = true, value_name = "FILTER", value_parser = parse_log_level)]
+    pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a log filter: {e}"))
 }
 
 /// The subcommands.
@@ -34,6 +66,8 @@ pub enum Command {
     /// Validate the config: print every error as `file:line:col: message` (exit 2), or the
     /// resolved chain and routes (exit 0).
     Check(LoadArgs),
+    /// Write a commented starter config for a chosen shape.
+    Init(InitArgs),
     /// List the registered backend types and their options.
     Backends,
     /// Run the chain for one login and print each backend's outcome and time.
@@ -44,50 +78,50 @@ pub enum Command {
     Schema,
     /// Manage the local user store (`users_db`).
     Users(UsersArgs),
+    /// Probe a running gateway: GET its `/healthz` (exit 0 on 2xx, 1 otherwise); for container
+    /// health checks.
+    Health(HealthArgs),
 }
 
-/// `gateway users`.
+/// `authgate health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The URL to GET (plain http://).
+    #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+    pub url: String,
+}
+
+/// `authgate users`.
 #[derive(Debug, Clone, Args)]
 pub struct UsersArgs {
-    /// The config file (its `users_db` names the store).
-    #[command(flatten)]
-    pub config: ConfigArg,
     /// What to do.
     #[command(subcommand)]
     pub action: UsersAction,
 }
 
-/// Where the config file is.
+/// `authgate init`.
 #[derive(Debug, Clone, Args)]
-pub struct ConfigArg {
-    /// The config file.
-    #[arg(
-        long,
-        short = 'c',
-        env = "GATEWAY_CONFIG",
-        default_value = "gateway.yaml"
-    )]
-    pub config: PathBuf,
+pub struct InitArgs {
+    /// What the config authenticates against.
+    #[arg(long, value_enum, default_value_t = Shape::Htpasswd)]
+    pub shape: Shape,
+    /// Where to write it (`-` for stdout); an existing file is never overwritten.
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "gateway.yaml")]
+    pub output: PathBuf,
 }
 
-/// The config file, and how strictly to load it (`run`, `check`).
+/// How strictly to load the config (`run`, `check`).
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// The config file.
-    #[command(flatten)]
-    pub config: ConfigArg,
     /// Accept secrets written in a config file that other users can read (by default refused,
     /// as ssh refuses a private key others can read): `chmod 600` it, or use `env:` / `file:`.
     #[arg(long)]
     pub allow_insecure_config: bool,
 }
 
-/// `gateway explain`.
+/// `authgate explain`.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
-    /// The config file.
-    #[command(flatten)]
-    pub config: ConfigArg,
     /// The username to try; the password is asked for (or read from stdin when piped).
     #[arg(long, short = 'u')]
     pub user: String,
@@ -107,21 +141,47 @@ pub enum CliError {
     Message(String),
 }
 
-/// Runs `cli`; returns the process exit code (0 success, 1 failure, 2 invalid config).
+/// Runs `cli`; returns the process exit code (0 success, 1 failure, 2 invalid or missing config).
 pub fn execute(cli: Cli) -> Result<u8, CliError> {
     // Each command locks stdout for itself; `run` does not, since the server's threads print.
     let stdout = || std::io::stdout().lock();
-    match cli.command {
-        Command::Run(args) => run::run(&args.config.config, args.allow_insecure_config),
-        Command::Check(args) => check::check(
-            &args.config.config,
-            args.allow_insecure_config,
-            &mut stdout(),
-        ),
+    let Cli {
+        config,
+        log_level,
+        command,
+    } = cli;
+    match command {
+        Command::Run(args) => with_config(config, |p| {
+            run::run(p, args.allow_insecure_config, log_level.as_deref())
+        }),
+        Command::Check(args) => with_config(config, |p| {
+            check::check(p, args.allow_insecure_config, &mut stdout())
+        }),
+        Command::Init(args) => init::init(args.shape, &args.output, &mut stdout()),
         Command::Backends => backends::backends(&mut stdout()),
-        Command::Explain(args) => explain::explain(&args.config.config, &args.user, &mut stdout()),
+        Command::Explain(args) => {
+            with_config(config, |p| explain::explain(p, &args.user, &mut stdout()))
+        }
         Command::HashPassword => hash_password::hash_password(&mut stdout()),
         Command::Schema => schema::schema(&mut stdout()),
-        Command::Users(args) => users::users(&args.config.config, args.action, &mut stdout()),
+        Command::Users(args) => {
+            with_config(config, |p| users::users(p, args.action, &mut stdout()))
+        }
+        Command::Health(args) => health::health(&args.url, &mut stdout()),
+    }
+}
+
+/// Runs `command` on the config file found from `given` (see [`Cli::config`]); when there is
+/// none, says where it looked and how to get one, and exits 2.
+fn with_config(
+    given: Option<PathBuf>,
+    command: impl FnOnce(&Path) -> Result<u8, CliError>,
+) -> Result<u8, CliError> {
+    match config_path::resolve(given) {
+        Ok(path) => command(&path),
+        Err(missing) => {
+            eprintln!("{missing}");
+            Ok(check::INVALID_CONFIG)
+        }
     }
 }

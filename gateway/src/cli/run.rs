@@ -1,4 +1,4 @@
-//! `gateway run`: serve until SIGTERM / SIGINT, reloading on SIGHUP and file changes.
+//! `authgate run`: serve until SIGTERM / SIGINT, reloading on SIGHUP and file changes.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -16,17 +16,29 @@ use crate::reload::{BuiltChain, ChainBuilder, open_user_store};
 /// app when `upstream.demo` is true, and runs the server. Secrets written in a file other users
 /// can read stop it (exit 2) unless `allow_insecure`. The chain builder hands `local`
 /// entries and provisioning the store named by `users_db`, reopened when a reload changes it.
-pub(crate) fn run(path: &Path, allow_insecure: bool) -> Result<u8, super::CliError> {
+/// `log_level` (`--log-level`) overrides `RUST_LOG` and `log.level`.
+pub(crate) fn run(
+    path: &Path,
+    allow_insecure: bool,
+    log_level: Option<&str>,
+) -> Result<u8, super::CliError> {
     let loaded = match config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
+            if !path.exists() {
+                eprintln!(
+                    "`authgate init --output {}` writes a starter config there",
+                    path.display()
+                );
+            }
             return Ok(INVALID_CONFIG);
         }
     };
     if !loaded_privately(&loaded, path, allow_insecure) {
         return Ok(INVALID_CONFIG);
     }
+    crate::server::init_logging_with(&loaded.config.log, log_level);
     // The server gets a full multi-threaded runtime (one worker per core), not the CLI's small one.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,7 +85,7 @@ fn print_banner(
 ) {
     let bound: Vec<String> = started.addrs.iter().map(ToString::to_string).collect();
     println!(
-        "gateway ready: open {public_url}  (listening on {})",
+        "authgate ready: open {public_url}  (listening on {})",
         bound.join(", ")
     );
     if let Some(admin) = started.admin_addr {

@@ -1,4 +1,4 @@
-//! `gateway schema`.
+//! `authgate schema`.
 
 use std::io::Write;
 

@@ -1,4 +1,4 @@
-//! `gateway users ...`: manage the local user store (`users_db`).
+//! `authgate users ...`: manage the local user store (`users_db`).
 
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +13,8 @@ use crate::config;
 /// What to do with the local users.
 #[derive(Debug, Clone, Subcommand)]
 pub enum UsersAction {
-    /// Add a local user; asks for the password (or reads it from stdin when piped).
+    /// Add a local user; asks for the password (at least 12 characters; read from stdin when
+    /// piped).
     Add {
         /// The username.
         username: String,
@@ -54,10 +55,19 @@ pub enum UsersAction {
     },
 }
 
+/// The fewest characters a password set with `users add` / `users passwd` may have.
+pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
+
 fn new_password(prompt: &str) -> Result<String, super::CliError> {
     let password = read_password(prompt)?;
     if password.is_empty() {
         return Err(super::CliError::Message("the password is empty".into()));
+    }
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(super::CliError::Message(format!(
+            "the password has {chars} characters; at least {MIN_PASSWORD_CHARS} are required"
+        )));
     }
     if interactive() && read_password("Again: ")? != password {
         return Err(super::CliError::Message("the passwords differ".into()));
