@@ -157,3 +157,15 @@ async fn unknown_users_cost_about_a_wrong_password() {
         "unknown user {unknown:?} vs wrong password {wrong:?}: no dummy verification?"
     );
 }
+
+/// Every built-in backend's literal defaults deserialize (the gateway should run this check at
+/// start-up: a bad default is the backend author's bug, not the operator's).
+#[test]
+fn every_built_in_default_parses() {
+    let registry = Registry::from_inventory().expect("registry");
+    assert!(registry.iter().count() > 3, "the built-in types are linked");
+    if let Err(errors) = registry.check_defaults() {
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("{}", shown.join("\n"));
+    }
+}

@@ -1,4 +1,5 @@
-//! Option value types shared by every backend's config: [`Duration`] and [`Secret`].
+//! Option value types shared by every backend's config: [`Duration`], [`Secret`] and
+//! [`ConfigPath`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,18 +49,7 @@ impl FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        if t == "0" {
-            return Ok(Duration::default());
-        }
-        if t.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
-                "invalid duration `{s}`: a unit is required, e.g. \"{t}s\" or \"{t}ms\""
-            ));
-        }
-        humantime::parse_duration(t).map(Duration).map_err(|e| {
-            format!("invalid duration `{s}`: {e}; expected e.g. \"500ms\", \"30s\", \"15m\", \"8h\", \"7d\"")
-        })
+        auth_duration::parse(s).map(Duration)
     }
 }
 
@@ -182,5 +172,47 @@ impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spec = String::deserialize(d)?;
         Secret::resolve(&spec).map_err(de::Error::custom)
+    }
+}
+
+/// A file path option, written relative to the configuration file's folder (or absolute).
+/// Deserializes from a non-empty string; get the path to open with [`ConfigPath::resolve`] and
+/// the entry's [`BuildContext`](crate::BuildContext), so `path: users.htpasswd` next to
+/// `gateway.yaml` works whatever the gateway's working directory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConfigPath(std::path::PathBuf);
+
+impl ConfigPath {
+    /// A path as written in a config.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        ConfigPath(path.into())
+    }
+
+    /// The path as written (relative paths unresolved): for messages, not for opening.
+    pub fn as_written(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The path to open: resolved against the config file's folder when relative.
+    pub fn resolve(&self, ctx: &crate::BuildContext) -> std::path::PathBuf {
+        ctx.resolve_path(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Err(de::Error::custom(
+                "a path must not be empty; write a file path, relative to the config file's folder or absolute",
+            ));
+        }
+        Ok(ConfigPath(text.into()))
+    }
+}
+
+impl serde::Serialize for ConfigPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.display())
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::Backend;
+use crate::{Backend, CredentialKind};
 
 /// One option of a backend type, as documented by its field's doc comment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +51,37 @@ pub struct BackendRegistration {
     pub parse: ParseFn,
     /// The Rust path of the struct (`crate::module::Struct`), to explain a duplicate.
     pub rust_path: &'static str,
+    /// The credential kinds its backends accept (`#[auth_backend(accepts = [...])]`, else
+    /// `[Password]`). The generated factory makes the built backend answer exactly these, so
+    /// what the registry shows is what the chain does.
+    pub accepts: &'static [CredentialKind],
+    /// Deserializes every literal default whose type the macro could not check at compile time
+    /// and returns the ones that fail. See [`Registry::check_defaults`].
+    pub check_defaults: fn() -> Vec<InvalidDefault>,
+}
+
+impl BackendRegistration {
+    /// Whether a backend of this type can run for a request bringing `kind`.
+    pub fn accepts(&self, kind: CredentialKind) -> bool {
+        self.accepts.contains(&kind)
+    }
+
+    /// Whether a backend of this type can run for any of the kinds a gateway `produces`. An entry
+    /// for which this is false is skipped for every request: `gateway check` should warn.
+    pub fn runs_for_any(&self, produces: &[CredentialKind]) -> bool {
+        produces.iter().any(|k| self.accepts(*k))
+    }
+}
+
+/// A literal `#[option(default = ...)]` that its option's type does not deserialize.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidDefault {
+    /// The YAML key of the option.
+    pub option: &'static str,
+    /// The default, as written.
+    pub default: &'static str,
+    /// Why it does not deserialize.
+    pub message: String,
 }
 
 impl fmt::Debug for BackendRegistration {
@@ -58,6 +89,7 @@ impl fmt::Debug for BackendRegistration {
         f.debug_struct("BackendRegistration")
             .field("type_name", &self.type_name)
             .field("rust_path", &self.rust_path)
+            .field("accepts", &self.accepts)
             .finish_non_exhaustive()
     }
 }
@@ -226,15 +258,236 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &'static BackendRegistration> + '_ {
         self.by_name.values().copied()
     }
+
+    /// Deserializes every literal default the macro could not check at compile time (options of
+    /// types other than `bool`, integers, floats, `String`, `Duration`, `Secret` and
+    /// `ConfigPath`). Call it at start-up: a failing default is the backend author's mistake,
+    /// and would otherwise surface only when an operator omits the key, blamed on their file.
+    pub fn check_defaults(&self) -> Result<(), Vec<DefaultError>> {
+        let errors: Vec<DefaultError> = self
+            .iter()
+            .flat_map(|reg| {
+                (reg.check_defaults)()
+                    .into_iter()
+                    .map(move |invalid| DefaultError {
+                        type_name: reg.type_name,
+                        rust_path: reg.rust_path,
+                        invalid,
+                    })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Parses one entry's `options` for backend type `type_name`, as the gateway's loader does
+    /// (any serde deserializer: a `serde_json::Value`, a YAML document...).
+    pub fn parse<'de, D>(
+        &self,
+        type_name: &str,
+        options: D,
+    ) -> Result<Box<dyn BackendFactory>, SetupError>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        let reg = self.get(type_name)?;
+        let mut erased = <dyn erased_serde::Deserializer>::erase(options);
+        (reg.parse)(&mut erased).map_err(|source| SetupError::Options {
+            type_name: reg.type_name,
+            source,
+        })
+    }
+
+    /// Parses `options` for `type_name` and builds the backend with `ctx`: what a test needs
+    /// instead of the registry and `erased_serde` by hand.
+    pub fn build<'de, D>(
+        &self,
+        type_name: &str,
+        options: D,
+        ctx: &BuildContext,
+    ) -> Result<Arc<dyn Backend>, SetupError>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        let factory = self.parse(type_name, options)?;
+        let type_name = self.get(type_name)?.type_name;
+        factory
+            .build(ctx)
+            .map_err(|source| SetupError::Build { type_name, source })
+    }
+}
+
+/// A registered backend type whose literal default does not deserialize.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "backend type `{type_name}` (`{rust_path}`): the default of option `{}` (`{}`) is invalid: {}; fix its `#[option(default = ...)]`",
+    .invalid.option, .invalid.default, .invalid.message
+)]
+pub struct DefaultError {
+    /// The backend type.
+    pub type_name: &'static str,
+    /// Its struct.
+    pub rust_path: &'static str,
+    /// The failing default.
+    pub invalid: InvalidDefault,
+}
+
+/// [`Registry::parse`] or [`Registry::build`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No such backend type.
+    #[error(transparent)]
+    Type(#[from] RegistryError),
+    /// The options do not parse.
+    #[error("invalid options for backend type `{type_name}`: {source}")]
+    Options {
+        /// The backend type.
+        type_name: &'static str,
+        /// The deserializer's error (with its location when the format has one).
+        #[source]
+        source: erased_serde::Error,
+    },
+    /// The options parse but the backend cannot be built.
+    #[error("cannot build backend type `{type_name}`: {source}")]
+    Build {
+        /// The backend type.
+        type_name: &'static str,
+        /// The build function's error.
+        #[source]
+        source: BuildError,
+    },
+}
+
+/// Every credential kind, in the order lists are shown.
+fn all_kinds() -> [CredentialKind; 3] {
+    // Exhaustive on purpose: a new kind fails to compile here until it is listed.
+    let _ = |k: CredentialKind| match k {
+        CredentialKind::Password | CredentialKind::Bearer | CredentialKind::ApiKey => (),
+    };
+    [
+        CredentialKind::Password,
+        CredentialKind::Bearer,
+        CredentialKind::ApiKey,
+    ]
+}
+
+/// A kind as `#[auth_backend(accepts = [...])]` spells it.
+pub fn kind_name(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Password => "password",
+        CredentialKind::Bearer => "bearer",
+        CredentialKind::ApiKey => "api_key",
+    }
+}
+
+fn kinds_text(kinds: &[CredentialKind]) -> String {
+    let names: Vec<&str> = all_kinds()
+        .into_iter()
+        .filter(|k| kinds.contains(k))
+        .map(kind_name)
+        .collect();
+    format!("[{}]", names.join(", "))
 }
 
 /// Not public API: helpers for the code `#[auth_backend]` generates.
 #[doc(hidden)]
 pub mod generated {
     use std::fmt;
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::Arc;
 
-    use crate::Backend;
+    use super::{BuildError, all_kinds, kind_name, kinds_text};
+    use crate::{Backend, BackendError, Context, CredentialKind, Credentials, Outcome, User};
+
+    /// Makes a freshly built backend of `type_name` answer `Backend::accepts` with exactly
+    /// `declared` (the attribute's kinds), so the registration and the chain cannot disagree.
+    /// A backend that keeps the trait's default answer (passwords only) is wrapped; one whose
+    /// hand-written `accepts` answers other kinds than `declared` is refused.
+    pub fn accepting(
+        backend: Arc<dyn Backend>,
+        declared: &'static [CredentialKind],
+        type_name: &'static str,
+    ) -> Result<Arc<dyn Backend>, BuildError> {
+        let answers: Vec<CredentialKind> = all_kinds()
+            .into_iter()
+            .filter(|k| backend.accepts(*k))
+            .collect();
+        let same = |kinds: &[CredentialKind]| {
+            all_kinds()
+                .iter()
+                .all(|k| kinds.contains(k) == answers.contains(k))
+        };
+        if same(declared) {
+            return Ok(backend);
+        }
+        if same(&[CredentialKind::Password]) {
+            return Ok(Arc::new(Accepting {
+                inner: backend,
+                kinds: declared,
+            }));
+        }
+        let kinds: Vec<&str> = answers.iter().map(|k| kind_name(*k)).collect();
+        Err(BuildError::new(format!(
+            "backend type `{type_name}`: its hand-written `Backend::accepts` answers {} but its `#[auth_backend]` declares {} (`[password]` when `accepts` is omitted); declare the kinds in the attribute, `#[auth_backend(type = \"{type_name}\", accepts = [{}])]`, and remove the hand-written `accepts`",
+            kinds_text(&answers),
+            kinds_text(declared),
+            kinds.join(", "),
+        )))
+    }
+
+    /// A backend answering `accepts` from its registration. The other methods hand the inner
+    /// backend's boxed future through as it is (no `#[async_trait]` here), so the wrapper costs
+    /// no allocation per request.
+    struct Accepting {
+        inner: Arc<dyn Backend>,
+        kinds: &'static [CredentialKind],
+    }
+
+    type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+    impl Backend for Accepting {
+        fn accepts(&self, kind: CredentialKind) -> bool {
+            self.kinds.contains(&kind)
+        }
+
+        fn authenticate<'s, 'c, 'x, 'f>(
+            &'s self,
+            credentials: &'c Credentials,
+            context: &'x Context,
+        ) -> BoxFuture<'f, Outcome>
+        where
+            's: 'f,
+            'c: 'f,
+            'x: 'f,
+            Self: 'f,
+        {
+            self.inner.authenticate(credentials, context)
+        }
+
+        fn get_user<'s, 'i, 'f>(
+            &'s self,
+            id: &'i str,
+        ) -> BoxFuture<'f, Result<Option<User>, BackendError>>
+        where
+            's: 'f,
+            'i: 'f,
+            Self: 'f,
+        {
+            self.inner.get_user(id)
+        }
+
+        fn health<'s, 'f>(&'s self) -> BoxFuture<'f, Result<(), BackendError>>
+        where
+            's: 'f,
+            Self: 'f,
+        {
+            self.inner.health()
+        }
+    }
 
     /// Shows an option's value in the factory's `Debug` when its type has `Debug` (a `Secret`
     /// shows itself redacted), and a placeholder otherwise, so options need not be `Debug`.
@@ -270,6 +523,39 @@ pub mod generated {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("<no Debug>")
         }
+    }
+
+    /// A type a backend option can have: one that deserializes.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the type of a backend option: it does not implement `serde::Deserialize`",
+        label = "not `Deserialize`, so YAML cannot set this field",
+        note = "if the field is runtime state rather than an option, mark it `#[option(skip)]` (it then starts as `Default::default()`)",
+        note = "otherwise derive `serde::Deserialize` for `{Self}`, or use an option type such as `String`, `auth_core::Duration`, `auth_core::Secret` or `auth_core::ConfigPath`"
+    )]
+    pub trait OptionValue<'de>: Sized {
+        /// Deserializes the option.
+        fn deserialize_option<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    }
+
+    impl<'de, T: serde::Deserialize<'de>> OptionValue<'de> for T {
+        fn deserialize_option<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            T::deserialize(d)
+        }
+    }
+
+    /// The next option's value, through [`OptionValue`] so a type that is not `Deserialize` gets
+    /// an error naming `#[option(skip)]`.
+    pub fn next_option<'de, T: OptionValue<'de>, A: serde::de::MapAccess<'de>>(
+        map: &mut A,
+    ) -> Result<T, A::Error> {
+        struct Seed<T>(std::marker::PhantomData<T>);
+        impl<'de, T: OptionValue<'de>> serde::de::DeserializeSeed<'de> for Seed<T> {
+            type Value = T;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+                T::deserialize_option(d)
+            }
+        }
+        map.next_value_seed(Seed(std::marker::PhantomData))
     }
 
     /// The struct under `#[auth_backend]` without `build = ...` must be the backend itself.

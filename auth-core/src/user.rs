@@ -75,3 +75,22 @@ impl User {
             .map(String::as_str)
     }
 }
+
+/// Not public API: the credential version `#[user(credential_version)]` reads from a record
+/// field: its single non-empty value, if any.
+#[doc(hidden)]
+pub fn credential_version(
+    field: &str,
+    values: Option<Vec<String>>,
+) -> Result<Option<String>, crate::MappingError> {
+    let mut values = values.unwrap_or_default();
+    values.retain(|v| !v.is_empty());
+    match values.len() {
+        0 | 1 => Ok(values.pop()),
+        count => Err(crate::MappingError::MultipleValues {
+            attribute: field.to_string(),
+            target: "credential_version",
+            count,
+        }),
+    }
+}

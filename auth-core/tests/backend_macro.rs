@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use auth_core::registry::{BackendFactory, BackendRegistration, RegistryError};
 use auth_core::{
-    Backend, BackendError, BuildContext, BuildError, Context, Credentials, Duration, OptionDoc,
-    Outcome, Registry, Secret, User, async_trait, auth_backend,
+    Backend, BackendError, BuildContext, BuildError, Context, CredentialKind, Credentials,
+    Duration, OptionDoc, Outcome, Registry, Secret, User, async_trait, auth_backend,
 };
 
 /// Checks passwords against a fixed table (a test backend).
@@ -58,11 +58,12 @@ impl Backend for TableBackend {
     }
 }
 
+fn registry() -> Registry {
+    Registry::from_inventory().expect("no duplicate registrations")
+}
+
 fn registration(name: &str) -> &'static BackendRegistration {
-    Registry::from_inventory()
-        .expect("no duplicate registrations")
-        .get(name)
-        .expect("registered")
+    registry().get(name).expect("registered")
 }
 
 #[test]
@@ -214,10 +215,8 @@ fn a_bad_duration_is_refused() {
 
 #[tokio::test]
 async fn the_registration_parses_and_builds_the_backend() {
-    let reg = registration("macro_table");
     let json = serde_json::json!({"users": {"alice": "wonderland"}, "bind_password": "hunter2"});
-    let mut de = <dyn erased_serde::Deserializer>::erase(json);
-    let factory = (reg.parse)(&mut de).expect("parses");
+    let factory = registry().parse("macro_table", json).expect("parses");
     let shown = format!("{factory:?}");
     assert!(shown.contains("macro_table"), "{shown}");
     assert!(
@@ -284,11 +283,12 @@ impl Backend for Built {
 
 #[tokio::test]
 async fn build_functions_are_called_with_the_context() {
-    let reg = registration("macro_built");
-    let mut de = <dyn erased_serde::Deserializer>::erase(serde_json::json!({"user": "carol"}));
-    let backend = (reg.parse)(&mut de)
-        .unwrap()
-        .build(&BuildContext::new("entry-x", "."))
+    let backend = registry()
+        .build(
+            "macro_built",
+            serde_json::json!({"user": "carol"}),
+            &BuildContext::new("entry-x", "."),
+        )
         .unwrap();
     let out = backend
         .authenticate(&Credentials::password("carol", "x"), &Context::default())
@@ -297,13 +297,18 @@ async fn build_functions_are_called_with_the_context() {
         Outcome::Authenticated(u) => assert_eq!(u.display_name.as_deref(), Some("entry-x")),
         other => panic!("{other:?}"),
     }
-    let mut de = <dyn erased_serde::Deserializer>::erase(serde_json::json!({"user": ""}));
-    let err = (reg.parse)(&mut de)
-        .unwrap()
-        .build(&BuildContext::default())
+    let err = registry()
+        .build(
+            "macro_built",
+            serde_json::json!({"user": ""}),
+            &BuildContext::default(),
+        )
         .err()
         .expect("refused");
-    assert_eq!(err.to_string(), "`user` must not be empty");
+    assert_eq!(
+        err.to_string(),
+        "cannot build backend type `macro_built`: `user` must not be empty"
+    );
 }
 
 #[test]
@@ -335,13 +340,18 @@ struct Optional {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(transparent)]
 struct Label(#[allow(dead_code)] String);
 
-/// A default that is not a duration.
+/// A default the macro cannot check: `std::time::Duration` is not auth-core's `Duration` (its
+/// YAML form is a `{secs, nanos}` map), so only the start-up check and the load see it fail.
 #[auth_backend(type = "macro_bad_default", build = refuse_build_bad)]
 struct BadDefault {
     #[option(default = "five seconds")]
-    timeout: Duration,
+    timeout: std::time::Duration,
+    /// A good default of a type the macro does not know.
+    #[option(default = "a-label")]
+    label: Label,
 }
 
 fn refuse_build(_: Optional, _: &BuildContext) -> Result<Arc<dyn Backend>, BuildError> {
@@ -377,10 +387,13 @@ fn file_secrets_are_read_without_the_trailing_newline() {
 
 #[test]
 fn options_without_debug_are_shown_as_a_placeholder() {
-    let reg = registration("macro_optional");
-    let mut de =
-        <dyn erased_serde::Deserializer>::erase(serde_json::json!({"label": "corp", "key": "k3y"}));
-    let shown = format!("{:?}", (reg.parse)(&mut de).unwrap());
+    let factory = registry()
+        .parse(
+            "macro_optional",
+            serde_json::json!({"label": "corp", "key": "k3y"}),
+        )
+        .unwrap();
+    let shown = format!("{factory:?}");
     assert_eq!(
         shown,
         "Optional { type: \"macro_optional\", label: <no Debug>, key: Some(Secret(<redacted>)) }"
@@ -397,8 +410,28 @@ fn an_invalid_default_is_a_parse_error_not_a_panic() {
         err.contains("the default of option `timeout` is invalid") && err.contains("five seconds"),
         "{err}"
     );
-    let given: BadDefault = serde_saphyr::from_str("timeout: 2s\n").unwrap();
-    assert_eq!(given.timeout, Duration::from_secs(2));
+    let given: BadDefault = serde_saphyr::from_str("timeout: {secs: 2, nanos: 0}\n").unwrap();
+    assert_eq!(given.timeout, std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn defaults_the_macro_cannot_check_are_checked_at_start_up() {
+    let errors = Registry::from_inventory()
+        .unwrap()
+        .check_defaults()
+        .expect_err("one bad default");
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{shown:?}");
+    assert_eq!(errors[0].type_name, "macro_bad_default");
+    assert_eq!(errors[0].invalid.option, "timeout");
+    assert_eq!(errors[0].invalid.default, "five seconds");
+    assert!(
+        shown[0].starts_with(
+            "backend type `macro_bad_default` (`backend_macro::BadDefault`): the default of option `timeout` (`five seconds`) is invalid: "
+        ) && shown[0].ends_with("; fix its `#[option(default = ...)]`"),
+        "{}",
+        shown[0]
+    );
 }
 
 /// A YAML document holding one entry's options, parsed through its registration's `parse`
@@ -465,4 +498,128 @@ fn a_backend_without_options_refuses_every_key() {
             && err.contains("line 1 column 1"),
         "{err}"
     );
+}
+
+/// A token backend: `accepts` generates what the chain asks.
+#[auth_backend(type = "macro_tokens", accepts = [bearer, api_key])]
+struct Tokens {
+    /// Token -> username.
+    tokens: BTreeMap<String, String>,
+}
+
+#[async_trait]
+impl Backend for Tokens {
+    async fn authenticate(&self, credentials: &Credentials, _: &Context) -> Outcome {
+        let token = match credentials {
+            Credentials::Bearer(token) => token,
+            Credentials::ApiKey { key, .. } => key,
+            Credentials::Password { .. } => return Outcome::NotFound,
+        };
+        match self.tokens.get(token) {
+            Some(user) => Outcome::Authenticated(User::new(user)),
+            None => Outcome::NotFound,
+        }
+    }
+
+    async fn get_user(&self, _: &str) -> Result<Option<User>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// A hand-written `accepts` that the attribute (omitted: `[password]`) contradicts.
+#[auth_backend(type = "macro_contradicted")]
+struct Contradicted {}
+
+#[async_trait]
+impl Backend for Contradicted {
+    fn accepts(&self, kind: CredentialKind) -> bool {
+        kind == CredentialKind::Bearer
+    }
+
+    async fn authenticate(&self, _: &Credentials, _: &Context) -> Outcome {
+        Outcome::NotFound
+    }
+
+    async fn get_user(&self, _: &str) -> Result<Option<User>, BackendError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn accepts_is_registered_and_answered_by_the_built_backend() {
+    use CredentialKind::{ApiKey, Bearer, Password};
+    let reg = registration("macro_tokens");
+    assert_eq!(reg.accepts, [Bearer, ApiKey]);
+    assert!(reg.runs_for_any(&[Password, Bearer]));
+    assert!(
+        !reg.runs_for_any(&[Password]),
+        "a password-only gateway never runs it"
+    );
+    assert_eq!(
+        registration("macro_table").accepts,
+        [Password],
+        "the default"
+    );
+
+    let backend = registry()
+        .build(
+            "macro_tokens",
+            serde_json::json!({"tokens": {"t0k3n": "robot"}}),
+            &BuildContext::new("tokens", "."),
+        )
+        .unwrap();
+    assert!(backend.accepts(Bearer) && backend.accepts(ApiKey) && !backend.accepts(Password));
+    let chain = auth_core::Chain::new(vec![auth_core::ChainEntry::new("tokens", backend)]);
+    let out = chain
+        .authenticate(&Credentials::Bearer("t0k3n".into()), &Context::default())
+        .await;
+    assert_eq!(
+        out.outcome.user().map(|u| u.username.as_str()),
+        Some("robot"),
+        "{:?}",
+        out.outcome
+    );
+}
+
+#[test]
+fn a_hand_written_accepts_that_disagrees_is_refused_at_build() {
+    let err = registry()
+        .build(
+            "macro_contradicted",
+            serde_json::json!({}),
+            &BuildContext::default(),
+        )
+        .err()
+        .expect("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "cannot build backend type `macro_contradicted`: backend type `macro_contradicted`: its hand-written `Backend::accepts` answers [bearer] but its `#[auth_backend]` declares [password] (`[password]` when `accepts` is omitted); declare the kinds in the attribute, `#[auth_backend(type = \"macro_contradicted\", accepts = [bearer])]`, and remove the hand-written `accepts`"
+    );
+}
+
+/// A chain entry's YAML, as the gateway reads it: the options under their `options:` key.
+#[derive(serde::Deserialize)]
+struct EntryYaml {
+    #[allow(dead_code)]
+    name: String,
+    #[allow(dead_code)]
+    options: ViaRegistration,
+}
+
+#[test]
+fn a_missing_required_option_is_reported_at_the_options_mapping() {
+    let yaml = "name: t\noptions:\n  timeout: 1s\n  realm: corp\n  max_attempts: 3\n";
+    let err = serde_saphyr::from_str::<EntryYaml>(yaml)
+        .err()
+        .expect("users is missing")
+        .to_string();
+    assert!(err.contains("missing field `users`"), "{err}");
+    // The mapping starts on line 3, column 3; its last key is on line 5. Through the erased
+    // boundary the message keeps no location of its own, so the mapping's is the only one.
+    assert!(
+        err.contains("line 3 column 3: missing field `users`"),
+        "{err}"
+    );
+    assert!(!err.contains("line 5"), "blamed on the last key: {err}");
 }

@@ -167,3 +167,67 @@ fn numeric_ids_become_strings() {
     .unwrap();
     assert_eq!((user.id.as_str(), user.username.as_str()), ("7", "carol"));
 }
+
+#[derive(UserRecord)]
+struct Versioned {
+    #[user(username)]
+    name: String,
+    #[user(credential_version)]
+    updated_at: i64,
+    // Not mapped, and not `Clone`: a borrowed record is mapped without it.
+    #[allow(dead_code)]
+    handle: std::sync::Mutex<()>,
+}
+
+#[test]
+fn credential_version_comes_from_its_field() {
+    let record = Versioned {
+        name: "dora".into(),
+        updated_at: 1_700_000_000,
+        handle: Default::default(),
+    };
+    let user = (&record).into_user().unwrap();
+    assert_eq!(user.credential_version.as_deref(), Some("1700000000"));
+    assert_eq!(user.username, "dora");
+    assert_eq!(
+        record.into_user().unwrap(),
+        user,
+        "owned and borrowed map alike"
+    );
+}
+
+#[derive(UserRecord)]
+struct OptionalVersion {
+    #[user(username)]
+    login: String,
+    #[user(credential_version)]
+    version: Vec<String>,
+}
+
+#[test]
+fn a_credential_version_is_one_value_or_none() {
+    let none = OptionalVersion {
+        login: "erin".into(),
+        version: vec![],
+    };
+    assert_eq!(none.into_user().unwrap().credential_version, None);
+    let two = OptionalVersion {
+        login: "erin".into(),
+        version: vec!["a".into(), "b".into()],
+    };
+    assert_eq!(
+        two.into_user().unwrap_err(),
+        MappingError::MultipleValues {
+            attribute: "version".into(),
+            target: "credential_version",
+            count: 2
+        }
+    );
+}
+
+#[test]
+fn borrowed_rows_map_like_owned_ones() {
+    let rows = [row()];
+    let users: Vec<User> = rows.iter().map(|r| r.into_user().unwrap()).collect();
+    assert_eq!(users[0], row().into_user().unwrap());
+}

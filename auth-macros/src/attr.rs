@@ -8,17 +8,26 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Path, Token, UnOp};
 
 use crate::ctxt::{Errors, did_you_mean, one_of};
 
-/// The arguments of `#[auth_backend(type = "...", build = path)]`.
+/// The arguments of `#[auth_backend(type = "...", build = path, accepts = [...])]`.
 #[derive(Default)]
 pub(crate) struct BackendArgs {
     pub(crate) type_name: Option<LitStr>,
     pub(crate) build: Option<Path>,
+    /// The credential kinds, as `CredentialKind` variant names; `None` when `accepts` is absent.
+    pub(crate) accepts: Option<Vec<&'static str>>,
     /// A `type` key or an unknown key was written (so "missing `type`" would only repeat an
     /// error already reported).
     pub(crate) type_attempted: bool,
 }
 
-const BACKEND_KEYS: &[&str] = &["type", "build"];
+const BACKEND_KEYS: &[&str] = &["type", "build", "accepts"];
+
+/// The kinds `accepts = [...]` takes, and the `CredentialKind` variant each one names.
+const KINDS: &[(&str, &str)] = &[
+    ("password", "Password"),
+    ("bearer", "Bearer"),
+    ("api_key", "ApiKey"),
+];
 
 /// Parses the attribute's arguments; `args_span` is where "missing `type`" points.
 pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArgs {
@@ -75,6 +84,17 @@ pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArg
                     ),
                 }
             }
+            "accepts" => {
+                let value: Expr = meta.value()?.parse()?;
+                if out.accepts.is_some() {
+                    errors.spanned(
+                        &meta.path,
+                        "duplicate `accepts`; list every kind in one `accepts = [...]`",
+                    );
+                } else {
+                    out.accepts = Some(accepted_kinds(&value, errors));
+                }
+            }
             other => {
                 out.type_attempted = true;
                 errors.spanned(
@@ -94,6 +114,63 @@ pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArg
         errors.push(e);
     }
     out
+}
+
+/// The kinds in `accepts = [password, bearer]`, each reported when unknown or repeated.
+fn accepted_kinds(value: &Expr, errors: &mut Errors) -> Vec<&'static str> {
+    let names: Vec<&str> = KINDS.iter().map(|(name, _)| *name).collect();
+    let Expr::Array(array) = value else {
+        errors.spanned(
+            value,
+            format!(
+                "`accepts` takes a list of credential kinds among {}, e.g. `accepts = [bearer]`",
+                one_of(&names)
+            ),
+        );
+        return Vec::new();
+    };
+    if array.elems.is_empty() {
+        errors.spanned(
+            array,
+            format!(
+                "`accepts` must name at least one credential kind ({}): a backend that accepts none would never run",
+                one_of(&names)
+            ),
+        );
+    }
+    let mut kinds = Vec::new();
+    for elem in &array.elems {
+        let ident = match elem {
+            Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(|i| i.to_string()),
+            _ => None,
+        };
+        let Some(ident) = ident else {
+            errors.spanned(
+                elem,
+                format!(
+                    "a credential kind is written as a bare name: {}",
+                    one_of(&names)
+                ),
+            );
+            continue;
+        };
+        match KINDS.iter().find(|(name, _)| *name == ident) {
+            Some((_, variant)) if kinds.contains(variant) => errors.spanned(
+                elem,
+                format!("`{ident}` is listed twice in `accepts`; remove one"),
+            ),
+            Some((_, variant)) => kinds.push(*variant),
+            None => errors.spanned(
+                elem,
+                format!(
+                    "unknown credential kind `{ident}`; expected {}{}",
+                    one_of(&names),
+                    did_you_mean(&ident, &names)
+                ),
+            ),
+        }
+    }
+    kinds
 }
 
 /// A literal default, in YAML form.
@@ -235,6 +312,17 @@ fn default_lit(expr: &Expr) -> syn::Result<DefaultLit> {
 }
 
 impl DefaultLit {
+    /// The literal as a message names it: ``the string `"x"` ``, ``the integer `5` ``.
+    pub(crate) fn described(&self) -> String {
+        match self {
+            DefaultLit::Str(s) => format!("the string `{:?}`", s.value()),
+            DefaultLit::UInt(v) => format!("the integer `{v}`"),
+            DefaultLit::Int(v) => format!("the integer `{v}`"),
+            DefaultLit::Float(v) => format!("the number `{v}`"),
+            DefaultLit::Bool(v) => format!("`{v}`"),
+        }
+    }
+
     /// The value as it would be written in YAML, for the option docs.
     pub(crate) fn yaml(&self) -> String {
         match self {
@@ -255,6 +343,7 @@ pub(crate) enum Role {
     Email,
     Name,
     Groups,
+    CredentialVersion,
     Attr(LitStr),
 }
 
@@ -266,6 +355,7 @@ impl Role {
             Role::Email => "email".into(),
             Role::Name => "name".into(),
             Role::Groups => "groups".into(),
+            Role::CredentialVersion => "credential_version".into(),
             Role::Attr(name) => format!("attr = \"{}\"", name.value()),
         }
     }
@@ -287,6 +377,7 @@ const USER_KEYS: &[&str] = &[
     "email",
     "name",
     "groups",
+    "credential_version",
     "attr",
     "split",
     "group_name",
@@ -315,6 +406,7 @@ pub(crate) fn user_attrs(attrs: &[Attribute], errors: &mut Errors) -> UserAttrs 
                 "email" => set_role(Role::Email, errors),
                 "name" => set_role(Role::Name, errors),
                 "groups" => set_role(Role::Groups, errors),
+                "credential_version" => set_role(Role::CredentialVersion, errors),
                 "attr" => {
                     let expr: Expr = meta.value()?.parse()?;
                     match string_lit(&expr) {

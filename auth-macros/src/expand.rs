@@ -145,6 +145,14 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
         }
     });
 
+    let accepts: Vec<syn::Ident> = input
+        .args
+        .accepts
+        .as_deref()
+        .unwrap_or(&["Password"])
+        .iter()
+        .map(|variant| format_ident!("{}", variant))
+        .collect();
     let build = match &input.args.build {
         Some(path) => {
             let path = self_to_ident(path, ident);
@@ -156,16 +164,39 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                     ::auth_core::__private::std::sync::Arc<dyn ::auth_core::Backend>,
                     ::auth_core::registry::BuildError,
                 > = #path;
-                __build(self.0, __ctx)
+                let __backend = __build(self.0, __ctx)?;
             }
         }
         None => quote_spanned! {ident.span()=>
             let _ = __ctx;
-            ::auth_core::__private::std::result::Result::Ok(
-                ::auth_core::__private::IsBackend::into_backend(self.0),
-            )
+            let __backend = ::auth_core::__private::IsBackend::into_backend(self.0);
         },
     };
+
+    // Every literal default, deserialized again by `Registry::check_defaults`: the compile-time
+    // check trusts the type's name, this one the type itself. Secrets are left out: resolving
+    // `env:`/`file:` reads the environment or a file.
+    let default_checks = options.iter().filter_map(|f| {
+        let (lit, span) = f.attrs.default.as_ref()?.value.as_ref()?;
+        if ast::mentions_secret(f.ty) {
+            return None;
+        }
+        let ty = f.ty;
+        let yaml = f.yaml_name();
+        let text = lit.yaml();
+        let de = default_deserializer(lit);
+        Some(quote_spanned! {*span=>
+            if let ::auth_core::__private::std::result::Result::Err(e) =
+                <#ty as ::auth_core::__private::serde::Deserialize>::deserialize(#de)
+            {
+                __invalid.push(::auth_core::__private::InvalidDefault {
+                    option: #yaml,
+                    default: #text,
+                    message: ::auth_core::__private::std::string::ToString::to_string(&e),
+                });
+            }
+        })
+    });
 
     let unknown = if yaml_names.is_empty() {
         let message = format!("unknown field `{{}}`: backend type `{type_name}` takes no options");
@@ -238,8 +269,13 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                         }
                     }
 
-                    fn __finish<__E>(
+                    /// The options found, before defaults and required keys are applied.
+                    struct __Slots {
                         #(#slots: ::auth_core::__private::std::option::Option<#option_types>,)*
+                    }
+
+                    fn __finish<__E>(
+                        __Slots { #(#slots),* }: __Slots,
                     ) -> ::auth_core::__private::std::result::Result<#ident, __E>
                     where
                         __E: ::auth_core::__private::serde::de::Error,
@@ -252,7 +288,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                     struct __Visitor;
 
                     impl<'de> ::auth_core::__private::serde::de::Visitor<'de> for __Visitor {
-                        type Value = #ident;
+                        type Value = __Slots;
 
                         fn expecting(
                             &self,
@@ -264,7 +300,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                         fn visit_map<__A>(
                             self,
                             mut map: __A,
-                        ) -> ::auth_core::__private::std::result::Result<#ident, __A::Error>
+                        ) -> ::auth_core::__private::std::result::Result<__Slots, __A::Error>
                         where
                             __A: ::auth_core::__private::serde::de::MapAccess<'de>,
                         {
@@ -284,22 +320,27 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                                                 );
                                             }
                                             #slots = ::auth_core::__private::std::option::Option::Some(
-                                                ::auth_core::__private::serde::de::MapAccess::next_value::<#option_types>(&mut map)?,
+                                                ::auth_core::__private::next_option::<#option_types, __A>(&mut map)?,
                                             );
                                         }
                                     )*
                                 }
                             }
-                            __finish(#(#slots),*)
+                            ::auth_core::__private::std::result::Result::Ok(__Slots { #(#slots),* })
                         }
                     }
 
-                    ::auth_core::__private::serde::Deserializer::deserialize_struct(
+                    // Missing keys and defaults are settled once the mapping is read and the
+                    // deserializer has left it: a format that locates an error by where it
+                    // stands (serde-saphyr) then blames the mapping as a whole (the entry's
+                    // `options:`), not the last key present.
+                    let slots = ::auth_core::__private::serde::Deserializer::deserialize_struct(
                         deserializer,
                         #struct_name,
                         __FIELDS,
                         __Visitor,
-                    )
+                    )?;
+                    __finish(slots)
                 }
             }
 
@@ -326,7 +367,19 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                     ::auth_core::registry::BuildError,
                 > {
                     #build
+                    ::auth_core::__private::accepting(__backend, __ACCEPTS, #type_name)
                 }
+            }
+
+            const __ACCEPTS: &[::auth_core::__private::CredentialKind] =
+                &[#(::auth_core::__private::CredentialKind::#accepts),*];
+
+            fn __check_defaults() -> ::auth_core::__private::std::vec::Vec<::auth_core::__private::InvalidDefault> {
+                type __E = ::auth_core::__private::serde::de::value::Error;
+                #[allow(unused_mut)]
+                let mut __invalid = ::auth_core::__private::std::vec::Vec::new();
+                #(#default_checks)*
+                __invalid
             }
 
             fn __parse(
@@ -350,6 +403,8 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                     rust_path: ::auth_core::__private::std::concat!(
                         ::auth_core::__private::std::module_path!(), "::", #struct_name
                     ),
+                    accepts: __ACCEPTS,
+                    check_defaults: __check_defaults,
                 }
             }
         };
@@ -414,36 +469,8 @@ pub(crate) fn record(input: TokenStream) -> TokenStream {
 
 fn record_impl(input: &Record<'_>) -> TokenStream {
     let ident = input.ident;
-    let steps = input.fields.iter().filter_map(|f| {
-        let (role, _) = f.attrs.role.as_ref()?;
-        let name = f.ident;
-        let source = ast::unraw(name);
-        let ty = f.ty;
-        let values = if valid::string_like(ty) {
-            quote!(::auth_core::__private::IntoValues::into_values(self.#name))
-        } else {
-            quote_spanned! {syn::spanned::Spanned::span(ty)=>
-                ::auth_core::__private::std::option::Option::Some(
-                    ::auth_core::__private::std::vec![
-                        ::auth_core::__private::std::string::ToString::to_string(&self.#name)
-                    ]
-                )
-            }
-        };
-        let required = ast::is_named(ty, "String");
-        Some(match role {
-            Role::Id => quote!(builder.id(#source, #values)?;),
-            Role::Username => quote!(builder.username(#source, #values)?;),
-            Role::Email => quote!(builder.email(#source, #values, #required)?;),
-            Role::Name => quote!(builder.display_name(#source, #values, #required)?;),
-            Role::Groups => {
-                let split = optional_str(f.attrs.split.as_ref());
-                let rdn = optional_str(f.attrs.group_name.as_ref());
-                quote!(builder.groups(#values, #split, #rdn);)
-            }
-            Role::Attr(attr) => quote!(builder.attribute(#attr, #values);),
-        })
-    });
+    let owned = record_body(input, false);
+    let borrowed = record_body(input, true);
     quote! {
         #[doc(hidden)]
         #[allow(unused_qualifications, clippy::all)]
@@ -455,12 +482,84 @@ fn record_impl(input: &Record<'_>) -> TokenStream {
                     ::auth_core::User,
                     ::auth_core::mapping::MappingError,
                 > {
-                    let mut builder = ::auth_core::mapping::UserBuilder::default();
-                    #(#steps)*
-                    builder.build()
+                    #owned
+                }
+            }
+
+            /// Maps a borrowed record, copying only the mapped fields.
+            impl ::auth_core::mapping::IntoUser for &#ident {
+                fn into_user(
+                    self,
+                ) -> ::auth_core::__private::std::result::Result<
+                    ::auth_core::User,
+                    ::auth_core::mapping::MappingError,
+                > {
+                    #borrowed
                 }
             }
         };
+    }
+}
+
+/// The body of `into_user`, moving the fields out of `self` or (`borrowed`) cloning them.
+fn record_body(input: &Record<'_>, borrowed: bool) -> TokenStream {
+    let values_of = |f: &crate::ast::RecordField<'_>| {
+        let name = f.ident;
+        let ty = f.ty;
+        if valid::string_like(ty) {
+            let field = if borrowed {
+                quote!(::auth_core::__private::std::clone::Clone::clone(&self.#name))
+            } else {
+                quote!(self.#name)
+            };
+            quote!(::auth_core::__private::IntoValues::into_values(#field))
+        } else {
+            quote_spanned! {syn::spanned::Spanned::span(ty)=>
+                ::auth_core::__private::std::option::Option::Some(
+                    ::auth_core::__private::std::vec![
+                        ::auth_core::__private::std::string::ToString::to_string(&self.#name)
+                    ]
+                )
+            }
+        }
+    };
+    let mut version = quote!();
+    let steps: Vec<TokenStream> = input
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let (role, _) = f.attrs.role.as_ref()?;
+            let source = ast::unraw(f.ident);
+            let values = values_of(f);
+            let required = ast::is_named(f.ty, "String");
+            Some(match role {
+                Role::Id => quote!(builder.id(#source, #values)?;),
+                Role::Username => quote!(builder.username(#source, #values)?;),
+                Role::Email => quote!(builder.email(#source, #values, #required)?;),
+                Role::Name => quote!(builder.display_name(#source, #values, #required)?;),
+                Role::Groups => {
+                    let split = optional_str(f.attrs.split.as_ref());
+                    let rdn = optional_str(f.attrs.group_name.as_ref());
+                    quote!(builder.groups(#values, #split, #rdn);)
+                }
+                Role::CredentialVersion => {
+                    version = quote! {
+                        user.credential_version =
+                            ::auth_core::__private::credential_version(#source, #values)?;
+                    };
+                    return None;
+                }
+                Role::Attr(attr) => quote!(builder.attribute(#attr, #values);),
+            })
+        })
+        .collect();
+    quote! {
+        let mut builder = ::auth_core::mapping::UserBuilder::default();
+        #(#steps)*
+        #[allow(unused_mut)]
+        let mut user = builder.build()?;
+        #version
+        ::auth_core::__private::std::result::Result::Ok(user)
     }
 }
 

@@ -63,25 +63,27 @@ pub(crate) fn record(input: &DeriveInput, error: syn::Error) -> TokenStream {
         return error;
     }
     let ident = &input.ident;
+    let stub = quote! {
+        fn into_user(
+            self,
+        ) -> ::auth_core::__private::std::result::Result<
+            ::auth_core::User,
+            ::auth_core::mapping::MappingError,
+        > {
+            ::auth_core::__private::std::result::Result::Err(
+                ::auth_core::mapping::MappingError::Missing(
+                    ::auth_core::__private::std::string::String::from(
+                        "#[derive(UserRecord)] failed to expand",
+                    ),
+                ),
+            )
+        }
+    };
     quote! {
         #error
         const _: () = {
-            impl ::auth_core::mapping::IntoUser for #ident {
-                fn into_user(
-                    self,
-                ) -> ::auth_core::__private::std::result::Result<
-                    ::auth_core::User,
-                    ::auth_core::mapping::MappingError,
-                > {
-                    ::auth_core::__private::std::result::Result::Err(
-                        ::auth_core::mapping::MappingError::Missing(
-                            ::auth_core::__private::std::string::String::from(
-                                "#[derive(UserRecord)] failed to expand",
-                            ),
-                        ),
-                    )
-                }
-            }
+            impl ::auth_core::mapping::IntoUser for #ident { #stub }
+            impl ::auth_core::mapping::IntoUser for &#ident { #stub }
         };
     }
 }

@@ -20,7 +20,7 @@ pub fn share(name: &str, backend: &TableBackend) {
 }
 
 /// Serves a user table shared by the test.
-#[auth_backend(type = "e2e_table", build = Self::build)]
+#[auth_backend(type = "e2e_table", build = Self::build, accepts = [password, bearer])]
 pub struct E2eTable {
     /// Name the test shared the table under.
     table: String,
