@@ -17,13 +17,16 @@ use auth_core::{
 
 /// Users from an Apache htpasswd file (`htpasswd -B`, `-m`, `-s`, `-2`, `-5`; `-d` and `-p`
 /// only when allowed), with groups from an optional Apache group file (`group: user1 user2`).
+/// A user whose line has a refused or unknown hash format is `Rejected` (a rate-limited WARN
+/// names them); the other users log in.
 #[auth_backend(type = "htpasswd", build = Self::build)]
 pub struct Htpasswd {
     /// The htpasswd file; relative to the config file's directory.
     path: PathBuf,
     /// An Apache `AuthGroupFile` (`group: user1 user2` per line); relative to the config file.
     groups_file: Option<PathBuf>,
-    /// Accept traditional DES crypt (`htpasswd -d`), which reads only 8 characters.
+    /// Accept traditional DES crypt (`htpasswd -d`), which reads only 8 characters (a longer
+    /// password never matches).
     #[option(default)]
     allow_des_crypt: bool,
     /// Accept plaintext passwords (`htpasswd -p`).
@@ -291,7 +294,7 @@ impl HtpasswdBackend {
 
 #[async_trait]
 impl Backend for HtpasswdBackend {
-    async fn authenticate(&self, credentials: &Credentials, _: &Context) -> Outcome {
+    async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome {
         let Credentials::Password { username, password } = credentials else {
             return Outcome::NotFound;
         };
@@ -299,19 +302,21 @@ impl Backend for HtpasswdBackend {
             Ok(s) => s,
             Err(e) => return Outcome::Unavailable(e),
         };
-        let Some(hash) = snapshot.users.get(username) else {
-            return match password::dummy_verify(&snapshot.dummy).await {
-                Ok(()) => Outcome::NotFound,
-                Err(e) => Outcome::Unavailable(BackendError::hashing(e, "")),
-            };
+        let hash = snapshot.users.get(username);
+        let account = password::Account {
+            entry: &context.entry,
+            username,
+            stored: hash.map(String::as_str),
+            cost_like: &snapshot.dummy,
         };
-        match password::verify_blocking(hash, password, HashFormat::Auto, &self.policy).await {
-            Ok(true) => Outcome::Authenticated(Self::user(&snapshot, username, hash)),
-            Ok(false) => Outcome::Rejected,
-            Err(e) => Outcome::Unavailable(BackendError::hashing(
-                e,
-                format!("htpasswd `{}`, user `{username}`", self.path.display()),
-            )),
+        let verified =
+            password::verify_stored(account, password, HashFormat::Auto, &self.policy).await;
+        if let Some(refusal) = verified.refusal() {
+            return refusal;
+        }
+        match hash {
+            Some(hash) => Outcome::Authenticated(Self::user(&snapshot, username, hash)),
+            None => Outcome::NotFound,
         }
     }
 

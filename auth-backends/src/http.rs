@@ -45,6 +45,8 @@ pub struct HttpBackend {
     /// `get_user` answers `None`).
     pub active_field: Option<String>,
     /// Which fields of the JSON answer feed the user. Default: `{username: username, email: email}`.
+    /// Of an array of `email` or `name` values the first is taken (`strict: true` makes it an
+    /// error); several usernames or ids are always an error.
     pub attributes: Option<AttributeMapping>,
     /// Extra request headers (e.g. `Authorization: env:HR_SERVICE_TOKEN`), values as secrets.
     #[option(default)]

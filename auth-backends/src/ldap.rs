@@ -71,7 +71,9 @@ pub struct LdapBackend {
     pub group_name: Option<String>,
     /// Which entry attributes feed the user; `dn` names the entry's DN. Default:
     /// `{username: uid, email: mail, name: displayName}`. `get_user` takes the value of `id`
-    /// (default: the username attribute) and searches `user_base` for it.
+    /// (default: the username attribute) and searches `user_base` for it. Of several `email` or
+    /// `name` values the first is taken (`strict: true` makes it an error); several usernames
+    /// or ids are always an error.
     pub attributes: Option<AttributeMapping>,
     /// Time to establish the connection (TCP and TLS).
     #[option(default = "5s")]

@@ -40,17 +40,9 @@ fn unavailable(e: impl std::fmt::Display) -> Outcome {
     Outcome::Unavailable(BackendError::new(e))
 }
 
-/// The time a wrong password costs, spent for a user who cannot log in locally.
-async fn spend_dummy() -> Option<Outcome> {
-    match password::dummy_verify("").await {
-        Ok(()) => None,
-        Err(e) => Some(Outcome::Unavailable(BackendError::hashing(e, "local"))),
-    }
-}
-
 #[async_trait]
 impl Backend for LocalBackend {
-    async fn authenticate(&self, credentials: &Credentials, _: &Context) -> Outcome {
+    async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome {
         let Credentials::Password { username, password } = credentials else {
             return Outcome::NotFound;
         };
@@ -58,29 +50,35 @@ impl Backend for LocalBackend {
             Ok(stored) => stored,
             Err(e) => return unavailable(e),
         };
-        let Some((stored, hash)) = stored.and_then(|s| {
+        // A user without a local password (mirrored by provisioning) is not found here.
+        let stored = stored.and_then(|s| {
             let hash = s.password_hash.clone()?;
             Some((s, hash))
-        }) else {
-            return spend_dummy().await.unwrap_or(Outcome::NotFound);
+        });
+        let account = password::Account {
+            entry: &context.entry,
+            username,
+            stored: stored.as_ref().map(|(_, hash)| hash.as_str()),
+            cost_like: "",
+        };
+        let verified =
+            password::verify_stored(account, password, HashFormat::Auto, &VerifyPolicy::STRICT)
+                .await;
+        if let Some(refusal) = verified.refusal() {
+            return refusal;
+        }
+        let Some((stored, _)) = stored else {
+            return Outcome::NotFound;
         };
         // The password is checked before the disabled flag, as Django does, so that only
         // someone who knows the password learns that the account is disabled.
-        match password::verify_blocking(&hash, password, HashFormat::Auto, &VerifyPolicy::STRICT)
-            .await
-        {
-            Ok(true) if stored.disabled => Outcome::Denied("account disabled".to_string()),
-            Ok(true) => {
-                if let Err(e) = self.store.record_login(username).await {
-                    tracing::warn!(error = %e, "could not record the login time");
-                }
-                Outcome::Authenticated(stored.to_user())
-            }
-            Ok(false) => Outcome::Rejected,
-            Err(e) => {
-                Outcome::Unavailable(BackendError::hashing(e, format!("local user `{username}`")))
-            }
+        if stored.disabled {
+            return Outcome::Denied("account disabled".to_string());
         }
+        if let Err(e) = self.store.record_login(username).await {
+            tracing::warn!(error = %e, "could not record the login time");
+        }
+        Outcome::Authenticated(stored.to_user())
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, BackendError> {

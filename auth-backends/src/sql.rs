@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use auth_core::password::{self, HashError, HashFormat, VerifyPolicy};
+use auth_core::password::{self, HashFormat, Verification, VerifyPolicy};
 use auth_core::{
     AttributeMapping, Backend, BackendError, BuildContext, BuildError, Context, Credentials,
     Duration, Outcome, Record, Secret, User, async_trait, auth_backend,
@@ -26,9 +26,11 @@ use tokio::sync::OnceCell;
 
 /// Checks passwords against hashes stored in a SQL database (SQLite, PostgreSQL, MySQL/MariaDB;
 /// the driver is chosen from the URL scheme). Pointed at a Django database it works with its
-/// defaults. A user whose hash is empty or starts with `!` (Django's unusable password) is
-/// `Rejected`; a good password of an inactive user is `Denied("inactive")`; an unknown user costs
-/// a password check too, then is `NotFound`; several rows for one username are `Denied`
+/// defaults. Passwords are checked with auth-core's `verify_stored`: a user whose hash is empty,
+/// unusable (`!`, Django's `set_unusable_password`) or of a refused or unknown format is
+/// `Rejected` (a rate-limited WARN names the user); a good password of an inactive user is
+/// `Denied("inactive")`; an unknown user costs a password check too, then is `NotFound`;
+/// several rows for one username are `Denied`
 /// (ambiguous). The credential version is a digest of the stored hash, so changing the password
 /// ends the user's sessions.
 #[auth_backend(type = "sql", build = Self::build)]
@@ -568,12 +570,12 @@ impl Database {
         Ok(user)
     }
 
-    async fn dummy_verify(&self) -> Result<(), HashError> {
-        let like = self.cost_like.lock().map(|s| s.clone()).unwrap_or_default();
-        password::dummy_verify(&like).await
-    }
-
-    async fn check(&self, username: &str, password: &str) -> Result<Outcome, BackendError> {
+    async fn check(
+        &self,
+        entry: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Outcome, BackendError> {
         let mut rows = self.fetch("user_query", &self.user_query, username).await?;
         if rows.len() > 1 {
             tracing::warn!(rows = rows.len(), "sql: user_query returned several rows");
@@ -582,40 +584,40 @@ impl Database {
                 rows.len()
             )));
         }
-        let Some(row) = rows.pop() else {
-            return Ok(match self.dummy_verify().await {
-                Err(e) => Outcome::Unavailable(BackendError::hashing(e, "sql")),
-                Ok(()) => Outcome::NotFound,
-            });
+        let row = rows.pop();
+        // A NULL hash of a known user is an empty one: refused, not an unknown user.
+        let hash = match &row {
+            Some(row) => Some(self.stored_hash(row)?.unwrap_or_default()),
+            None => None,
         };
-        let hash = self.stored_hash(&row)?.unwrap_or_default();
-        let verified =
-            password::verify_blocking(&hash, password, self.options.password_format, &self.policy)
-                .await;
-        match verified {
-            Ok(true) => {}
-            Ok(false) => {
-                self.remember_cost(&hash);
-                return Ok(Outcome::Rejected);
-            }
-            Err(HashError::Empty | HashError::Unusable) => {
-                // Spend the time a real check would, so unusable accounts do not stand out.
-                let _ = self.dummy_verify().await;
-                return Ok(Outcome::Rejected);
-            }
-            Err(e) => {
-                if !e.is_busy() {
-                    tracing::warn!(error = %e, "sql: stored password hash cannot be checked");
-                }
-                return Err(BackendError::hashing(e, "sql"));
-            }
+        let cost_like = self.cost_like.lock().map(|s| s.clone()).unwrap_or_default();
+        let account = password::Account {
+            entry,
+            username,
+            stored: hash.as_deref(),
+            cost_like: &cost_like,
+        };
+        let verified = password::verify_stored(
+            account,
+            password,
+            self.options.password_format,
+            &self.policy,
+        )
+        .await;
+        if let (Verification::Match | Verification::Mismatch, Some(hash)) = (&verified, &hash) {
+            self.remember_cost(hash);
         }
-        self.remember_cost(&hash);
+        if let Some(refusal) = verified.refusal() {
+            return Ok(refusal);
+        }
+        let Some(row) = row else {
+            return Ok(Outcome::NotFound);
+        };
         if !self.is_active(&row)? {
             return Ok(Outcome::Denied("inactive".into()));
         }
         Ok(Outcome::Authenticated(
-            self.to_user(&row, Some(&hash)).await?,
+            self.to_user(&row, hash.as_deref()).await?,
         ))
     }
 
@@ -653,14 +655,11 @@ fn pg_bind(param: PgParam, value: &str) -> Option<Bind> {
 
 #[async_trait]
 impl Backend for Database {
-    async fn authenticate(&self, credentials: &Credentials, _context: &Context) -> Outcome {
+    async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome {
         let Credentials::Password { username, password } = credentials else {
             return Outcome::NotFound;
         };
-        if username.is_empty() {
-            return Outcome::NotFound;
-        }
-        match self.check(username, password).await {
+        match self.check(&context.entry, username, password).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Unavailable(e),
         }
@@ -679,8 +678,9 @@ impl Backend for Database {
         if !self.is_active(row)? {
             return Ok(None);
         }
+        // A user who cannot log in (empty, unusable or refused hash) keeps no session either.
         let hash = self.stored_hash(row)?.unwrap_or_default();
-        if hash.is_empty() || hash.starts_with('!') {
+        if password::identify(&hash, self.options.password_format, &self.policy).is_err() {
             return Ok(None);
         }
         let user = self.to_user(row, Some(&hash)).await?;

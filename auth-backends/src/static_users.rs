@@ -150,27 +150,25 @@ struct StaticBackend {
 
 #[async_trait]
 impl Backend for StaticBackend {
-    async fn authenticate(&self, credentials: &Credentials, _: &Context) -> Outcome {
+    async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome {
         let Credentials::Password { username, password } = credentials else {
             return Outcome::NotFound;
         };
-        let Some(entry) = self.users.get(username) else {
-            return match password::dummy_verify(self.dummy.expose()).await {
-                Ok(()) => Outcome::NotFound,
-                Err(e) => Outcome::Unavailable(BackendError::hashing(e, "")),
-            };
+        let entry = self.users.get(username);
+        let account = password::Account {
+            entry: &context.entry,
+            username,
+            stored: entry.map(|e| e.hash.expose()),
+            cost_like: self.dummy.expose(),
         };
-        match password::verify_blocking(
-            entry.hash.expose(),
-            password,
-            HashFormat::Auto,
-            &self.policy,
-        )
-        .await
-        {
-            Ok(true) => Outcome::Authenticated(entry.user.clone()),
-            Ok(false) => Outcome::Rejected,
-            Err(e) => Outcome::Unavailable(BackendError::hashing(e, format!("user `{username}`"))),
+        let verified =
+            password::verify_stored(account, password, HashFormat::Auto, &self.policy).await;
+        if let Some(refusal) = verified.refusal() {
+            return refusal;
+        }
+        match entry {
+            Some(entry) => Outcome::Authenticated(entry.user.clone()),
+            None => Outcome::NotFound,
         }
     }
 

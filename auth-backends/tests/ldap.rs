@@ -287,6 +287,77 @@ async fn several_entries_for_one_username_is_denied() {
     }
 }
 
+/// Adds `values` to attribute `attr` of `uid`'s entry, as the directory's admin.
+async fn add_values(s: &Slapd, uid: &str, attr: &str, values: &[&str]) {
+    let mut admin = s.admin().await.expect("admin bind");
+    let dn = format!("uid={uid},{}", slapd::PEOPLE);
+    let values: std::collections::HashSet<&str> = values.iter().copied().collect();
+    admin
+        .modify(&dn, vec![ldap3::Mod::Add(attr, values)])
+        .await
+        .and_then(|r| r.success())
+        .unwrap_or_else(|e| panic!("add {attr} to {dn}: {e}"));
+    let _ = admin.unbind().await;
+}
+
+#[tokio::test]
+async fn a_second_mail_takes_the_first_unless_strict() {
+    let Some(s) = Slapd::start_or_skip().await else {
+        return;
+    };
+    add_values(&s, "bob", "mail", &["robert@example.org"]).await;
+    // `cn` stands for the display name here: inetOrgPerson's displayName is single-valued.
+    add_values(&s, "bob", "cn", &["Robert Builder"]).await;
+    let mapping = AttributeMapping {
+        username: "uid".into(),
+        email: Some("mail".into()),
+        name: Some("cn".into()),
+        ..AttributeMapping::default()
+    };
+    let lenient = build(LdapBackend {
+        attributes: Some(mapping.clone()),
+        ..search_options(&s)
+    });
+    let bob = authenticated(login(&lenient, "bob", "bob-ldap-pw").await);
+    assert_eq!(bob.email.as_deref(), Some("bob@example.org"));
+    assert_eq!(bob.display_name.as_deref(), Some("Bob Builder"));
+    let restored = lenient.get_user("bob").await.unwrap().expect("bob");
+    assert_eq!(restored.email, bob.email);
+    // Others are untouched.
+    authenticated(login(&lenient, "alice", "alice-ldap-pw").await);
+
+    // strict: true: several values are an error, for that user (Unavailable, as a bad entry).
+    let strict = build(LdapBackend {
+        attributes: Some(AttributeMapping {
+            strict: true,
+            ..mapping
+        }),
+        ..search_options(&s)
+    });
+    let out = login(&strict, "bob", "bob-ldap-pw").await;
+    assert!(
+        matches!(&out, Outcome::Unavailable(e) if e.to_string().contains("mail")),
+        "{out:?}"
+    );
+    authenticated(login(&strict, "alice", "alice-ldap-pw").await);
+}
+
+#[tokio::test]
+async fn a_second_uid_is_never_guessed() {
+    let Some(s) = Slapd::start_or_skip().await else {
+        return;
+    };
+    add_values(&s, "bob", "uid", &["robert"]).await;
+    let backend = build(search_options(&s));
+    for name in ["bob", "robert"] {
+        let out = login(&backend, name, "bob-ldap-pw").await;
+        assert!(
+            matches!(&out, Outcome::Unavailable(e) if e.to_string().contains("uid")),
+            "{name}: {out:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn custom_attribute_mapping() {
     let Some(s) = Slapd::start_or_skip().await else {

@@ -43,6 +43,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The 72-byte password of `carl` (Django's raw `bcrypt$`, see make.py).
+fn pw72() -> String {
+    format!("carl-bcrypt-{}", "x".repeat(60))
+}
+
 /// Everything a Django database must give, on one engine.
 async fn django_scenarios(db: &TestDb) {
     let b = django(db);
@@ -98,9 +103,34 @@ async fn django_scenarios(db: &TestDb) {
             "frank/{pw:?}"
         );
     }
-    // Legacy MD5 is refused unless allowed.
+    // Legacy MD5 is refused unless allowed: that user's refusal, not an outage.
     let oldie = login(&b, "oldie", "oldie-md5-pw").await;
-    assert!(matches!(oldie, Outcome::Unavailable(_)), "{oldie:?}");
+    assert!(matches!(oldie, Outcome::Rejected), "{oldie:?}");
+    // Django's make_password(""): the empty password never logs in.
+    let nopw = login(&b, "nopw", "").await;
+    assert!(
+        matches!(nopw, Outcome::Rejected),
+        "empty password: {nopw:?}"
+    );
+    // Django's raw `bcrypt$`: a password sharing only the 72 bytes bcrypt reads is refused.
+    authenticated(login(&b, "carl", &pw72()).await, "carl");
+    let carl = login(&b, "carl", &format!("{}-and-more", pw72())).await;
+    assert!(
+        matches!(carl, Outcome::Rejected),
+        "72-byte prefix: {carl:?}"
+    );
+    // A row holding a plaintext password (or any unknown format) refuses that user only.
+    let paula = login(&b, "paula", "paula-plain-pw").await;
+    assert!(matches!(paula, Outcome::Rejected), "{paula:?}");
+    authenticated(
+        login(&b, "alice", "alice-pbkdf2-pw").await,
+        "alice after paula",
+    );
+    assert_eq!(
+        b.get_user("11").await.unwrap(),
+        None,
+        "paula cannot log in, so has no session"
+    );
 
     assert!(matches!(login(&b, "nobody", "x").await, Outcome::NotFound));
     for injection in [
@@ -211,7 +241,7 @@ async fn password_format_mismatch_is_not_a_login() {
     let db = TestDb::sqlite().await;
     let b = backend(&format!("url: \"{}\"\npassword_format: bcrypt\n", db.url));
     let out = login(&b, "alice", "alice-pbkdf2-pw").await;
-    assert!(matches!(out, Outcome::Unavailable(_)), "{out:?}");
+    assert!(matches!(out, Outcome::Rejected), "{out:?}");
     let b = backend(&format!("url: \"{}\"\npassword_format: plain\n", db.url));
     // The hash itself is not a password.
     let out = login(&b, "alice", "alice-pbkdf2-pw").await;
@@ -272,6 +302,17 @@ async fn unknown_users_cost_a_password_check() {
     assert!(
         unknown * 3 >= known,
         "unknown user {unknown:?} vs wrong password {known:?}"
+    );
+    // A plaintext row is refused at the cost of a wrong password.
+    let t = Instant::now();
+    assert!(matches!(
+        login(&b, "paula", "wrong").await,
+        Outcome::Rejected
+    ));
+    let refused = t.elapsed();
+    assert!(
+        refused * 3 >= known,
+        "refused format {refused:?} vs wrong password {known:?}"
     );
 }
 

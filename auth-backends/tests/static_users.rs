@@ -169,3 +169,21 @@ fn every_built_in_default_parses() {
         panic!("{}", shown.join("\n"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_truncated_passwords_never_log_in() {
+    // `htpasswd -nbB -C 4 u ""` and `htpasswd -nbB -C 4 u "$PW72"`, PW72 below.
+    let empty = "$2y$04$aYu0/dOZtfmKQMaK.8AM1esTlD524tvxW.V44JQDK6CZleKMqqXb6";
+    let bcrypt72 = "$2y$04$SBvQWCkhpQSpBI.k8YEKPehrfmxqGb4uU0nOsTLmxFT1qW0IvSzzC";
+    let pw72 = format!("carl-bcrypt-{}", "x".repeat(60));
+    let backend = build(&format!(
+        "users:\n  nopw: {{ password: \"{empty}\" }}\n  carl: {{ password: \"{bcrypt72}\" }}\n"
+    ))
+    .expect("builds");
+    let out = login(&*backend, "nopw", "").await;
+    assert!(matches!(out, Outcome::Rejected), "empty password: {out:?}");
+    let out = login(&*backend, "carl", &pw72).await;
+    assert!(matches!(out, Outcome::Authenticated(_)), "{out:?}");
+    let out = login(&*backend, "carl", &format!("{pw72}-and-more")).await;
+    assert!(matches!(out, Outcome::Rejected), "72-byte prefix: {out:?}");
+}

@@ -73,8 +73,12 @@ pub struct Context {
 /// An authentication backend, like a Django `AUTHENTICATION_BACKENDS` entry. Object-safe: the
 /// chain holds `Arc<dyn Backend>`.
 ///
-/// Implementations must not block the async reactor: password hashing goes through
-/// [`crate::password::verify_blocking`] (a bounded pool off the reactor threads).
+/// The chain enforces the credential policy ([`crate::policy`]) before any backend runs: a
+/// backend never sees an empty, over-long or control-character-bearing username, password,
+/// token or key. A backend that holds password hashes checks them with
+/// [`crate::password::verify_stored`] (unknown users, unusable and refused hashes, bcrypt and
+/// DES limits, timing, the bounded hashing pool off the reactor threads), and must not block
+/// the async reactor otherwise.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Whether this backend can handle credentials of `kind`; the chain skips it otherwise.
@@ -83,7 +87,8 @@ pub trait Backend: Send + Sync + 'static {
         kind == CredentialKind::Password
     }
 
-    /// Checks the credentials. Unknown users must cost the same time as a wrong password.
+    /// Checks the credentials. Unknown users must cost the same time as a wrong password
+    /// ([`crate::password::verify_stored`] does it).
     async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome;
 
     /// Restores a user by the `id` this backend gave at login; `Ok(None)` when the user is gone

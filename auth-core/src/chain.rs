@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::{self, POLICY_STEP};
 use crate::{Backend, BackendError, Context, Credentials, Outcome, User};
 
 /// What the chain does when a backend answers `Rejected`.
@@ -90,12 +91,13 @@ impl ChainEntry {
 /// The outcome of one backend in a trace, without the user or error payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceStep {
-    /// Chain entry name.
+    /// Chain entry name, or [`POLICY_STEP`] (`policy`) when the credential policy refused the
+    /// credentials before any backend ran.
     pub entry: String,
     /// `authenticated`, `not_found`, `rejected`, `denied`, `unavailable` or `skipped`
-    /// (credential kind not accepted).
+    /// (credential kind not accepted); `refused` for the policy step.
     pub outcome: &'static str,
-    /// Denial reason or error message (never a secret).
+    /// Denial reason, error message or the policy rule broken (never a secret).
     pub detail: Option<String>,
     /// Time the backend took.
     #[serde(with = "duration_micros")]
@@ -121,7 +123,9 @@ pub enum ChainOutcome {
         /// Chain entry name.
         entry: String,
     },
-    /// Some backend knew the user and the credentials were wrong, and nothing after it succeeded.
+    /// Some backend knew the user and the credentials were wrong, and nothing after it succeeded;
+    /// or the credential policy refused the credentials before any backend ran (the trace then
+    /// holds one [`POLICY_STEP`] step).
     Rejected,
     /// No backend knew the user.
     NotFound,
@@ -193,7 +197,9 @@ impl Chain {
         self.entries.iter().find(|e| e.name == name)
     }
 
-    /// Runs the chain:
+    /// Runs the chain. First the credential policy ([`crate::policy::check`]): an empty, over-long
+    /// or control-character-bearing username, password, token or key is `Rejected` at once, with
+    /// a single `policy`/`refused` trace step naming the rule, and no backend is called. Then:
     /// - `Authenticated` stops with success;
     /// - `NotFound` (or a backend that does not accept the credential kind) passes on;
     /// - `Rejected` passes on with `on_reject: next`, stops with `stop`;
@@ -203,6 +209,17 @@ impl Chain {
     ///
     /// When the chain runs out, the verdict is `Rejected` if any backend rejected, else `NotFound`.
     pub async fn authenticate(&self, credentials: &Credentials, context: &Context) -> ChainResult {
+        if let Err(violation) = policy::check(credentials) {
+            return ChainResult {
+                outcome: ChainOutcome::Rejected,
+                trace: vec![TraceStep {
+                    entry: POLICY_STEP.to_string(),
+                    outcome: "refused",
+                    detail: Some(violation.to_string()),
+                    elapsed: Duration::ZERO,
+                }],
+            };
+        }
         let mut trace = Vec::with_capacity(self.entries.len());
         let mut rejected = false;
         let kind = credentials.kind();

@@ -1,6 +1,7 @@
 //! The core of the auth gateway: the user model, credentials, the outcome of one backend, the
 //! object-safe [`Backend`] trait, the ordered [`Chain`], the backend [`registry`], attribute
-//! [`mapping`] and password verification.
+//! [`mapping`], the credential [`policy`] the chain enforces and password verification
+//! ([`password::verify_stored`]).
 //!
 //! A backend author depends on this crate alone: it re-exports the `#[auth_backend]` attribute
 //! and the `UserRecord` derive from `auth-macros`.
@@ -12,6 +13,7 @@ mod credentials;
 pub mod mapping;
 mod outcome;
 pub mod password;
+pub mod policy;
 pub mod registry;
 mod user;
 pub mod watch;

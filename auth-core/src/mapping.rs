@@ -150,6 +150,12 @@ pub struct AttributeMapping {
     /// More attributes: user attribute name -> record attribute.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// When `email` or `name` has several values: `false` (the default, as django-auth-ldap
+    /// does) takes the first; `true` makes it a mapping error (the backend is unavailable for
+    /// that user). `username` and `id` with several values are always an error: an ambiguous
+    /// identity is never guessed.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 fn default_username() -> String {
@@ -167,6 +173,7 @@ impl Default for AttributeMapping {
             groups_split: None,
             group_name: None,
             extra: BTreeMap::new(),
+            strict: false,
         }
     }
 }
@@ -175,6 +182,7 @@ impl AttributeMapping {
     /// Maps `record` to a user.
     pub fn map(&self, record: &dyn Record) -> Result<User, MappingError> {
         let mut b = UserBuilder::default();
+        b.strict(self.strict);
         b.username(self.username.as_str(), record.values(&self.username))?;
         let id_attr = self.id.as_deref().unwrap_or(&self.username);
         b.id(id_attr, record.values(id_attr))?;
@@ -205,6 +213,16 @@ pub struct UserBuilder {
     user: User,
     has_id: bool,
     has_username: bool,
+    strict: bool,
+}
+
+/// What a single-valued target does with several values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Several {
+    /// An error (identity fields, or any field in strict mode).
+    Error,
+    /// Take the first.
+    First,
 }
 
 fn single(
@@ -212,6 +230,7 @@ fn single(
     target: &'static str,
     values: Option<Vec<String>>,
     required: bool,
+    several: Several,
 ) -> Result<Option<String>, MappingError> {
     let values: Vec<String> = values
         .unwrap_or_default()
@@ -222,6 +241,7 @@ fn single(
         0 if required => Err(MappingError::Missing(attribute.to_string())),
         0 => Ok(None),
         1 => Ok(values.into_iter().next()),
+        _ if several == Several::First => Ok(values.into_iter().next()),
         count => Err(MappingError::MultipleValues {
             attribute: attribute.to_string(),
             target,
@@ -231,13 +251,28 @@ fn single(
 }
 
 impl UserBuilder {
+    /// With `true`, several values for `email` or the display name are an error; by default the
+    /// first is taken. Several values for the username or id are always an error.
+    pub fn strict(&mut self, strict: bool) -> &mut Self {
+        self.strict = strict;
+        self
+    }
+
+    fn several(&self) -> Several {
+        if self.strict {
+            Several::Error
+        } else {
+            Several::First
+        }
+    }
+
     /// Sets the username (required, single-valued).
     pub fn username(
         &mut self,
         attribute: &str,
         values: Option<Vec<String>>,
     ) -> Result<&mut Self, MappingError> {
-        if let Some(v) = single(attribute, "username", values, true)? {
+        if let Some(v) = single(attribute, "username", values, true, Several::Error)? {
             self.user.username = v;
             self.has_username = true;
         }
@@ -250,32 +285,32 @@ impl UserBuilder {
         attribute: &str,
         values: Option<Vec<String>>,
     ) -> Result<&mut Self, MappingError> {
-        if let Some(v) = single(attribute, "id", values, true)? {
+        if let Some(v) = single(attribute, "id", values, true, Several::Error)? {
             self.user.id = v;
             self.has_id = true;
         }
         Ok(self)
     }
 
-    /// Sets the email (single-valued).
+    /// Sets the email (the first value unless [`UserBuilder::strict`]).
     pub fn email(
         &mut self,
         attribute: &str,
         values: Option<Vec<String>>,
         required: bool,
     ) -> Result<&mut Self, MappingError> {
-        self.user.email = single(attribute, "email", values, required)?;
+        self.user.email = single(attribute, "email", values, required, self.several())?;
         Ok(self)
     }
 
-    /// Sets the display name (single-valued).
+    /// Sets the display name (the first value unless [`UserBuilder::strict`]).
     pub fn display_name(
         &mut self,
         attribute: &str,
         values: Option<Vec<String>>,
         required: bool,
     ) -> Result<&mut Self, MappingError> {
-        self.user.display_name = single(attribute, "name", values, required)?;
+        self.user.display_name = single(attribute, "name", values, required, self.several())?;
         Ok(self)
     }
 

@@ -1,6 +1,11 @@
 //! Password hash verification: every format the built-in backends read, detected from the
 //! hash's own prefix, verified off the async reactor threads on a bounded pool.
 //!
+//! A backend that holds password hashes calls [`verify_stored`] and nothing else: it carries the
+//! whole protocol (unknown users and unusable hashes cost what a wrong password does, refused
+//! formats are that user's refusal with a rate-limited WARN and a metric, bcrypt and DES crypt
+//! never truncate). [`verify`] and [`verify_blocking`] are the bare check underneath.
+//!
 //! Formats: Argon2 (`$argon2id$`, `$argon2i$`, `$argon2d$`), bcrypt (`$2y$`, `$2b$`, `$2a$`),
 //! SHA-256/512 crypt (`$5$`, `$6$`), MD5 crypt (`$1$`, Apache `$apr1$`), Apache `{SHA}`, and
 //! Django's `pbkdf2_sha256$`, `pbkdf2_sha1$`, `argon2$`, `bcrypt_sha256$`, `bcrypt$`, `scrypt$`.
@@ -8,11 +13,14 @@
 //! traditional DES crypt needs [`VerifyPolicy::allow_des_crypt`] and plaintext
 //! [`VerifyPolicy::allow_plaintext`] (or [`HashFormat::Plain`]). Empty hashes and Django's
 //! unusable `!...` hashes are always refused. Costs are read from the hash, and an absurd one is
-//! refused before any hashing starts.
+//! refused before any hashing starts. bcrypt (`$2?$`, Django `bcrypt$`) never matches a password
+//! over 72 bytes and DES crypt one over 8 bytes: they would read only a prefix of it.
 
 mod md5_crypt;
 mod pool;
+mod refusal;
 mod scheme;
+mod stored;
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -21,6 +29,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use pool::{PoolConfig, configure_pool};
+pub use refusal::{REASONS as REFUSAL_REASONS, refusal_counts};
+pub use stored::{Account, Verification, verify_stored};
 
 /// Which weak formats a backend accepts besides the modern ones. The default refuses them all;
 /// turn a switch on only when the operator asked for it in the config.
@@ -77,8 +87,10 @@ impl fmt::Display for HashFormat {
     }
 }
 
-/// Why a stored hash could not be checked. Never contains the hash or the password; a backend
-/// turns it into `Outcome::Unavailable` (or a 503 for [`HashError::Busy`]), never into a success.
+/// Why a stored hash could not be checked. Never contains the hash or the password. Through
+/// [`verify_stored`] it is the user's refusal ([`Verification::Refused`]), except
+/// [`HashError::Busy`] and [`HashError::Internal`] ([`Verification::Unavailable`]); never a
+/// success.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashError {
@@ -143,9 +155,9 @@ impl HashError {
 }
 
 /// Checks `password` against `stored_hash`. `Ok(true)` only when it matches; `Ok(false)` when
-/// the hash is valid and the password is not; an error for anything that cannot be checked
-/// (never read an error as "wrong password" silently: log it). CPU-heavy and synchronous: from
-/// async code call [`verify_blocking`].
+/// the hash is valid and the password is not; an error for anything that cannot be checked.
+/// CPU-heavy and synchronous. A backend calls [`verify_stored`] instead, which adds the
+/// protocol (unknown users, refusals, policy, timing).
 pub fn verify(
     stored_hash: &str,
     password: &str,
@@ -167,7 +179,7 @@ pub fn identify(
 }
 
 /// [`verify`] on the bounded hashing pool, off the reactor threads. Returns [`HashError::Busy`]
-/// at once when the pool's queue is full.
+/// at once when the pool's queue is full. A backend calls [`verify_stored`] instead.
 pub async fn verify_blocking(
     stored_hash: &str,
     password: &str,
@@ -198,12 +210,16 @@ pub async fn dummy_verify(cost_like: &str) -> Result<(), HashError> {
         allow_plaintext: true,
         allow_des_crypt: true,
     };
-    let random: [u8; 24] = rand::random();
-    let password = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random);
-    match verify_blocking(hash, &password, HashFormat::Auto, &permissive).await {
+    match verify_blocking(hash, &random_password(), HashFormat::Auto, &permissive).await {
         Err(e @ (HashError::Busy | HashError::Internal(_))) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// A password nobody knows, hashed when the real one must not be (same time, never a match).
+fn random_password() -> String {
+    let random: [u8; 24] = rand::random();
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random)
 }
 
 /// The hash an unknown user should cost like: one of `hashes` in the format most of them use
@@ -237,9 +253,7 @@ pub fn representative_hash<'a>(
 pub fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let random: [u8; 24] = rand::random();
-        let password = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random);
-        hash_password(&password).unwrap_or_else(|_| {
+        hash_password(&random_password()).unwrap_or_else(|_| {
             "$argon2id$v=19$m=19456,t=2,p=1$ZHVtbXlzYWx0ZHVtbXk$dW5rbm93bnVua25vd251bmtub3dudW5rbm93bg"
                 .to_string()
         })

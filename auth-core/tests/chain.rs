@@ -1,10 +1,12 @@
 //! Chain semantics over scripted backends: table-driven cases for each rule, and a property test
-//! checking `Chain::authenticate` against a plain reference model of the rules.
+//! checking `Chain::authenticate` against a plain reference model of the rules, the credential
+//! policy included.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use auth_core::policy::{MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES, MAX_USERNAME_BYTES};
 use auth_core::{
     Backend, BackendError, Chain, ChainEntry, ChainOutcome, Context, CredentialKind, Credentials,
     OnError, OnReject, Outcome, User, async_trait,
@@ -142,8 +144,26 @@ struct Verdict {
     trace: Vec<(String, &'static str)>,
 }
 
-/// The rules, written as plainly as possible.
+/// The credential policy, written as plainly as possible.
+fn policy_refuses(username: &str, password: &str) -> bool {
+    username.is_empty()
+        || password.is_empty()
+        || username.len() > 256
+        || password.len() > 1024
+        || username.chars().any(|c| c.is_control())
+        || password.chars().any(|c| c.is_control())
+}
+
+/// The rules, written as plainly as possible, for `alice` / `wonderland`.
 fn model(specs: &[Spec]) -> Verdict {
+    model_for(specs, "alice", "wonderland")
+}
+
+/// The rules for any username and password.
+fn model_for(specs: &[Spec], username: &str, password: &str) -> Verdict {
+    if policy_refuses(username, password) {
+        return verdict("rejected", None, &[("policy", "refused")]);
+    }
     let mut trace = Vec::new();
     let mut rejected = false;
     for (i, s) in specs.iter().enumerate() {
@@ -190,9 +210,14 @@ fn model(specs: &[Spec]) -> Verdict {
     }
 }
 
+/// Runs the real chain for `alice` / `wonderland`.
+fn run(specs: &[Spec]) -> Verdict {
+    run_with(specs, "alice", "wonderland")
+}
+
 /// Runs the real chain (paused clock, so timeouts cost no real time) and checks the facts that
 /// are not part of [`Verdict`]: who was called, the user's backend, details.
-fn run(specs: &[Spec]) -> Verdict {
+fn run_with(specs: &[Spec], username: &str, password: &str) -> Verdict {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -200,13 +225,13 @@ fn run(specs: &[Spec]) -> Verdict {
         .unwrap();
     let (chain, backends) = build(specs);
     let result = rt.block_on(chain.authenticate(
-        &Credentials::password("alice", "wonderland"),
+        &Credentials::password(username, password),
         &Context::default(),
     ));
     let tried: Vec<String> = result
         .trace
         .iter()
-        .filter(|t| t.outcome != "skipped")
+        .filter(|t| t.outcome != "skipped" && t.outcome != "refused")
         .map(|t| t.entry.clone())
         .collect();
     for (i, b) in backends.iter().enumerate() {
@@ -220,6 +245,14 @@ fn run(specs: &[Spec]) -> Verdict {
                 Some(format!("{} says no", step.entry).as_str())
             ),
             "unavailable" => assert!(step.detail.is_some(), "{step:?}"),
+            "refused" => {
+                assert_eq!(step.entry, "policy");
+                let detail = step.detail.as_deref().expect("the rule is named");
+                // Short values could appear in the rule's text by chance ("2" in "256").
+                if password.len() >= 8 {
+                    assert!(!detail.contains(password), "the password leaked: {detail}");
+                }
+            }
             _ => assert_eq!(step.detail, None, "{step:?}"),
         }
     }
@@ -228,7 +261,7 @@ fn run(specs: &[Spec]) -> Verdict {
             assert_eq!(user.backend, *entry);
             assert_eq!(
                 user.id,
-                format!("{entry}:alice"),
+                format!("{entry}:{username}"),
                 "the backend ran as its entry"
             );
             Some(entry.clone())
@@ -445,11 +478,114 @@ fn any_spec() -> impl Strategy<Value = Spec> {
         })
 }
 
+/// A username or password: mostly ordinary, sometimes at or past a policy bound.
+fn any_credential(max: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-zA-Z0-9 \u{e9}\u{fc}$@.-]{1,24}",
+        1 => Just(String::new()),
+        1 => "[a-z]{0,8}[\x00-\x1f\x7f\u{80}-\u{9f}][a-z]{0,8}",
+        1 => Just("x".repeat(max)),
+        1 => Just("x".repeat(max + 1)),
+        1 => Just("\u{e9}".repeat(max / 2 + 1)),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn chain_matches_the_reference_model(specs in proptest::collection::vec(any_spec(), 1..8)) {
-        prop_assert_eq!(run(&specs), model(&specs));
+    fn chain_matches_the_reference_model(
+        specs in proptest::collection::vec(any_spec(), 1..8),
+        username in any_credential(MAX_USERNAME_BYTES),
+        password in any_credential(MAX_PASSWORD_BYTES),
+    ) {
+        prop_assert_eq!(
+            run_with(&specs, &username, &password),
+            model_for(&specs, &username, &password)
+        );
     }
+}
+
+#[test]
+fn the_policy_refuses_before_any_backend_runs() {
+    let long_user = "u".repeat(MAX_USERNAME_BYTES + 1);
+    let long_password = "p".repeat(MAX_PASSWORD_BYTES + 1);
+    let cases: [(&str, &str, &str); 8] = [
+        ("", "pw", "empty username"),
+        ("alice", "", "empty password"),
+        ("al\0ice", "pw", "control character in the username"),
+        ("alice", "pw\0", "control character in the password"),
+        ("alice", "pw\r\n", "control character in the password"),
+        ("alice\u{85}", "pw", "control character in the username"),
+        (&long_user, "pw", "username longer than 256 bytes"),
+        ("alice", &long_password, "password longer than 1024 bytes"),
+    ];
+    for (username, password, rule) in cases {
+        let specs = [spec(Script::Authenticated), spec(Script::Authenticated)];
+        assert_eq!(
+            run_with(&specs, username, password),
+            verdict("rejected", None, &[("policy", "refused")]),
+            "{rule}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (chain, backends) = build(&specs);
+        let result = rt.block_on(chain.authenticate(
+            &Credentials::password(username, password),
+            &Context::default(),
+        ));
+        assert!(matches!(result.outcome, ChainOutcome::Rejected), "{rule}");
+        assert_eq!(result.trace[0].detail.as_deref(), Some(rule));
+        assert!(backends.iter().all(|b| b.calls.load(Ordering::SeqCst) == 0));
+    }
+    // At the bounds, still accepted.
+    let specs = [spec(Script::Authenticated)];
+    let at_bounds = run_with(
+        &specs,
+        &"u".repeat(MAX_USERNAME_BYTES),
+        &"p".repeat(MAX_PASSWORD_BYTES),
+    );
+    assert_eq!(at_bounds.label, "authenticated");
+}
+
+#[tokio::test]
+async fn the_policy_covers_tokens_and_api_keys() {
+    let (chain, backends) = build(&[spec(Script::Authenticated).bearer_only()]);
+    for token in [
+        String::new(),
+        "t\0ken".to_string(),
+        "t".repeat(MAX_TOKEN_BYTES + 1),
+    ] {
+        let result = chain
+            .authenticate(&Credentials::Bearer(token.clone()), &Context::default())
+            .await;
+        assert!(
+            matches!(result.outcome, ChainOutcome::Rejected),
+            "{token:?}"
+        );
+        assert_eq!(result.trace.len(), 1);
+        assert_eq!(
+            (result.trace[0].entry.as_str(), result.trace[0].outcome),
+            ("policy", "refused")
+        );
+        let key = Credentials::ApiKey {
+            header: "x-api-key".into(),
+            key: token.clone(),
+        };
+        let result = chain.authenticate(&key, &Context::default()).await;
+        assert!(
+            matches!(result.outcome, ChainOutcome::Rejected),
+            "{token:?}"
+        );
+    }
+    assert_eq!(backends[0].calls.load(Ordering::SeqCst), 0);
+    let ok = chain
+        .authenticate(
+            &Credentials::Bearer("t".repeat(MAX_TOKEN_BYTES)),
+            &Context::default(),
+        )
+        .await;
+    assert_eq!(ok.outcome.label(), "authenticated");
 }

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use auth_core::Outcome;
 use auth_core::password::{
-    HashError, HashFormat, VerifyPolicy, credential_version, dummy_hash, hash_password, verify,
-    verify_blocking,
+    Account, HashError, HashFormat, Verification, VerifyPolicy, credential_version, dummy_hash,
+    hash_password, refusal_counts, verify, verify_blocking, verify_stored,
 };
 
 #[derive(serde::Deserialize)]
@@ -42,12 +43,28 @@ fn every_vector_verifies_its_password_and_refuses_another() {
             scope.spawn(move || {
                 for v in half {
                     let policy = policy_for(v.needs.as_deref());
+                    // DES crypt stored only the first 8 bytes of a longer password: that
+                    // prefix matches, the whole password never does.
+                    let des_long = v.needs.as_deref() == Some("des_crypt") && v.password.len() > 8;
+                    let right = if des_long {
+                        &v.password[..8]
+                    } else {
+                        v.password.as_str()
+                    };
                     assert_eq!(
-                        verify(&v.hash, &v.password, HashFormat::Auto, &policy),
+                        verify(&v.hash, right, HashFormat::Auto, &policy),
                         Ok(true),
                         "{}: right password",
                         v.label
                     );
+                    if des_long {
+                        assert_eq!(
+                            verify(&v.hash, &v.password, HashFormat::Auto, &policy),
+                            Ok(false),
+                            "{}: over 8 bytes",
+                            v.label
+                        );
+                    }
                     let wrong = format!("{}!", v.password);
                     let wrong = if v.needs.as_deref() == Some("des_crypt") {
                         // DES crypt reads 8 characters: change one of them.
@@ -384,4 +401,200 @@ fn the_representative_hash_is_of_the_most_common_usable_format() {
         representative_hash([des, ""], HashFormat::Auto, &strict),
         None
     );
+}
+
+/// The 72-byte password of the bcrypt vectors below: all that bcrypt reads.
+fn pw72() -> String {
+    format!("carl-bcrypt-{}", "x".repeat(60))
+}
+
+/// `htpasswd -nbB -C 4 u "$(pw72)"`.
+const HTPASSWD_BCRYPT_72: &str = "$2y$04$SBvQWCkhpQSpBI.k8YEKPehrfmxqGb4uU0nOsTLmxFT1qW0IvSzzC";
+/// Django 5.2 `make_password(pw72(), hasher="bcrypt")` (raw bcrypt, user `carl` of
+/// tests/fixtures/django/data.sql).
+const DJANGO_BCRYPT_72: &str =
+    "bcrypt$$2b$06$8R/Vzn4x3T4hOMezHyQLmeztO3wxHdPOCY/o.Suu8EvfxX07zs.1u";
+/// `htpasswd -nbB -C 4 u ""`: a real hash of the empty password.
+const HTPASSWD_EMPTY: &str = "$2y$04$aYu0/dOZtfmKQMaK.8AM1esTlD524tvxW.V44JQDK6CZleKMqqXb6";
+/// Django 5.2 `make_password("")` (user `nopw` of tests/fixtures/django/data.sql).
+const DJANGO_EMPTY: &str =
+    "pbkdf2_sha256$20000$GTXP1k2neQggZTDnsC7bf8$Qs/6iO97CYVdwhaJUYHWnff1EIAGhlggPO9O7h4a9rs=";
+/// `htpasswd -nbB -C 10`, of a password the tests never guess.
+const BCRYPT_10: &str = "$2y$10$jpT.S1Wpk2ylGrodDl2cmuJVdlBr9i4KQ351rzy7OTM9T1dz1H9y.";
+
+#[test]
+fn bcrypt_never_matches_a_password_over_72_bytes() {
+    let strict = VerifyPolicy::STRICT;
+    for hash in [HTPASSWD_BCRYPT_72, DJANGO_BCRYPT_72] {
+        assert_eq!(verify(hash, &pw72(), HashFormat::Auto, &strict), Ok(true));
+        for longer in [format!("{}x", pw72()), format!("{} and anything", pw72())] {
+            assert_eq!(
+                verify(hash, &longer, HashFormat::Auto, &strict),
+                Ok(false),
+                "{hash}: shares only the first 72 bytes"
+            );
+        }
+    }
+}
+
+#[test]
+fn des_crypt_never_matches_a_password_over_8_bytes() {
+    // `htpasswd -nbd u longpassword` (which warns that it kept 8 characters).
+    let des = "yVtVa/8UUsalE";
+    let policy = VerifyPolicy {
+        allow_des_crypt: true,
+        ..VerifyPolicy::STRICT
+    };
+    assert_eq!(verify(des, "longpass", HashFormat::Auto, &policy), Ok(true));
+    for longer in ["longpassword", "longpassX"] {
+        assert_eq!(
+            verify(des, longer, HashFormat::Auto, &policy),
+            Ok(false),
+            "{longer}"
+        );
+    }
+}
+
+fn account<'a>(username: &'a str, stored: Option<&'a str>, cost_like: &'a str) -> Account<'a> {
+    Account {
+        entry: "password-tests",
+        username,
+        stored,
+        cost_like,
+    }
+}
+
+async fn stored(hash: Option<&str>, password: &str, policy: &VerifyPolicy) -> Verification {
+    verify_stored(
+        account("someone", hash, ""),
+        password,
+        HashFormat::Auto,
+        policy,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_stored_follows_the_protocol() {
+    let strict = VerifyPolicy::STRICT;
+    // A real hash of "" matches "" for the bare check; verify_stored never lets it in.
+    for hash in [HTPASSWD_EMPTY, DJANGO_EMPTY] {
+        assert_eq!(verify(hash, "", HashFormat::Auto, &strict), Ok(true));
+        assert_eq!(
+            stored(Some(hash), "", &strict).await,
+            Verification::Mismatch
+        );
+    }
+    assert_eq!(
+        stored(Some(HTPASSWD_BCRYPT_72), &pw72(), &strict).await,
+        Verification::Match
+    );
+    assert_eq!(
+        stored(Some(HTPASSWD_BCRYPT_72), &format!("{}x", pw72()), &strict).await,
+        Verification::Mismatch
+    );
+    assert_eq!(
+        stored(None, "anything", &strict).await,
+        Verification::UnknownUser
+    );
+    // Passwords the policy refuses never match, whatever is stored.
+    let plain = VerifyPolicy {
+        allow_plaintext: true,
+        ..VerifyPolicy::STRICT
+    };
+    let long = "p".repeat(auth_core::policy::MAX_PASSWORD_BYTES + 1);
+    for password in ["pw\0", "pw\n", long.as_str()] {
+        assert_eq!(
+            stored(Some(password), password, &plain).await,
+            Verification::Mismatch,
+            "{password:?}"
+        );
+    }
+    assert_eq!(
+        stored(Some("plain-pw"), "plain-pw", &plain).await,
+        Verification::Match
+    );
+
+    let before = refusal_counts();
+    let refused = [
+        ("", "empty"),
+        ("!8DQbiNBfx6GiTGPIvht30vynAdZZ4zuuFpltOEu5", "unusable"),
+        ("hunter2-in-clear", "unknown_format"),
+        ("{SSHA}abcdefgh", "unknown_format"),
+        ("pqGxK1tZOgZTY", "weak_format_refused"),
+        (
+            "md5$GSPlRPNsNMEITg2NccmFeo$0c1375f81482a897bce67d012b12d685",
+            "weak_format_refused",
+        ),
+        ("$2b$10$tooshort", "malformed"),
+    ];
+    for (hash, _) in refused {
+        let result = stored(Some(hash), hash, &strict).await;
+        assert!(
+            matches!(result, Verification::Refused(_)),
+            "{hash:?}: {result:?}"
+        );
+        assert!(
+            matches!(result.refusal(), Some(Outcome::Rejected)),
+            "{hash:?}"
+        );
+    }
+    let after = refusal_counts();
+    for (_, reason) in refused {
+        let count =
+            |counts: &[(&str, u64)]| counts.iter().find(|(r, _)| *r == reason).map(|(_, n)| *n);
+        assert!(count(&after) > count(&before), "{reason} was not counted");
+    }
+    assert!(Verification::Match.refusal().is_none());
+    assert!(matches!(
+        Verification::Mismatch.refusal(),
+        Some(Outcome::Rejected)
+    ));
+    assert!(matches!(
+        Verification::UnknownUser.refusal(),
+        Some(Outcome::NotFound)
+    ));
+    assert!(matches!(
+        Verification::Unavailable(HashError::Busy).refusal(),
+        Some(Outcome::Unavailable(e)) if e.is_busy()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_and_refused_hashes_cost_a_wrong_password() {
+    let strict = VerifyPolicy::STRICT;
+    let time = async |stored: Option<&str>| {
+        let started = Instant::now();
+        let _ = verify_stored(
+            account("timed", stored, BCRYPT_10),
+            "guess",
+            HashFormat::Auto,
+            &strict,
+        )
+        .await;
+        started.elapsed()
+    };
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    for (what, stored) in [
+        ("unknown user", None),
+        ("plaintext row", Some("hunter2-in-clear")),
+        ("unusable", Some("!")),
+        ("empty", Some("")),
+    ] {
+        // Interleaved, so that load from other tests weighs on both sides alike.
+        let (mut wrong, mut took) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            wrong.push(time(Some(BCRYPT_10)).await);
+            took.push(time(stored).await);
+        }
+        let (wrong, took) = (median(wrong), median(took));
+        assert!(wrong > Duration::from_millis(5), "{wrong:?}");
+        assert!(
+            took * 10 > wrong,
+            "{what} {took:?} vs wrong password {wrong:?}"
+        );
+    }
 }

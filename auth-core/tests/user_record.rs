@@ -231,3 +231,53 @@ fn borrowed_rows_map_like_owned_ones() {
     let users: Vec<User> = rows.iter().map(|r| r.into_user().unwrap()).collect();
     assert_eq!(users[0], row().into_user().unwrap());
 }
+
+#[test]
+fn the_yaml_mapping_takes_the_first_email_unless_strict() {
+    use std::collections::BTreeMap;
+
+    use auth_core::AttributeMapping;
+    let record: BTreeMap<String, Vec<String>> = [
+        ("uid", vec!["bob"]),
+        ("mail", vec!["bob@example.org", "robert@example.org"]),
+        ("cn", vec!["Bob Builder", "Robert Builder"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    let yaml = "{ username: uid, email: mail, name: cn }";
+    let lenient: AttributeMapping = serde_saphyr::from_str(yaml).unwrap();
+    assert!(!lenient.strict, "lenient by default");
+    let user = lenient.map(&record).unwrap();
+    assert_eq!(user.email.as_deref(), Some("bob@example.org"));
+    assert_eq!(user.display_name.as_deref(), Some("Bob Builder"));
+
+    let strict: AttributeMapping =
+        serde_saphyr::from_str("{ username: uid, email: mail, name: cn, strict: true }").unwrap();
+    assert_eq!(
+        strict.map(&record).unwrap_err(),
+        MappingError::MultipleValues {
+            attribute: "mail".into(),
+            target: "email",
+            count: 2
+        }
+    );
+
+    // An ambiguous identity is an error, strict or not.
+    let mut twice = record.clone();
+    twice.insert("uid".into(), vec!["bob".into(), "robert".into()]);
+    for mapping in [&lenient, &strict] {
+        assert!(matches!(
+            mapping.map(&twice),
+            Err(MappingError::MultipleValues {
+                target: "username",
+                ..
+            })
+        ));
+    }
+    let with_id: AttributeMapping = serde_saphyr::from_str("{ id: cn, username: uid }").unwrap();
+    assert!(matches!(
+        with_id.map(&record),
+        Err(MappingError::MultipleValues { target: "id", .. })
+    ));
+}

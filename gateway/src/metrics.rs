@@ -1,8 +1,10 @@
 //! Prometheus metrics of the gateway, served on the admin listener's `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -78,6 +80,7 @@ impl Metrics {
             "Sessions in the store (when the store can tell)",
             active_sessions.clone(),
         );
+        registry.register_collector(Box::new(PasswordRefusals));
         Metrics {
             registry,
             requests,
@@ -140,6 +143,46 @@ impl Metrics {
     }
 }
 
+/// `gateway_password_refusals_total{reason}`: logins refused because the user's stored hash
+/// cannot be used, read from auth-core's counters at each scrape (a fixed set of reasons).
+#[derive(Debug)]
+struct PasswordRefusals;
+
+impl Collector for PasswordRefusals {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "password_refusals",
+            "Logins refused because the user's stored password hash cannot be used (empty, \
+             unusable, weak, unknown or malformed format), by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in auth_core::password::refusal_counts() {
+            let labels = [("reason", reason)];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_refusals_are_exported_for_every_reason() {
+        let text = Metrics::new().encode();
+        for reason in auth_core::password::REFUSAL_REASONS {
+            assert!(
+                text.contains(&format!(
+                    "gateway_password_refusals_total{{reason=\"{reason}\"}}"
+                )),
+                "{reason}:\n{text}"
+            );
+        }
+    }
 }

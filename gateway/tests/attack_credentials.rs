@@ -316,3 +316,90 @@ async fn pass_authorization_forwards_the_header_as_sent() {
         assert_eq!(seen.all("authorization"), vec![bob.clone()], "{lines:?}");
     }
 }
+
+/// htpasswd users whose stored hashes are traps, all made by the real `htpasswd`.
+const HTPASSWD_CONFIG: &str = r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+  trusted_proxies: ["127.0.0.1/32"]
+upstream:
+  url: "http://{upstream}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+cache:
+  credentials_ttl: 0s
+protection:
+  max_failures: 1000000
+chain:
+  - name: ops
+    type: htpasswd
+    options:
+      path: users.htpasswd
+routes:
+  - match: { path: / }
+    access: authenticated
+"#;
+
+/// Empty passwords (a real hash of ""), passwords sharing only bcrypt's first 72 bytes, and a
+/// plaintext row: none logs in over Basic, at the app, `whoami` or `check`, and the odd row is
+/// its user's 401, never a 503 for anyone.
+#[tokio::test]
+async fn empty_and_truncated_passwords_and_refused_rows_never_log_in() {
+    let pw72 = format!("carl-bcrypt-{}", "x".repeat(60));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.htpasswd"),
+        concat!(
+            // htpasswd -nbB -C 4 nopw ""
+            "nopw:$2y$04$aYu0/dOZtfmKQMaK.8AM1esTlD524tvxW.V44JQDK6CZleKMqqXb6\n",
+            // htpasswd -nbB -C 4 carl "carl-bcrypt-xxx...x" (72 bytes)
+            "carl:$2y$04$SBvQWCkhpQSpBI.k8YEKPehrfmxqGb4uU0nOsTLmxFT1qW0IvSzzC\n",
+            // htpasswd -nbp paula paula-plain-pw
+            "paula:paula-plain-pw\n",
+        ),
+    )
+    .unwrap();
+    let h = FileHarness::start_in(dir, HTPASSWD_CONFIG).await;
+    let refused: Vec<Vec<u8>> = vec![
+        b"nopw:".to_vec(),
+        format!("carl:{pw72}x").into_bytes(),
+        format!("carl:{pw72} and more").into_bytes(),
+        b"paula:paula-plain-pw".to_vec(),
+    ];
+    for c in &refused {
+        let line = format!("Authorization: Basic {}\r\n", b64(c));
+        let (st, user, n) = attempt(&h, &line).await;
+        let what = String::from_utf8_lossy(c);
+        assert_eq!((st, user, n), (401, None, 0), "{what}");
+        for (path, extra) in [
+            ("/_auth/whoami", ""),
+            ("/_auth/check", "X-Original-URI: /app\r\n"),
+        ] {
+            let ex = raw::send(h.addr, &raw::get(path, &format!("{extra}{line}"))).await;
+            assert_eq!(ex.status(), 401, "{path} {what}");
+        }
+        // the login form takes the same path through the chain
+        let (user, password) = what.split_once(':').expect("user:password");
+        let form = raw::login_raw(h.addr, user, password, "/app", "").await;
+        assert_ne!(form.status, 303, "form {what}");
+        assert!(
+            raw::set_cookie(&form, "gw_session").is_none_or(|v| v.is_empty()),
+            "form {what}"
+        );
+    }
+    let line = format!(
+        "Authorization: Basic {}\r\n",
+        b64(format!("carl:{pw72}").as_bytes())
+    );
+    let (st, user, _) = attempt(&h, &line).await;
+    assert_eq!((st, user.as_deref()), (200, Some("carl")));
+    let ex = raw::send(
+        h.addr,
+        &raw::get("/_auth/check", &format!("X-Original-URI: /app\r\n{line}")),
+    )
+    .await;
+    assert_eq!(ex.status(), 200, "check for the real password");
+    let form = raw::login_raw(h.addr, "carl", &pw72, "/app", "").await;
+    assert_eq!(form.status, 303, "the form for the real password");
+}

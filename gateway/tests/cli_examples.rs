@@ -184,6 +184,17 @@ fn explain_shows_each_backend_and_the_verdict_without_echoing_the_password() {
         ]
     );
 
+    // The credential policy refuses an empty password before any backend runs.
+    let out = gateway(dir.path(), &["explain", "-u", "alice"], "\n", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        steps(&text(&out.stdout)),
+        [
+            "policy (credential policy): refused",
+            "verdict: rejected by the credential policy (empty password); no backend ran"
+        ]
+    );
+
     let out = gateway(dir.path(), &["explain", "-u", "nobody"], "x\n", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

@@ -11,6 +11,10 @@ use super::{HashError, HashFormat, VerifyPolicy, md5_crypt};
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 const MAX_SHA_CRYPT_ROUNDS: u32 = 10_000_000;
 const MAX_BCRYPT_COST: u32 = 16;
+/// What bcrypt reads of a password; a longer one is never a match (never truncated).
+pub(super) const MAX_BCRYPT_PASSWORD_BYTES: usize = 72;
+/// What DES crypt reads of a password; a longer one is never a match.
+pub(super) const MAX_DES_PASSWORD_BYTES: usize = 8;
 const MAX_ARGON2_M_KIB: u32 = 1024 * 1024;
 const MAX_ARGON2_T: u32 = 100;
 const MAX_ARGON2_P: u32 = 64;
@@ -565,17 +569,24 @@ impl Scheme {
             Scheme::Bcrypt {
                 hash, sha256_first, ..
             } => {
-                let result = if *sha256_first {
+                let (result, truncated) = if *sha256_first {
                     let hex: String = Sha256::digest(pw)
                         .iter()
                         .map(|b| format!("{b:02x}"))
                         .collect();
-                    bcrypt::verify(hex.as_bytes(), hash)
+                    (bcrypt::verify(hex.as_bytes(), hash), false)
                 } else {
-                    bcrypt::verify(pw, hash)
+                    // bcrypt reads 72 bytes: a longer password would match any password sharing
+                    // its first 72 bytes. It is hashed anyway (same time), then never a match.
+                    (
+                        bcrypt::verify(pw, hash),
+                        pw.len() > MAX_BCRYPT_PASSWORD_BYTES,
+                    )
                 };
                 // The bcrypt crate's errors quote the hash: keep only their kind.
-                result.map_err(|_| malformed(self.name(), "rejected by the bcrypt verifier"))
+                result
+                    .map(|matched| matched && !truncated)
+                    .map_err(|_| malformed(self.name(), "rejected by the bcrypt verifier"))
             }
             Scheme::ShaCrypt {
                 sha512,
@@ -654,7 +665,10 @@ impl Scheme {
                 #[allow(deprecated)]
                 let computed = pwhash::unix_crypt::hash_with(&hash[..2], pw)
                     .map_err(|_| malformed(self.name(), "bad salt"))?;
-                Ok(computed.as_bytes().ct_eq(hash.as_bytes()).into())
+                // DES crypt reads 8 bytes: a longer password is hashed (same time), never a
+                // match.
+                let matched: bool = computed.as_bytes().ct_eq(hash.as_bytes()).into();
+                Ok(matched && pw.len() <= MAX_DES_PASSWORD_BYTES)
             }
             Scheme::Plain(stored) => {
                 // Comparing digests keeps the time independent of where the strings differ and

@@ -38,10 +38,11 @@ pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8
     let credentials = Credentials::password(user, password);
     let result = runtime.block_on(chain.authenticate(&credentials, &Context::default()));
     for step in &result.trace {
-        let type_name = chain
-            .entry(&step.entry)
-            .map(|e| e.type_name.as_str())
-            .unwrap_or("?");
+        let type_name = match chain.entry(&step.entry) {
+            Some(e) => e.type_name.as_str(),
+            None if step.entry == auth_core::policy::POLICY_STEP => "credential policy",
+            None => "?",
+        };
         write!(
             out,
             "{} ({type_name}): {} in {}",
@@ -70,7 +71,17 @@ pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8
             0
         }
         ChainOutcome::Rejected => {
-            writeln!(out, "verdict: rejected (wrong password)")?;
+            let policy = result
+                .trace
+                .iter()
+                .find(|s| s.entry == auth_core::policy::POLICY_STEP);
+            match policy.and_then(|s| s.detail.as_deref()) {
+                Some(rule) => writeln!(
+                    out,
+                    "verdict: rejected by the credential policy ({rule}); no backend ran"
+                )?,
+                None => writeln!(out, "verdict: rejected (wrong password)")?,
+            }
             1
         }
         ChainOutcome::NotFound => {
