@@ -1,5 +1,5 @@
 //! `type: local`: users of the gateway's own user store (`users_db`), managed with
-//! `gateway users`.
+//! `authgate users`.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use auth_core::{
 use crate::store::UserStore;
 
 /// Users of the local user store (`users_db`): Argon2id passwords set with
-/// `gateway users add` / `gateway users passwd`. Users that provisioning mirrored from other
+/// `authgate users add` / `authgate users passwd`. Users that provisioning mirrored from other
 /// entries have no local password and are not found here.
 #[auth_backend(type = "local", build = Self::build)]
 pub struct Local {}

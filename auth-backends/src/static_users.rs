@@ -11,12 +11,12 @@ use auth_core::{
 use serde::Deserialize;
 
 /// Users written in the config: a password hash (Argon2, bcrypt, SHA-crypt, Django...; make one
-/// with `gateway hash-password`), email, name, groups and attributes for each.
+/// with `authgate hash-password`), email, name, groups and attributes for each.
 #[auth_backend(type = "static", build = Self::build)]
 pub struct StaticUsers {
     /// Username -> `{password, email, name, groups, attributes}`.
     users: BTreeMap<String, StaticUser>,
-    /// Accept passwords written in clear instead of hashed (for demos only; `gateway check`
+    /// Accept passwords written in clear instead of hashed (for demos only; `authgate check`
     /// warns).
     #[option(default)]
     allow_plaintext: bool,
@@ -51,7 +51,7 @@ enum OneOrMany {
 
 impl StaticUsers {
     /// The users whose password is written in clear (only possible with `allow_plaintext: true`),
-    /// sorted: what `gateway check` warns about.
+    /// sorted: what `authgate check` warns about.
     pub fn plaintext_users(&self) -> Vec<&str> {
         let plain = VerifyPolicy {
             allow_plaintext: true,
@@ -88,7 +88,7 @@ impl StaticUsers {
         for (username, u) in self.users {
             password::identify(u.password.expose(), HashFormat::Auto, &policy).map_err(|e| {
                 BuildError::new(format!(
-                    "user `{username}`: {e}; write a hash made with `gateway hash-password`{}",
+                    "user `{username}`: {e}; write a hash made with `authgate hash-password`{}",
                     if policy.allow_plaintext {
                         ""
                     } else {

@@ -1,4 +1,4 @@
-//! The local user store (`users_db`): users managed with `gateway users`, and users mirrored
+//! The local user store (`users_db`): users managed with `authgate users`, and users mirrored
 //! from other chain entries by provisioning. SQLite, PostgreSQL or MySQL/MariaDB by URL, through
 //! sqlx's `Any` driver; the table is created on connect.
 
@@ -12,7 +12,7 @@ use auth_core::{Provision, User};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-/// The `source` of users created with `gateway users add` (not provisioned).
+/// The `source` of users created with `authgate users add` (not provisioned).
 pub const LOCAL_SOURCE: &str = "local";
 
 /// The table used by [`UserStore::connect`].
@@ -507,7 +507,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Drops the users table (for tests and `gateway users` tooling; irreversible).
+    /// Drops the users table (for tests and `authgate users` tooling; irreversible).
     pub async fn drop_table(&self) -> Result<(), StoreError> {
         sqlx::query(&self.sql("DROP TABLE IF EXISTS {t}"))
             .execute(&self.pool)

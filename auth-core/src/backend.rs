@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::{CredentialKind, Credentials, Outcome, User};
 
-/// Why a backend could not answer. Its message is shown to operators (logs, `gateway explain`),
+/// Why a backend could not answer. Its message is shown to operators (logs, `authgate explain`),
 /// so it must never contain a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

@@ -169,7 +169,7 @@ pub fn verify(
 
 /// Recognizes `stored_hash` without hashing anything and names its format (`"bcrypt"`,
 /// `"django pbkdf2_sha256"`, `"plain"`...), or says why [`verify`] would refuse it. Cheap: use it
-/// to validate a configuration (`gateway check`) or to warn about weak formats when loading.
+/// to validate a configuration (`authgate check`) or to warn about weak formats when loading.
 pub fn identify(
     stored_hash: &str,
     format: HashFormat,

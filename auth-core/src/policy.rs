@@ -1,5 +1,5 @@
 //! The credential policy: what the chain refuses before any backend runs, on every credential
-//! path (HTTP Basic, the login form, forward-auth, `gateway explain`). A backend never sees an
+//! path (HTTP Basic, the login form, forward-auth, `authgate explain`). A backend never sees an
 //! empty, over-long or control-character-bearing username, password, token or key.
 
 use std::fmt;

@@ -67,7 +67,7 @@ impl BackendRegistration {
     }
 
     /// Whether a backend of this type can run for any of the kinds a gateway `produces`. An entry
-    /// for which this is false is skipped for every request: `gateway check` should warn.
+    /// for which this is false is skipped for every request: `authgate check` should warn.
     pub fn runs_for_any(&self, produces: &[CredentialKind]) -> bool {
         produces.iter().any(|k| self.accepts(*k))
     }

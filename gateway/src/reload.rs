@@ -40,7 +40,7 @@ impl std::fmt::Debug for BuiltChain {
 }
 
 /// Builds the chain of a freshly loaded config. The default ([`default_chain_builder`]) opens
-/// the local user store when the chain needs it (as `gateway check` does) and calls
+/// the local user store when the chain needs it (as `authgate check` does) and calls
 /// [`crate::config::build_chain`]; embedders and tests may supply their own.
 pub type ChainBuilder = Arc<
     dyn for<'a> Fn(

@@ -52,7 +52,7 @@ fn check_reports_every_semantic_error_and_exits_2() {
 gateway.yaml:2:11: invalid listen address `127.0.0.1:99999`; expected IP:PORT, e.g. `127.0.0.1:8080` or `[::1]:8080`
 gateway.yaml:3:15: `public_url` must be an absolute http(s) URL such as `https://gw.example.org`, not `gw.example.org`
 gateway.yaml:7:11: `session.secret` is 5 bytes; it must be at least 32 (e.g. `openssl rand -base64 48`)
-gateway.yaml:8:1: the `chain` is empty: add at least one backend (`gateway backends` lists the types)
+gateway.yaml:8:1: the `chain` is empty: add at least one backend (`authgate backends` lists the types)
 "
     );
 }

@@ -1,5 +1,5 @@
 //! The README's backend reference is generated from the macro's option descriptions: it must be
-//! exactly what `gateway backends` prints. On a mismatch, paste the printed block into README.md.
+//! exactly what `authgate backends` prints. On a mismatch, paste the printed block into README.md.
 
 use std::process::Command;
 

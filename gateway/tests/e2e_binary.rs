@@ -1,4 +1,4 @@
-//! End-to-end: the real `gateway run` binary with a built-in backend: it serves, reloads on
+//! End-to-end: the real `authgate run` binary with a built-in backend: it serves, reloads on
 //! SIGHUP, drains and exits 0 on SIGTERM, and exits 2 on an invalid config.
 
 mod support;
@@ -47,7 +47,7 @@ routes:
 }
 
 /// Writes a config holding a literal secret as an operator must: readable by its owner only
-/// (`gateway run` refuses it otherwise).
+/// (`authgate run` refuses it otherwise).
 fn write_private(path: &std::path::Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
@@ -177,7 +177,7 @@ fn gateway_run_exits_2_on_an_invalid_config() {
     assert!(stderr.contains("gateway.yaml:"), "{stderr}");
 }
 
-/// A literal secret in a config file other users can read stops `gateway run` (exit 2, before
+/// A literal secret in a config file other users can read stops `authgate run` (exit 2, before
 /// listening), naming the file, the key with its line and column, and the fix.
 #[test]
 fn gateway_run_refuses_a_readable_config_with_a_literal_secret() {
@@ -203,7 +203,7 @@ fn gateway_run_refuses_a_readable_config_with_a_literal_secret() {
         if started.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`gateway run` started with a readable literal secret");
+            panic!("`authgate run` started with a readable literal secret");
         }
         std::thread::sleep(Duration::from_millis(50));
     }

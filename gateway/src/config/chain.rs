@@ -213,7 +213,7 @@ impl<'de> Visitor<'de> for SurveyVisitor {
                     let risky = match (k, value.value.0.as_deref()) {
                         ("allow_plaintext", Some("true")) => Some(
                             "`allow_plaintext: true` accepts passwords stored in clear text; \
-                             hash them (`gateway hash-password`) and remove this",
+                             hash them (`authgate hash-password`) and remove this",
                         ),
                         ("password_format", Some("plain")) => Some(
                             "`password_format: plain` compares passwords stored in clear text; \

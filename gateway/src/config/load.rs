@@ -84,6 +84,21 @@ pub fn load_str(
     let file = PathBuf::from(source_name);
     let registry =
         Registry::from_inventory().map_err(|e| ConfigErrors::file(&file, e.to_string()))?;
+    // A default that does not parse is the backend author's bug: refuse to start on it rather
+    // than blame the operator's file when they leave the key out.
+    registry.check_defaults().map_err(|bad| {
+        ConfigErrors(
+            bad.iter()
+                .map(|e| {
+                    Diagnostic::error(
+                        &file,
+                        Location::UNKNOWN,
+                        format!("{e} (in the backend's code, not in this file)"),
+                    )
+                })
+                .collect(),
+        )
+    })?;
 
     let (survey, pass) = with_pass(Pass::survey(), || parse(text));
     let surveyed = survey.map_err(|e| ConfigErrors(vec![parse_error::diagnostic(&file, &e)]))?;
@@ -171,6 +186,26 @@ pub fn load_str(
         validate::check(&config, &file, base_dir, &KeyLocations::of(text));
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
+    let produced = crate::request::identify::PRODUCED_CREDENTIALS;
+    for (entry, reg) in config.chain.iter().zip(&registrations) {
+        if let Some(reg) = reg.filter(|reg| !reg.runs_for_any(produced)) {
+            let kinds: Vec<&str> = reg
+                .accepts
+                .iter()
+                .map(|k| auth_core::registry::kind_name(*k))
+                .collect();
+            warnings.push(Diagnostic::warning(
+                &file,
+                location(&entry.type_name),
+                format!(
+                    "entry `{}` (type `{}`) accepts only {} credentials, which this gateway never reads from a request: it is skipped for every request",
+                    entry.name.value,
+                    entry.type_name.value,
+                    kinds.join(", ")
+                ),
+            ));
+        }
+    }
     sort(&mut warnings);
     if !errors.is_empty() {
         sort(&mut errors);
@@ -212,5 +247,46 @@ pub(crate) fn location<T>(s: &serde_saphyr::Spanned<T>) -> Location {
         s.referenced
     } else {
         s.defined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use auth_core::{
+        Backend, BackendError, Context, Credentials, Outcome, User, async_trait, auth_backend,
+    };
+
+    /// A backend for API keys only: no request the gateway reads today can reach it.
+    #[auth_backend(type = "unit_api_key_only", accepts = [api_key])]
+    struct ApiKeyOnly {}
+
+    #[async_trait]
+    impl Backend for ApiKeyOnly {
+        async fn authenticate(&self, _: &Credentials, _: &Context) -> Outcome {
+            Outcome::NotFound
+        }
+
+        async fn get_user(&self, _: &str) -> Result<Option<User>, BackendError> {
+            Ok(None)
+        }
+    }
+
+    const CONFIG: &str = "server:\n  public_url: \"http://127.0.0.1:8080\"\nupstream:\n  url: \"http://127.0.0.1:9\"\nsession:\n  secure: false\n  secret: \"0123456789abcdef0123456789abcdef-test\"\nchain:\n  - name: keys\n    type: unit_api_key_only\n  - name: demo\n    type: static\n    options:\n      users: {}\n";
+
+    #[test]
+    fn an_entry_that_no_request_can_reach_is_warned_about_at_its_type() {
+        let loaded = super::load_str("gw.yaml", CONFIG, std::path::Path::new(".")).unwrap();
+        let shown: Vec<String> = loaded
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .filter(|w| w.contains("entry"))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "gw.yaml:10:11: warning: entry `keys` (type `unit_api_key_only`) accepts only api_key credentials, which this gateway never reads from a request: it is skipped for every request"
+            ],
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The JSON Schema of the config file (`gateway schema`), for editors.
+//! The JSON Schema of the config file (`authgate schema`), for editors.
 
 use std::collections::BTreeMap;
 
@@ -50,7 +50,7 @@ pub(crate) enum ProvisionSchema {
 pub(crate) struct ChainEntrySchema {
     /// Unique name; recorded in sessions and sent as `X-Remote-Backend`.
     name: String,
-    /// Registered backend type (`gateway backends` lists them).
+    /// Registered backend type (`authgate backends` lists them).
     #[schemars(rename = "type")]
     type_name: String,
     /// `next` (default) or `stop`.

@@ -583,7 +583,7 @@ fn chain(c: &mut Checker<'_>, config: &Config) {
     if config.chain.is_empty() {
         c.error(
             c.key("chain"),
-            "the `chain` is empty: add at least one backend (`gateway backends` lists the types)",
+            "the `chain` is empty: add at least one backend (`authgate backends` lists the types)",
         );
         return;
     }

@@ -31,6 +31,14 @@ use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
 use crate::session::CookieLookup;
 
+/// The credential kinds this phase reads from a request (`Authorization: Basic`, the login form,
+/// `Authorization: Bearer`). A chain entry accepting none of them is skipped for every request:
+/// `authgate check` warns about it.
+pub(crate) const PRODUCED_CREDENTIALS: &[auth_core::CredentialKind] = &[
+    auth_core::CredentialKind::Password,
+    auth_core::CredentialKind::Bearer,
+];
+
 /// The longest `Authorization` value accepted.
 pub(crate) const MAX_AUTHORIZATION_BYTES: usize = 4096;
 
