@@ -112,6 +112,8 @@ pub struct Services {
     pub template: Option<Arc<Template>>,
     /// The local user store, for provisioning (entries with `provision: create | update`).
     pub users: Option<Arc<auth_backends::UserStore>>,
+    /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
+    generated_secret: bool,
     session_fingerprint: [u8; 32],
     protection_fingerprint: String,
 }
@@ -200,6 +202,15 @@ impl Services {
     ) -> Result<Services, RuntimeError> {
         let secret =
             resolve_secret(config.session, data_dir).map_err(|e| RuntimeError(e.to_string()))?;
+        let generated_secret = config.session.secret.is_none();
+        // Once per process (and again only if a reload drops `session.secret`), not per reload.
+        if generated_secret && !previous.is_some_and(|p| p.generated_secret) {
+            tracing::warn!(
+                path = %crate::session::generated_secret_path(data_dir).display(),
+                "session.secret is not set: sessions are signed with a secret generated into this file; \
+                 set session.secret from env: or file: before running more than one replica"
+            );
+        }
         let session_fp = session_fingerprint(config.session, config.secure_cookies, &secret);
         let sessions = match previous {
             Some(p) if p.session_fingerprint == session_fp => p.sessions.clone(),
@@ -232,6 +243,7 @@ impl Services {
             cache: Arc::new(CredentialCache::from_config(config.cache)),
             template,
             users: None,
+            generated_secret,
             session_fingerprint: session_fp,
             protection_fingerprint: protection_fp,
         })

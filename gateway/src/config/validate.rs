@@ -332,7 +332,7 @@ fn store_scheme(value: &str, allowed_words: &[&str], allowed_schemes: &[&str]) -
 fn session(c: &mut Checker<'_>, config: &Config) {
     let s = &config.session;
     let store = s.store.value.trim();
-    if !store_scheme(
+    let known_store = store_scheme(
         store,
         &["memory", "cookie"],
         &[
@@ -344,7 +344,8 @@ fn session(c: &mut Checker<'_>, config: &Config) {
             "redis",
             "rediss",
         ],
-    ) {
+    );
+    if !known_store {
         c.error(
             location(&s.store),
             format!("unknown `session.store` `{store}`; expected memory, cookie, sqlite://PATH, postgres://..., mysql://..., redis://... or rediss://..."),
@@ -368,7 +369,11 @@ fn session(c: &mut Checker<'_>, config: &Config) {
         }
         None if store == "cookie" => c.error(
             location(&s.store),
-            "`session.store: cookie` needs `session.secret` (at least 32 bytes), shared by every replica",
+            "`session.store: cookie` needs `session.secret` (at least 32 bytes, from `env:NAME` or `file:PATH`), shared by every replica: a generated secret differs per replica",
+        ),
+        None if store != "memory" && known_store => c.error(
+            location(&s.store),
+            "a shared `session.store` needs `session.secret` (at least 32 bytes, from `env:NAME` or `file:PATH`), the same on every replica: a generated secret differs per replica",
         ),
         None => {}
     }
@@ -500,6 +505,12 @@ fn protection(c: &mut Checker<'_>, config: &Config) {
             format!(
                 "unknown `protection.store` `{store}`; expected memory, redis://... or rediss://..."
             ),
+        );
+    }
+    if config.session.secret.is_none() && store_scheme(store, &[], &["redis", "rediss"]) {
+        c.error(
+            location(&p.store),
+            "a shared `protection.store` needs `session.secret` (at least 32 bytes, from `env:NAME` or `file:PATH`), the same on every replica: a generated secret differs per replica",
         );
     }
     for (key, value) in [("window", p.window), ("lockout", p.lockout)] {

@@ -303,6 +303,11 @@ impl fmt::Debug for SessionManager {
     }
 }
 
+/// The file [`resolve_secret`] generates the secret into when `session.secret` is absent.
+pub fn generated_secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SECRET_FILE)
+}
+
 /// Returns the secret to sign and encrypt sessions with: `session.secret` when set (it must be
 /// at least 32 bytes), else 32 random bytes generated into `data_dir/session.secret` (mode 0600)
 /// on first start and read back on later starts. Call once at startup and on reload.
@@ -314,7 +319,7 @@ pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, S
         }
         return Ok(bytes.to_vec());
     }
-    let path = data_dir.join(SECRET_FILE);
+    let path = generated_secret_path(data_dir);
     let file_err = |message: String| SessionError::SecretFile {
         path: path.clone(),
         message,
@@ -349,7 +354,6 @@ pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, S
                     file.write_all(format!("{text}\n").as_bytes())
                         .and_then(|()| file.sync_all())
                         .map_err(|e| file_err(e.to_string()))?;
-                    tracing::info!(path = %path.display(), "generated a new session secret");
                     Ok(bytes)
                 }
                 // Another process won the race: use its secret.
