@@ -65,32 +65,13 @@ use crate::login::{self, LoginPage};
 use crate::request::authorize::{Decision, Via, Who, decide};
 use crate::request::challenge::{login_location, unauthorized};
 use crate::request::context::RequestContext;
-use crate::request::error::{ProxyError, full_body};
+use crate::request::error::{ProxyError, full_body, html_response};
 use crate::request::route::path_has_prefix;
 use crate::request::{Body, identify, status_response};
 use crate::runtime::Runtime;
 use crate::server::Gateway;
 
 const GENERIC_LOGIN_ERROR: &str = "Invalid username or password.";
-
-fn html_response(status: StatusCode, html: String, csp: Option<&str>) -> Response<Body> {
-    let mut resp = Response::new(full_body(html));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::HeaderName::from_static("x-frame-options"),
-        HeaderValue::from_static("DENY"),
-    );
-    if let Some(csp) = csp.and_then(|c| HeaderValue::from_str(c).ok()) {
-        h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    resp
-}
 
 fn redirect(status: StatusCode, location: &str) -> Response<Body> {
     let mut resp = status_response(status);
@@ -139,7 +120,10 @@ pub(crate) async fn handle(
         "/whoami" if get => whoami(rt, ctx, req.headers()).await,
         "/check" => check(rt, ctx, req.headers()).await,
         "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
-        _ => Ok(status_response(StatusCode::NOT_FOUND)),
+        _ => Err(ProxyError::not_found(format!(
+            "no gateway endpoint at {}",
+            ctx.path
+        ))),
     }
 }
 

@@ -110,6 +110,8 @@ pub struct Services {
     pub cache: Arc<CredentialCache>,
     /// The operator's login template, if any.
     pub template: Option<Arc<Template>>,
+    /// The operator's error page template, if any.
+    pub error_template: Option<Arc<Template>>,
     /// The local user store, for provisioning (entries with `provision: create | update`).
     pub users: Option<Arc<auth_backends::UserStore>>,
     /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
@@ -237,11 +239,21 @@ impl Services {
             }
             None => None,
         };
+        let error_template = match &config.login.error_template {
+            Some(path) => {
+                let path = base_dir.join(&path.value);
+                Some(Arc::new(crate::login::load_error_template(&path).map_err(
+                    |e| RuntimeError(format!("login.error_template: {e}")),
+                )?))
+            }
+            None => None,
+        };
         Ok(Services {
             sessions,
             lockout,
             cache: Arc::new(CredentialCache::from_config(config.cache)),
             template,
+            error_template,
             users: None,
             generated_secret,
             session_fingerprint: session_fp,

@@ -326,3 +326,99 @@ async fn hostile_next_lands_on_our_start_page() {
     site.stop().await;
     browser.close().await;
 }
+
+/// What Chromium shows for a gateway error: `(<title>, <h1>, footnote, card radius, page text)`.
+async fn error_page_in(
+    client: &fantoccini::Client,
+    url: &str,
+) -> (String, String, String, String, String) {
+    client.goto(url).await.expect("open");
+    let title = client.title().await.expect("title");
+    let h1 = client
+        .find(Locator::Css("h1"))
+        .await
+        .expect("h1")
+        .text()
+        .await
+        .expect("text");
+    let footnote = client
+        .find(Locator::Css(".footnote"))
+        .await
+        .expect("footnote")
+        .text()
+        .await
+        .expect("text");
+    // The card's rounded corner comes from the login page's stylesheet: it only applies when
+    // the page's CSP (the login page's, by hash) lets that inline stylesheet in.
+    let radius = client
+        .find(Locator::Css("main"))
+        .await
+        .expect("main")
+        .css_value("border-top-left-radius")
+        .await
+        .expect("css");
+    let text = client
+        .find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text");
+    (title, h1, footnote, radius, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_and_unknown_endpoints_show_the_styled_pages() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let client = browser.client();
+    let dead = support::upstream::dead_upstream();
+    let mut down =
+        support::Harness::start_with(&support::upstream::public_config(&dead.to_string(), ""))
+            .await;
+    let (title, h1, footnote, radius, text) = error_page_in(client, &down.url("/app/report")).await;
+    assert_eq!(
+        (title.as_str(), h1.as_str(), footnote.as_str()),
+        ("Bad gateway", "Bad gateway", "Error 502")
+    );
+    assert_eq!(
+        radius, "14px",
+        "styled by the login page's stylesheet under its CSP"
+    );
+    assert!(text.contains("could not be reached"), "{text}");
+    assert!(
+        !text.contains(&dead.port().to_string()) && !text.contains("refused"),
+        "no internal detail: {text}"
+    );
+    browser.screenshot("error-502").await;
+    down.stop().await;
+
+    let mut slow =
+        support::Harness::start_with(&support::upstream::public_config("{upstream}", "")).await;
+    let (title, h1, footnote, radius, _) = error_page_in(client, &slow.url("/slow/report")).await;
+    assert_eq!(
+        (title.as_str(), h1.as_str(), footnote.as_str()),
+        ("Gateway timeout", "Gateway timeout", "Error 504")
+    );
+    assert_eq!(radius, "14px");
+    let (title, h1, footnote, radius, _) =
+        error_page_in(client, &slow.url("/_auth/no-such-page")).await;
+    assert_eq!(
+        (title.as_str(), h1.as_str(), footnote.as_str()),
+        ("Page not found", "Page not found", "Error 404")
+    );
+    assert_eq!(radius, "14px");
+    // The login page's style: the same card as the login form.
+    client.goto(&slow.url("/_auth/login")).await.expect("open");
+    let login_radius = client
+        .find(Locator::Css("main"))
+        .await
+        .expect("main")
+        .css_value("border-top-left-radius")
+        .await
+        .expect("css");
+    assert_eq!(login_radius, radius);
+    slow.stop().await;
+    browser.close().await;
+}

@@ -448,3 +448,172 @@ async fn a_fake_101_does_not_open_a_tunnel() {
     assert_eq!(raw_status(&resp), 502, "{resp}");
     assert!(!resp.contains("tunnel!"));
 }
+
+/// `GET path` with `accept` (or none): status, content type, CSP, body.
+async fn get_error(h: &Harness, path: &str, accept: Option<&str>) -> (u16, String, String, String) {
+    let mut req = client().get(h.url(path));
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    let resp = req.send().await.expect("response");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (status, ctype, csp) = (
+        resp.status().as_u16(),
+        header("content-type"),
+        header("content-security-policy"),
+    );
+    (status, ctype, csp, resp.text().await.expect("body"))
+}
+
+/// Each error status in the three formats: the styled page (built-in CSP) for a browser, the
+/// JSON object for an API client, the reason as plain text otherwise; never an internal detail.
+async fn assert_error_formats(
+    h: &Harness,
+    path: &str,
+    status: u16,
+    code: &str,
+    title: &str,
+    hidden: &[&str],
+) {
+    let code_status = http::StatusCode::from_u16(status).unwrap();
+    let page = gateway::login::ErrorPage::for_status(&code_status);
+    assert_eq!(page.title, title);
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let (got, ctype, csp, body) = get_error(h, path, Some(browser)).await;
+    assert_eq!(got, status, "{path}: {body}");
+    assert_eq!(ctype, "text/html; charset=utf-8");
+    assert_eq!(csp, gateway::login::builtin_csp(), "the login page's CSP");
+    assert!(body.contains(&format!("<title>{title}</title>")), "{body}");
+    assert!(body.contains(&format!("<h1>{title}</h1>")), "{body}");
+    assert!(body.contains(&format!("Error {status}")), "{body}");
+    assert!(body.contains(page.message), "{body}");
+    for secret in hidden
+        .iter()
+        .filter(|s| !s.bytes().all(|b| b.is_ascii_digit()))
+    {
+        assert!(!body.contains(secret), "html: `{secret}` leaked in {body}");
+    }
+    for (accept, want_json) in [
+        ("application/json", true),
+        ("application/problem+json; q=0.9", true),
+        ("*/*", false),
+    ] {
+        let (got, ctype, _, body) = get_error(h, path, Some(accept)).await;
+        assert_eq!(got, status, "{accept}");
+        if want_json {
+            assert_eq!(ctype, "application/json", "{accept}");
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+            assert_eq!(
+                json,
+                serde_json::json!({"error": code, "status": status, "message": page.message}),
+                "{accept}"
+            );
+        } else {
+            assert_eq!(ctype, "text/plain; charset=utf-8", "{accept}");
+            assert_eq!(
+                body,
+                format!("{}\n", code_status.canonical_reason().unwrap())
+            );
+        }
+        for secret in hidden {
+            assert!(
+                !body.contains(secret),
+                "{accept}: `{secret}` leaked in {body}"
+            );
+        }
+    }
+    let (_, ctype, _, body) = get_error(h, path, None).await;
+    assert_eq!(ctype, "text/plain; charset=utf-8", "no Accept: plain text");
+    for secret in hidden {
+        assert!(!body.contains(secret), "`{secret}` leaked in {body}");
+    }
+}
+
+#[tokio::test]
+async fn upstream_down_is_a_502_page_json_or_text_without_internal_detail() {
+    let dead = support::upstream::dead_upstream();
+    let h = Harness::start_with(&support::upstream::public_config(&dead.to_string(), "")).await;
+    let port = dead.port().to_string();
+    assert_error_formats(
+        &h,
+        "/app",
+        502,
+        "bad_gateway",
+        "Bad gateway",
+        &[&port, "refused", "onnect"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn slow_upstream_is_a_504_page_json_or_text() {
+    let h = Harness::start_with(&support::upstream::public_config("{upstream}", "")).await;
+    let started = std::time::Instant::now();
+    assert_error_formats(
+        &h,
+        "/slow/report",
+        504,
+        "gateway_timeout",
+        "Gateway timeout",
+        &["500ms", "timed out"],
+    )
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[tokio::test]
+async fn unknown_path_under_the_login_prefix_is_a_404_page() {
+    let h = Harness::start_with(&support::upstream::public_config("{upstream}", "")).await;
+    assert_error_formats(
+        &h,
+        "/_auth/nothing-here",
+        404,
+        "not_found",
+        "Page not found",
+        &["nothing-here", "endpoint"],
+    )
+    .await;
+    assert!(
+        h.upstream.seen().is_empty(),
+        "the prefix is never forwarded"
+    );
+}
+
+#[tokio::test]
+async fn error_template_replaces_the_page_with_escaped_values_and_no_builtin_csp() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("error.html");
+    std::fs::write(
+        &template,
+        "<!doctype html><title>{{title}} | Acme</title><h1 data-status=\"{{status}}\">{{title}}</h1><p>{{message}}</p>\n",
+    )
+    .unwrap();
+    let dead = support::upstream::dead_upstream();
+    let h = Harness::start_with(&support::upstream::public_config(
+        &dead.to_string(),
+        &format!("  error_template: \"{}\"\n", template.display()),
+    ))
+    .await;
+    let (status, ctype, csp, body) = get_error(&h, "/app", Some("text/html")).await;
+    assert_eq!(
+        (status, ctype.as_str(), csp.as_str()),
+        (502, "text/html; charset=utf-8", "")
+    );
+    let page = gateway::login::ErrorPage::for_status(&http::StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        body,
+        format!(
+            "<!doctype html><title>Bad gateway | Acme</title><h1 data-status=\"502\">Bad gateway</h1><p>{}</p>\n",
+            page.message
+        )
+    );
+    // API clients still get JSON.
+    let (_, ctype, _, _) = get_error(&h, "/app", Some("application/json")).await;
+    assert_eq!(ctype, "application/json");
+}

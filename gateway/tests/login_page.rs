@@ -2,8 +2,9 @@
 
 use base64::Engine as _;
 use gateway::login::{
-    LoginPage, Template, TemplateError, builtin_csp, load_template, render_error, render_forbidden,
-    render_logged_out, render_login, render_logout_confirm, render_unauthorized,
+    ErrorPage, LoginPage, Template, TemplateError, builtin_csp, load_error_template, load_template,
+    render_error, render_error_page, render_forbidden, render_logged_out, render_login,
+    render_logout_confirm, render_unauthorized,
 };
 use http::StatusCode;
 use sha2::{Digest, Sha256};
@@ -34,6 +35,10 @@ fn builtin_pages() -> Vec<(&'static str, String)> {
         (
             "error",
             render_error(StatusCode::BAD_GATEWAY, "The application is not answering."),
+        ),
+        (
+            "error_page",
+            render_error_page(&ErrorPage::for_status(&StatusCode::GATEWAY_TIMEOUT)),
         ),
         ("logged_out", render_logged_out("/_auth/login")),
         (
@@ -208,7 +213,7 @@ fn template_errors_are_reported() {
     let typo = write("c.html", "{{action}}\n{{csrf}}\n\n{{usernme}}");
     let err = load_template(&typo).expect_err("typo");
     assert!(
-        matches!(&err, TemplateError::UnknownPlaceholder { name, line: 4 } if name == "usernme"),
+        matches!(&err, TemplateError::UnknownPlaceholder { name, line: 4, .. } if name == "usernme"),
         "{err:?}"
     );
     assert!(err.to_string().contains("`{{usernme}}` at line 4"), "{err}");
@@ -236,4 +241,63 @@ fn login_page_debug_hides_the_csrf_token() {
     let debug = format!("{:?}", page(None, "alice"));
     assert!(debug.contains("alice"));
     assert!(!debug.contains("csrf-abc"), "{debug}");
+}
+
+#[test]
+fn error_pages_show_status_title_and_message_escaped() {
+    let html = render_error_page(&ErrorPage::for_status(&StatusCode::BAD_GATEWAY));
+    assert!(html.contains("<title>Bad gateway</title>"), "{html}");
+    assert!(html.contains("<h1>Bad gateway</h1>"), "{html}");
+    assert!(html.contains("Error 502"), "{html}");
+    let hostile = render_error_page(&ErrorPage {
+        status: HOSTILE,
+        title: HOSTILE,
+        message: HOSTILE,
+    });
+    assert!(!hostile.contains("<script>"), "{hostile}");
+    assert_eq!(hostile.matches(HOSTILE_ESCAPED).count(), 4, "{hostile}");
+    for status in [404, 500, 502, 503, 504] {
+        let status = StatusCode::from_u16(status).unwrap();
+        let page = ErrorPage::for_status(&status);
+        assert_eq!(page.status, status.as_str());
+        assert!(
+            !page.title.is_empty() && page.message.ends_with('.'),
+            "{page:?}"
+        );
+    }
+}
+
+#[test]
+fn error_template_has_its_own_placeholders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("error.html");
+    std::fs::write(&path, "<h1>{{ title }}</h1><p>{{status}}: {{message}}</p>").expect("write");
+    let template = load_error_template(&path).expect("valid template");
+    assert_eq!(template.csp(), None, "no CSP for an operator's markup");
+    let html = template.render_error(&ErrorPage {
+        status: "502",
+        title: "Bad <gateway>",
+        message: "Try \"later\"",
+    });
+    assert_eq!(
+        html,
+        "<h1>Bad &lt;gateway&gt;</h1><p>502: Try &quot;later&quot;</p>"
+    );
+    // A login placeholder is refused, naming the error page's placeholders.
+    std::fs::write(&path, "<p>{{message}}</p>\n<input value=\"{{csrf}}\">").expect("write");
+    let err = load_error_template(&path).expect_err("csrf is not an error page value");
+    assert!(
+        matches!(&err, TemplateError::UnknownPlaceholder { name, line: 2, .. } if name == "csrf"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("expected one of status, title, message"),
+        "{err}"
+    );
+    // And the login template does not take the error page's.
+    assert!(matches!(
+        Template::parse("{{action}}{{csrf}}{{status}}"),
+        Err(TemplateError::UnknownPlaceholder { .. })
+    ));
 }

@@ -426,6 +426,10 @@ pub struct LoginConfig {
     /// Template overriding the login page.
     #[schemars(with = "Option<String>")]
     pub template: Option<Spanned<String>>,
+    /// Template overriding the error pages (502, 503, 504, 404 under the prefix, ...) that
+    /// browsers get; placeholders `{{status}}`, `{{title}}`, `{{message}}`.
+    #[schemars(with = "Option<String>")]
+    pub error_template: Option<Spanned<String>>,
     /// Accept `Authorization: Basic` on protected routes.
     pub basic_auth: bool,
     /// Basic realm.
@@ -440,6 +444,7 @@ impl Default for LoginConfig {
             prefix: spanned("/_auth".into()),
             title: "Sign in".into(),
             template: None,
+            error_template: None,
             basic_auth: true,
             realm: "Restricted".into(),
             allowed_redirect_hosts: Vec::new(),

@@ -494,6 +494,12 @@ fn login(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
             );
         }
     }
+    if let Some(template) = &l.error_template {
+        let resolved = base_dir.join(&template.value);
+        if let Err(e) = crate::login::load_error_template(&resolved) {
+            c.error(location(template), format!("`login.error_template`: {e}"));
+        }
+    }
 }
 
 fn protection(c: &mut Checker<'_>, config: &Config) {

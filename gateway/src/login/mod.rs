@@ -24,7 +24,7 @@ pub use form::{
 pub use next::{InvalidAllowedHost, MAX_NEXT_LEN, normalize_allowed_host, validate_next};
 pub use origin::{SourceVerdict, origin_allowed, request_source};
 pub use page::{
-    LoginPage, builtin_csp, render_error, render_forbidden, render_logged_out, render_login,
-    render_logout_confirm, render_unauthorized,
+    ErrorPage, LoginPage, builtin_csp, render_error, render_error_page, render_forbidden,
+    render_logged_out, render_login, render_logout_confirm, render_unauthorized,
 };
-pub use template::{Template, TemplateError, load_template};
+pub use template::{Template, TemplateError, load_error_template, load_template};

@@ -42,6 +42,75 @@ impl fmt::Debug for LoginPage<'_> {
     }
 }
 
+/// What an error page shows: only the status, a human title and a generic message, never an
+/// internal detail (backend names, error strings, hosts, paths). Values are plain text:
+/// rendering escapes them.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorPage<'a> {
+    /// The status code, e.g. `502`.
+    pub status: &'a str,
+    /// A short human title, e.g. `Bad gateway`.
+    pub title: &'a str,
+    /// One or two sentences for the user.
+    pub message: &'a str,
+}
+
+impl ErrorPage<'_> {
+    /// The gateway's wording for `status`.
+    pub fn for_status(status: &StatusCode) -> ErrorPage<'_> {
+        let (title, message) = match status.as_u16() {
+            400 => ("Bad request", "The request could not be understood."),
+            404 => ("Page not found", "There is nothing at this address."),
+            408 => (
+                "Request timeout",
+                "The request took too long to arrive. Please try again.",
+            ),
+            413 => ("Request too large", "The request is larger than allowed."),
+            500 => (
+                "Something went wrong",
+                "The gateway could not complete the request. Please try again later.",
+            ),
+            502 => (
+                "Bad gateway",
+                "The application behind this site could not be reached. Please try again in a moment.",
+            ),
+            503 => (
+                "Service unavailable",
+                "The service is temporarily unavailable. Please try again in a moment.",
+            ),
+            504 => (
+                "Gateway timeout",
+                "The application behind this site took too long to respond. Please try again in a moment.",
+            ),
+            _ => (
+                status.canonical_reason().unwrap_or("Error"),
+                "The request could not be completed.",
+            ),
+        };
+        ErrorPage {
+            status: status.as_str(),
+            title,
+            message,
+        }
+    }
+}
+
+/// Renders the built-in page for an error status (send it with [`builtin_csp`]); with an
+/// operator template, call [`Template::render_error`] on it instead.
+pub fn render_error_page(page: &ErrorPage<'_>) -> String {
+    Template::builtin_error().render_error(page)
+}
+
+/// The built-in error page as a template (`{{status}}`, `{{title}}`, `{{message}}`).
+pub(crate) fn error_page_source() -> String {
+    let body = format!(
+        "{header}<a class=\"button secondary\" href=\"/\">Go to the start page</a>\
+         <p class=\"footnote\">Error {{{{status}}}}</p>",
+        header = heading(Icon::Stop, "{{title}}", Some("{{message}}")),
+    );
+    layout("{{title}}", &body)
+}
+
 /// Renders the built-in login page. With an operator template, call
 /// [`Template::render`] on the template from [`super::load_template`] instead.
 /// Send it with [`builtin_csp`] as `Content-Security-Policy`.

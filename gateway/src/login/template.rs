@@ -1,15 +1,17 @@
-//! The login page template: HTML with `{{name}}` placeholders, every value HTML-escaped.
+//! Page templates (the login page, the error pages): HTML with `{{name}}` placeholders, every
+//! value HTML-escaped.
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use super::page::{LoginPage, builtin_csp, layout};
+use super::page::{ErrorPage, LoginPage, builtin_csp, error_page_source, layout};
 
 /// Largest template file accepted.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
-/// A parsed login page template. Build it once (at config load, with [`load_template`]) and
-/// render it per request with [`Template::render`].
+/// A parsed page template. Build it once (at config load, with [`load_template`] or
+/// [`load_error_template`]) and render it per request with [`Template::render`] (login) or
+/// [`Template::render_error`] (error pages).
 #[derive(Debug, Clone)]
 pub struct Template {
     parts: Vec<Part>,
@@ -30,18 +32,49 @@ enum Slot {
     Csrf,
     Error,
     Username,
+    Status,
+    Message,
+}
+
+/// Which page a template is for: it fixes the placeholders allowed and required.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Login,
+    Error,
+}
+
+impl Kind {
+    fn slots(self) -> &'static [Slot] {
+        match self {
+            Kind::Login => &[
+                Slot::Title,
+                Slot::Action,
+                Slot::Next,
+                Slot::Csrf,
+                Slot::Error,
+                Slot::Username,
+            ],
+            Kind::Error => &[Slot::Status, Slot::Title, Slot::Message],
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Login => "title, action, next, csrf, error, username",
+            Kind::Error => "status, title, message",
+        }
+    }
+
+    /// Placeholders without which the page cannot work.
+    fn required(self) -> &'static [Slot] {
+        match self {
+            Kind::Login => &[Slot::Csrf, Slot::Action],
+            Kind::Error => &[],
+        }
+    }
 }
 
 impl Slot {
-    const ALL: [Slot; 6] = [
-        Slot::Title,
-        Slot::Action,
-        Slot::Next,
-        Slot::Csrf,
-        Slot::Error,
-        Slot::Username,
-    ];
-
     fn name(self) -> &'static str {
         match self {
             Slot::Title => "title",
@@ -50,11 +83,9 @@ impl Slot {
             Slot::Csrf => "csrf",
             Slot::Error => "error",
             Slot::Username => "username",
+            Slot::Status => "status",
+            Slot::Message => "message",
         }
-    }
-
-    fn from_name(name: &str) -> Option<Slot> {
-        Slot::ALL.into_iter().find(|slot| slot.name() == name)
     }
 
     fn value<'a>(self, page: &LoginPage<'a>) -> &'a str {
@@ -65,15 +96,25 @@ impl Slot {
             Slot::Csrf => page.csrf_token,
             Slot::Error => page.error.unwrap_or(""),
             Slot::Username => page.username,
+            Slot::Status | Slot::Message => "",
+        }
+    }
+
+    fn error_value<'a>(self, page: &ErrorPage<'a>) -> &'a str {
+        match self {
+            Slot::Status => page.status,
+            Slot::Title => page.title,
+            Slot::Message => page.message,
+            _ => "",
         }
     }
 }
 
-/// Why a login template was refused.
+/// Why a page template was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     /// The file could not be read.
-    #[error("cannot read login template `{}`: {source}", path.display())]
+    #[error("cannot read template `{}`: {source}", path.display())]
     Read {
         /// The template path.
         path: PathBuf,
@@ -81,20 +122,20 @@ pub enum TemplateError {
         source: std::io::Error,
     },
     /// The file is larger than 1 MiB.
-    #[error("login template `{}` is larger than 1 MiB", path.display())]
+    #[error("template `{}` is larger than 1 MiB", path.display())]
     TooLarge {
         /// The template path.
         path: PathBuf,
     },
     /// A `{{...}}` names no known value.
-    #[error(
-        "unknown placeholder `{{{{{name}}}}}` at line {line}; expected one of title, action, next, csrf, error, username"
-    )]
+    #[error("unknown placeholder `{{{{{name}}}}}` at line {line}; expected one of {expected}")]
     UnknownPlaceholder {
         /// The name as written.
         name: String,
         /// 1-based line.
         line: usize,
+        /// The placeholders this kind of page has.
+        expected: &'static str,
     },
     /// A `{{` without its `}}`.
     #[error("unclosed `{{{{` at line {line}")]
@@ -113,7 +154,17 @@ pub enum TemplateError {
 /// and refuse the config on error: unknown placeholders, an unclosed `{{`, or a missing
 /// `{{csrf}}` or `{{action}}` are errors.
 pub fn load_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
-    let path = path.as_ref();
+    load(path.as_ref(), Kind::Login)
+}
+
+/// Reads and validates the operator's error page template (`login.error_template`), with the
+/// placeholders `{{status}}` (e.g. `502`), `{{title}}` and `{{message}}` (generic text, never an
+/// internal detail). Call it at config load and refuse the config on error.
+pub fn load_error_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
+    load(path.as_ref(), Kind::Error)
+}
+
+fn load(path: &Path, kind: Kind) -> Result<Template, TemplateError> {
     let read_err = |source| TemplateError::Read {
         path: path.to_path_buf(),
         source,
@@ -125,15 +176,24 @@ pub fn load_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> 
         });
     }
     let source = std::fs::read_to_string(path).map_err(read_err)?;
-    let mut template = Template::parse(&source)?;
+    let mut template = Template::parse_kind(&source, kind)?;
     // An operator's markup is not ours to hash: the caller sends no CSP for it.
     template.csp = None;
     Ok(template)
 }
 
 static DEFAULT: LazyLock<Template> = LazyLock::new(|| {
-    let source = layout("{{title}}", include_str!("assets/login.html"));
-    let mut template = match Template::parse(&source) {
+    builtin(
+        &layout("{{title}}", include_str!("assets/login.html")),
+        Kind::Login,
+    )
+});
+
+static DEFAULT_ERROR: LazyLock<Template> =
+    LazyLock::new(|| builtin(&error_page_source(), Kind::Error));
+
+fn builtin(source: &str, kind: Kind) -> Template {
+    let mut template = match Template::parse_kind(source, kind) {
         Ok(template) => template,
         // The built-in template is checked by this module's tests; an empty fallback keeps the
         // process from panicking if that ever regressed.
@@ -144,7 +204,7 @@ static DEFAULT: LazyLock<Template> = LazyLock::new(|| {
     };
     template.csp = Some(builtin_csp().to_string());
     template
-});
+}
 
 impl Template {
     /// The built-in login page.
@@ -152,8 +212,22 @@ impl Template {
         &DEFAULT
     }
 
-    /// Parses template text (see [`load_template`] for the rules).
+    /// The built-in error page.
+    pub fn builtin_error() -> &'static Template {
+        &DEFAULT_ERROR
+    }
+
+    /// Parses login template text (see [`load_template`] for the rules).
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        Template::parse_kind(source, Kind::Login)
+    }
+
+    /// Parses error page template text (see [`load_error_template`] for the rules).
+    pub fn parse_error_page(source: &str) -> Result<Template, TemplateError> {
+        Template::parse_kind(source, Kind::Error)
+    }
+
+    fn parse_kind(source: &str, kind: Kind) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = source;
         let mut consumed = 0;
@@ -166,10 +240,16 @@ impl Template {
                 });
             };
             let name = after[..close].trim();
-            let slot = Slot::from_name(name).ok_or_else(|| TemplateError::UnknownPlaceholder {
-                name: name.to_string(),
-                line: line_at(consumed + open),
-            })?;
+            let slot = kind
+                .slots()
+                .iter()
+                .copied()
+                .find(|slot| slot.name() == name)
+                .ok_or_else(|| TemplateError::UnknownPlaceholder {
+                    name: name.to_string(),
+                    line: line_at(consumed + open),
+                    expected: kind.expected(),
+                })?;
             if open > 0 {
                 parts.push(Part::Text(rest[..open].to_string()));
             }
@@ -181,7 +261,7 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        for required in [Slot::Csrf, Slot::Action] {
+        for &required in kind.required() {
             if !parts
                 .iter()
                 .any(|part| matches!(part, Part::Slot(slot) if *slot == required))
@@ -194,12 +274,22 @@ impl Template {
 
     /// Renders the page with every value HTML-escaped (safe in text and in quoted attributes).
     pub fn render(&self, page: &LoginPage<'_>) -> String {
+        self.render_with(|slot| slot.value(page))
+    }
+
+    /// Renders an error page (a template from [`load_error_template`] or
+    /// [`Template::builtin_error`]) with every value HTML-escaped.
+    pub fn render_error(&self, page: &ErrorPage<'_>) -> String {
+        self.render_with(|slot| slot.error_value(page))
+    }
+
+    fn render_with<'a>(&self, value: impl Fn(Slot) -> &'a str) -> String {
         let mut out = String::with_capacity(8192);
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Slot(slot) => {
-                    html_escape::encode_quoted_attribute_to_string(slot.value(page), &mut out);
+                    html_escape::encode_quoted_attribute_to_string(value(*slot), &mut out);
                 }
             }
         }

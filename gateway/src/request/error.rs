@@ -1,14 +1,44 @@
 //! Errors on the request path know their origin (client, upstream, internal); they become a
-//! response in exactly one place, [`ProxyError::to_response`].
+//! response in exactly one place, [`ProxyError::to_response`]: a page in the login page's style
+//! for browsers, JSON for API clients, plain text otherwise ([`ErrorFormat`]). The client sees
+//! only the status, a title and a generic message ([`crate::login::ErrorPage`]); the error's
+//! own message goes to the log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{Response, StatusCode, header};
+use http::{HeaderMap, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
 use super::Body;
+use super::challenge::{wants_html, wants_json};
+use crate::login::{ErrorPage, Template};
+
+/// How a client gets an error, decided from its `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorFormat {
+    /// `Accept` names `text/html` (the challenge's test for a browser): the styled page.
+    Html,
+    /// `Accept` names `application/json` or a `+json` type:
+    /// `{"error": "bad_gateway", "status": 502, "message": "..."}`.
+    Json,
+    /// Anything else (no `Accept`, `*/*`, ...): the reason phrase as `text/plain`.
+    Plain,
+}
+
+impl ErrorFormat {
+    /// The format for a request with these headers. Read it before the request is consumed.
+    pub(crate) fn of(headers: &HeaderMap) -> ErrorFormat {
+        if wants_html(headers) {
+            ErrorFormat::Html
+        } else if wants_json(headers) {
+            ErrorFormat::Json
+        } else {
+            ErrorFormat::Plain
+        }
+    }
+}
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +98,11 @@ impl ProxyError {
         }
     }
 
+    /// 404: nothing at this path (under the login prefix).
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        ProxyError::client(StatusCode::NOT_FOUND, message)
+    }
+
     /// 500: a bug or a value the gateway refuses to send.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         ProxyError {
@@ -86,13 +121,74 @@ impl ProxyError {
         }
     }
 
-    /// The response the client gets: the status and its reason, nothing from `message`.
-    pub(crate) fn to_response(&self) -> Response<Body> {
-        plain_response(
-            self.status,
-            self.status.canonical_reason().unwrap_or("Error"),
-        )
+    /// The response the client gets, in `format`: the status, a title and a generic message,
+    /// nothing from `message`. `template` is the operator's `login.error_template`.
+    pub(crate) fn to_response(
+        &self,
+        format: ErrorFormat,
+        template: Option<&Template>,
+    ) -> Response<Body> {
+        let page = ErrorPage::for_status(&self.status);
+        match format {
+            ErrorFormat::Html => {
+                let template = template.unwrap_or(Template::builtin_error());
+                html_response(self.status, template.render_error(&page), template.csp())
+            }
+            ErrorFormat::Json => {
+                let code: String = self
+                    .status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-')
+                    .map(|c| match c {
+                        ' ' | '-' => '_',
+                        c => c.to_ascii_lowercase(),
+                    })
+                    .collect();
+                let body = serde_json::json!({
+                    "error": code,
+                    "status": self.status.as_u16(),
+                    "message": page.message,
+                });
+                let mut resp = plain_response(self.status, "");
+                *resp.body_mut() = full_body(body.to_string());
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
+            ErrorFormat::Plain => plain_response(
+                self.status,
+                self.status.canonical_reason().unwrap_or("Error"),
+            ),
+        }
     }
+}
+
+/// A gateway page: `text/html`, not cached, not framed, with `csp` as its
+/// `Content-Security-Policy` (the built-in pages' [`crate::login::builtin_csp`]).
+pub(crate) fn html_response(status: StatusCode, html: String, csp: Option<&str>) -> Response<Body> {
+    let mut resp = Response::new(full_body(html));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        header::HeaderName::from_static("x-frame-options"),
+        header::HeaderValue::from_static("DENY"),
+    );
+    if let Some(csp) = csp.and_then(|c| header::HeaderValue::from_str(c).ok()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    resp
 }
 
 /// A small `text/plain` response.

@@ -120,11 +120,16 @@ pub(crate) async fn handle(
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
     ctx.peer_ip_header = conn.peer_ip.clone();
+    let error_format = error::ErrorFormat::of(req.headers());
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
     let mut resp = match process(&gw, &rt, &conn, &mut ctx, req).await {
         Ok(resp) => resp,
         Err(e) => {
             match e.origin {
+                ErrorSource::Client if e.status == StatusCode::NOT_FOUND => {
+                    ctx.decision = "not_found";
+                    tracing::debug!(error = %e, "not found");
+                }
                 ErrorSource::Client => {
                     ctx.decision = "bad_request";
                     tracing::debug!(error = %e, "client error");
@@ -146,7 +151,7 @@ pub(crate) async fn handle(
                     tracing::error!(error = %e, "internal error");
                 }
             }
-            e.to_response()
+            e.to_response(error_format, rt.services.error_template.as_deref())
         }
     };
     for c in ctx.set_cookies.drain(..) {

@@ -222,3 +222,33 @@ async fn answer(rec: Arc<Mutex<Vec<Recorded>>>, mut req: Request<Incoming>) -> R
     }
     text(StatusCode::OK, format!("upstream saw {path}"))
 }
+
+/// An address nothing listens on: an upstream that is down.
+pub fn dead_upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A gateway config whose every route is public, in front of `upstream` (an address, or
+/// `{upstream}` for the harness's recording upstream, whose `/slow/` paths then time out) with
+/// a 500 ms `upstream.timeout`; `login_extra` is added under `login:` (e.g. `  error_template: ...\n`).
+pub fn public_config(upstream: &str, login_extra: &str) -> String {
+    format!(
+        r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{upstream}"
+  connect_timeout: 1s
+  timeout: 500ms
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+login:
+  title: "Sign in"
+{login_extra}routes:
+  - match: {{ path: / }}
+    access: public
+"#
+    )
+}
