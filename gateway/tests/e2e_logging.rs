@@ -103,3 +103,54 @@ async fn access_log_is_structured_and_secret_free() {
     assert_eq!(admin["user"], "bob");
     assert_eq!(admin["route"], "1");
 }
+
+/// Without `session.secret`, start-up says once (at WARN, naming the file) that the secret was
+/// generated; a reload does not repeat it; a configured secret says nothing.
+#[tokio::test]
+async fn a_generated_session_secret_is_announced_once_with_its_file() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let upstream: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let generated = support::parse_config(
+        &support::BASE_CONFIG.replace("  secret: \"0123456789abcdef0123456789abcdef-test\"\n", ""),
+        upstream,
+    );
+    assert!(generated.session.secret.is_none());
+    let services = gateway::runtime::Services::from_config(&generated, dir.path(), dir.path())
+        .await
+        .expect("services");
+    let reloaded =
+        gateway::runtime::Services::carry_over(&services, &generated, dir.path(), dir.path())
+            .await
+            .expect("reload");
+    drop(reloaded);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let file = dir.path().join("session.secret");
+    assert!(file.is_file(), "the secret was written");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("session.secret is not set"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "once, not per reload: {log}");
+    assert!(warnings[0].contains(" WARN "), "{log}");
+    assert!(
+        warnings[0].contains(&file.display().to_string()),
+        "names the file: {log}"
+    );
+    assert!(!warnings[0].contains(&std::fs::read_to_string(&file).unwrap().trim().to_string()));
+
+    let configured = support::parse_config(support::BASE_CONFIG, upstream);
+    captured.0.lock().unwrap().clear();
+    gateway::runtime::Services::from_config(&configured, dir.path(), dir.path())
+        .await
+        .expect("services");
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!log.contains("session.secret"), "{log}");
+}
