@@ -151,13 +151,7 @@ impl ProxyError {
                     "status": self.status.as_u16(),
                     "message": page.message,
                 });
-                let mut resp = plain_response(self.status, "");
-                *resp.body_mut() = full_body(body.to_string());
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                resp
+                fixed_response(self.status, body.to_string(), "application/json")
             }
             ErrorFormat::Plain => plain_response(
                 self.status,
@@ -193,11 +187,16 @@ pub(crate) fn html_response(status: StatusCode, html: String, csp: Option<&str>)
 
 /// A small `text/plain` response.
 pub(crate) fn plain_response(status: StatusCode, text: &str) -> Response<Body> {
-    let mut resp = Response::new(full_body(format!("{text}\n")));
+    fixed_response(status, format!("{text}\n"), "text/plain; charset=utf-8")
+}
+
+/// A response of `status` with `body` of type `content_type`, not cached.
+fn fixed_response(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full_body(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        header::HeaderValue::from_static(content_type),
     );
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
