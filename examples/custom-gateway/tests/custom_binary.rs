@@ -37,11 +37,20 @@ fn backends_lists_the_linked_custom_type_and_the_builtin_ones() {
 
 #[test]
 fn check_accepts_a_config_naming_the_custom_type() {
+    // The example writes its demo passwords in the file, which git checks out readable by
+    // everyone: `check` refuses that unless told otherwise, and then still warns.
     let out = bin()
         .args(["check", "--config"])
         .arg(config())
         .output()
         .expect("run custom-gateway");
+    assert_eq!(out.status.code(), Some(2), "a readable file with literal passwords");
+    let out = bin()
+        .args(["check", "--allow-insecure-config", "--config"])
+        .arg(config())
+        .output()
+        .expect("run custom-gateway");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other users can read"));
     assert_eq!(
         out.status.code(),
         Some(0),
