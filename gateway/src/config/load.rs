@@ -186,9 +186,9 @@ pub fn load_str(
         validate::check(&config, &file, base_dir, &KeyLocations::of(text));
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
-    let produced = crate::request::identify::PRODUCED_CREDENTIALS;
+    let produced = crate::request::identify::produced_credentials(&config.login);
     for (entry, reg) in config.chain.iter().zip(&registrations) {
-        if let Some(reg) = reg.filter(|reg| !reg.runs_for_any(produced)) {
+        if let Some(reg) = reg.filter(|reg| !reg.runs_for_any(&produced)) {
             let kinds: Vec<&str> = reg
                 .accepts
                 .iter()
