@@ -289,4 +289,20 @@ mod tests {
             ],
         );
     }
+
+    #[test]
+    fn an_api_key_entry_is_reachable_once_a_key_header_is_configured() {
+        let config = CONFIG.replace(
+            "chain:\n",
+            "login:\n  api_key_headers: [X-Api-Key]\nchain:\n",
+        );
+        let loaded = super::load_str("gw.yaml", &config, std::path::Path::new(".")).unwrap();
+        let shown: Vec<String> = loaded
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .filter(|w| w.contains("entry"))
+            .collect();
+        assert_eq!(shown, Vec::<String>::new());
+    }
 }

@@ -524,6 +524,42 @@ mod tests {
     }
 
     #[test]
+    fn one_api_key_is_read_from_the_configured_headers() {
+        let names = [
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-other-key"),
+        ];
+        let mut h = HeaderMap::new();
+        assert_eq!(api_key_credentials(&h, &names), Ok(None));
+        h.insert("x-other-key", HeaderValue::from_static(" ag_1_2\t"));
+        assert_eq!(
+            api_key_credentials(&h, &names),
+            Ok(Some(Credentials::ApiKey {
+                header: "x-other-key".into(),
+                key: "ag_1_2".into()
+            }))
+        );
+        assert_eq!(api_key_credentials(&h, &[]), Ok(None));
+        let mut two = h.clone();
+        two.append("x-other-key", HeaderValue::from_static("ag_1_2"));
+        assert_eq!(
+            api_key_credentials(&two, &names),
+            Err(AuthorizationError::SeveralApiKeys)
+        );
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        assert_eq!(
+            api_key_credentials(&h, &names),
+            Err(AuthorizationError::SeveralApiKeys)
+        );
+        let mut bad = HeaderMap::new();
+        bad.insert("x-api-key", HeaderValue::from_bytes(b"k\xc3\xa9").unwrap());
+        assert_eq!(
+            api_key_credentials(&bad, &names),
+            Err(AuthorizationError::ApiKey)
+        );
+    }
+
+    #[test]
     fn malformed_basic_is_an_error() {
         assert_eq!(
             authorization_credentials(&with("Basic !!!")),

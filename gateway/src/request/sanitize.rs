@@ -402,6 +402,20 @@ mod tests {
     }
 
     #[test]
+    fn api_key_headers_pass_exactly_go_as_look_alikes_and_are_always_stripped() {
+        let key = HeaderName::from_static("x-api-key");
+        let r = Reserved::with_api_keys(["X-Remote-User"], std::slice::from_ref(&key));
+        assert!(!r.contains("x-api-key"));
+        assert!(r.contains("x_api_key") && r.contains("x.api-key"));
+        assert!(!Reserved::new(["X-Remote-User"]).contains("x_api_key"));
+        let kept = CredentialHeaders::new(vec![key.clone()], true);
+        assert_eq!(kept.strip(), std::slice::from_ref(&key));
+        let stripped = CredentialHeaders::new(vec![key.clone()], false);
+        assert_eq!(stripped.strip(), [AUTHORIZATION, key.clone()]);
+        assert_eq!(stripped.api_keys(), [key]);
+    }
+
+    #[test]
     fn the_config_check_refuses_what_sanitize_manages() {
         for name in [
             "Authorization",
