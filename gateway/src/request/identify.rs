@@ -210,9 +210,13 @@ pub(crate) async fn identify(
     }
     let bad = |e: AuthorizationError| ProxyError::bad_request(e.to_string());
     let mut creds = authorization_credentials(headers).map_err(bad)?;
-    if !matches!(&creds, Some(Credentials::Bearer(_)))
-        && !(rt.config.login.basic_auth && matches!(&creds, Some(Credentials::Password { .. })))
-    {
+    // `Authorization` first; an API key only when it brought nothing this config reads.
+    let read = match &creds {
+        Some(Credentials::Bearer(_)) => true,
+        Some(Credentials::Password { .. }) => rt.config.login.basic_auth,
+        _ => false,
+    };
+    if !read {
         creds = api_key_credentials(headers, rt.credentials.api_keys()).map_err(bad)?;
     }
     match creds {
