@@ -7,18 +7,18 @@
 //!   request continues as anonymous (with the cookie cleared);
 //! - else `Authorization: Bearer` (a token for the backends that accept tokens; cached, no
 //!   lockout since there is no username; a malformed token is `400`);
-//! - else, when `Authorization` brought no credentials this config reads, an API key from a
-//!   `login.api_key_headers` header (for the backends that accept `api_key`; no lockout; two
-//!   values, in one header or across several, are `400`: which key was meant is never guessed).
-//!   A success is cached for at most [`API_KEY_CACHE_TTL`], whatever `cache.credentials_ttl`
-//!   says, so a revoked key is refused within that time on every replica sharing the store.
-//!   Token and key logins make no session;
 //! - else `Authorization: Basic` when `login.basic_auth` is on: malformed (not base64, no `:`,
 //!   not UTF-8, longer than [`MAX_AUTHORIZATION_BYTES`]) is `400` — never anonymous-then-2xx; a locked
 //!   (username, client IP) pair or client is answered like a wrong password, in as much time,
 //!   without running the chain;
 //!   a cached success is used; otherwise the chain runs (backends hash passwords off the
 //!   reactor) and failures count towards the lockout;
+//! - else, when `Authorization` brought no credentials this config reads, an API key from a
+//!   `login.api_key_headers` header (for the backends that accept `api_key`; no lockout; two
+//!   values, in one header or across several, are `400`: which key was meant is never guessed).
+//!   A success is cached for at most [`API_KEY_CACHE_TTL`], whatever `cache.credentials_ttl`
+//!   says, so a revoked key is refused within that time on every replica sharing the store.
+//!   Token and key logins make no session;
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
 //!   anonymous (the challenge follows);
 //! - whatever identified the request, the credential headers read here are never forwarded

@@ -18,8 +18,9 @@
 //! - hop-by-hop headers ([`HOP_BY_HOP`]) and every header named by `Connection` are dropped. They
 //!   are dropped *before* the gateway sets its own headers, so `Connection: X-Remote-User` can only
 //!   remove the client's copy, never ours;
-//! - the exact credential headers stay for identify and are removed by forward (unless
-//!   `upstream.pass_authorization`), whatever identified the request;
+//! - the exact credential headers (`Authorization` and the configured API-key headers, see
+//!   [`CredentialHeaders`]) stay for identify and are removed by forward, whatever identified
+//!   the request (`Authorization` stays with `upstream.pass_authorization`);
 //! - the `Upgrade` request is remembered (and `Upgrade: h2c` refused by the caller) before the
 //!   hop-by-hop headers go.
 
