@@ -1,5 +1,6 @@
 //! The built-in backends, each written with `#[auth_backend]`.
 
+pub mod api_key;
 pub mod htpasswd;
 pub mod http;
 pub mod ldap;
@@ -10,4 +11,4 @@ pub mod static_users;
 pub mod store;
 
 pub use provision::provision;
-pub use store::{StoreError, StoredUser, UserStore};
+pub use store::{KeyCheck, StoreError, StoredApiKey, StoredUser, UserStore};

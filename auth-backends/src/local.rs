@@ -1,5 +1,5 @@
 //! `type: local`: users of the gateway's own user store (`users_db`), managed with
-//! `authgate users`.
+//! `authgate users`, and their API keys (`authgate keys`).
 
 use std::sync::Arc;
 
@@ -9,12 +9,13 @@ use auth_core::{
     async_trait, auth_backend,
 };
 
-use crate::store::UserStore;
+use crate::store::{KeyCheck, UserStore};
 
 /// Users of the local user store (`users_db`): Argon2id passwords set with
-/// `authgate users add` / `authgate users passwd`. Users that provisioning mirrored from other
-/// entries have no local password and are not found here.
-#[auth_backend(type = "local", build = Self::build)]
+/// `authgate users add` / `authgate users passwd`, and API keys made with `authgate keys add`
+/// (sent in a `login.api_key_headers` header). Users that provisioning mirrored from other
+/// entries have no local password and are not found by password.
+#[auth_backend(type = "local", build = Self::build, accepts = [password, api_key])]
 pub struct Local {}
 
 impl Local {
@@ -40,11 +41,29 @@ fn unavailable(e: impl std::fmt::Display) -> Outcome {
     Outcome::Unavailable(BackendError::new(e))
 }
 
+impl LocalBackend {
+    /// An API key: unknown -> `NotFound` (another entry may know it), wrong secret, revoked,
+    /// expired or its user gone -> `Rejected`, a disabled user's key -> `Denied`.
+    async fn api_key(&self, key: &str) -> Outcome {
+        match self.store.check_api_key(key).await {
+            Ok(KeyCheck::Valid { user, .. }) if user.disabled => {
+                Outcome::Denied("account disabled".to_string())
+            }
+            Ok(KeyCheck::Valid { user, .. }) => Outcome::Authenticated(user.to_user()),
+            Ok(KeyCheck::NotFound) => Outcome::NotFound,
+            Ok(_) => Outcome::Rejected,
+            Err(e) => unavailable(e),
+        }
+    }
+}
+
 #[async_trait]
 impl Backend for LocalBackend {
     async fn authenticate(&self, credentials: &Credentials, context: &Context) -> Outcome {
-        let Credentials::Password { username, password } = credentials else {
-            return Outcome::NotFound;
+        let (username, password) = match credentials {
+            Credentials::Password { username, password } => (username, password),
+            Credentials::ApiKey { key, .. } => return self.api_key(key).await,
+            Credentials::Bearer(_) => return Outcome::NotFound,
         };
         let stored = match self.store.get_by_username(username).await {
             Ok(stored) => stored,

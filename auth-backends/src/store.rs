@@ -1,6 +1,7 @@
 //! The local user store (`users_db`): users managed with `authgate users`, and users mirrored
-//! from other chain entries by provisioning. SQLite, PostgreSQL or MySQL/MariaDB by URL, through
-//! sqlx's `Any` driver; the table is created on connect.
+//! from other chain entries by provisioning, and their API keys (`authgate keys`). SQLite,
+//! PostgreSQL or MySQL/MariaDB by URL, through sqlx's `Any` driver; the tables (`<table>` and
+//! `<table>_api_keys`) are created on connect.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -8,6 +9,8 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_core::password::{self, HashError};
+
+use crate::api_key::{self, NewKey};
 use auth_core::{Provision, User};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -35,6 +38,9 @@ pub enum StoreError {
     /// The username is not in the store.
     #[error("no user `{0}` in the store")]
     NoSuchUser(String),
+    /// The API key id is not in the store.
+    #[error("no API key `{0}` in the store")]
+    NoSuchKey(String),
     /// A stored row cannot be read (bad JSON in `group_names` / `attributes`).
     #[error("user store row for `{username}` is corrupt: {reason}")]
     Corrupt {
@@ -125,6 +131,56 @@ impl StoredUser {
         }
     }
 }
+
+/// One API key of the store, as `authgate keys list` shows it (never the secret or its hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredApiKey {
+    /// The key's id (the `<id>` of `ag_<id>_<secret>`): not secret.
+    pub id: String,
+    /// The store id of the key's user.
+    pub user_id: i64,
+    /// The key's user (empty when the user is gone).
+    pub username: String,
+    /// A label given at creation (`--name ci`).
+    pub name: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which the key is refused; `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// Unix seconds of a recent successful use (recorded at most once a minute).
+    pub last_used_at: Option<i64>,
+    /// Unix seconds of the revocation, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// What the store says about a presented API key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyCheck {
+    /// Not a key of this store (not `ag_<id>_<secret>`, or no such id).
+    NotFound,
+    /// The id exists but the secret is wrong.
+    Wrong,
+    /// The key was revoked.
+    Revoked,
+    /// The key expired.
+    Expired,
+    /// The key's user no longer exists.
+    UserGone,
+    /// A valid key of `user` (who may be disabled: the caller decides).
+    Valid {
+        /// The key's user.
+        user: Box<StoredUser>,
+        /// The key.
+        key: StoredApiKey,
+    },
+}
+
+/// How often, at most, a key's `last_used_at` is written.
+const LAST_USED_EVERY_SECS: i64 = 60;
+
+const KEY_COLUMNS: &str =
+    "id, user_id, name, salt, secret_hash, created_at, expires_at, last_used_at, revoked_at";
 
 /// The local user store. Cheap to clone (a connection pool); share one per process.
 #[derive(Clone)]
@@ -253,6 +309,27 @@ impl UserStore {
             ),
         };
         sqlx::query(&ddl).execute(&self.pool).await?;
+        // The id is the primary key: a presented key is one indexed lookup.
+        let keys = match self.kind {
+            Kind::Sqlite | Kind::Postgres => format!(
+                "CREATE TABLE IF NOT EXISTS {t}_api_keys (
+                    id TEXT NOT NULL PRIMARY KEY,
+                    user_id BIGINT NOT NULL,
+                    name TEXT, salt TEXT NOT NULL, secret_hash TEXT NOT NULL,
+                    created_at BIGINT NOT NULL, expires_at BIGINT, last_used_at BIGINT,
+                    revoked_at BIGINT)"
+            ),
+            Kind::MySql => format!(
+                "CREATE TABLE IF NOT EXISTS {t}_api_keys (
+                    id VARCHAR(64) NOT NULL PRIMARY KEY,
+                    user_id BIGINT NOT NULL,
+                    name TEXT, salt TEXT NOT NULL, secret_hash TEXT NOT NULL,
+                    created_at BIGINT NOT NULL, expires_at BIGINT, last_used_at BIGINT,
+                    revoked_at BIGINT
+                ) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            ),
+        };
+        sqlx::query(&keys).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -378,8 +455,14 @@ impl UserStore {
         .await
     }
 
-    /// Deletes a user; their sessions end.
+    /// Deletes a user and their API keys; their sessions end.
     pub async fn delete(&self, username: &str) -> Result<(), StoreError> {
+        if let Some(user) = self.get_by_username(username).await? {
+            sqlx::query(&self.sql("DELETE FROM {t}_api_keys WHERE user_id = ?"))
+                .bind(user.id)
+                .execute(&self.pool)
+                .await?;
+        }
         let done = sqlx::query(&self.sql("DELETE FROM {t} WHERE username = ?"))
             .bind(username)
             .execute(&self.pool)
@@ -501,14 +584,183 @@ impl UserStore {
         Ok(())
     }
 
+    /// Makes an API key for `username`, valid for `valid_for` (forever when `None`), labelled
+    /// `name`. The returned [`NewKey`] is the only copy of the secret: show it once; the store
+    /// keeps a salted hash.
+    pub async fn add_api_key(
+        &self,
+        username: &str,
+        name: Option<&str>,
+        valid_for: Option<std::time::Duration>,
+    ) -> Result<(NewKey, StoredApiKey), StoreError> {
+        let user = self
+            .get_by_username(username)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchUser(username.to_string()))?;
+        let key = NewKey::generate();
+        let (salt, hash) = key.salted_hash();
+        let created_at = now();
+        let expires_at = valid_for
+            .map(|d| created_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+        sqlx::query(&self.sql(&format!(
+            "INSERT INTO {{t}}_api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
+        )))
+        .bind(&key.id)
+        .bind(user.id)
+        .bind(name)
+        .bind(salt)
+        .bind(hash)
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        let stored = StoredApiKey {
+            id: key.id.clone(),
+            user_id: user.id,
+            username: user.username,
+            name: name.map(str::to_string),
+            created_at,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        Ok((key, stored))
+    }
+
+    /// The API keys (of `username` only, when given), oldest first.
+    pub async fn list_api_keys(
+        &self,
+        username: Option<&str>,
+    ) -> Result<Vec<StoredApiKey>, StoreError> {
+        let columns = "k.id, k.user_id, k.name, k.created_at, k.expires_at, k.last_used_at, \
+                       k.revoked_at, u.username";
+        let from = "FROM {t}_api_keys k LEFT JOIN {t} u ON u.id = k.user_id";
+        let rows = match username {
+            Some(name) => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} {from} WHERE u.username = ? ORDER BY k.created_at, k.id"
+                ));
+                sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?
+            }
+            None => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} {from} ORDER BY k.created_at, k.id"
+                ));
+                sqlx::query(&sql).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(StoredApiKey {
+                    id: text(row, "id")?.unwrap_or_default(),
+                    user_id: row.try_get("user_id")?,
+                    username: text(row, "username")?.unwrap_or_default(),
+                    name: text(row, "name")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    last_used_at: row.try_get("last_used_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes API key `id`: every gateway sharing the store refuses it within a second.
+    /// Revoking a revoked key keeps its first revocation time.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), StoreError> {
+        let found = sqlx::query(&self.sql("SELECT id FROM {t}_api_keys WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if found.is_none() {
+            return Err(StoreError::NoSuchKey(id.to_string()));
+        }
+        sqlx::query(
+            &self.sql("UPDATE {t}_api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks a presented API key: one lookup by its id, then the salted hash of its secret
+    /// compared in constant time. The secret is checked before anything else is told.
+    pub async fn check_api_key(&self, presented: &str) -> Result<KeyCheck, StoreError> {
+        let Some((id, secret)) = api_key::parse(presented) else {
+            return Ok(KeyCheck::NotFound);
+        };
+        let sql = self.sql(&format!(
+            "SELECT {KEY_COLUMNS} FROM {{t}}_api_keys WHERE id = ?"
+        ));
+        let Some(row) = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(KeyCheck::NotFound);
+        };
+        let salt = text(&row, "salt")?.unwrap_or_default();
+        let hash = text(&row, "secret_hash")?.unwrap_or_default();
+        if !api_key::matches(&salt, &hash, id, secret) {
+            return Ok(KeyCheck::Wrong);
+        }
+        let key = StoredApiKey {
+            id: id.to_string(),
+            user_id: row.try_get("user_id")?,
+            username: String::new(),
+            name: text(&row, "name")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            last_used_at: row.try_get("last_used_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        };
+        let t = now();
+        if key.revoked_at.is_some() {
+            return Ok(KeyCheck::Revoked);
+        }
+        if key.expires_at.is_some_and(|e| e <= t) {
+            return Ok(KeyCheck::Expired);
+        }
+        let Some(user) = self.get_by_id(key.user_id).await? else {
+            return Ok(KeyCheck::UserGone);
+        };
+        if key
+            .last_used_at
+            .is_none_or(|used| t - used >= LAST_USED_EVERY_SECS)
+        {
+            let recorded =
+                sqlx::query(&self.sql("UPDATE {t}_api_keys SET last_used_at = ? WHERE id = ?"))
+                    .bind(t)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await;
+            if let Err(e) = recorded {
+                tracing::warn!(key = id, error = %e, "could not record the API key's last use");
+            }
+        }
+        Ok(KeyCheck::Valid {
+            key: StoredApiKey {
+                username: user.username.clone(),
+                ..key
+            },
+            user: Box::new(user),
+        })
+    }
+
     /// Checks the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
-    /// Drops the users table (for tests and `authgate users` tooling; irreversible).
+    /// Drops the users and API keys tables (for tests and `authgate users` tooling;
+    /// irreversible).
     pub async fn drop_table(&self) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("DROP TABLE IF EXISTS {t}_api_keys"))
+            .execute(&self.pool)
+            .await?;
         sqlx::query(&self.sql("DROP TABLE IF EXISTS {t}"))
             .execute(&self.pool)
             .await?;

@@ -314,3 +314,165 @@ async fn unknown_users_cost_about_a_wrong_password() {
         "unknown {unknown:?} vs wrong {wrong:?}"
     );
 }
+
+async fn key_login(backend: &dyn Backend, key: &str) -> Outcome {
+    let credentials = Credentials::ApiKey {
+        header: "x-api-key".into(),
+        key: key.into(),
+    };
+    backend
+        .authenticate(&credentials, &Context::default())
+        .await
+}
+
+/// Keys made by the store: shown once, stored hashed, found by id, refused when wrong, revoked
+/// or expired, denied for a disabled user, gone with their user.
+async fn api_keys(db: Db) {
+    let Some(t) = open(db, "t_keys").await else {
+        return;
+    };
+    let store = &t.store;
+    store
+        .add("ci-bot", None, None, None, &groups(&["deploy"]))
+        .await
+        .expect("add");
+    store
+        .add("other", Some("other-password"), None, None, &[])
+        .await
+        .expect("add");
+    let backend = build_local(Some(store.clone())).expect("builds");
+
+    let (key, stored) = store
+        .add_api_key("ci-bot", Some("ci"), None)
+        .await
+        .expect("key");
+    let text = key.to_string();
+    assert!(text.starts_with(&format!("ag_{}_", stored.id)), "{text}");
+    assert!(
+        !format!("{key:?}").contains(&text[20..]),
+        "Debug shows the secret"
+    );
+    let Outcome::Authenticated(user) = key_login(&*backend, &text).await else {
+        panic!("the key logs in");
+    };
+    assert_eq!(user.username, "ci-bot");
+    assert!(user.in_group("deploy"));
+
+    // Wrong secret for a known id: rejected; unknown id or not a store key: not found.
+    let last = if text.ends_with('0') { "1" } else { "0" };
+    let wrong = format!("{}{last}", &text[..text.len() - 1]);
+    assert!(matches!(
+        key_login(&*backend, &wrong).await,
+        Outcome::Rejected
+    ));
+    let unknown = format!("ag_0000000000000000_{}", &text[text.len() - 64..]);
+    assert!(matches!(
+        key_login(&*backend, &unknown).await,
+        Outcome::NotFound
+    ));
+    assert!(matches!(
+        key_login(&*backend, "not-a-key").await,
+        Outcome::NotFound
+    ));
+    // A password login by the key's user (no password) is not found; the key is no password.
+    assert!(matches!(
+        login(&*backend, "ci-bot", &text).await,
+        Outcome::NotFound
+    ));
+
+    // Expired.
+    let (old, _) = store
+        .add_api_key("ci-bot", None, Some(Duration::from_secs(1)))
+        .await
+        .expect("key");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match key_login(&*backend, &old.to_string()).await {
+            Outcome::Authenticated(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Outcome::Rejected => break,
+            other => panic!("an expired key: {other:?}"),
+        }
+    }
+
+    // Listing: never a secret; last use recorded.
+    let listed = store.list_api_keys(None).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    let (first, second) = match listed[0].id == stored.id {
+        true => (&listed[0], &listed[1]),
+        false => (&listed[1], &listed[0]),
+    };
+    assert_eq!(first.id, stored.id);
+    assert_eq!(first.username, "ci-bot");
+    assert_eq!(first.name.as_deref(), Some("ci"));
+    assert!(first.last_used_at.is_some());
+    assert_eq!(second.id, old.id);
+    assert!(second.expires_at.is_some());
+    assert!(
+        store
+            .list_api_keys(Some("other"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(matches!(
+        store.add_api_key("nobody", None, None).await,
+        Err(StoreError::NoSuchUser(_))
+    ));
+
+    // A disabled user's key is denied; enabled again, it works.
+    store.disable("ci-bot").await.expect("disable");
+    let denied = key_login(&*backend, &text).await;
+    assert!(matches!(denied, Outcome::Denied(_)), "{denied:?}");
+    store.enable("ci-bot").await.expect("enable");
+    assert!(matches!(
+        key_login(&*backend, &text).await,
+        Outcome::Authenticated(_)
+    ));
+
+    // Revoked: refused at once; revoking twice is fine, an unknown id is an error.
+    store.revoke_api_key(&stored.id).await.expect("revoke");
+    assert!(matches!(
+        key_login(&*backend, &text).await,
+        Outcome::Rejected
+    ));
+    store
+        .revoke_api_key(&stored.id)
+        .await
+        .expect("revoke twice");
+    let listed = store.list_api_keys(Some("ci-bot")).await.expect("list");
+    assert!(
+        listed
+            .iter()
+            .any(|k| k.id == stored.id && k.revoked_at.is_some())
+    );
+    assert!(matches!(
+        store.revoke_api_key("0000000000000000").await,
+        Err(StoreError::NoSuchKey(_))
+    ));
+
+    // A deleted user's keys go with them.
+    let (live, _) = store.add_api_key("ci-bot", None, None).await.expect("key");
+    store.delete("ci-bot").await.expect("delete");
+    assert!(matches!(
+        key_login(&*backend, &live.to_string()).await,
+        Outcome::NotFound
+    ));
+    assert!(store.list_api_keys(None).await.expect("list").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_sqlite() {
+    api_keys(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_postgres() {
+    api_keys(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_mysql() {
+    api_keys(Db::MySql).await;
+}

@@ -22,6 +22,10 @@ const SHARDS: usize = 16;
 
 type Key = [u8; 32];
 
+fn capped(ttl: Duration, max: Option<Duration>) -> Duration {
+    max.map_or(ttl, |max| ttl.min(max))
+}
+
 /// A cached successful check: what the chain answered for these credentials.
 #[derive(Debug)]
 pub struct CachedSuccess {
@@ -128,17 +132,46 @@ impl CredentialCache {
         user: &User,
         credential_version: Option<&str>,
     ) {
+        self.insert_success_within(username, password, entry, user, credential_version, None);
+    }
+
+    /// [`insert_success`](Self::insert_success) for at most `max_ttl` (when given) even when
+    /// `credentials_ttl` is longer: for credentials whose revocation must show quickly.
+    pub fn insert_success_within(
+        &self,
+        username: &str,
+        password: &[u8],
+        entry: &str,
+        user: &User,
+        credential_version: Option<&str>,
+        max_ttl: Option<Duration>,
+    ) {
         let hit = CacheHit::Success(Arc::new(CachedSuccess {
             entry: entry.to_string(),
             user: Arc::new(user.clone()),
             credential_version: credential_version.map(str::to_string),
         }));
-        self.insert(username, password, hit, self.ttl);
+        self.insert(username, password, hit, capped(self.ttl, max_ttl));
     }
 
     /// Caches that the chain refused (`username`, `password`); a no-op when `negative_ttl` is 0.
     pub fn insert_failure(&self, username: &str, password: &[u8]) {
-        self.insert(username, password, CacheHit::Failure, self.negative_ttl);
+        self.insert_failure_within(username, password, None);
+    }
+
+    /// [`insert_failure`](Self::insert_failure) for at most `max_ttl` (when given).
+    pub fn insert_failure_within(
+        &self,
+        username: &str,
+        password: &[u8],
+        max_ttl: Option<Duration>,
+    ) {
+        self.insert(
+            username,
+            password,
+            CacheHit::Failure,
+            capped(self.negative_ttl, max_ttl),
+        );
     }
 
     fn insert(&self, username: &str, password: &[u8], hit: CacheHit, ttl: Duration) {

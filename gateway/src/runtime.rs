@@ -21,7 +21,7 @@ use crate::config::{
 };
 use crate::request::forward::{HeaderPlan, UpstreamTarget};
 use crate::request::route::RouteTable;
-use crate::request::sanitize::Reserved;
+use crate::request::sanitize::{CredentialHeaders, Reserved};
 
 /// Building a runtime from a config failed; the message names the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,8 @@ pub struct Runtime {
     pub(crate) chain: Chain,
     pub(crate) routes: RouteTable,
     pub(crate) reserved: Reserved,
+    /// `Authorization` and `login.api_key_headers`.
+    pub(crate) credentials: CredentialHeaders,
     pub(crate) headers: HeaderPlan,
     pub(crate) upstream: UpstreamTarget,
     pub(crate) trusted_proxies: Vec<IpNet>,
@@ -275,7 +277,21 @@ impl Runtime {
             .map_err(|e| RuntimeError(e.to_string()))?;
         let headers =
             HeaderPlan::new(&config.identity_headers).map_err(|e| RuntimeError(e.to_string()))?;
-        let reserved = Reserved::new(headers.names());
+        let api_keys = config
+            .login
+            .api_key_headers
+            .iter()
+            .map(|h| {
+                http::HeaderName::from_bytes(h.value.trim().as_bytes()).map_err(|_| {
+                    RuntimeError(format!(
+                        "login.api_key_headers: `{}` is not a valid header name",
+                        h.value
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let reserved = Reserved::with_api_keys(headers.names(), &api_keys);
+        let credentials = CredentialHeaders::new(api_keys, config.upstream.pass_authorization);
         let upstream = UpstreamTarget::new(
             &config.upstream.url.value,
             config.upstream.timeout.get(),
@@ -283,7 +299,7 @@ impl Runtime {
             config.upstream.preserve_host,
         )
         .map_err(RuntimeError)?
-        .pass_authorization(config.upstream.pass_authorization);
+        .credential_headers(credentials.clone());
         let trusted_proxies = config
             .server
             .trusted_proxies
@@ -333,6 +349,7 @@ impl Runtime {
             chain,
             routes,
             reserved,
+            credentials,
             headers,
             upstream,
             trusted_proxies,

@@ -1,7 +1,8 @@
 //! Attack class 5: credentials. Malformed Basic headers, empty and NUL-laden parts, Unicode
 //! look-alikes and case variants of usernames against the `static` backend, over raw TCP:
 //! nothing malformed is ever anonymous-then-2xx, and no variant becomes a second identity. And
-//! no credential sent to the gateway reaches the upstream (unless `upstream.pass_authorization`).
+//! no credential sent to the gateway reaches the upstream (`Authorization` unless
+//! `upstream.pass_authorization`, an API-key header never).
 
 mod support;
 
@@ -315,6 +316,76 @@ async fn pass_authorization_forwards_the_header_as_sent() {
         assert_eq!(seen.get("x-remote-user").as_deref(), user, "{lines:?}");
         assert_eq!(seen.all("authorization"), vec![bob.clone()], "{lines:?}");
     }
+}
+
+/// The configured API-key headers are credentials like `Authorization`, but never passed on:
+/// beside a session, beside Basic, on a public route, in any spelling, and even with
+/// `upstream.pass_authorization: true`, the upstream never receives a key.
+#[tokio::test]
+async fn api_key_headers_never_reach_the_upstream_in_any_spelling() {
+    let h = Harness::start_with(
+        &BASE_CONFIG
+            .replace(
+                "  timeout: 2s\n",
+                "  timeout: 2s\n  pass_authorization: true\n",
+            )
+            .replace(
+                "login:\n",
+                "login:\n  api_key_headers: [X-Api-Key, X-Service-Token]\n",
+            ),
+    )
+    .await;
+    let alice_session = session_line(&h, "alice").await;
+    let bob = format!("Authorization: {}\r\n", basic("bob", "bob-pw"));
+    let spellings = [
+        "X-Api-Key",
+        "x-api-key",
+        "X-API-KEY",
+        "X_Api_Key",
+        "x.api.key",
+        "X-Api_Key",
+        "x-service-token",
+        "X_SERVICE.TOKEN",
+    ];
+    for name in spellings {
+        let key = format!("{name}: ag_0123456789abcdef_secret\r\n");
+        for (path, lines, user) in [
+            ("/app", format!("{alice_session}{key}"), Some("alice")),
+            ("/app", format!("{bob}{key}"), Some("bob")),
+            ("/static/x", key.clone(), None),
+            ("/static/x", format!("{alice_session}{key}"), None),
+        ] {
+            h.upstream.clear();
+            let ex = raw::send(h.addr, &raw::get(path, &lines)).await;
+            assert_eq!(ex.status(), 200, "{path} {lines:?}");
+            let seen = h.upstream.last().expect("forwarded");
+            assert_eq!(seen.get("x-remote-user").as_deref(), user, "{lines:?}");
+            let leaked: Vec<String> = seen
+                .headers
+                .keys()
+                .map(|k| k.as_str().to_string())
+                .filter(|k| {
+                    let folded = k.replace(['_', '.'], "-");
+                    folded == "x-api-key" || folded == "x-service-token"
+                })
+                .collect();
+            assert_eq!(leaked, Vec::<String>::new(), "{path} {lines:?}");
+        }
+    }
+    // No key backend in this chain: a key alone is no identity.
+    let ex = raw::send(
+        h.addr,
+        &raw::get("/app", "X-Api-Key: ag_0123456789abcdef_secret\r\n"),
+    )
+    .await;
+    assert_eq!(ex.status(), 401);
+    // Two keys: which one was meant is not guessed.
+    let ex = raw::send(
+        h.addr,
+        &raw::get("/app", "X-Api-Key: a\r\nX-Service-Token: b\r\n"),
+    )
+    .await;
+    assert_eq!(ex.status(), 400);
 }
 
 /// htpasswd users whose stored hashes are traps, all made by the real `htpasswd`.

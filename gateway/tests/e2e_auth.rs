@@ -531,3 +531,279 @@ async fn basic_can_be_turned_off() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// API keys end to end: made with the real `authgate keys add`, checked by the `local` backend
+/// on a SQLite `users_db`, never forwarded, refused once wrong, expired or revoked.
+mod api_keys {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use gateway::metrics::Metrics;
+    use gateway::reload::{build_runtime, default_chain_builder};
+    use gateway::server::{Gateway, Running};
+
+    use super::support::{RecordingUpstream, client};
+
+    fn config(upstream: std::net::SocketAddr, dir: &Path) -> String {
+        format!(
+            r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{upstream}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+login:
+  api_key_headers: [X-Api-Key, X-Other-Key]
+cache:
+  credentials_ttl: 1h
+users_db: "sqlite://{db}"
+chain:
+  - name: local
+    type: local
+routes:
+  - match: {{ path: /static/ }}
+    access: public
+  - match: {{ path: / }}
+    access: authenticated
+"#,
+            db = dir.join("users.db").display()
+        )
+    }
+
+    /// Runs the `authgate` binary with `args` on `config`, `stdin` piped in; returns (exit
+    /// code, stdout, stderr).
+    async fn authgate(config: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let config = config.to_path_buf();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let stdin = stdin.to_string();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+                .arg("--config")
+                .arg(&config)
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    struct Replica {
+        running: Running,
+    }
+
+    impl Replica {
+        async fn start(path: &Path) -> Replica {
+            let rt = build_runtime(path, 1, None, &default_chain_builder())
+                .await
+                .expect("config loads");
+            let gw = Gateway::new(rt, Arc::new(Metrics::new()));
+            let running = Running::start(gw, "127.0.0.1:0".parse().unwrap(), None)
+                .await
+                .unwrap();
+            Replica { running }
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.running.addr)
+        }
+
+        async fn status(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
+            let mut req = client().get(self.url(path));
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    }
+
+    /// A config on a fresh SQLite store with user `ci-bot` (no password).
+    async fn setup() -> (tempfile::TempDir, PathBuf, RecordingUpstream) {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = RecordingUpstream::start().await;
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(&path, config(upstream.addr, dir.path())).unwrap();
+        let (code, _, err) = authgate(
+            &path,
+            &["users", "add", "ci-bot", "--no-password", "-g", "deploy"],
+            "",
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        (dir, path, upstream)
+    }
+
+    async fn new_key(path: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["keys", "add", "ci-bot"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = authgate(path, &args, "").await;
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("shown once"), "{err}");
+        out.trim().to_string()
+    }
+
+    /// Polls until `replica` answers `want` for `key`; the time it took, or `None` after 5 s.
+    async fn refused_within(replica: &Replica, key: &str) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if replica.status("/app", &[("x-api-key", key)]).await == 401 {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_reaches_the_app_as_its_user_and_is_never_forwarded() {
+        let (_dir, path, upstream) = setup().await;
+        let key = new_key(&path, &["--name", "ci"]).await;
+        assert!(key.starts_with("ag_"), "{key}");
+        let gw = Replica::start(&path).await;
+
+        let resp = client()
+            .get(gw.url("/app/report"))
+            .header("X-Api-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.headers().get("set-cookie").is_none(),
+            "a key login made a session"
+        );
+        let seen = upstream.last().unwrap();
+        assert_eq!(seen.get("x-remote-user").as_deref(), Some("ci-bot"));
+        assert_eq!(seen.get("x-remote-groups").as_deref(), Some("deploy"));
+        assert_eq!(seen.get("x-api-key"), None, "the key was forwarded");
+        // The other configured header works too, and is not forwarded either.
+        assert_eq!(gw.status("/app", &[("x-other-key", &key)]).await, 200);
+        assert_eq!(upstream.last().unwrap().get("x-other-key"), None);
+
+        // On a public route, the key header and its look-alikes are stripped too.
+        upstream.clear();
+        let resp = client()
+            .get(gw.url("/static/app.css"))
+            .header("X-Api-Key", &key)
+            .header("X_Api_Key", &key)
+            .header("x.other.key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen = upstream.last().unwrap();
+        for name in ["x-api-key", "x_api_key", "x.other.key", "x-other-key"] {
+            assert_eq!(seen.get(name), None, "{name} reached the app");
+        }
+        assert_eq!(seen.get("x-remote-user"), None);
+
+        // Wrong, unknown, malformed, empty: 401. Two keys: 400, whichever is right.
+        let wrong = format!("{}0", &key[..key.len() - 1]);
+        let wrong = if wrong == key {
+            format!("{}1", &key[..key.len() - 1])
+        } else {
+            wrong
+        };
+        for bad in [wrong.as_str(), "ag_0000000000000000_00", "nonsense", ""] {
+            assert_eq!(gw.status("/app", &[("x-api-key", bad)]).await, 401, "{bad}");
+        }
+        assert_eq!(
+            gw.status("/app", &[("x-api-key", &key), ("x-api-key", &key)])
+                .await,
+            400
+        );
+        assert_eq!(
+            gw.status("/app", &[("x-api-key", &key), ("x-other-key", &wrong)])
+                .await,
+            400
+        );
+        // A look-alike spelling is no key: dropped, so anonymous.
+        assert_eq!(gw.status("/app", &[("x_api_key", &key)]).await, 401);
+
+        // An expired key is refused.
+        let short = new_key(&path, &["--expires", "1s"]).await;
+        assert!(
+            refused_within(&gw, &short).await.is_some(),
+            "an expired key still works"
+        );
+        // `keys list` shows both, never a secret.
+        let (code, out, _) = authgate(&path, &["keys", "list", "ci-bot"], "").await;
+        assert_eq!(code, 0);
+        assert!(out.contains("ci-bot") && out.contains(" ci "), "{out}");
+        assert!(out.contains("expired") && out.contains("active"), "{out}");
+        assert!(!out.contains(&key[20..]), "keys list shows a secret");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_key_is_refused_within_a_second_on_every_replica() {
+        let (_dir, path, _upstream) = setup().await;
+        let key = new_key(&path, &[]).await;
+        let (a, b) = (Replica::start(&path).await, Replica::start(&path).await);
+        // Both have the success cached (credentials_ttl is 1h).
+        for gw in [&a, &b] {
+            assert_eq!(gw.status("/app", &[("x-api-key", &key)]).await, 200);
+            assert_eq!(gw.status("/app", &[("x-api-key", &key)]).await, 200);
+        }
+        let id = key.split('_').nth(1).unwrap().to_string();
+        let (code, out, err) = authgate(&path, &["keys", "revoke", &id], "").await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("revoked"), "{out}");
+        for gw in [&a, &b] {
+            let took = refused_within(gw, &key).await;
+            assert!(
+                took.is_some_and(|t| t < Duration::from_millis(1500)),
+                "refused after {took:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn explain_runs_the_chain_for_a_key() {
+        let (_dir, path, _upstream) = setup().await;
+        let key = new_key(&path, &[]).await;
+        let (code, out, err) = authgate(
+            &path,
+            &["explain", "--api-key", "X-Api-Key"],
+            &format!("{key}\n"),
+        )
+        .await;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("local (local): authenticated"), "{out}");
+        assert!(
+            out.contains("verdict: authenticated by `local` as `ci-bot`"),
+            "{out}"
+        );
+        assert!(!out.contains(&key) && !err.contains(&key));
+        let (code, out, _) = authgate(
+            &path,
+            &["explain", "--api-key", "X-Api-Key"],
+            &format!("{}0\n", &key[..key.len() - 1]),
+        )
+        .await;
+        assert_eq!(code, 1, "{out}");
+        // A bearer token: `local` does not take tokens, so it is skipped.
+        let (code, out, _) = authgate(&path, &["explain", "--bearer"], "some-token\n").await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("local (local): skipped"), "{out}");
+    }
+}

@@ -1,4 +1,5 @@
-//! `authgate explain --user NAME`: run the chain once and show what each backend said.
+//! `authgate explain --user NAME | --bearer | --api-key HEADER`: run the chain once and show
+//! what each backend said.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,10 +12,25 @@ use super::password_input::read_password;
 use super::services::{build_context, runtime};
 use crate::config;
 
-/// Loads the config, builds the chain, asks for `user`'s password and prints each backend's
-/// outcome and time, then the verdict. Exit 0 when authenticated, 1 otherwise. Nothing is
-/// provisioned.
-pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8, super::CliError> {
+/// What `explain` runs the chain for; the secret part is asked for (or read from stdin).
+#[derive(Debug, Clone)]
+pub(crate) enum Presented {
+    /// `--user NAME`: NAME's password.
+    Password(String),
+    /// `--bearer`: a bearer token.
+    Bearer,
+    /// `--api-key HEADER`: an API key as sent in HEADER.
+    ApiKey(String),
+}
+
+/// Loads the config, builds the chain, asks for the password, token or key and prints each
+/// backend's outcome and time, then the verdict. Exit 0 when authenticated, 1 otherwise.
+/// Nothing is provisioned.
+pub(crate) fn explain(
+    path: &Path,
+    presented: Presented,
+    out: &mut dyn Write,
+) -> Result<u8, super::CliError> {
     let mut loaded = match config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -34,8 +50,35 @@ pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8
             return Ok(INVALID_CONFIG);
         }
     };
-    let password = read_password(&format!("Password for {user}: "))?;
-    let credentials = Credentials::password(user, password);
+    let (credentials, who) = match presented {
+        Presented::Password(user) => {
+            let password = read_password(&format!("Password for {user}: "))?;
+            (Credentials::password(&user, password), format!("`{user}`"))
+        }
+        Presented::Bearer => (
+            Credentials::Bearer(read_password("Bearer token: ")?),
+            "this token".to_string(),
+        ),
+        Presented::ApiKey(header) => {
+            let configured = loaded
+                .config
+                .login
+                .api_key_headers
+                .iter()
+                .any(|h| h.value.trim().eq_ignore_ascii_case(header.trim()));
+            if !configured {
+                eprintln!(
+                    "note: `{header}` is not in login.api_key_headers: the gateway does not read keys from it"
+                );
+            }
+            let key = read_password(&format!("API key ({header}): "))?;
+            let credentials = Credentials::ApiKey {
+                header: header.trim().to_ascii_lowercase(),
+                key,
+            };
+            (credentials, "this key".to_string())
+        }
+    };
     let result = runtime.block_on(chain.authenticate(&credentials, &Context::default()));
     for step in &result.trace {
         let type_name = match chain.entry(&step.entry) {
@@ -80,12 +123,15 @@ pub(crate) fn explain(path: &Path, user: &str, out: &mut dyn Write) -> Result<u8
                     out,
                     "verdict: rejected by the credential policy ({rule}); no backend ran"
                 )?,
-                None => writeln!(out, "verdict: rejected (wrong password)")?,
+                None if credentials.username().is_some() => {
+                    writeln!(out, "verdict: rejected (wrong password)")?
+                }
+                None => writeln!(out, "verdict: rejected (wrong, expired or revoked)")?,
             }
             1
         }
         ChainOutcome::NotFound => {
-            writeln!(out, "verdict: not found (no backend knows `{user}`)")?;
+            writeln!(out, "verdict: not found (no backend knows {who})")?;
             1
         }
         ChainOutcome::Denied { entry, reason } => {

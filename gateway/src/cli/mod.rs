@@ -8,6 +8,7 @@ mod explain;
 mod hash_password;
 mod health;
 mod init;
+mod keys;
 mod password_input;
 mod run;
 mod schema;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 pub use init::Shape;
+pub use keys::KeysAction;
 pub use users::UsersAction;
 
 /// `authgate --version`: the crate version and the commit it was built from (`gateway/build.rs`).
@@ -70,7 +72,8 @@ pub enum Command {
     Init(InitArgs),
     /// List the registered backend types and their options.
     Backends,
-    /// Run the chain for one login and print each backend's outcome and time.
+    /// Run the chain for one login, bearer token or API key and print each backend's outcome
+    /// and time.
     Explain(ExplainArgs),
     /// Hash a password with Argon2id (read from the terminal, or from stdin when piped).
     HashPassword,
@@ -78,6 +81,8 @@ pub enum Command {
     Schema,
     /// Manage the local user store (`users_db`).
     Users(UsersArgs),
+    /// Manage the API keys of the local user store (`users_db`).
+    Keys(KeysArgs),
     /// Probe a running gateway: GET its `/healthz` (exit 0 on 2xx, 1 otherwise); for container
     /// health checks.
     Health(HealthArgs),
@@ -97,6 +102,14 @@ pub struct UsersArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: UsersAction,
+}
+
+/// `authgate keys`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: KeysAction,
 }
 
 /// `authgate init`.
@@ -119,12 +132,19 @@ pub struct LoadArgs {
     pub allow_insecure_config: bool,
 }
 
-/// `authgate explain`.
+/// `authgate explain`: one of `--user`, `--bearer`, `--api-key`.
 #[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
 pub struct ExplainArgs {
     /// The username to try; the password is asked for (or read from stdin when piped).
     #[arg(long, short = 'u')]
-    pub user: String,
+    pub user: Option<String>,
+    /// Try a bearer token (`Authorization: Bearer`), asked for (or read from stdin when piped).
+    #[arg(long)]
+    pub bearer: bool,
+    /// Try an API key as sent in header HEADER, asked for (or read from stdin when piped).
+    #[arg(long, value_name = "HEADER")]
+    pub api_key: Option<String>,
 }
 
 /// A subcommand failed in a way that is not a verdict (I/O, the terminal...).
@@ -160,13 +180,19 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Init(args) => init::init(args.shape, &args.output, &mut stdout()),
         Command::Backends => backends::backends(&mut stdout()),
         Command::Explain(args) => {
-            with_config(config, |p| explain::explain(p, &args.user, &mut stdout()))
+            let what = match (args.user, args.bearer, args.api_key) {
+                (Some(user), _, _) => explain::Presented::Password(user),
+                (None, _, Some(header)) => explain::Presented::ApiKey(header),
+                (None, _, None) => explain::Presented::Bearer,
+            };
+            with_config(config, |p| explain::explain(p, what, &mut stdout()))
         }
         Command::HashPassword => hash_password::hash_password(&mut stdout()),
         Command::Schema => schema::schema(&mut stdout()),
         Command::Users(args) => {
             with_config(config, |p| users::users(p, args.action, &mut stdout()))
         }
+        Command::Keys(args) => with_config(config, |p| keys::keys(p, args.action, &mut stdout())),
         Command::Health(args) => health::health(&args.url, &mut stdout()),
     }
 }

@@ -186,9 +186,9 @@ pub fn load_str(
         validate::check(&config, &file, base_dir, &KeyLocations::of(text));
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
-    let produced = crate::request::identify::PRODUCED_CREDENTIALS;
+    let produced = crate::request::identify::produced_credentials(&config.login);
     for (entry, reg) in config.chain.iter().zip(&registrations) {
-        if let Some(reg) = reg.filter(|reg| !reg.runs_for_any(produced)) {
+        if let Some(reg) = reg.filter(|reg| !reg.runs_for_any(&produced)) {
             let kinds: Vec<&str> = reg
                 .accepts
                 .iter()
@@ -288,5 +288,21 @@ mod tests {
                 "gw.yaml:10:11: warning: entry `keys` (type `unit_api_key_only`) accepts only api_key credentials, which this gateway never reads from a request: it is skipped for every request"
             ],
         );
+    }
+
+    #[test]
+    fn an_api_key_entry_is_reachable_once_a_key_header_is_configured() {
+        let config = CONFIG.replace(
+            "chain:\n",
+            "login:\n  api_key_headers: [X-Api-Key]\nchain:\n",
+        );
+        let loaded = super::load_str("gw.yaml", &config, std::path::Path::new(".")).unwrap();
+        let shown: Vec<String> = loaded
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .filter(|w| w.contains("entry"))
+            .collect();
+        assert_eq!(shown, Vec::<String>::new());
     }
 }

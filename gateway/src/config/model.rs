@@ -436,6 +436,10 @@ pub struct LoginConfig {
     pub realm: String,
     /// Hosts an absolute `next` may point at besides our own origin.
     pub allowed_redirect_hosts: Vec<String>,
+    /// Headers an API key may come in (`X-Api-Key`), for the backends that accept `api_key`;
+    /// always removed before forwarding. Default none.
+    #[schemars(with = "Vec<String>")]
+    pub api_key_headers: Vec<Spanned<String>>,
 }
 
 impl Default for LoginConfig {
@@ -448,6 +452,7 @@ impl Default for LoginConfig {
             basic_auth: true,
             realm: "Restricted".into(),
             allowed_redirect_hosts: Vec::new(),
+            api_key_headers: Vec::new(),
         }
     }
 }

@@ -276,6 +276,16 @@ fn identity_headers(c: &mut Checker<'_>, config: &Config) {
             );
         }
     }
+    // Compared with the identity headers: a key header can never carry an identity.
+    for header in &config.login.api_key_headers {
+        header_name(
+            c,
+            "login.api_key_headers",
+            &header.value,
+            location(header),
+            &mut by_header,
+        );
+    }
     if h.groups_separator.is_empty() {
         c.error(
             c.key("identity_headers.groups_separator"),

@@ -19,6 +19,8 @@ pub(crate) enum IdentitySource {
     Basic,
     /// `Authorization: Bearer`.
     Bearer,
+    /// An API key in a `login.api_key_headers` header.
+    ApiKey,
 }
 
 impl IdentitySource {
@@ -28,6 +30,7 @@ impl IdentitySource {
             IdentitySource::Session => "session",
             IdentitySource::Basic => "basic",
             IdentitySource::Bearer => "bearer",
+            IdentitySource::ApiKey => "api_key",
         }
     }
 }

@@ -11,8 +11,9 @@
 //!   replaced otherwise; `X-Forwarded-Proto` and `X-Forwarded-Host` likewise believe only a trusted
 //!   proxy; `Host` is the client's with `preserve_host`, the upstream's otherwise;
 //! - the gateway's own session cookie is removed from `Cookie`, other cookies pass;
-//! - `Authorization` (any scheme; every header of [`CREDENTIAL_HEADERS`]) is removed whatever
-//!   identified the request, session included, unless `upstream.pass_authorization`;
+//! - `Authorization` (any scheme) is removed whatever identified the request, session included,
+//!   unless `upstream.pass_authorization`; the configured API-key headers always are (see
+//!   [`CredentialHeaders`]);
 //! - the response head must arrive within `upstream.timeout` (504), a connection failure is 502;
 //!   hop-by-hop response headers are dropped and the body is streamed back;
 //! - an `Upgrade` (WebSocket) is passed through: a valid `101` opens a tunnel (see
@@ -33,7 +34,7 @@ use super::Body;
 use super::context::RequestContext;
 use super::error::ProxyError;
 use super::pool::UpstreamPool;
-use super::sanitize::{CREDENTIAL_HEADERS, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use super::sanitize::{CredentialHeaders, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
 
 /// `%` and every non-ASCII byte (controls are refused before encoding).
@@ -218,9 +219,8 @@ pub(crate) struct UpstreamTarget {
     /// Time allowed for the response head.
     pub(crate) timeout: std::time::Duration,
     preserve_host: bool,
-    /// The credential headers removed before forwarding: all of them, or none with
-    /// `upstream.pass_authorization`.
-    strip: &'static [HeaderName],
+    /// The credential headers removed before forwarding.
+    credentials: CredentialHeaders,
 }
 
 impl UpstreamTarget {
@@ -258,14 +258,13 @@ impl UpstreamTarget {
             base_path: uri.path().trim_end_matches('/').to_string(),
             timeout,
             preserve_host,
-            strip: &CREDENTIAL_HEADERS,
+            credentials: CredentialHeaders::new(Vec::new(), false),
         })
     }
 
-    /// With `pass`, the client's credential headers are forwarded as they came
-    /// (`upstream.pass_authorization`); otherwise (the default) they are removed.
-    pub(crate) fn pass_authorization(mut self, pass: bool) -> UpstreamTarget {
-        self.strip = if pass { &[] } else { &CREDENTIAL_HEADERS };
+    /// The credential headers to remove before forwarding (by default `Authorization`).
+    pub(crate) fn credential_headers(mut self, credentials: CredentialHeaders) -> UpstreamTarget {
+        self.credentials = credentials;
         self
     }
 
@@ -419,7 +418,7 @@ pub(crate) fn upstream_request(
     }
     // Whatever identified the request (a session, these credentials, nobody on a public
     // route): the app and its logs never receive a credential sent to the gateway.
-    for name in plan.target.strip {
+    for name in plan.target.credentials.strip() {
         headers.remove(name);
     }
     if let Some(user) = &ctx.user {

@@ -13,31 +13,53 @@
 //!   without running the chain;
 //!   a cached success is used; otherwise the chain runs (backends hash passwords off the
 //!   reactor) and failures count towards the lockout;
+//! - else, when `Authorization` brought no credentials this config reads, an API key from a
+//!   `login.api_key_headers` header (for the backends that accept `api_key`; no lockout; two
+//!   values, in one header or across several, are `400`: which key was meant is never guessed).
+//!   A success is cached for at most [`API_KEY_CACHE_TTL`], whatever `cache.credentials_ttl`
+//!   says, so a revoked key is refused within that time on every replica sharing the store.
+//!   Token and key logins make no session;
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
 //!   anonymous (the challenge follows);
-//! - whatever identified the request, the `Authorization` header read here is never forwarded
-//!   (forward removes it, unless `upstream.pass_authorization`).
+//! - whatever identified the request, the credential headers read here are never forwarded
+//!   (forward removes them: `Authorization` unless `upstream.pass_authorization`, the API-key
+//!   headers always).
 
 use std::sync::Arc;
 
 use auth_core::{ChainOutcome, Credentials, User};
 use base64::Engine;
 use http::HeaderMap;
-use http::header;
+use http::header::{self, HeaderName};
 
 use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
+use crate::config::LoginConfig;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
 use crate::session::CookieLookup;
 
-/// The credential kinds this phase reads from a request (`Authorization: Basic`, the login form,
-/// `Authorization: Bearer`). A chain entry accepting none of them is skipped for every request:
-/// `authgate check` warns about it.
+/// The credential kinds this phase reads from every request (`Authorization: Basic`, the login
+/// form, `Authorization: Bearer`); see [`produced_credentials`] for a given config.
 pub(crate) const PRODUCED_CREDENTIALS: &[auth_core::CredentialKind] = &[
     auth_core::CredentialKind::Password,
     auth_core::CredentialKind::Bearer,
 ];
+
+/// The credential kinds this phase reads under `login`: [`PRODUCED_CREDENTIALS`], and API keys
+/// when `login.api_key_headers` names a header. A chain entry accepting none of them is skipped
+/// for every request: `authgate check` warns about it.
+pub(crate) fn produced_credentials(login: &LoginConfig) -> Vec<auth_core::CredentialKind> {
+    let mut kinds = PRODUCED_CREDENTIALS.to_vec();
+    if !login.api_key_headers.is_empty() {
+        kinds.push(auth_core::CredentialKind::ApiKey);
+    }
+    kinds
+}
+
+/// The longest an API-key success is cached, whatever `cache.credentials_ttl` says: the bound
+/// on how long a revoked key keeps working.
+pub(crate) const API_KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The longest `Authorization` value accepted.
 pub(crate) const MAX_AUTHORIZATION_BYTES: usize = 4096;
@@ -63,6 +85,43 @@ pub(crate) enum AuthorizationError {
     /// `Bearer` without a well-formed token.
     #[error("malformed Bearer token")]
     Bearer,
+    /// Several API-key values (one header repeated, or several configured headers).
+    #[error("several API keys")]
+    SeveralApiKeys,
+    /// An API-key value that is not visible ASCII.
+    #[error("malformed API key")]
+    ApiKey,
+}
+
+/// Reads the API key from the configured `headers` (`login.api_key_headers`): `Ok(None)` when
+/// none is present; more than one value in all is an error, never a choice.
+pub(crate) fn api_key_credentials(
+    headers: &HeaderMap,
+    names: &[HeaderName],
+) -> Result<Option<Credentials>, AuthorizationError> {
+    let mut found = None;
+    for name in names {
+        for value in headers.get_all(name) {
+            if found.is_some() {
+                return Err(AuthorizationError::SeveralApiKeys);
+            }
+            found = Some((name, value));
+        }
+    }
+    let Some((name, value)) = found else {
+        return Ok(None);
+    };
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(AuthorizationError::TooLong);
+    }
+    let key = value
+        .to_str()
+        .map_err(|_| AuthorizationError::ApiKey)?
+        .trim_matches(is_ows);
+    Ok(Some(Credentials::ApiKey {
+        header: name.as_str().to_string(),
+        key: key.to_string(),
+    }))
 }
 
 /// Reads `Authorization: Basic` (password credentials) or `Authorization: Bearer` (a token):
@@ -149,8 +208,17 @@ pub(crate) async fn identify(
     if identify_session(rt, ctx, headers).await? {
         return Ok(());
     }
-    let creds =
-        authorization_credentials(headers).map_err(|e| ProxyError::bad_request(e.to_string()))?;
+    let bad = |e: AuthorizationError| ProxyError::bad_request(e.to_string());
+    let mut creds = authorization_credentials(headers).map_err(bad)?;
+    // `Authorization` first; an API key only when it brought nothing this config reads.
+    let read = match &creds {
+        Some(Credentials::Bearer(_)) => true,
+        Some(Credentials::Password { .. }) => rt.config.login.basic_auth,
+        _ => false,
+    };
+    if !read {
+        creds = api_key_credentials(headers, rt.credentials.api_keys()).map_err(bad)?;
+    }
     match creds {
         Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
             // Boxed (as below): a chain run's state is large; the session path should not carry
@@ -164,6 +232,12 @@ pub(crate) async fn identify(
             if let Some(user) = Box::pin(authenticate_token(rt, ctx, &creds)).await? {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Bearer);
+            }
+        }
+        Some(creds @ Credentials::ApiKey { .. }) => {
+            if let Some(user) = Box::pin(authenticate_token(rt, ctx, &creds)).await? {
+                ctx.user = Some(user);
+                ctx.identity = Some(IdentitySource::ApiKey);
             }
         }
         _ => {}
@@ -257,18 +331,29 @@ async fn identify_session(
 /// The cache's "username" for bearer tokens: no Basic username can carry a NUL and a colon.
 const BEARER_CACHE_USER: &str = "\0bearer:";
 
-/// Checks a bearer token through the chain (backends that do not accept tokens are skipped);
-/// successes are cached like Basic ones. There is no username, so no lockout.
+/// The same for API keys, followed by the header's name.
+const API_KEY_CACHE_USER: &str = "\0api_key:";
+
+/// Checks a bearer token or an API key through the chain (backends that do not accept the kind
+/// are skipped); successes are cached like Basic ones, API keys for at most
+/// [`API_KEY_CACHE_TTL`]. There is no username, so no lockout.
 async fn authenticate_token(
     rt: &Runtime,
     ctx: &mut RequestContext,
     creds: &Credentials,
 ) -> Result<Option<Arc<User>>, ProxyError> {
-    let Credentials::Bearer(token) = creds else {
-        return Ok(None);
+    let (cache_user, token, max_ttl) = match creds {
+        Credentials::Bearer(token) => (std::borrow::Cow::Borrowed(BEARER_CACHE_USER), token, None),
+        // Per header: a backend may take a key in one header and not another.
+        Credentials::ApiKey { header, key } => (
+            std::borrow::Cow::Owned(format!("{API_KEY_CACHE_USER}{header}")),
+            key,
+            Some(API_KEY_CACHE_TTL),
+        ),
+        Credentials::Password { .. } => return Ok(None),
     };
     let cache = &rt.services.cache;
-    match cache.get(BEARER_CACHE_USER, token.as_bytes()) {
+    match cache.get(&cache_user, token.as_bytes()) {
         Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
         Some(CacheHit::Failure) => return Ok(None),
         None => {}
@@ -281,17 +366,18 @@ async fn authenticate_token(
     ctx.trace = result.trace;
     match verdict(result.outcome)? {
         ChainVerdict::User(user) => {
-            cache.insert_success(
-                BEARER_CACHE_USER,
+            cache.insert_success_within(
+                &cache_user,
                 token.as_bytes(),
                 &user.backend,
                 &user,
                 user.credential_version.as_deref(),
+                max_ttl,
             );
             Ok(Some(Arc::new(user)))
         }
         ChainVerdict::Refused => {
-            cache.insert_failure(BEARER_CACHE_USER, token.as_bytes());
+            cache.insert_failure_within(&cache_user, token.as_bytes(), max_ttl);
             Ok(None)
         }
     }
@@ -438,6 +524,42 @@ mod tests {
         assert_eq!(
             authorization_credentials(&with("Basic \t YWxpY2U6cHc= \t")).unwrap(),
             Some(Credentials::password("alice", "pw"))
+        );
+    }
+
+    #[test]
+    fn one_api_key_is_read_from_the_configured_headers() {
+        let names = [
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-other-key"),
+        ];
+        let mut h = HeaderMap::new();
+        assert_eq!(api_key_credentials(&h, &names), Ok(None));
+        h.insert("x-other-key", HeaderValue::from_static(" ag_1_2\t"));
+        assert_eq!(
+            api_key_credentials(&h, &names),
+            Ok(Some(Credentials::ApiKey {
+                header: "x-other-key".into(),
+                key: "ag_1_2".into()
+            }))
+        );
+        assert_eq!(api_key_credentials(&h, &[]), Ok(None));
+        let mut two = h.clone();
+        two.append("x-other-key", HeaderValue::from_static("ag_1_2"));
+        assert_eq!(
+            api_key_credentials(&two, &names),
+            Err(AuthorizationError::SeveralApiKeys)
+        );
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        assert_eq!(
+            api_key_credentials(&h, &names),
+            Err(AuthorizationError::SeveralApiKeys)
+        );
+        let mut bad = HeaderMap::new();
+        bad.insert("x-api-key", HeaderValue::from_bytes(b"k\xc3\xa9").unwrap());
+        assert_eq!(
+            api_key_credentials(&bad, &names),
+            Err(AuthorizationError::ApiKey)
         );
     }
 

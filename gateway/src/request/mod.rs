@@ -26,7 +26,8 @@
 //!   identification;
 //! - the client's `Authorization` is never forwarded, whatever identified the request (session,
 //!   Basic, Bearer, nobody on a public route) and whatever its scheme, unless
-//!   `upstream.pass_authorization`; look-alikes of hop-by-hop, framing and credential headers
+//!   `upstream.pass_authorization`; nor is a `login.api_key_headers` header, ever; look-alikes
+//!   of hop-by-hop, framing and credential headers
 //!   (`Transfer_Encoding`, `Content.Length`) are dropped (see [`sanitize`]);
 //! - malformed `Authorization: Basic` on a protected route is 400, never anonymous-then-2xx;
 //! - a rule listing `GET` also covers `HEAD`;

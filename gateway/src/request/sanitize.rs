@@ -18,12 +18,14 @@
 //! - hop-by-hop headers ([`HOP_BY_HOP`]) and every header named by `Connection` are dropped. They
 //!   are dropped *before* the gateway sets its own headers, so `Connection: X-Remote-User` can only
 //!   remove the client's copy, never ours;
-//! - the exact credential headers stay for identify and are removed by forward (unless
-//!   `upstream.pass_authorization`), whatever identified the request;
+//! - the exact credential headers (`Authorization` and the configured API-key headers, see
+//!   [`CredentialHeaders`]) stay for identify and are removed by forward, whatever identified
+//!   the request (`Authorization` stays with `upstream.pass_authorization`);
 //! - the `Upgrade` request is remembered (and `Upgrade: h2c` refused by the caller) before the
 //!   hop-by-hop headers go.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::{
@@ -83,11 +85,49 @@ pub(crate) static HOP_BY_HOP: [HeaderName; 9] = [
 /// `Content-Length`, sanitize reads `Host`); their look-alikes are dropped.
 pub(crate) static FRAMING_HEADERS: [HeaderName; 2] = [CONTENT_LENGTH, HOST];
 
-/// The headers the gateway reads credentials from. Whatever identified the request (a session,
-/// these credentials, nobody), forward removes them unless `upstream.pass_authorization`, and
-/// sanitize drops their look-alikes: the upstream and its logs never receive a credential the
-/// gateway consumed. A new credential header (an API key) is one more entry here.
+/// The headers the gateway reads credentials from whatever the config: `Authorization`. With
+/// the configured `login.api_key_headers`, they make a config version's [`CredentialHeaders`].
 pub(crate) static CREDENTIAL_HEADERS: [HeaderName; 1] = [AUTHORIZATION];
+
+/// The credential headers of one config version: [`CREDENTIAL_HEADERS`] and the configured
+/// API-key headers. Whatever identified the request (a session, these credentials, nobody),
+/// forward removes them (`Authorization` stays only with `upstream.pass_authorization`; an API
+/// key never does), and sanitize drops their look-alikes: the upstream and its logs never
+/// receive a credential the gateway consumed. Built once per config version: the request path
+/// only iterates it.
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialHeaders {
+    /// `login.api_key_headers`, in the configured order.
+    api_keys: Arc<[HeaderName]>,
+    /// What forward removes.
+    strip: Arc<[HeaderName]>,
+}
+
+impl CredentialHeaders {
+    /// The credential headers for these API-key headers; `pass_authorization` keeps
+    /// `Authorization` out of the removed ones.
+    pub(crate) fn new(api_keys: Vec<HeaderName>, pass_authorization: bool) -> CredentialHeaders {
+        let always = if pass_authorization {
+            &[][..]
+        } else {
+            &CREDENTIAL_HEADERS[..]
+        };
+        CredentialHeaders {
+            strip: always.iter().chain(&api_keys).cloned().collect(),
+            api_keys: api_keys.into(),
+        }
+    }
+
+    /// The configured API-key headers, in order.
+    pub(crate) fn api_keys(&self) -> &[HeaderName] {
+        &self.api_keys
+    }
+
+    /// The headers forward removes.
+    pub(crate) fn strip(&self) -> &[HeaderName] {
+        &self.strip
+    }
+}
 
 /// Headers the gateway answers with or reads itself, beyond the lists above: no identity header
 /// may take their name.
@@ -164,14 +204,26 @@ fn length_bits<'a>(names: impl IntoIterator<Item = &'a String>) -> u128 {
 }
 
 impl Reserved {
-    /// The reserved set for these configured identity header names.
+    /// The reserved set for these configured identity header names (no API-key header).
     pub(crate) fn new<'a>(identity_headers: impl IntoIterator<Item = &'a str>) -> Self {
+        Reserved::with_api_keys(identity_headers, &[])
+    }
+
+    /// The reserved set for these identity header names and API-key headers (whose exact
+    /// spelling passes to identify, as `Authorization` does, and whose look-alikes go).
+    pub(crate) fn with_api_keys<'a>(
+        identity_headers: impl IntoIterator<Item = &'a str>,
+        api_keys: &[HeaderName],
+    ) -> Self {
         let folded: HashSet<String> = identity_headers
             .into_iter()
             .map(fold_name)
             .chain(FORWARDING_HEADERS.iter().map(|h| h.to_string()))
             .collect();
-        let lookalikes: HashSet<String> = exact_only().map(|h| h.as_str().to_string()).collect();
+        let lookalikes: HashSet<String> = exact_only()
+            .map(|h| h.as_str().to_string())
+            .chain(api_keys.iter().map(|h| h.as_str().to_string()))
+            .collect();
         Reserved {
             lengths: length_bits(&folded),
             lookalike_lengths: length_bits(&lookalikes),
@@ -348,6 +400,20 @@ mod tests {
         let mut want = kept.to_vec();
         want.sort_unstable();
         assert_eq!(left, want);
+    }
+
+    #[test]
+    fn api_key_headers_pass_exactly_go_as_look_alikes_and_are_always_stripped() {
+        let key = HeaderName::from_static("x-api-key");
+        let r = Reserved::with_api_keys(["X-Remote-User"], std::slice::from_ref(&key));
+        assert!(!r.contains("x-api-key"));
+        assert!(r.contains("x_api_key") && r.contains("x.api-key"));
+        assert!(!Reserved::new(["X-Remote-User"]).contains("x_api_key"));
+        let kept = CredentialHeaders::new(vec![key.clone()], true);
+        assert_eq!(kept.strip(), std::slice::from_ref(&key));
+        let stripped = CredentialHeaders::new(vec![key.clone()], false);
+        assert_eq!(stripped.strip(), [AUTHORIZATION, key.clone()]);
+        assert_eq!(stripped.api_keys(), [key]);
     }
 
     #[test]
