@@ -2,6 +2,7 @@
 
 pub mod htpasswd;
 pub mod http;
+pub mod jwt;
 pub mod ldap;
 pub mod local;
 pub mod provision;
