@@ -36,7 +36,11 @@ use serde_json::{Map, Value};
 /// Larger JWKS documents are refused.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
-/// Accepts bearer tokens (JWTs) signed by an identity provider (see the module documentation).
+/// Bearer tokens (JWTs) signed by an identity provider, checked with the public keys of its
+/// JWKS. Not a JWT: `NotFound` (another bearer backend may own it); a JWT failing any check
+/// (algorithm, key, signature, `exp`/`nbf`/`iat`, `iss`, `aud`): `Rejected`; no keys ever
+/// fetched: `Unavailable`. Keys are cached and fetched again on an unknown `kid`, at most once
+/// per `min_refresh`. Token logins make no session (`get_user` answers none).
 #[auth_backend(type = "jwt", build = Self::build, accepts = [bearer])]
 #[derive(Debug, Clone)]
 pub struct JwtBackend {

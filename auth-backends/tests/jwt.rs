@@ -448,3 +448,31 @@ fn build_refuses_unsafe_or_incomplete_options() {
     ))
     .expect("asymmetric algorithms build");
 }
+
+#[tokio::test]
+async fn a_key_is_used_only_for_what_its_jwk_says() {
+    let Some((py, keys)) = signer() else { return };
+    let mut rsa = keys["rsa"]["jwk"].clone();
+    rsa["alg"] = json!("RS384");
+    let mut ed = keys["ed"]["jwk"].clone();
+    ed["use"] = json!("enc");
+    let server = Jwks::start(json!({"keys": [rsa, ed]}).to_string()).await;
+    let backend = build(options(
+        &server.url(),
+        json!({"algorithms": ["RS256", "RS384", "EdDSA"]}),
+    ));
+    let tokens = py.sign(&[
+        signed(keys, "rsa", "RS256", claims()),
+        signed(keys, "ed", "EdDSA", claims()),
+        signed(keys, "rsa", "RS384", claims()),
+    ]);
+    assert!(matches!(
+        auth(&backend, &tokens[0]).await,
+        Outcome::Rejected
+    ));
+    assert!(matches!(
+        auth(&backend, &tokens[1]).await,
+        Outcome::Rejected
+    ));
+    user(auth(&backend, &tokens[2]).await);
+}
