@@ -138,6 +138,11 @@ impl JwtBackend {
                 ));
             }
         };
+        if self.min_refresh.get().is_zero() {
+            return Err(BuildError::new(
+                "jwt: `min_refresh` must be above 0: it is what bounds the fetches an unknown-`kid` flood causes",
+            ));
+        }
         if self.issuer.is_empty() {
             return Err(BuildError::new("jwt: `issuer` must not be empty"));
         }
@@ -435,7 +440,8 @@ struct Verifier {
 }
 
 impl Verifier {
-    /// The key for `kid` that fits `alg`, refreshing the keys once (rate-limited) when none does.
+    /// The key for `kid` that fits `alg`, from the configured key set only (a token's own
+    /// `jwk`, `jku`, `x5u` or `x5c` headers are never used), refreshing the keys once (rate-limited) when none does.
     async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, Refusal> {
         let find = |set: &KeySet| -> Option<Jwk> {
             let mut fitting = set.keys.iter().filter(|k| match kid {

@@ -237,6 +237,13 @@ async fn classic_attacks_are_rejected() {
             "foreign key",
             json!({"alg": "RS256", "key": keys["rsa2"]["private"], "headers": {"kid": "rsa"}, "claims": claims()}),
         ),
+        // The signing key embedded in the header (`jwk`) or pointed at (`jku`, `x5u`).
+        (
+            "key in the header",
+            json!({"alg": "RS256", "key": keys["rsa2"]["private"], "claims": claims(),
+                   "headers": {"kid": "rsa2", "jwk": keys["rsa2"]["jwk"],
+                               "jku": "http://127.0.0.1:9/evil.json", "x5u": "http://127.0.0.1:9/x"}}),
+        ),
         // The EC key signs, the header points at the RSA key: the JWK's type does not fit.
         (
             "kid of another key type",
@@ -428,6 +435,7 @@ fn build_refuses_unsafe_or_incomplete_options() {
         (json!({"algorithms": ["RS1"]}), "unknown algorithm"),
         (json!({"algorithms": []}), "at least one algorithm"),
         (json!({"audiences": []}), "audiences"),
+        (json!({"min_refresh": "0s"}), "min_refresh"),
         (json!({"issuer": ""}), "issuer"),
         (json!({"jwks_file": "jwks.json"}), "exactly one"),
         (json!({"jwks_url": "ftp://idp/certs"}), "http"),
