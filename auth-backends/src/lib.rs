@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod htpasswd;
 pub mod http;
+pub mod jwt;
 pub mod ldap;
 pub mod local;
 pub mod provision;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod pyjwt;
 pub mod slapd;
 
 /// A required service is unreachable: panics when `CI=true`, else prints a loud warning and

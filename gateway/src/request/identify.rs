@@ -335,15 +335,22 @@ const BEARER_CACHE_USER: &str = "\0bearer:";
 const API_KEY_CACHE_USER: &str = "\0api_key:";
 
 /// Checks a bearer token or an API key through the chain (backends that do not accept the kind
-/// are skipped); successes are cached like Basic ones, API keys for at most
-/// [`API_KEY_CACHE_TTL`]. There is no username, so no lockout.
+/// are skipped); results are cached for at most [`API_KEY_CACHE_TTL`] (a token's `exp` and a
+/// key's revocation are not known to the cache), and the entry's `provision` applies as for a
+/// password. There is no username, so no lockout.
 async fn authenticate_token(
     rt: &Runtime,
     ctx: &mut RequestContext,
     creds: &Credentials,
 ) -> Result<Option<Arc<User>>, ProxyError> {
     let (cache_user, token, max_ttl) = match creds {
-        Credentials::Bearer(token) => (std::borrow::Cow::Borrowed(BEARER_CACHE_USER), token, None),
+        // A token carries its own expiry, which the cache does not know: a short TTL keeps an
+        // expired or revoked token from outliving its `exp` by more than a second.
+        Credentials::Bearer(token) => (
+            std::borrow::Cow::Borrowed(BEARER_CACHE_USER),
+            token,
+            Some(API_KEY_CACHE_TTL),
+        ),
         // Per header: a backend may take a key in one header and not another.
         Credentials::ApiKey { header, key } => (
             std::borrow::Cow::Owned(format!("{API_KEY_CACHE_USER}{header}")),
@@ -366,6 +373,7 @@ async fn authenticate_token(
     ctx.trace = result.trace;
     match verdict(result.outcome)? {
         ChainVerdict::User(user) => {
+            provision(rt, &user).await;
             cache.insert_success_within(
                 &cache_user,
                 token.as_bytes(),
