@@ -112,14 +112,20 @@ fn run_with_a_missing_config_file_says_how_to_get_one() {
 }
 
 /// A config whose chain is the local user store, in `dir`.
+/// Writes a config holding a literal secret as an operator must: readable by its owner only.
+fn write_private(path: &Path, text: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
 fn local_store_config(dir: &Path, name: &str) {
-    std::fs::write(
-        dir.join(name),
+    write_private(
+        &dir.join(name),
         "upstream: {url: \"http://127.0.0.1:9000\"}\n\
          session: {secret: \"0123456789abcdef0123456789abcdef-test\"}\n\
          chain: [{name: local, type: local}]\n",
-    )
-    .expect("write");
+    );
 }
 
 #[test]
@@ -268,8 +274,8 @@ fn log_level_flag_wins_over_rust_log_and_the_config_and_pipes_get_no_colours_and
             .port()
     };
     let (port, admin) = (free_port(), free_port());
-    std::fs::write(
-        dir.path().join("gateway.yaml"),
+    write_private(
+        &dir.path().join("gateway.yaml"),
         format!(
             "server: {{listen: \"127.0.0.1:{port}\", public_url: \"http://127.0.0.1:{port}\"}}\n\
              admin: {{listen: \"127.0.0.1:{admin}\"}}\n\
@@ -278,8 +284,7 @@ fn log_level_flag_wins_over_rust_log_and_the_config_and_pipes_get_no_colours_and
              log: {{level: error, format: text}}\n\
              chain: [{{name: local, type: local}}]\n"
         ),
-    )
-    .expect("write");
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["run", "--log-level", "info"])
         .current_dir(dir.path())

@@ -44,7 +44,11 @@ fn check_accepts_a_config_naming_the_custom_type() {
         .arg(config())
         .output()
         .expect("run custom-gateway");
-    assert_eq!(out.status.code(), Some(2), "a readable file with literal passwords");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a readable file with literal passwords"
+    );
     let out = bin()
         .args(["check", "--allow-insecure-config", "--config"])
         .arg(config())
