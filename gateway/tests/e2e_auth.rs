@@ -1,7 +1,10 @@
 //! End-to-end: identification and the gateway's endpoints (Basic, challenge, login form,
-//! rotation, logout, whoami, forward-auth check, lockout, revalidation).
+//! rotation, logout, whoami, forward-auth check, lockout, revalidation), API keys, and JWTs.
 
 mod support;
+
+#[path = "../../auth-backends/tests/support/mod.rs"]
+mod backend_support;
 
 use support::{Harness, Jar, basic, client, hidden_field, login, submit_login};
 
@@ -805,5 +808,161 @@ routes:
         let (code, out, _) = authgate(&path, &["explain", "--bearer"], "some-token\n").await;
         assert_eq!(code, 1, "{out}");
         assert!(out.contains("local (local): skipped"), "{out}");
+    }
+}
+
+/// Bearer JWTs end to end (issue 13): tokens made and signed by PyJWT (an independent
+/// implementation, `support/pyjwt.rs`) against a `jwt` entry reading a JWKS file; the valid one
+/// reaches the app as its mapped user, the token itself never does, and nothing else gets through.
+mod jwt {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use serde_json::{Value, json};
+
+    use super::backend_support::pyjwt::pyjwt;
+    use super::support::client;
+    use super::support::raw::FileHarness;
+
+    const ISSUER: &str = "https://idp.example.org/realms/main";
+
+    const CONFIG: &str = r#"
+server:
+  public_url: "http://127.0.0.1:8080"
+upstream:
+  url: "http://{upstream}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+chain:
+  - name: idp
+    type: jwt
+    options:
+      jwks_file: jwks.json
+      issuer: https://idp.example.org/realms/main
+      audiences: [legacy-app]
+      attributes:
+        username: preferred_username
+        email: email
+        groups: realm_access.roles
+routes:
+  - match: { path: /admin/ }
+    access: { groups: [admins] }
+  - match: { path: / }
+    access: authenticated
+"#;
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn claims(user: &str, roles: &[&str]) -> Value {
+        json!({
+            "iss": ISSUER,
+            "aud": ["account", "legacy-app"],
+            "sub": format!("sub-{user}"),
+            "preferred_username": user,
+            "email": format!("{user}@example.org"),
+            "realm_access": {"roles": roles},
+            "iat": now(),
+            "exp": now() + 300,
+        })
+    }
+
+    /// A sign request with key `name`, which the token names as its `kid` unless `kid` differs.
+    fn signed(keys: &Value, name: &str, kid: &str, alg: &str, claims: Value) -> Value {
+        json!({"alg": alg, "key": keys[name]["private"], "headers": {"kid": kid}, "claims": claims})
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_from_the_issuer_reaches_the_app_as_its_user_and_nothing_else_does() {
+        let Some(py) = pyjwt() else { return };
+        let keys = py.keys();
+        // The issuer publishes `rsa` and `ed`; `rsa2` is someone else's key.
+        let jwks = json!({"keys": [keys["rsa"]["jwk"], keys["ed"]["jwk"]]});
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
+        let h = FileHarness::start_in(dir, CONFIG).await;
+
+        let mut expired = claims("alice", &["staff"]);
+        expired["iat"] = json!(now() - 7200);
+        expired["exp"] = json!(now() - 3600);
+        let tokens = py.sign(&[
+            signed(&keys, "rsa", "rsa", "RS256", claims("alice", &["staff", "dev"])),
+            signed(&keys, "ed", "ed", "EdDSA", claims("root", &["admins"])),
+            signed(&keys, "rsa", "rsa", "RS256", expired),
+            json!({"alg": "none", "headers": {"kid": "rsa"}, "claims": claims("alice", &["admins"])}),
+            signed(&keys, "rsa2", "rsa2", "RS256", claims("alice", &["admins"])),
+            signed(&keys, "rsa2", "rsa", "RS256", claims("alice", &["admins"])),
+            json!({"forge_hmac": keys["rsa"]["public"], "headers": {"kid": "rsa"},
+                   "claims": claims("alice", &["admins"])}),
+        ]);
+        let [alice, root, bad @ ..] = tokens.as_slice() else {
+            panic!("{tokens:?}")
+        };
+        let url = |path: &str| format!("http://{}{path}", h.addr);
+        let get = |path: &str, token: &str| {
+            client()
+                .get(url(path))
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+        };
+
+        let resp = get("/app/report", alice).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.headers().get("set-cookie").is_none(),
+            "a token made a session"
+        );
+        let seen = h.upstream.last().unwrap();
+        assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+        assert_eq!(
+            seen.get("x-remote-email").as_deref(),
+            Some("alice@example.org")
+        );
+        assert_eq!(seen.get("x-remote-groups").as_deref(), Some("dev,staff"));
+        assert_eq!(seen.get("authorization"), None, "the token was forwarded");
+
+        // Groups come from the token: alice is no admin, root (an EdDSA token) is.
+        h.upstream.clear();
+        let resp = get("/admin/users", alice).await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert!(h.upstream.seen().is_empty());
+        let resp = get("/admin/users", root).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("set-cookie").is_none());
+        let seen = h.upstream.last().unwrap();
+        assert_eq!(seen.get("x-remote-user").as_deref(), Some("root"));
+        assert_eq!(seen.get("x-remote-groups").as_deref(), Some("admins"));
+        assert_eq!(seen.get("authorization"), None);
+
+        let resp = get("/_auth/whoami", alice).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("set-cookie").is_none());
+        let who: Value = resp.json().await.unwrap();
+        assert_eq!(who["username"], "alice");
+        assert_eq!(who["email"], "alice@example.org");
+        assert_eq!(who["groups"], json!(["dev", "staff"]));
+        assert_eq!(who["backend"], "idp");
+
+        // Expired, unsigned, signed by a key the issuer does not publish (under its own `kid`
+        // and under the issuer's), HS256 keyed with the public key, and garbage: 401, at the
+        // app and at the admin route, and nothing reaches the app.
+        h.upstream.clear();
+        let mut refused: Vec<&str> = bad.iter().map(String::as_str).collect();
+        refused.extend(["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."]);
+        for token in refused {
+            for path in ["/app", "/admin/users", "/_auth/whoami"] {
+                let resp = get(path, token).await.unwrap();
+                assert_eq!(resp.status(), 401, "{path} with {token}");
+                assert!(resp.headers().get("set-cookie").is_none());
+            }
+        }
+        assert!(
+            h.upstream.seen().is_empty(),
+            "a refused token reached the app"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! PyJWT (with `cryptography`) from PyPI in a cached virtualenv: an independent implementation
-//! that makes the keys and signs the tokens the `jwt` backend's tests verify.
+//! that makes the keys and signs the tokens the `jwt` backend's tests verify. The gateway's
+//! end-to-end tests include this support module by `#[path]`, so paths go through the workspace.
 //!
 //! The virtualenv lives in `$PYJWT_VENV`, else `target/tmp/pyjwt-venv` (kept between runs); it
 //! needs `python3` with `venv` (Debian `python3-venv`, installed by `scripts/test.sh`) and
@@ -62,7 +63,8 @@ pub fn pyjwt() -> Option<PyJwt> {
     match venv {
         Ok(python) => Some(PyJwt {
             python: python.clone(),
-            script: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/jwt_sign.py"),
+            script: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../auth-backends/tests/support/jwt_sign.py"),
         }),
         Err(e) => {
             super::service_missing("python3 -m venv with PyJWT from PyPI", e);
