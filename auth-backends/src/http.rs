@@ -113,11 +113,12 @@ struct Service {
     mapping: AttributeMapping,
 }
 
-/// The error and its causes, without the URL (it may carry credentials in its userinfo).
-fn request_error(e: reqwest::Error) -> BackendError {
+/// The error and its causes, after `context` (`http`, `jwt: JWKS fetch`), without the URL (it
+/// may carry credentials in its userinfo).
+pub(crate) fn request_error(context: &str, e: reqwest::Error) -> BackendError {
     let timeout = e.is_timeout();
     let e = e.without_url();
-    let mut message = format!("http: {e}");
+    let mut message = format!("{context}: {e}");
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));
@@ -129,30 +130,41 @@ fn request_error(e: reqwest::Error) -> BackendError {
     BackendError::new(message)
 }
 
+/// Reads a response's body, refusing one over `limit` bytes (announced or streamed) before it is
+/// all in memory; errors start with `context`.
+pub(crate) async fn read_body(
+    response: &mut reqwest::Response,
+    limit: usize,
+    context: &str,
+) -> Result<Vec<u8>, BackendError> {
+    let too_large = || BackendError::new(format!("{context}: answer larger than {limit} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|n| n as usize > limit)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| request_error(context, e))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 impl Service {
     /// Reads the body as a JSON object, within the size limit.
     async fn json_object(
         &self,
         mut response: reqwest::Response,
     ) -> Result<Map<String, Value>, BackendError> {
-        let limit = self.options.max_response_bytes;
-        if response
-            .content_length()
-            .is_some_and(|n| n as usize > limit)
-        {
-            return Err(BackendError::new(format!(
-                "http: answer larger than {limit} bytes"
-            )));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(request_error)? {
-            if body.len() + chunk.len() > limit {
-                return Err(BackendError::new(format!(
-                    "http: answer larger than {limit} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(&mut response, self.options.max_response_bytes, "http").await?;
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(BackendError::new("http: the answer is not a JSON object")),
@@ -182,7 +194,7 @@ impl Service {
             .json(&serde_json::json!({ "username": username, "password": password }))
             .send()
             .await
-            .map_err(request_error)?;
+            .map_err(|e| request_error("http", e))?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Ok(Outcome::Rejected),
@@ -237,7 +249,12 @@ impl Backend for Service {
             "{id}",
             &utf8_percent_encode(id, NON_ALPHANUMERIC).to_string(),
         );
-        let response = self.client.get(url).send().await.map_err(request_error)?;
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| request_error("http", e))?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(None),

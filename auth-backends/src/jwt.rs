@@ -262,22 +262,15 @@ impl KeyCache {
                     .header(reqwest::header::ACCEPT, "application/json")
                     .send()
                     .await
-                    .map_err(request_error)?;
+                    .map_err(|e| crate::http::request_error("jwt: JWKS fetch", e))?;
                 if response.status() != reqwest::StatusCode::OK {
                     return Err(BackendError::new(format!(
                         "jwt: the JWKS URL answered {}",
                         response.status()
                     )));
                 }
-                let mut body = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(request_error)? {
-                    if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                        return Err(BackendError::new(format!(
-                            "jwt: the JWKS is larger than {MAX_JWKS_BYTES} bytes"
-                        )));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
+                let body = crate::http::read_body(&mut response, MAX_JWKS_BYTES, "jwt: JWKS fetch")
+                    .await?;
                 parse_jwks(&body).map_err(|e| BackendError::new(format!("jwt: {e}")))
             }
         }
@@ -319,22 +312,6 @@ impl KeyCache {
             error.unwrap_or_else(|| BackendError::new("jwt: no keys yet (the last fetch failed)"))
         })
     }
-}
-
-/// The error and its causes, without the URL.
-fn request_error(e: reqwest::Error) -> BackendError {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut message = format!("jwt: JWKS fetch: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    if timeout {
-        message.push_str(" (timed out)");
-    }
-    BackendError::new(message)
 }
 
 /// Whether `jwk` may verify a token signed with `alg`: its type and curve fit the algorithm,

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use auth_core::Registry;
 
-/// Lists every backend type linked into this binary, with each option's type, default,
-/// whether it is required or secret, and its doc.
+/// Lists every backend type linked into this binary, with the credential kinds it accepts and
+/// each option's type, default, whether it is required or secret, and its doc.
 pub(crate) fn backends(out: &mut dyn Write) -> Result<u8, super::CliError> {
     let registry = Registry::from_inventory()?;
     let mut first = true;
@@ -18,6 +18,12 @@ pub(crate) fn backends(out: &mut dyn Write) -> Result<u8, super::CliError> {
         for line in reg.description.trim().lines() {
             writeln!(out, "  {}", line.trim_end())?;
         }
+        let accepts: Vec<&str> = reg
+            .accepts
+            .iter()
+            .map(|k| auth_core::registry::kind_name(*k))
+            .collect();
+        writeln!(out, "  accepts: {}", accepts.join(", "))?;
         if reg.options.is_empty() {
             writeln!(out, "  (no options)")?;
         }

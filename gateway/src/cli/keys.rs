@@ -6,8 +6,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use super::check::INVALID_CONFIG;
-use super::services::{open_store, runtime};
-use crate::config;
+use super::services::store_for_cli;
 
 /// What to do with API keys.
 #[derive(Debug, Clone, Subcommand)]
@@ -50,20 +49,8 @@ pub(crate) fn keys(
     action: KeysAction,
     out: &mut dyn Write,
 ) -> Result<u8, super::CliError> {
-    let loaded = match config::load(path) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(INVALID_CONFIG);
-        }
-    };
-    let runtime = runtime()?;
-    let store = match runtime.block_on(open_store(&loaded)) {
-        Ok(store) => store,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(INVALID_CONFIG);
-        }
+    let Some((loaded, runtime, store)) = store_for_cli(path)? else {
+        return Ok(INVALID_CONFIG);
     };
     let fail = |e: auth_backends::StoreError| super::CliError::Message(e.to_string());
     match action {

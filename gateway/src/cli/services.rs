@@ -44,6 +44,29 @@ pub(crate) async fn open_store(loaded: &LoadedConfig) -> Result<Arc<UserStore>, 
     })
 }
 
+/// For the commands that manage the local store (`users`, `keys`): the config at `path`, a CLI
+/// runtime and the store the config names. `Ok(None)` when the config or the store fails: the
+/// errors are printed, and the command exits 2.
+pub(crate) fn store_for_cli(
+    path: &std::path::Path,
+) -> std::io::Result<Option<(LoadedConfig, tokio::runtime::Runtime, Arc<UserStore>)>> {
+    let loaded = match crate::config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(None);
+        }
+    };
+    let runtime = runtime()?;
+    match runtime.block_on(open_store(&loaded)) {
+        Ok(store) => Ok(Some((loaded, runtime, store))),
+        Err(errors) => {
+            eprintln!("{errors}");
+            Ok(None)
+        }
+    }
+}
+
 /// The build context for `loaded`'s chain, with the user store when the chain needs it.
 pub(crate) async fn build_context(loaded: &LoadedConfig) -> Result<BuildContext, ConfigErrors> {
     let mut ctx = BuildContext::default();

@@ -7,8 +7,7 @@ use clap::Subcommand;
 
 use super::check::INVALID_CONFIG;
 use super::password_input::{interactive, read_password};
-use super::services::{open_store, runtime};
-use crate::config;
+use super::services::store_for_cli;
 
 /// What to do with the local users.
 #[derive(Debug, Clone, Subcommand)]
@@ -81,20 +80,8 @@ pub(crate) fn users(
     action: UsersAction,
     out: &mut dyn Write,
 ) -> Result<u8, super::CliError> {
-    let loaded = match config::load(path) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(INVALID_CONFIG);
-        }
-    };
-    let runtime = runtime()?;
-    let store = match runtime.block_on(open_store(&loaded)) {
-        Ok(store) => store,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(INVALID_CONFIG);
-        }
+    let Some((_loaded, runtime, store)) = store_for_cli(path)? else {
+        return Ok(INVALID_CONFIG);
     };
     let fail = |e: auth_backends::StoreError| super::CliError::Message(e.to_string());
     match action {
