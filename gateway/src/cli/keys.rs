@@ -116,22 +116,8 @@ pub(crate) fn keys(
                 "EXPIRES",
                 "LAST USED",
                 "STATUS",
-            ]
-            .map(String::from);
-            let mut widths = header.clone().map(|h| h.len());
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-            for row in std::iter::once(&header).chain(&rows) {
-                let line: Vec<String> = row
-                    .iter()
-                    .zip(widths)
-                    .map(|(cell, w)| format!("{cell:<w$}"))
-                    .collect();
-                writeln!(out, "{}", line.join("  ").trim_end())?;
-            }
+            ];
+            super::table::write_table(out, header, &rows)?;
         }
     }
     Ok(0)

@@ -13,6 +13,7 @@ mod password_input;
 mod run;
 mod schema;
 pub(crate) mod services;
+mod table;
 mod users;
 
 use std::path::{Path, PathBuf};

@@ -147,21 +147,8 @@ pub(crate) fn users(
                     ]
                 })
                 .collect();
-            let header = ["USERNAME", "SOURCE", "STATUS", "GROUPS", "EMAIL"].map(String::from);
-            let mut widths = header.clone().map(|h| h.len());
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-            for row in std::iter::once(&header).chain(&rows) {
-                let line: Vec<String> = row
-                    .iter()
-                    .zip(widths)
-                    .map(|(cell, w)| format!("{cell:<w$}"))
-                    .collect();
-                writeln!(out, "{}", line.join("  ").trim_end())?;
-            }
+            let header = ["USERNAME", "SOURCE", "STATUS", "GROUPS", "EMAIL"];
+            super::table::write_table(out, header, &rows)?;
         }
     }
     Ok(0)
