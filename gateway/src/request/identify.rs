@@ -391,8 +391,9 @@ async fn authenticate_token(
     }
 }
 
-/// Checks a username and password: lockout first (a locked pair or client is refused without
-/// running the chain, exactly like a wrong password and after as long as one takes), then the
+/// Checks a username and password: the credential policy first (refused at once, whatever the
+/// lockout says), then the lockout (a locked pair or client is refused without running the
+/// chain, exactly like a wrong password and after as long as one takes), then the
 /// credential cache when `use_cache`, then the chain. Failures count towards the lockout;
 /// `Unavailable` (chain or lockout store) is 503.
 pub(crate) async fn authenticate_password(
@@ -405,6 +406,18 @@ pub(crate) async fn authenticate_password(
         return Ok(None);
     };
     let services = &rt.services;
+    let context = auth_core::Context {
+        client_ip: Some(ctx.client_ip),
+        entry: String::new(),
+    };
+    // Credentials the policy refuses are refused at once, locked account or not, before the
+    // lockout is asked: otherwise an empty password would answer at once for an open account
+    // and after the locked delay for a locked one, and tell which is which. They never reach a
+    // backend, so they neither count towards the lockout nor feed its delay samples.
+    if auth_core::policy::check(creds).is_err() {
+        ctx.trace = rt.chain.authenticate(creds, &context).await.trace;
+        return Ok(None);
+    }
     if services
         .lockout
         .is_locked(username, ctx.client_ip)
@@ -422,10 +435,6 @@ pub(crate) async fn authenticate_password(
             None => {}
         }
     }
-    let context = auth_core::Context {
-        client_ip: Some(ctx.client_ip),
-        entry: String::new(),
-    };
     let started = std::time::Instant::now();
     let result = rt.chain.authenticate(creds, &context).await;
     ctx.trace = result.trace;
