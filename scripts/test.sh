@@ -17,8 +17,9 @@ set -euo pipefail
 # apache2-utils (htpasswd hashes), openssl (passwd hashes, test certs), chromium + driver (browser
 # login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers; PyJWT for the jwt tests, from PyPI),
 # redis-server (the rediss:// test starts its own TLS instance), g++ (libfuzzer-sys compiles
-# libFuzzer's C++ sources for the fuzz targets).
-PACKAGES="slapd ldap-utils apache2-utils openssl chromium chromium-driver nginx wrk python3-venv redis-server g++"
+# libFuzzer's C++ sources for the fuzz targets), nodejs (the OpenID provider of the SSO tests,
+# `oidc-provider` from npm; npm itself is checked below, since NodeSource's nodejs bundles it).
+PACKAGES="slapd ldap-utils apache2-utils openssl chromium chromium-driver nginx wrk python3-venv redis-server g++ nodejs"
 
 # Distro services whose own instance must stay off: the tests start private ones on free ports.
 SERVICES_KEPT_OFF="slapd nginx"
@@ -141,6 +142,14 @@ if ((${#missing[@]})); then
     note "installed: ${missing[*]}"
 else
     note "all present: $PACKAGES"
+fi
+
+# Debian's nodejs ships without npm (NodeSource's includes it): the SSO tests run `npm ci`.
+if ! command -v npm >/dev/null; then
+    ((EUID == 0)) || die "npm is missing; run as root to install it"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+        --no-install-recommends npm >/dev/null || die "apt-get failed installing npm"
+    note "installed: npm"
 fi
 
 # The distro instance only (test instances run with their own config files).

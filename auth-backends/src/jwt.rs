@@ -384,7 +384,7 @@ fn jwt_header(token: &str) -> Option<Map<String, Value>> {
 
 /// Claims as a mapping record: a name is a claim, or a dotted path into nested objects
 /// (`realm_access.roles`) when no claim has that exact name.
-struct Claims<'a>(&'a Map<String, Value>);
+pub(crate) struct Claims<'a>(pub(crate) &'a Map<String, Value>);
 
 impl Record for Claims<'_> {
     fn values(&self, name: &str) -> Option<Vec<String>> {

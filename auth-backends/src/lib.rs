@@ -5,6 +5,7 @@ pub mod htpasswd;
 pub mod http;
 pub mod jwt;
 pub mod ldap;
+pub mod oidc;
 pub mod local;
 pub mod provision;
 pub mod sql;

@@ -95,6 +95,13 @@ pub trait Backend: Send + Sync + 'static {
     /// or disabled (their sessions end).
     async fn get_user(&self, id: &str) -> Result<Option<User>, BackendError>;
 
+    /// The backend as a redirect login (single sign-on at another site), when it is one: the
+    /// gateway then offers it on the login page and runs its `start` and `callback` endpoints.
+    /// Defaults to `None`.
+    fn redirect_login(&self) -> Option<&dyn crate::RedirectLogin> {
+        None
+    }
+
     /// Checks that the backend can answer (for `/readyz`). Defaults to healthy.
     async fn health(&self) -> Result<(), BackendError> {
         Ok(())

@@ -9,6 +9,10 @@ pub enum CredentialKind {
     Bearer,
     /// An API key sent in a configured header.
     ApiKey,
+    /// A login completed at another site (single sign-on): no credential travels with the
+    /// requests; the gateway's callback endpoint runs the backend's
+    /// [`RedirectLogin`](crate::RedirectLogin), never the chain.
+    Redirect,
 }
 
 /// What a request brings. `Debug` never shows a password, token or key.

@@ -12,6 +12,7 @@ pub mod config;
 mod credentials;
 pub mod mapping;
 mod outcome;
+mod redirect;
 pub mod password;
 pub mod policy;
 pub mod registry;
@@ -28,6 +29,7 @@ pub use config::{ConfigPath, Duration, Secret};
 pub use credentials::{CredentialKind, Credentials};
 pub use mapping::{AttributeMapping, IntoUser, MappingError, Record};
 pub use outcome::Outcome;
+pub use redirect::{LoginBinding, RedirectLogin};
 pub use registry::{
     BackendRegistration, BuildContext, BuildError, DefaultError, InvalidDefault, OptionDoc,
     Registry, SetupError,

@@ -362,15 +362,19 @@ pub enum SetupError {
 }
 
 /// Every credential kind, in the order lists are shown.
-fn all_kinds() -> [CredentialKind; 3] {
+fn all_kinds() -> [CredentialKind; 4] {
     // Exhaustive on purpose: a new kind fails to compile here until it is listed.
     let _ = |k: CredentialKind| match k {
-        CredentialKind::Password | CredentialKind::Bearer | CredentialKind::ApiKey => (),
+        CredentialKind::Password
+        | CredentialKind::Bearer
+        | CredentialKind::ApiKey
+        | CredentialKind::Redirect => (),
     };
     [
         CredentialKind::Password,
         CredentialKind::Bearer,
         CredentialKind::ApiKey,
+        CredentialKind::Redirect,
     ]
 }
 
@@ -380,6 +384,7 @@ pub fn kind_name(kind: CredentialKind) -> &'static str {
         CredentialKind::Password => "password",
         CredentialKind::Bearer => "bearer",
         CredentialKind::ApiKey => "api_key",
+        CredentialKind::Redirect => "redirect",
     }
 }
 
@@ -452,6 +457,10 @@ pub mod generated {
     impl Backend for Accepting {
         fn accepts(&self, kind: CredentialKind) -> bool {
             self.kinds.contains(&kind)
+        }
+
+        fn redirect_login(&self) -> Option<&dyn crate::RedirectLogin> {
+            self.inner.redirect_login()
         }
 
         fn authenticate<'s, 'c, 'x, 'f>(

@@ -27,6 +27,7 @@ const KINDS: &[(&str, &str)] = &[
     ("password", "Password"),
     ("bearer", "Bearer"),
     ("api_key", "ApiKey"),
+    ("redirect", "Redirect"),
 ];
 
 /// Parses the attribute's arguments; `args_span` is where "missing `type`" points.

@@ -73,7 +73,7 @@ use crate::server::Gateway;
 
 const GENERIC_LOGIN_ERROR: &str = "Invalid username or password.";
 
-fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+pub(crate) fn redirect(status: StatusCode, location: &str) -> Response<Body> {
     let mut resp = status_response(status);
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -119,6 +119,7 @@ pub(crate) async fn handle(
         "/logout" if post => logout(rt, ctx, req).await,
         "/whoami" if get => whoami(rt, ctx, req.headers()).await,
         "/check" => check(rt, ctx, req.headers()).await,
+        sso if sso.starts_with("/oidc/") => crate::sso::handle(rt, ctx, req.headers(), sso).await,
         "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
         _ => Err(ProxyError::not_found(format!(
             "no gateway endpoint at {}",
@@ -127,7 +128,7 @@ pub(crate) async fn handle(
     }
 }
 
-fn query_param(ctx: &RequestContext, name: &str) -> Option<String> {
+pub(crate) fn query_param(ctx: &RequestContext, name: &str) -> Option<String> {
     let q = ctx.query.as_deref()?;
     url::form_urlencoded::parse(q.as_bytes())
         .find(|(k, _)| k == name)
@@ -148,6 +149,20 @@ fn login_form(
     username: &str,
 ) -> Response<Body> {
     ctx.decision = "login_form";
+    login_page(rt, ctx, form_next, status, username, None)
+}
+
+/// The login page (as [`login_form`], without setting the decision) with `message` as its
+/// error when given; the single sign-on buttons of the chain's redirect-login entries, and the
+/// password form when some entry takes passwords.
+pub(crate) fn login_page(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    form_next: Option<&str>,
+    status: StatusCode,
+    username: &str,
+    message: Option<&str>,
+) -> Response<Body> {
     let next = match form_next {
         Some(n) => valid_next(rt, Some(n)),
         None => valid_next(rt, query_param(ctx, "next").as_deref()),
@@ -158,11 +173,30 @@ fn login_form(
     ctx.set_cookies
         .push(sessions.set_csrf_cookie(&cookie, rt.secure_cookies));
     let action = format!("{}/login", rt.prefix);
-    let error = (status != StatusCode::OK).then_some(match status {
+    let error = message.or((status != StatusCode::OK).then_some(match status {
         StatusCode::FORBIDDEN => "Your sign-in form expired. Please try again.",
         StatusCode::BAD_REQUEST => "The form could not be read. Please try again.",
         _ => GENERIC_LOGIN_ERROR,
-    });
+    }));
+    let links: Vec<(String, &str)> = rt
+        .chain
+        .entries()
+        .iter()
+        .filter_map(|e| {
+            let login = e.backend.redirect_login()?;
+            Some((crate::sso::start_url(rt, &e.name, &next), login.label()))
+        })
+        .collect();
+    let sso: Vec<login::SsoLink<'_>> = links
+        .iter()
+        .map(|(href, label)| login::SsoLink { href, label })
+        .collect();
+    let password_form = sso.is_empty()
+        || rt
+            .chain
+            .entries()
+            .iter()
+            .any(|e| e.backend.accepts(auth_core::CredentialKind::Password));
     let page = LoginPage {
         title: &rt.config.login.title,
         action: &action,
@@ -170,6 +204,8 @@ fn login_form(
         csrf_token: &token,
         error,
         username,
+        sso: &sso,
+        password_form,
     };
     let (html, csp) = match &rt.services.template {
         Some(t) => (t.render(&page), t.csp().map(str::to_string)),
@@ -295,8 +331,22 @@ async fn login_submit(
         };
         return Ok(resp);
     };
+    start_session(rt, ctx, &headers, user, form.next.as_deref()).await
+}
+
+/// Ends a login, whichever way the user proved who they are (the form, single sign-on): every
+/// session the browser still names is destroyed (rotation), a new one is created for `user`,
+/// the pre-session cookie cleared, and `303` to the validated `next` (or `/`).
+pub(crate) async fn start_session(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+    user: std::sync::Arc<User>,
+    next: Option<&str>,
+) -> Result<Response<Body>, ProxyError> {
+    let sessions = &rt.services.sessions;
     // Every session the browser still names ends here (a tossed cookie may have come first).
-    for old in crate::session::cookie_values(&headers, sessions.cookie_name())
+    for old in crate::session::cookie_values(headers, sessions.cookie_name())
         .iter()
         .take(crate::session::MAX_SESSION_COOKIES)
     {
@@ -311,7 +361,7 @@ async fn login_submit(
     ctx.set_cookies
         .push(sessions.clear_csrf_cookie(rt.secure_cookies));
     ctx.decision = "login";
-    let next = valid_next(rt, form.next.as_deref()).unwrap_or_else(|| "/".to_string());
+    let next = valid_next(rt, next).unwrap_or_else(|| "/".to_string());
     ctx.user = Some(user);
     Ok(redirect(StatusCode::SEE_OTHER, &next))
 }
@@ -377,6 +427,12 @@ async fn logout(
             Some(login::builtin_csp()),
         ));
     }
+    // Signed in at a provider that advertises RP-initiated logout: offer to end that session too.
+    let provider_logout = rt
+        .chain
+        .entry(&session.entry)
+        .and_then(|e| e.backend.redirect_login())
+        .and_then(|l| Some((l.label().to_string(), l.logout_url()?)));
     if let Some(cookie) = &ctx.session_cookie {
         sessions
             .destroy(cookie)
@@ -387,6 +443,14 @@ async fn logout(
     ctx.set_cookies
         .push(sessions.clear_cookie(rt.secure_cookies));
     ctx.decision = "logout";
+    if let Some((label, url)) = provider_logout {
+        let html = login::render_logged_out_at_provider(&login_url, &label, &url);
+        return Ok(html_response(
+            StatusCode::OK,
+            html,
+            Some(login::builtin_csp()),
+        ));
+    }
     let next = valid_next(rt, query_param(ctx, "next").as_deref()).unwrap_or(login_url);
     Ok(redirect(StatusCode::SEE_OTHER, &next))
 }

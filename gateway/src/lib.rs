@@ -17,6 +17,7 @@ pub(crate) mod request;
 pub mod runtime;
 pub mod server;
 pub mod session;
+mod sso;
 
 #[doc(hidden)]
 pub use request::bench as __bench;

@@ -36,6 +36,8 @@ fn login_html(error: Option<&str>, username: &str) -> String {
         csrf_token: CSRF,
         error,
         username,
+        sso: &[],
+        password_form: true,
     })
 }
 

@@ -104,7 +104,7 @@ fn reference_passes_check_with_its_environment_and_names_the_missing_variable_wi
         .collect();
     assert_eq!(
         types,
-        ["ldap", "sql", "http", "htpasswd", "static", "local"]
+        ["ldap", "sql", "http", "oidc", "htpasswd", "static", "local"]
     );
 
     let out = gateway(

@@ -21,6 +21,8 @@ fn page<'a>(error: Option<&'a str>, username: &'a str) -> LoginPage<'a> {
         csrf_token: "csrf-abc",
         error,
         username,
+        sso: &[],
+        password_form: true,
     }
 }
 
@@ -103,6 +105,8 @@ fn every_value_is_escaped() {
         csrf_token: HOSTILE,
         error: Some(HOSTILE),
         username: HOSTILE,
+        sso: &[],
+        password_form: true,
     };
     let html = render_login(&hostile);
     assert!(!html.contains("<script>"), "{html}");

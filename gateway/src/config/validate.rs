@@ -645,6 +645,14 @@ fn chain(c: &mut Checker<'_>, config: &Config) {
                 format!("entry `{name}`: a `local` entry cannot provision into the store it reads"),
             );
         }
+        if entry.type_name.value == "oidc" && entry.provision == Provision::None {
+            c.error(
+                location(&entry.type_name),
+                format!(
+                    "entry `{name}`: an `oidc` entry needs `provision: create` or `update`: its users' sessions are restored from the local store"
+                ),
+            );
+        }
     }
 }
 

@@ -27,6 +27,41 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
     /// The username to re-fill after a failed attempt (never the password).
     pub username: &'a str,
+    /// One "Sign in with ..." button per single sign-on provider (the `{{sso}}` placeholder).
+    pub sso: &'a [SsoLink<'a>],
+    /// Whether the page offers the username and password form; `false` when the chain has
+    /// only single sign-on entries (the built-in page then shows only the buttons).
+    pub password_form: bool,
+}
+
+/// A single sign-on provider's button on the login page.
+#[derive(Debug, Clone, Copy)]
+pub struct SsoLink<'a> {
+    /// Where the button leads (`{prefix}/oidc/{entry}/start?next=...`).
+    pub href: &'a str,
+    /// The provider's name, shown as "Sign in with {label}".
+    pub label: &'a str,
+}
+
+/// The markup of the `{{sso}}` placeholder: a button per provider, every value escaped; after
+/// them a divider when the password form follows. Empty without providers.
+pub(crate) fn sso_markup(page: &LoginPage<'_>) -> String {
+    if page.sso.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<div class=\"sso\">");
+    for link in page.sso {
+        out.push_str(&format!(
+            "<a class=\"button sso-button\" href=\"{}\">Sign in with {}</a>",
+            escape(link.href),
+            escape(link.label)
+        ));
+    }
+    out.push_str("</div>");
+    if page.password_form {
+        out.push_str("<p class=\"divider\"><span>or</span></p>");
+    }
+    out
 }
 
 impl fmt::Debug for LoginPage<'_> {
@@ -38,6 +73,8 @@ impl fmt::Debug for LoginPage<'_> {
             .field("csrf_token", &"<redacted>")
             .field("error", &self.error)
             .field("username", &self.username)
+            .field("sso", &self.sso)
+            .field("password_form", &self.password_form)
             .finish()
     }
 }
@@ -115,7 +152,11 @@ pub(crate) fn error_page_source() -> String {
 /// [`Template::render`] on the template from [`super::load_template`] instead.
 /// Send it with [`builtin_csp`] as `Content-Security-Policy`.
 pub fn render_login(page: &LoginPage<'_>) -> String {
-    Template::builtin().render(page)
+    if page.password_form {
+        Template::builtin().render(page)
+    } else {
+        Template::builtin_sso_only().render(page)
+    }
 }
 
 /// The `Content-Security-Policy` for every built-in page: nothing but our one inline
@@ -182,6 +223,22 @@ pub fn render_logged_out(login_url: &str) -> String {
         "{header}<p class=\"notice\" role=\"status\">Your session has ended.</p>\
          <a class=\"button\" href=\"{login}\">Sign in again</a>",
         header = heading(Icon::Check, "Signed out", None),
+        login = escape(login_url),
+    );
+    layout("Signed out", &body)
+}
+
+/// The signed-out page after a single sign-on session: also offers `provider_url` (the
+/// provider's RP-initiated logout) to end the session at `provider`.
+pub fn render_logged_out_at_provider(login_url: &str, provider: &str, provider_url: &str) -> String {
+    let body = format!(
+        "{header}<p class=\"notice\" role=\"status\">Your session has ended here. You may still \
+         be signed in at {provider}.</p>\
+         <a class=\"button\" href=\"{logout}\">Also sign out of {provider}</a>\
+         <a class=\"button secondary\" href=\"{login}\">Sign in again</a>",
+        header = heading(Icon::Check, "Signed out", None),
+        provider = escape(provider),
+        logout = escape(provider_url),
         login = escape(login_url),
     );
     layout("Signed out", &body)

@@ -32,6 +32,7 @@ enum Slot {
     Csrf,
     Error,
     Username,
+    Sso,
     Status,
     Message,
 }
@@ -40,19 +41,22 @@ enum Slot {
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Login,
+    /// The built-in login page without the password form.
+    SsoOnly,
     Error,
 }
 
 impl Kind {
     fn slots(self) -> &'static [Slot] {
         match self {
-            Kind::Login => &[
+            Kind::Login | Kind::SsoOnly => &[
                 Slot::Title,
                 Slot::Action,
                 Slot::Next,
                 Slot::Csrf,
                 Slot::Error,
                 Slot::Username,
+                Slot::Sso,
             ],
             Kind::Error => &[Slot::Status, Slot::Title, Slot::Message],
         }
@@ -60,7 +64,7 @@ impl Kind {
 
     fn expected(self) -> &'static str {
         match self {
-            Kind::Login => "title, action, next, csrf, error, username",
+            Kind::Login | Kind::SsoOnly => "title, action, next, csrf, error, username, sso",
             Kind::Error => "status, title, message",
         }
     }
@@ -69,6 +73,7 @@ impl Kind {
     fn required(self) -> &'static [Slot] {
         match self {
             Kind::Login => &[Slot::Csrf, Slot::Action],
+            Kind::SsoOnly => &[Slot::Sso],
             Kind::Error => &[],
         }
     }
@@ -83,6 +88,7 @@ impl Slot {
             Slot::Csrf => "csrf",
             Slot::Error => "error",
             Slot::Username => "username",
+            Slot::Sso => "sso",
             Slot::Status => "status",
             Slot::Message => "message",
         }
@@ -96,7 +102,7 @@ impl Slot {
             Slot::Csrf => page.csrf_token,
             Slot::Error => page.error.unwrap_or(""),
             Slot::Username => page.username,
-            Slot::Status | Slot::Message => "",
+            Slot::Sso | Slot::Status | Slot::Message => "",
         }
     }
 
@@ -189,6 +195,13 @@ static DEFAULT: LazyLock<Template> = LazyLock::new(|| {
     )
 });
 
+static SSO_ONLY: LazyLock<Template> = LazyLock::new(|| {
+    builtin(
+        &layout("{{title}}", include_str!("assets/login_sso.html")),
+        Kind::SsoOnly,
+    )
+});
+
 static DEFAULT_ERROR: LazyLock<Template> =
     LazyLock::new(|| builtin(&error_page_source(), Kind::Error));
 
@@ -210,6 +223,12 @@ impl Template {
     /// The built-in login page.
     pub fn builtin() -> &'static Template {
         &DEFAULT
+    }
+
+    /// The built-in login page for a chain without password entries: only the single sign-on
+    /// buttons.
+    pub fn builtin_sso_only() -> &'static Template {
+        &SSO_ONLY
     }
 
     /// The built-in error page.
@@ -274,7 +293,19 @@ impl Template {
 
     /// Renders the page with every value HTML-escaped (safe in text and in quoted attributes).
     pub fn render(&self, page: &LoginPage<'_>) -> String {
-        self.render_with(|slot| slot.value(page))
+        // The one slot that is markup, built from escaped values.
+        let sso = super::page::sso_markup(page);
+        let mut out = String::with_capacity(8192);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Slot(Slot::Sso) => out.push_str(&sso),
+                Part::Slot(slot) => {
+                    html_escape::encode_quoted_attribute_to_string(slot.value(page), &mut out);
+                }
+            }
+        }
+        out
     }
 
     /// Renders an error page (a template from [`load_error_template`] or

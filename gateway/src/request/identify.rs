@@ -47,10 +47,12 @@ pub(crate) const PRODUCED_CREDENTIALS: &[auth_core::CredentialKind] = &[
 ];
 
 /// The credential kinds this phase reads under `login`: [`PRODUCED_CREDENTIALS`], and API keys
-/// when `login.api_key_headers` names a header. A chain entry accepting none of them is skipped
-/// for every request: `authgate check` warns about it.
+/// when `login.api_key_headers` names a header; redirect logins (single sign-on) come through
+/// the login endpoints. A chain entry accepting none of them is skipped for every request:
+/// `authgate check` warns about it.
 pub(crate) fn produced_credentials(login: &LoginConfig) -> Vec<auth_core::CredentialKind> {
     let mut kinds = PRODUCED_CREDENTIALS.to_vec();
+    kinds.push(auth_core::CredentialKind::Redirect);
     if !login.api_key_headers.is_empty() {
         kinds.push(auth_core::CredentialKind::ApiKey);
     }
@@ -477,7 +479,7 @@ pub(crate) async fn authenticate_password(
 
 /// Mirrors a user the chain just authenticated into the local store when their entry says
 /// `provision: create | update`. A failure is logged and does not refuse the login.
-async fn provision(rt: &Runtime, user: &User) {
+pub(crate) async fn provision(rt: &Runtime, user: &User) {
     let Some(entry) = rt.chain.entry(&user.backend) else {
         return;
     };

@@ -856,6 +856,42 @@ impl SessionManager {
         issued <= now.saturating_add(60_000) && now.saturating_sub(issued) < self.pre_csrf_ms
     }
 
+    /// A secret derived from a pre-session cookie of
+    /// [`pre_session_csrf`](Self::pre_session_csrf) for `purpose` (the single sign-on `nonce`
+    /// and PKCE verifier): 43 base64url characters that only the holder of that cookie can make
+    /// the gateway compute again. `None` when `cookie` is not of that shape; verify the cookie
+    /// with [`verify_pre_session_csrf`](Self::verify_pre_session_csrf) first.
+    pub fn pre_session_derived(&self, cookie: &str, purpose: &[u8]) -> Option<String> {
+        let (payload, _) = cookie.split_once('.')?;
+        let payload = decode_exact::<24>(payload)?;
+        let mut input = Vec::with_capacity(purpose.len() + 24);
+        input.extend_from_slice(purpose);
+        input.extend_from_slice(&payload);
+        Some(B64.encode(self.csrf_mac(b"derived", &input)))
+    }
+
+    /// A `Set-Cookie` value for the single sign-on pre-login cookie `name` (holding a
+    /// [`pre_session_csrf`](Self::pre_session_csrf) cookie and the login's entry and `next`):
+    /// `SameSite=Lax` whatever `session.same_site` says, because the provider sends the browser
+    /// back with a cross-site navigation, which a `Strict` cookie would not follow. Removed when
+    /// `value` is `None`.
+    pub fn sso_cookie(&self, name: &str, value: Option<&str>, secure: bool) -> http::HeaderValue {
+        let mut c = ::cookie::Cookie::build((name.to_string(), value.unwrap_or("").to_string()))
+            .http_only(true)
+            .secure(secure)
+            .same_site(::cookie::SameSite::Lax)
+            .path("/")
+            .build();
+        match value {
+            Some(_) => c.set_max_age(::cookie::time::Duration::seconds(
+                (self.pre_csrf_ms / 1000) as i64,
+            )),
+            None => c.make_removal(),
+        }
+        http::HeaderValue::from_str(&c.to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
     fn csrf_mac(&self, purpose: &[u8], payload: &[u8]) -> [u8; KEY_LEN] {
         let mut mac = self.keys.csrf.clone();
         mac.update(purpose);

@@ -1,0 +1,552 @@
+//! The `oidc` backend: single sign-on at an OpenID Connect provider (Keycloak, Entra ID, Okta,
+//! Google, Authelia, Dex...), as a relying party using the authorization code flow with PKCE.
+//!
+//! The protocol is the `openidconnect` crate's: discovery (`.well-known/openid-configuration`),
+//! the authorization URL, the code exchange and the ID token checks (signature by the provider's
+//! JWKS, `iss`, `aud`, `exp`, `nonce`). This module adds what the crate leaves to its caller: the
+//! `azp` rule, `iat` and `exp` with a leeway, the `at_hash` check, a fresh key set when a token is
+//! signed by an unknown key (key rotation, at most once per `min_refresh`), the claims mapped
+//! through the same [`AttributeMapping`] as the other backends, and the `allowed_groups` /
+//! `allowed_domains` gates.
+//!
+//! Discovery happens at the first login (or `/readyz`), never while the configuration is loaded,
+//! so `authgate check` and a provider that is down at start do not stop the gateway: the login
+//! page then says the provider is unavailable and the password form still works.
+//!
+//! Sessions are restored from the local user store: an `oidc` entry provisions (`create` or
+//! `update`) and `get_user` reads the provisioned user back, so disabling them there ends their
+//! sessions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use auth_core::{
+    AttributeMapping, Backend, BackendError, BuildContext, BuildError, CredentialKind,
+    Credentials, Duration, LoginBinding, Outcome, RedirectLogin, Secret, User, async_trait,
+    auth_backend,
+};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
+    CoreTokenType,
+};
+use openidconnect::{
+    AccessTokenHash, AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret,
+    ClaimsVerificationError, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+};
+use serde_json::{Map, Value};
+
+use crate::jwt::Claims;
+use crate::store::UserStore;
+
+/// Single sign-on at an OpenID Connect provider: the login page shows a "Sign in with ..."
+/// button; the provider's ID token (checked: signature by its JWKS, `iss`, `aud`, `azp`, `exp`,
+/// `iat`, `nonce`) is mapped to a user, provisioned into the local store (`provision: create`
+/// or `update` is required) and restored from it for the session. Discovery happens at the
+/// first login, not at start. Takes no password, token or key.
+#[auth_backend(type = "oidc", build = Self::build, accepts = [redirect])]
+#[derive(Debug, Clone)]
+pub struct OidcBackend {
+    /// The provider's issuer URL, e.g. `https://idp.example.org/realms/main`; its
+    /// `/.well-known/openid-configuration` is read at the first login.
+    pub issuer: String,
+    /// The client id registered at the provider for this gateway.
+    pub client_id: String,
+    /// The client secret (`${env:...}` or `${file:...}` keep it out of the file). Omit it for a
+    /// public client (PKCE alone).
+    pub client_secret: Option<Secret>,
+    /// The button's text is "Sign in with {label}". Default: the entry name.
+    pub label: Option<String>,
+    /// Scopes asked for; `openid` is always sent. Default: `[openid, email, profile]`.
+    pub scopes: Option<Vec<String>>,
+    /// Which claims feed the user; a dotted path reads a nested claim (`realm_access.roles`).
+    /// Default: `{username: sub, email: email, name: name}`; when written, name `username` too.
+    pub attributes: Option<AttributeMapping>,
+    /// Only users in at least one of these groups (after mapping) may sign in.
+    pub allowed_groups: Option<Vec<String>>,
+    /// Only users whose email is at one of these domains may sign in.
+    pub allowed_domains: Option<Vec<String>>,
+    /// Also read the provider's userinfo endpoint; its claims complete the ID token's.
+    #[option(default = false)]
+    pub userinfo: bool,
+    /// Clock skew tolerated for `exp` and `iat`.
+    #[option(default = "60s")]
+    pub leeway: Duration,
+    /// The provider's metadata and keys older than this are read again at the next login.
+    #[option(default = "1h")]
+    pub refresh_interval: Duration,
+    /// At most one reading of the metadata and keys per this interval (an unknown signing key
+    /// triggers one).
+    #[option(default = "30s")]
+    pub min_refresh: Duration,
+    /// Time limit of one request to the provider.
+    #[option(default = "5s")]
+    pub timeout: Duration,
+}
+
+fn default_mapping() -> AttributeMapping {
+    AttributeMapping {
+        username: "sub".into(),
+        email: Some("email".into()),
+        name: Some("name".into()),
+        ..AttributeMapping::default()
+    }
+}
+
+/// Every claim the standard set does not name, kept for the attribute mapping.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+struct OtherClaims(HashMap<String, Value>);
+impl AdditionalClaims for OtherClaims {}
+
+type IdFields = IdTokenFields<
+    OtherClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type Tokens = StandardTokenResponse<IdFields, CoreTokenType>;
+type OidcClient = Client<
+    OtherClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    Tokens,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+impl OidcBackend {
+    /// Checks the options and builds the backend; the provider is not contacted.
+    pub fn build(self, ctx: &BuildContext) -> Result<Arc<dyn Backend>, BuildError> {
+        let issuer = IssuerUrl::new(self.issuer.clone())
+            .map_err(|e| BuildError::new(format!("oidc: bad `issuer` `{}`: {e}", self.issuer)))?;
+        if !matches!(issuer.url().scheme(), "http" | "https") {
+            return Err(BuildError::new(
+                "oidc: `issuer` must be an http:// or https:// URL",
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err(BuildError::new("oidc: `client_id` must not be empty"));
+        }
+        if self.min_refresh.get().is_zero() {
+            return Err(BuildError::new(
+                "oidc: `min_refresh` must be above 0: it bounds the fetches an unknown signing key causes",
+            ));
+        }
+        let store = ctx.service::<UserStore>().ok_or_else(|| {
+            BuildError::new(format!(
+                "entry `{}` (type oidc) needs the local user store, where its users are provisioned \
+                 and restored from: set `users_db`",
+                ctx.entry
+            ))
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout.get())
+            .connect_timeout(self.timeout.get())
+            // Following redirects opens the client to SSRF (the crate's advice).
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| BuildError::new(format!("oidc: cannot build the client: {e}")))?;
+        let mut scopes: Vec<String> = self
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+        scopes.retain(|s| s != "openid");
+        Ok(Arc::new(Provider {
+            entry: ctx.entry.clone(),
+            label: self.label.clone().unwrap_or_else(|| ctx.entry.clone()),
+            mapping: self.attributes.clone().unwrap_or_else(default_mapping),
+            scopes,
+            issuer,
+            http,
+            store,
+            metadata: RwLock::new(None),
+            last_attempt: tokio::sync::Mutex::new(None),
+            options: self,
+        }))
+    }
+}
+
+/// What discovery found.
+struct Discovered {
+    client: OidcClient,
+    end_session: Option<String>,
+    fetched: Instant,
+}
+
+struct Provider {
+    entry: String,
+    label: String,
+    options: OidcBackend,
+    mapping: AttributeMapping,
+    scopes: Vec<String>,
+    issuer: IssuerUrl,
+    http: reqwest::Client,
+    store: Arc<UserStore>,
+    metadata: RwLock<Option<Arc<Discovered>>>,
+    /// When the last discovery started; held during one so concurrent callers wait for it.
+    last_attempt: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Why a login failed at the callback.
+enum Refusal {
+    Rejected(String),
+    Denied(String),
+    Unavailable(BackendError),
+}
+
+impl Provider {
+    fn current(&self) -> Option<Arc<Discovered>> {
+        self.metadata
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Reads the metadata and keys again unless a reading started less than `min_refresh` ago.
+    async fn refresh(&self) -> Result<(), BackendError> {
+        let mut last = self.last_attempt.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.options.min_refresh.get()) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let metadata = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
+            .await
+            .map_err(|e| {
+                BackendError::new(format!(
+                    "oidc: discovery at {} failed: {}",
+                    self.issuer.as_str(),
+                    error_chain(&e)
+                ))
+            })?;
+        let end_session = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()
+            .map(|u| u.url().to_string());
+        let client = OidcClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.options.client_id.clone()),
+            self.options
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
+        );
+        let found = Some(Arc::new(Discovered {
+            client,
+            end_session,
+            fetched: Instant::now(),
+        }));
+        match self.metadata.write() {
+            Ok(mut m) => *m = found,
+            Err(p) => *p.into_inner() = found,
+        }
+        tracing::debug!(entry = %self.entry, "oidc: provider metadata and keys read");
+        Ok(())
+    }
+
+    /// The discovered client, read first when there is none yet or it is stale.
+    async fn discovered(&self) -> Result<Arc<Discovered>, BackendError> {
+        let stale = self
+            .current()
+            .is_none_or(|d| d.fetched.elapsed() >= self.options.refresh_interval.get());
+        let error = if stale { self.refresh().await.err() } else { None };
+        self.current().ok_or_else(|| {
+            error.unwrap_or_else(|| {
+                BackendError::new("oidc: the provider's metadata could not be read yet")
+            })
+        })
+    }
+
+    fn redirect(client: &OidcClient, binding: &LoginBinding) -> Result<OidcClient, BackendError> {
+        let uri = RedirectUrl::new(binding.redirect_uri.clone())
+            .map_err(|e| BackendError::new(format!("oidc: bad redirect URI: {e}")))?;
+        Ok(client.clone().set_redirect_uri(uri))
+    }
+
+    /// Checks the ID token with the keys of `found`: `Err(None)` when no key verifies it (the
+    /// caller reads the keys again once), `Err(Some(_))` for any other failure.
+    fn verify(
+        &self,
+        found: &Discovered,
+        tokens: &Tokens,
+        nonce: &Nonce,
+    ) -> Result<Map<String, Value>, Option<String>> {
+        let Some(id_token) = tokens.id_token() else {
+            return Err(Some("the token response has no ID token".into()));
+        };
+        let leeway = chrono::Duration::from_std(self.options.leeway.get())
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let verifier = found
+            .client
+            .id_token_verifier()
+            // `exp` is checked against this clock: the leeway moves it back.
+            .set_time_fn(move || chrono::Utc::now() - leeway)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > chrono::Utc::now() + leeway {
+                    Err(format!("issued in the future ({iat})"))
+                } else {
+                    Ok(())
+                }
+            });
+        let claims = match id_token.claims(&verifier, nonce) {
+            Ok(claims) => claims,
+            Err(ClaimsVerificationError::SignatureVerification(e)) => {
+                tracing::debug!(entry = %self.entry, error = %e, "oidc: ID token signature not verified");
+                return Err(None);
+            }
+            Err(e) => return Err(Some(e.to_string())),
+        };
+        // OpenID Connect Core 3.1.3.7, steps 4 and 5 (the crate leaves them to its caller).
+        let client_id = self.options.client_id.as_str();
+        match claims.authorized_party() {
+            Some(azp) if azp.as_str() != client_id => {
+                return Err(Some(format!("`azp` is `{}`, not this client", azp.as_str())));
+            }
+            None if claims.audiences().len() > 1 => {
+                return Err(Some("several audiences and no `azp`".into()));
+            }
+            _ => {}
+        }
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token.signing_alg().map_err(|e| Some(e.to_string()))?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| Some(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(tokens.access_token(), alg, key)
+                .map_err(|e| Some(e.to_string()))?;
+            if actual != *expected {
+                return Err(Some("`at_hash` does not match the access token".into()));
+            }
+        }
+        match serde_json::to_value(claims) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(Some("the ID token claims cannot be read".into())),
+        }
+    }
+
+    async fn login(&self, binding: &LoginBinding, code: &str) -> Result<User, Refusal> {
+        let found = self.discovered().await.map_err(Refusal::Unavailable)?;
+        let client = Self::redirect(&found.client, binding).map_err(Refusal::Unavailable)?;
+        let request = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: {e}"))))?
+            .set_pkce_verifier(PkceCodeVerifier::new(binding.pkce_verifier.clone()));
+        let tokens = match request.request_async(&self.http).await {
+            Ok(tokens) => tokens,
+            Err(RequestTokenError::ServerResponse(e)) => {
+                // `invalid_grant`: a used, expired or foreign code, or a wrong PKCE verifier.
+                return Err(Refusal::Rejected(format!(
+                    "the provider refused the code: {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(Refusal::Unavailable(BackendError::new(format!(
+                    "oidc: code exchange failed: {}",
+                    error_chain(&e)
+                ))));
+            }
+        };
+        let nonce = Nonce::new(binding.nonce.clone());
+        let mut claims = match self.verify(&found, &tokens, &nonce) {
+            Ok(claims) => claims,
+            Err(Some(reason)) => return Err(Refusal::Rejected(reason)),
+            Err(None) => {
+                // Perhaps the provider rotated its keys: read them again (rate-limited), once.
+                let _ = self.refresh().await;
+                let again = self.current().ok_or_else(|| {
+                    Refusal::Unavailable(BackendError::new("oidc: no provider metadata"))
+                })?;
+                self.verify(&again, &tokens, &nonce).map_err(|reason| {
+                    Refusal::Rejected(reason.unwrap_or_else(|| {
+                        "the ID token is not signed by a key of the provider's JWKS".into()
+                    }))
+                })?
+            }
+        };
+        if self.options.userinfo {
+            self.merge_userinfo(&found, &tokens, &mut claims).await?;
+        }
+        let mut user = self.mapping.map(&Claims(&claims)).map_err(|e| {
+            Refusal::Unavailable(BackendError::new(format!("oidc: {e}")))
+        })?;
+        // Sessions are restored by username from the local store.
+        user.id = user.username.clone();
+        user.credential_version = None;
+        self.admit(&user)?;
+        Ok(user)
+    }
+
+    /// Adds the userinfo endpoint's claims (the ID token's win; `sub` must be the same).
+    async fn merge_userinfo(
+        &self,
+        found: &Discovered,
+        tokens: &Tokens,
+        claims: &mut Map<String, Value>,
+    ) -> Result<(), Refusal> {
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(|s| openidconnect::SubjectIdentifier::new(s.to_string()));
+        let request = found
+            .client
+            .user_info(tokens.access_token().clone(), sub)
+            .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: userinfo: {e}"))))?;
+        let info: openidconnect::UserInfoClaims<OtherClaims, CoreGenderClaim> = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| {
+                Refusal::Unavailable(BackendError::new(format!(
+                    "oidc: userinfo failed: {}",
+                    error_chain(&e)
+                )))
+            })?;
+        if let Ok(Value::Object(more)) = serde_json::to_value(&info) {
+            for (name, value) in more {
+                claims.entry(name).or_insert(value);
+            }
+        }
+        Ok(())
+    }
+
+    /// The `allowed_groups` and `allowed_domains` gates.
+    fn admit(&self, user: &User) -> Result<(), Refusal> {
+        if let Some(groups) = &self.options.allowed_groups
+            && !groups.iter().any(|g| user.groups.contains(g))
+        {
+            return Err(Refusal::Denied("not in an allowed group".into()));
+        }
+        if let Some(domains) = &self.options.allowed_domains {
+            let domain = user
+                .email
+                .as_deref()
+                .and_then(|e| e.rsplit_once('@'))
+                .map(|(_, d)| d.to_ascii_lowercase());
+            if !domain.is_some_and(|d| domains.iter().any(|a| a.eq_ignore_ascii_case(&d))) {
+                return Err(Refusal::Denied("email not at an allowed domain".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error and its sources, for operators (the crate's top-level messages are terse).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[async_trait]
+impl Backend for Provider {
+    /// No credential a request carries: the login happens at the provider.
+    fn accepts(&self, kind: CredentialKind) -> bool {
+        kind == CredentialKind::Redirect
+    }
+
+    async fn authenticate(
+        &self,
+        _credentials: &Credentials,
+        _context: &auth_core::Context,
+    ) -> Outcome {
+        Outcome::NotFound
+    }
+
+    /// The user provisioned at login, from the local store: `None` when gone, disabled or
+    /// provisioned by another entry.
+    async fn get_user(&self, id: &str) -> Result<Option<User>, BackendError> {
+        let stored = self
+            .store
+            .get_by_username(id)
+            .await
+            .map_err(|e| BackendError::new(format!("oidc: user store: {e}")))?;
+        Ok(stored
+            .filter(|s| !s.disabled && s.source == self.entry)
+            .map(|s| {
+                let mut user = s.to_user();
+                user.id = s.username.clone();
+                user.credential_version = None;
+                user
+            }))
+    }
+
+    fn redirect_login(&self) -> Option<&dyn RedirectLogin> {
+        Some(self)
+    }
+
+    async fn health(&self) -> Result<(), BackendError> {
+        self.discovered().await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl RedirectLogin for Provider {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    async fn authorization_url(&self, binding: &LoginBinding) -> Result<String, BackendError> {
+        let found = self.discovered().await?;
+        let client = Self::redirect(&found.client, binding)?;
+        let verifier = PkceCodeVerifier::new(binding.pkce_verifier.clone());
+        let state = binding.state.clone();
+        let nonce = binding.nonce.clone();
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                move || CsrfToken::new(state),
+                move || Nonce::new(nonce),
+            )
+            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier));
+        for scope in &self.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, _, _) = request.url();
+        Ok(url.to_string())
+    }
+
+    async fn finish(&self, binding: &LoginBinding, code: &str) -> Outcome {
+        match self.login(binding, code).await {
+            Ok(user) => Outcome::Authenticated(user),
+            Err(Refusal::Rejected(reason)) => {
+                tracing::info!(entry = %self.entry, %reason, "oidc: login refused");
+                Outcome::Rejected
+            }
+            Err(Refusal::Denied(reason)) => Outcome::Denied(reason),
+            Err(Refusal::Unavailable(e)) => Outcome::Unavailable(e),
+        }
+    }
+
+    fn logout_url(&self) -> Option<String> {
+        let end_session = self.current()?.end_session.clone()?;
+        let mut url = url::Url::parse(&end_session).ok()?;
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.options.client_id);
+        Some(url.to_string())
+    }
+
+    async fn discover(&self) -> Result<(), BackendError> {
+        self.discovered().await.map(|_| ())
+    }
+}
