@@ -22,19 +22,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use auth_core::{
-    AttributeMapping, Backend, BackendError, BuildContext, BuildError, CredentialKind,
-    Credentials, Duration, LoginBinding, Outcome, RedirectLogin, Secret, User, async_trait,
-    auth_backend,
+    AttributeMapping, Backend, BackendError, BuildContext, BuildError, CredentialKind, Credentials,
+    Duration, LoginBinding, Outcome, RedirectLogin, Secret, User, async_trait, auth_backend,
 };
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
-    CoreTokenType,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AccessTokenHash, AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret,
-    ClaimsVerificationError, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    AccessTokenHash, AdditionalClaims, AuthorizationCode, ClaimsVerificationError, Client,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
     StandardErrorResponse, StandardTokenResponse, TokenResponse,
@@ -266,7 +264,11 @@ impl Provider {
         let stale = self
             .current()
             .is_none_or(|d| d.fetched.elapsed() >= self.options.refresh_interval.get());
-        let error = if stale { self.refresh().await.err() } else { None };
+        let error = if stale {
+            self.refresh().await.err()
+        } else {
+            None
+        };
         self.current().ok_or_else(|| {
             error.unwrap_or_else(|| {
                 BackendError::new("oidc: the provider's metadata could not be read yet")
@@ -317,7 +319,10 @@ impl Provider {
         let client_id = self.options.client_id.as_str();
         match claims.authorized_party() {
             Some(azp) if azp.as_str() != client_id => {
-                return Err(Some(format!("`azp` is `{}`, not this client", azp.as_str())));
+                return Err(Some(format!(
+                    "`azp` is `{}`, not this client",
+                    azp.as_str()
+                )));
             }
             None if claims.audiences().len() > 1 => {
                 return Err(Some("several audiences and no `azp`".into()));
@@ -383,9 +388,10 @@ impl Provider {
         if self.options.userinfo {
             self.merge_userinfo(&found, &tokens, &mut claims).await?;
         }
-        let mut user = self.mapping.map(&Claims(&claims)).map_err(|e| {
-            Refusal::Unavailable(BackendError::new(format!("oidc: {e}")))
-        })?;
+        let mut user = self
+            .mapping
+            .map(&Claims(&claims))
+            .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: {e}"))))?;
         // Sessions are restored by username from the local store.
         user.id = user.username.clone();
         user.credential_version = None;
@@ -408,10 +414,8 @@ impl Provider {
             .client
             .user_info(tokens.access_token().clone(), sub)
             .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: userinfo: {e}"))))?;
-        let info: openidconnect::UserInfoClaims<OtherClaims, CoreGenderClaim> = request
-            .request_async(&self.http)
-            .await
-            .map_err(|e| {
+        let info: openidconnect::UserInfoClaims<OtherClaims, CoreGenderClaim> =
+            request.request_async(&self.http).await.map_err(|e| {
                 Refusal::Unavailable(BackendError::new(format!(
                     "oidc: userinfo failed: {}",
                     error_chain(&e)

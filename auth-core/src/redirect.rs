@@ -55,5 +55,4 @@ pub trait RedirectLogin: Send + Sync {
 
     /// Checks that the provider's metadata can be read (for `/readyz`, and before `start`).
     async fn discover(&self) -> Result<(), BackendError>;
-
 }

@@ -43,10 +43,7 @@ pub(crate) async fn handle(
     headers: &HeaderMap,
     rest: &str,
 ) -> Result<Response<Body>, ProxyError> {
-    let Some((entry, action)) = rest
-        .strip_prefix("/oidc/")
-        .and_then(|r| r.rsplit_once('/'))
-    else {
+    let Some((entry, action)) = rest.strip_prefix("/oidc/").and_then(|r| r.rsplit_once('/')) else {
         return Err(not_found(ctx));
     };
     let Some(login) = rt

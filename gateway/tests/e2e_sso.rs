@@ -66,7 +66,12 @@ struct Site {
 }
 
 impl Site {
-    async fn start(port: u16, upstream: std::net::SocketAddr, sso: &[Sso<'_>], password: bool) -> Site {
+    async fn start(
+        port: u16,
+        upstream: std::net::SocketAddr,
+        sso: &[Sso<'_>],
+        password: bool,
+    ) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut chain = String::new();
         if password {
@@ -166,7 +171,10 @@ routes:
         let location = header(&resp, "location").expect("location");
         let cookie = set_cookie(&resp, CSRF_COOKIE_SSO).expect("the pre-login cookie is set");
         let set = set_cookie_line(&resp, CSRF_COOKIE_SSO).unwrap_or_default();
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+            "{set}"
+        );
         (location, format!("{CSRF_COOKIE_SSO}={cookie}"))
     }
 
@@ -239,7 +247,12 @@ fn param(url: &str, name: &str) -> Option<String> {
 }
 
 /// The upstream's view of `GET path` with `cookie`.
-async fn as_seen(site: &Site, upstream: &RecordingUpstream, path: &str, cookie: &str) -> support::upstream::Recorded {
+async fn as_seen(
+    site: &Site,
+    upstream: &RecordingUpstream,
+    path: &str,
+    cookie: &str,
+) -> support::upstream::Recorded {
     let resp = http()
         .get(site.url(path))
         .header("cookie", cookie)
@@ -254,7 +267,11 @@ async fn as_seen(site: &Site, upstream: &RecordingUpstream, path: &str, cookie: 
         .expect("the upstream saw the request")
 }
 
-async fn provider(port: u16, entry: &str, change: impl FnOnce(&mut ProviderSetup)) -> Option<OidcProvider> {
+async fn provider(
+    port: u16,
+    entry: &str,
+    change: impl FnOnce(&mut ProviderSetup),
+) -> Option<OidcProvider> {
     let mut setup = ProviderSetup::new(&callback_uri(port, entry));
     change(&mut setup);
     OidcProvider::start_or_skip(setup).await
@@ -332,11 +349,17 @@ async fn chromium_signs_in_at_the_provider_and_reaches_the_app() {
     // Back through the callback, at the page first asked for, as alice from the provider.
     let url = wait_for_path(client, "/app/reports").await;
     assert_eq!(url.query(), Some("year=2026"));
-    assert_eq!(identity_cell(client, "X-Remote-User").await, "alice");
-    assert_eq!(identity_cell(client, "X-Remote-Email").await, "alice@example.org");
-    assert_eq!(identity_cell(client, "X-Remote-Backend").await, "corp");
-    let groups = identity_cell(client, "X-Remote-Groups").await;
-    assert!(groups.contains("staff") && groups.contains("readers"), "{groups}");
+    assert_eq!(identity_cell(client, "x-remote-user").await, "alice");
+    assert_eq!(
+        identity_cell(client, "x-remote-email").await,
+        "alice@example.org"
+    );
+    assert_eq!(identity_cell(client, "x-remote-backend").await, "corp");
+    let groups = identity_cell(client, "x-remote-groups").await;
+    assert!(
+        groups.contains("staff") && groups.contains("readers"),
+        "{groups}"
+    );
 
     // Provisioned into the local store, attributes from nested claims included.
     let stored = site
@@ -389,7 +412,9 @@ async fn wait_for_element(client: &fantoccini::Client, css: &str) -> fantoccini:
 
 async fn identity_cell(client: &fantoccini::Client, header: &str) -> String {
     client
-        .find(Locator::Css(&format!("#identity td[data-header='{header}']")))
+        .find(Locator::Css(&format!(
+            "#identity td[data-header='{header}']"
+        )))
         .await
         .expect("identity row")
         .text()
@@ -407,7 +432,11 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "",
+        }],
         true,
     )
     .await;
@@ -415,7 +444,10 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
     let (auth_url, cookie) = site.start_login("corp", "/app/one").await;
     // The authorization request: code flow, PKCE S256, state and nonce.
     assert_eq!(param(&auth_url, "response_type").as_deref(), Some("code"));
-    assert_eq!(param(&auth_url, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        param(&auth_url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     assert!(param(&auth_url, "code_challenge").is_some_and(|c| c.len() == 43));
     assert!(param(&auth_url, "nonce").is_some_and(|n| n.len() >= 32));
     assert_eq!(
@@ -430,8 +462,14 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
     assert_eq!(resp.status(), 403);
     assert!(set_cookie(&resp, SESSION).is_none());
     let body = resp.text().await.expect("body");
-    assert!(body.contains("Your sign-in attempt expired or was started elsewhere"), "{body}");
-    assert!(body.contains("<form"), "the login page, with its form: {body}");
+    assert!(
+        body.contains("Your sign-in attempt expired or was started elsewhere"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<form"),
+        "the login page, with its form: {body}"
+    );
 
     // The cookie of another start: its state does not match.
     let (_, other_cookie) = site.start_login("corp", "/app/one").await;
@@ -449,7 +487,13 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
     assert_eq!(header(&resp, "location").as_deref(), Some("/app/one"));
     let session = set_cookie(&resp, SESSION).expect("session");
     assert!(set_cookie_line(&resp, CSRF_COOKIE_SSO).is_some_and(|l| l.contains("Max-Age=0")));
-    let seen = as_seen(&site, &upstream, "/app/one", &format!("{SESSION}={session}")).await;
+    let seen = as_seen(
+        &site,
+        &upstream,
+        "/app/one",
+        &format!("{SESSION}={session}"),
+    )
+    .await;
     assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
     assert_eq!(seen.get("x-remote-backend").as_deref(), Some("corp"));
 
@@ -470,7 +514,10 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
     let resp = site.callback(&url, Some(&cookie)).await;
     assert_eq!(resp.status(), 401);
     let body = resp.text().await.expect("body");
-    assert!(body.contains("Sign-in with corp was cancelled or refused."), "{body}");
+    assert!(
+        body.contains("Sign-in with corp was cancelled or refused."),
+        "{body}"
+    );
     assert!(!body.contains("internal detail"), "{body}");
 
     site.stop().await;
@@ -486,7 +533,11 @@ async fn pkce_binds_the_code_to_the_browser_that_started() {
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "",
+        }],
         false,
     )
     .await;
@@ -503,8 +554,14 @@ async fn pkce_binds_the_code_to_the_browser_that_started() {
         callback_uri(port, "corp")
     );
     let resp = site.callback(&url, Some(&attacker_cookie)).await;
-    assert_eq!(resp.status(), 401, "PKCE verification fails at the provider");
+    assert_eq!(
+        resp.status(),
+        401,
+        "PKCE verification fails at the provider"
+    );
     assert!(set_cookie(&resp, SESSION).is_none());
+    // The control: a code brought back with the cookie of the browser that started signs in.
+    site.sign_in("corp", "alice", "/").await;
     site.stop().await;
 }
 
@@ -526,8 +583,16 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
         port,
         upstream.addr,
         &[
-            Sso { entry: "corp", provider: &corp, options: "      label: Corp ID" },
-            Sso { entry: "partner", provider: &partner, options: "      label: \"Partner <SSO>\"" },
+            Sso {
+                entry: "corp",
+                provider: &corp,
+                options: "      label: Corp ID",
+            },
+            Sso {
+                entry: "partner",
+                provider: &partner,
+                options: "      label: \"Partner <SSO>\"",
+            },
         ],
         true,
     )
@@ -540,9 +605,15 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
         .text()
         .await
         .expect("body");
-    assert!(page.contains("href=\"/_auth/oidc/corp/start?next=%2Freports%3Fq%3D1\""), "{page}");
+    assert!(
+        page.contains("href=\"/_auth/oidc/corp/start?next=%2Freports%3Fq%3D1\""),
+        "{page}"
+    );
     assert!(page.contains("Sign in with Corp ID"), "{page}");
-    assert!(page.contains("Sign in with Partner &lt;SSO&gt;"), "escaped: {page}");
+    assert!(
+        page.contains("Sign in with Partner &lt;SSO&gt;"),
+        "escaped: {page}"
+    );
     assert!(page.contains("name=\"password\""), "{page}");
 
     // Two providers side by side: each user lands with their own entry.
@@ -576,7 +647,10 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.expect("body");
     assert!(
-        body.contains(&format!("href=\"{}/session/end?client_id=gateway\"", corp.issuer)),
+        body.contains(&format!(
+            "href=\"{}/session/end?client_id=gateway\"",
+            corp.issuer
+        )),
         "{body}"
     );
     assert!(body.contains("Also sign out of Corp ID"), "{body}");
@@ -604,7 +678,11 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &only, options: "" }],
+        &[Sso {
+            entry: "corp",
+            provider: &only,
+            options: "",
+        }],
         false,
     )
     .await;
@@ -631,7 +709,11 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "      timeout: 2s" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "      timeout: 2s",
+        }],
         true,
     )
     .await;
@@ -643,7 +725,10 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
     let resp = site.callback(&back, Some(&cookie)).await;
     assert_eq!(resp.status(), 503);
     let body = resp.text().await.expect("body");
-    assert!(body.contains("Sign-in with corp is unavailable right now"), "{body}");
+    assert!(
+        body.contains("Sign-in with corp is unavailable right now"),
+        "{body}"
+    );
     assert!(body.contains("name=\"password\""), "{body}");
     site.stop().await;
 
@@ -652,7 +737,11 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "      timeout: 2s" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "      timeout: 2s",
+        }],
         true,
     )
     .await;
@@ -665,14 +754,22 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
     assert!(set_cookie(&resp, CSRF_COOKIE_SSO).is_none());
     let csrf = set_cookie(&resp, CSRF).expect("the form's CSRF cookie");
     let body = resp.text().await.expect("body");
-    assert!(body.contains("Sign-in with corp is unavailable right now"), "{body}");
+    assert!(
+        body.contains("Sign-in with corp is unavailable right now"),
+        "{body}"
+    );
     // The password form on that very page still signs carol in.
     let token = csrf_field(&body);
     let resp = http()
         .post(site.url("/_auth/login"))
         .header("cookie", format!("{CSRF}={csrf}"))
         .header("origin", format!("http://127.0.0.1:{port}"))
-        .form(&[("username", "carol"), ("password", "carol-pw"), ("csrf", token.as_str()), ("next", "/x")])
+        .form(&[
+            ("username", "carol"),
+            ("password", "carol-pw"),
+            ("csrf", token.as_str()),
+            ("next", "/x"),
+        ])
         .send()
         .await
         .expect("login");
@@ -692,15 +789,25 @@ async fn id_tokens_failing_a_check_are_refused() {
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "",
+        }],
         false,
     )
     .await;
     let (auth_url, cookie) = site.start_login("corp", "/").await;
     let back = provider_login(&auth_url, "alice").await;
+    assert!(
+        param(&back, "code").is_some(),
+        "the provider issued a code: {back}"
+    );
     let resp = site.callback(&back, Some(&cookie)).await;
     assert_eq!(resp.status(), 401, "wrong nonce");
     assert!(set_cookie(&resp, SESSION).is_none());
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("Sign-in with corp failed"), "{body}");
     site.stop().await;
 
     // A provider whose JWKS does not hold the key it signs with.
@@ -711,15 +818,29 @@ async fn id_tokens_failing_a_check_are_refused() {
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "      min_refresh: 100ms" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "      min_refresh: 100ms",
+        }],
         false,
     )
     .await;
     let (auth_url, cookie) = site.start_login("corp", "/").await;
     let back = provider_login(&auth_url, "alice").await;
     tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        param(&back, "code").is_some(),
+        "the provider issued a code: {back}"
+    );
     let resp = site.callback(&back, Some(&cookie)).await;
-    assert_eq!(resp.status(), 401, "a key not in the JWKS, even after reading it again");
+    assert_eq!(
+        resp.status(),
+        401,
+        "a key not in the JWKS, even after reading it again"
+    );
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("Sign-in with corp failed"), "{body}");
     site.stop().await;
 
     // An expired ID token: the provider's clock is two hours behind, so the one-hour token it
@@ -731,15 +852,25 @@ async fn id_tokens_failing_a_check_are_refused() {
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "",
+        }],
         false,
     )
     .await;
     let (auth_url, cookie) = site.start_login("corp", "/").await;
     let back = provider_login(&auth_url, "alice").await;
+    assert!(
+        param(&back, "code").is_some(),
+        "the provider issued a code: {back}"
+    );
     let resp = site.callback(&back, Some(&cookie)).await;
     assert_eq!(resp.status(), 401, "expired");
     assert!(set_cookie(&resp, SESSION).is_none());
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("Sign-in with corp failed"), "{body}");
     site.stop().await;
 }
 
@@ -753,7 +884,11 @@ async fn key_rotation_at_the_provider_is_followed() {
     let site = Site::start(
         port,
         upstream.addr,
-        &[Sso { entry: "corp", provider: &idp, options: "      min_refresh: 100ms" }],
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "      min_refresh: 100ms",
+        }],
         false,
     )
     .await;

@@ -230,7 +230,11 @@ pub fn render_logged_out(login_url: &str) -> String {
 
 /// The signed-out page after a single sign-on session: also offers `provider_url` (the
 /// provider's RP-initiated logout) to end the session at `provider`.
-pub fn render_logged_out_at_provider(login_url: &str, provider: &str, provider_url: &str) -> String {
+pub fn render_logged_out_at_provider(
+    login_url: &str,
+    provider: &str,
+    provider_url: &str,
+) -> String {
     let body = format!(
         "{header}<p class=\"notice\" role=\"status\">Your session has ended here. You may still \
          be signed in at {provider}.</p>\

@@ -265,8 +265,11 @@ pub async fn provider_login(authorization_url: &str, account: &str) -> String {
             .collect::<Vec<_>>()
             .join("; ");
         let request = if is_interaction {
-            http.post(url.clone())
-                .form(&[("prompt", "login"), ("login", account), ("password", "any")])
+            http.post(url.clone()).form(&[
+                ("prompt", "login"),
+                ("login", account),
+                ("password", "any"),
+            ])
         } else {
             http.get(url.clone())
         };
