@@ -55,7 +55,7 @@ pub struct OidcBackend {
     pub issuer: String,
     /// The client id registered at the provider for this gateway.
     pub client_id: String,
-    /// The client secret (`${env:...}` or `${file:...}` keep it out of the file). Omit it for a
+    /// The client secret (`env:NAME` or `file:PATH` keep it out of the file). Omit it for a
     /// public client (PKCE alone).
     pub client_secret: Option<Secret>,
     /// The button's text is "Sign in with {label}". Default: the entry name.
