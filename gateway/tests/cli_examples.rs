@@ -140,7 +140,9 @@ fn backends_lists_the_built_in_types_with_their_options() {
         .collect();
     assert_eq!(
         types,
-        ["htpasswd", "http", "jwt", "ldap", "local", "oidc", "sql", "static"]
+        [
+            "htpasswd", "http", "jwt", "ldap", "local", "oidc", "sql", "static"
+        ]
     );
     assert!(stdout.contains("\n  path: PathBuf; required\n"), "{stdout}");
     assert!(
