@@ -119,6 +119,7 @@ upstream:
 session:
   secure: false
   secret: "0123456789abcdef0123456789abcdef-sso"
+  revalidate: 1s
 login:
   title: "Sign in to Acme"
 users_db: "sqlite://{db}"
@@ -899,5 +900,45 @@ async fn key_rotation_at_the_provider_is_followed() {
     assert_ne!(first, second);
     let seen = as_seen(&site, &upstream, "/two", &second).await;
     assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_restored_from_the_store_and_end_when_the_user_is_disabled() {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |_| {}).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::start(
+        port,
+        upstream.addr,
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options: "",
+        }],
+        false,
+    )
+    .await;
+    let session = site.sign_in("corp", "alice", "/").await;
+    // Past `session.revalidate`: the user is read back through the entry's `get_user`, from the
+    // local store the login provisioned.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let seen = as_seen(&site, &upstream, "/after", &session).await;
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    assert_eq!(seen.get("x-remote-backend").as_deref(), Some("corp"));
+    let groups = seen.get("x-remote-groups").unwrap_or_default();
+    assert!(groups.contains("staff"), "{groups}");
+
+    site.store().await.disable("alice").await.expect("disable");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let resp = http()
+        .get(site.url("/after"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("request");
+    assert_ne!(resp.status(), 200, "a disabled user's session ends");
     site.stop().await;
 }
