@@ -318,3 +318,22 @@ async fn callback(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PreLogin;
+
+    #[test]
+    fn the_pre_login_cookie_round_trips_and_refuses_other_shapes() {
+        let value = PreLogin::encode("payload.mac", "corp", "/app?x=1&y=~2");
+        let back = PreLogin::decode(&value).expect("decodes");
+        assert_eq!(back.pair, "payload.mac");
+        assert_eq!(back.entry, "corp");
+        assert_eq!(back.next, "/app?x=1&y=~2");
+        for bad in ["", "a~b", "a~b~c~d", "p~!!~Lw", "p~Y29ycA~%%"] {
+            assert!(PreLogin::decode(bad).is_none(), "{bad}");
+        }
+        // Not UTF-8 once decoded.
+        assert!(PreLogin::decode("p~_w~Lw").is_none());
+    }
+}
