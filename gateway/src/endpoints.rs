@@ -11,6 +11,8 @@
 //! - `GET logout`: a confirmation form (a link alone never logs anyone out); `POST logout`:
 //!   `Origin` / `Referer` checked as for login, CSRF verified against the session, the session destroyed in the store, the cookie cleared,
 //!   `303` to the validated `next` or the login page;
+//! - `GET oidc/{entry}/start` and `GET oidc/{entry}/callback`: single sign-on ([`crate::sso`]),
+//!   ending in the same session creation as `POST login` ([`start_session`]);
 //! - `GET whoami`: JSON `{username, email, name, groups, backend}`, 401 when anonymous;
 //! - `check` (any method): forward-auth for nginx `auth_request`, Traefik `ForwardAuth` and
 //!   Caddy `forward_auth`. The original request is read from `X-Original-URI` (or
