@@ -176,7 +176,7 @@ fn read_plain(path: &Path) -> serde_json::Value {
 enum Trigger {
     /// SIGHUP: always reload.
     Signal,
-    /// Something changed in the config's directory: reload when the file's content changed.
+    /// Something changed beside a watched file: reload when the watched files' content changed.
     File,
 }
 
@@ -191,11 +191,6 @@ fn files_digest(files: &[PathBuf]) -> [u8; 32] {
         }
     }
     all.finalize().into()
-}
-
-/// The directory a watched file's events appear in.
-fn dir_of(file: &Path) -> PathBuf {
-    crate::config::base_dir_of(file)
 }
 
 impl std::fmt::Debug for Reloader {
@@ -224,8 +219,10 @@ impl Reloader {
     /// Also brings `listeners` in line with each new config.
     pub(crate) fn with_listeners(mut self, listeners: Arc<Listeners>) -> Self {
         self.listeners = Some(listeners);
-        *self.last_digest.get_mut().unwrap_or_else(|p| p.into_inner()) =
-            files_digest(&self.watched_files());
+        *self
+            .last_digest
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner()) = files_digest(&self.watched_files());
         self
     }
 
@@ -439,7 +436,7 @@ fn watch(
         .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
         .collect();
     let Some(w) = watcher.as_mut() else { return };
-    for dir in files.iter().map(|f| dir_of(f)) {
+    for dir in files.iter().map(|f| crate::config::base_dir_of(f)) {
         if watched_dirs.contains(&dir) {
             continue;
         }

@@ -338,7 +338,12 @@ impl Running {
     }
 
     /// Serves `gw` on `listener`, bound at `addr`, in a task.
-    pub(crate) fn serve(gw: Arc<Gateway>, listener: TcpListener, addr: SocketAddr, tls: Tls) -> Running {
+    pub(crate) fn serve(
+        gw: Arc<Gateway>,
+        listener: TcpListener,
+        addr: SocketAddr,
+        tls: Tls,
+    ) -> Running {
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(serve_with(gw, listener, tls, rx));
         Running {
@@ -349,7 +354,11 @@ impl Running {
     }
 
     /// Serves the admin endpoints of `gw` on `listener`, bound at `addr`, in a task.
-    pub(crate) fn serve_admin(gw: Arc<Gateway>, listener: TcpListener, addr: SocketAddr) -> Running {
+    pub(crate) fn serve_admin(
+        gw: Arc<Gateway>,
+        listener: TcpListener,
+        addr: SocketAddr,
+    ) -> Running {
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(crate::admin::serve_admin(gw, listener, rx));
         Running {

@@ -465,7 +465,9 @@ mod live {
     /// The subject of DER certificate `der`, as `openssl x509` prints it.
     fn subject_of(der: &[u8]) -> String {
         let mut child = Command::new("openssl")
-            .args(["x509", "-inform", "DER", "-noout", "-subject", "-nameopt", "RFC2253"])
+            .args([
+                "x509", "-inform", "DER", "-noout", "-subject", "-nameopt", "RFC2253",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -473,13 +475,22 @@ mod live {
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), der).unwrap();
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        text.strip_prefix("subject=").unwrap_or(&text).trim().to_string()
+        text.strip_prefix("subject=")
+            .unwrap_or(&text)
+            .trim()
+            .to_string()
     }
 
     /// The subject `openssl s_client` sees on a new connection to `addr`.
     async fn s_client_subject(addr: SocketAddr) -> String {
         let out = tokio::process::Command::new("openssl")
-            .args(["s_client", "-connect", &addr.to_string(), "-servername", "localhost"])
+            .args([
+                "s_client",
+                "-connect",
+                &addr.to_string(),
+                "-servername",
+                "localhost",
+            ])
             .args(["-nameopt", "RFC2253"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -630,7 +641,10 @@ routes:
         fn install_cert(&self, cert: &Path, key: &Path) {
             let tls = self.dir.path().join("tls");
             std::fs::create_dir_all(&tls).unwrap();
-            write_atomically(&tls.join("cert.pem"), &std::fs::read_to_string(cert).unwrap());
+            write_atomically(
+                &tls.join("cert.pem"),
+                &std::fs::read_to_string(cert).unwrap(),
+            );
             write_atomically(&tls.join("key.pem"), &std::fs::read_to_string(key).unwrap());
         }
 
@@ -673,7 +687,11 @@ routes:
             "the removed address still accepts"
         );
         assert_eq!(on_removed.await.unwrap(), 200, "in-flight request cut");
-        assert_eq!(on_kept.await.unwrap(), 200, "request on a kept listener cut");
+        assert_eq!(
+            on_kept.await.unwrap(),
+            200,
+            "request on a kept listener cut"
+        );
         assert_eq!(status(&format!("http://{added}/x")).await, 200);
         s.stop().await;
     }
@@ -692,7 +710,11 @@ routes:
 
         // A new address that binds, one that does not, and a route change: none of it applies.
         s.write(
-            &["127.0.0.1:0", &format!("127.0.0.1:{other}"), &taken_addr.to_string()],
+            &[
+                "127.0.0.1:0",
+                &format!("127.0.0.1:{other}"),
+                &taken_addr.to_string(),
+            ],
             false,
             "deny",
         );
@@ -727,7 +749,11 @@ routes:
         s.install_cert(&b_cert, &b_key);
         s.reload().await.unwrap();
         let mut after = tls_connect(addr, &roots).await;
-        assert_eq!(served_subject(&after), "CN=gateway-b", "new connection, old certificate");
+        assert_eq!(
+            served_subject(&after),
+            "CN=gateway-b",
+            "new connection, old certificate"
+        );
         assert_eq!(get_on(&mut after, "/x").await, "HTTP/1.1 200 OK");
         // The connection opened before the rotation goes on.
         assert_eq!(get_on(&mut before, "/x").await, "HTTP/1.1 200 OK");
@@ -757,7 +783,10 @@ routes:
         let s = Live::start_with_cert("watchcert", &a_cert, &a_key).await;
         let addr = s.started().listening()[0];
         let roots = [a_cert.as_path(), b_cert.as_path()];
-        assert_eq!(served_subject(&tls_connect(addr, &roots).await), "CN=gateway-a");
+        assert_eq!(
+            served_subject(&tls_connect(addr, &roots).await),
+            "CN=gateway-a"
+        );
         s.install_cert(&b_cert, &b_key);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut seen = String::new();
@@ -768,7 +797,10 @@ routes:
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(seen, "CN=gateway-b", "the renewed certificate was not picked up");
+        assert_eq!(
+            seen, "CN=gateway-b",
+            "the renewed certificate was not picked up"
+        );
         s.stop().await;
     }
 
@@ -787,13 +819,19 @@ routes:
         std::fs::write(tls.join("cert.pem"), &pem[..pem.len() / 2]).unwrap();
         let err = s.reload().await.unwrap_err();
         assert!(err.to_string().contains("cert.pem"), "{err}");
-        assert_eq!(served_subject(&tls_connect(addr, &roots).await), "CN=gateway-a");
+        assert_eq!(
+            served_subject(&tls_connect(addr, &roots).await),
+            "CN=gateway-a"
+        );
 
         // A new certificate with the old key: they do not match.
         std::fs::write(tls.join("cert.pem"), &pem).unwrap();
         let err = s.reload().await.unwrap_err();
         assert!(err.to_string().contains("key.pem"), "{err}");
-        assert_eq!(served_subject(&tls_connect(addr, &roots).await), "CN=gateway-a");
+        assert_eq!(
+            served_subject(&tls_connect(addr, &roots).await),
+            "CN=gateway-a"
+        );
         assert_eq!(s.started().gateway().current().version(), 1);
         s.stop().await;
     }
@@ -850,8 +888,7 @@ routes:
     /// named in the log (and by `check --against`); a real SIGHUP reloads; a certificate
     /// renewed at the same path is served without a signal.
     #[tokio::test]
-    async fn the_binary_adds_a_listener_names_restart_keys_and_rotates_its_certificate_on_sighup()
-    {
+    async fn the_binary_adds_a_listener_names_restart_keys_and_rotates_its_certificate_on_sighup() {
         let dir = tempfile::tempdir().unwrap();
         let (a_cert, a_key) = make_cert(dir.path(), "gateway-a");
         let (b_cert, b_key) = make_cert(dir.path(), "gateway-b");
@@ -968,18 +1005,27 @@ routes:
             "{out}"
         );
         assert!(out.contains("  log.level: needs a restart\n"), "{out}");
-        assert!(out.contains("  server.listen: applied on reload\n"), "{out}");
+        assert!(
+            out.contains("  server.listen: applied on reload\n"),
+            "{out}"
+        );
 
         // The file watcher reloads.
         assert!(wait_for("config reloaded", 1), "{}", log_text());
         let text = log_text();
         assert!(text.contains("log.level requires a restart"), "{text}");
-        let line = text.lines().find(|l| l.contains("config reloaded")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("config reloaded"))
+            .unwrap();
         assert!(line.contains("restart_needed=log.level"), "{line}");
         assert!(line.contains("applied=server.listen"), "{line}");
         assert!(line.contains(&format!("+127.0.0.1:{second}")), "{line}");
         assert!(line.contains("tls=unchanged"), "{line}");
-        assert!(!text.contains("DEBUG"), "the log level changed without a restart");
+        assert!(
+            !text.contains("DEBUG"),
+            "the log level changed without a restart"
+        );
         assert_eq!(get(second).await, Ok(200));
         assert_eq!(get(first).await, Ok(200));
 

@@ -88,7 +88,9 @@ pub const KEY_RULES: &[KeyRule] = &[
     applied("chain", "new requests (backends are rebuilt)"),
     applied("routes", "new requests"),
     applied("route_matching", "new requests"),
-    restart("log.format", |c| format!("{:?}", c.log.format).to_lowercase()),
+    restart("log.format", |c| {
+        format!("{:?}", c.log.format).to_lowercase()
+    }),
     restart("log.level", |c| c.log.level.clone()),
 ];
 
@@ -174,7 +176,8 @@ pub fn changed_keys(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Cha
     for key in keys {
         let pointer = format!("/{}", key.replace('.', "/"));
         if old.pointer(&pointer) != new.pointer(&pointer) {
-            let applied = rule_for(&key).is_some_and(|r| matches!(r.on_reload, OnReload::Applied(_)));
+            let applied =
+                rule_for(&key).is_some_and(|r| matches!(r.on_reload, OnReload::Applied(_)));
             changes.push(Change { key, applied });
         }
     }

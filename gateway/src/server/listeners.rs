@@ -250,8 +250,10 @@ impl Listeners {
             removed: Vec::new(),
             tls,
         };
-        let mut old: Vec<Option<Listener>> =
-            std::mem::take(&mut state.main).into_iter().map(Some).collect();
+        let mut old: Vec<Option<Listener>> = std::mem::take(&mut state.main)
+            .into_iter()
+            .map(Some)
+            .collect();
         for slot in plan {
             match slot {
                 Slot::Keep(i) => {

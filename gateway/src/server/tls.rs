@@ -22,7 +22,10 @@ use tokio_rustls::TlsAcceptor;
 use super::ServerError;
 
 /// Reads the PEM certificate chain `cert` and private key `key` into a pair ready to serve.
-pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, ServerError> {
+pub(crate) fn load_certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<CertifiedKey>, ServerError> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |source| ServerError::Io {
@@ -46,13 +49,7 @@ pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<Certifie
         .ok_or_else(|| ServerError::Tls(format!("{}: no private key found", key.display())))?;
     CertifiedKey::from_der(certs, private, &provider())
         .map(Arc::new)
-        .map_err(|e| {
-            ServerError::Tls(format!(
-                "{} with {}: {e}",
-                cert.display(),
-                key.display()
-            ))
-        })
+        .map_err(|e| ServerError::Tls(format!("{} with {}: {e}", cert.display(), key.display())))
 }
 
 fn provider() -> rustls::crypto::CryptoProvider {
@@ -114,6 +111,10 @@ impl ServerTls {
 
     /// The acceptor for a connection accepted now: `None` when TLS is off.
     pub(crate) fn acceptor(&self) -> Option<TlsAcceptor> {
-        self.current.0.load().is_some().then(|| self.acceptor.clone())
+        self.current
+            .0
+            .load()
+            .is_some()
+            .then(|| self.acceptor.clone())
     }
 }
