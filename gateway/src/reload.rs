@@ -202,7 +202,9 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    /// A reloader of `gw` from `path`, building chains with `chain_builder`.
+    /// A reloader of `gw` from `path`, building chains with `chain_builder`. It swaps the
+    /// runtime only: the listeners are the caller's ([`crate::server::start`] hands its own to
+    /// the reloader it makes, so they follow `server.listen`, `server.tls` and `admin.listen`).
     pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
         let path = path.into();
         Reloader {

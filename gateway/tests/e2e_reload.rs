@@ -600,7 +600,12 @@ mod live {
         }
 
         fn write(&self, listen: &[&str], tls: bool, access: &str) {
+            self.write_with_admin(listen, tls, access, None);
+        }
+
+        fn write_with_admin(&self, listen: &[&str], tls: bool, access: &str, admin: Option<&str>) {
             let listen: Vec<String> = listen.iter().map(|l| format!("\"{l}\"")).collect();
+            let admin = admin.map_or(String::new(), |a| format!("admin:\n  listen: \"{a}\"\n"));
             let (scheme, tls) = if tls {
                 ("https", "\n  tls: { cert: tls/cert.pem, key: tls/key.pem }")
             } else {
@@ -614,7 +619,7 @@ server:
   listen: [{listen}]
   public_url: "{scheme}://localhost:8443"{tls}
   shutdown_grace: 5s
-upstream:
+{admin}upstream:
   url: "http://{upstream}"
   timeout: 5s
 session:
@@ -698,6 +703,34 @@ routes:
 
     async fn status_of(url: String) -> u16 {
         status(&url).await
+    }
+
+    #[tokio::test]
+    async fn the_admin_listener_is_added_moved_and_closed_on_reload() {
+        let s = Live::start("admin", &["127.0.0.1:0"], false, "public").await;
+        assert_eq!(s.started().admin_listening(), None);
+        let healthz = |addr: SocketAddr| status_of(format!("http://{addr}/healthz"));
+
+        let first = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        s.write_with_admin(&["127.0.0.1:0"], false, "public", Some(&first.to_string()));
+        s.reload().await.unwrap();
+        assert_eq!(s.started().admin_listening(), Some(first));
+        assert_eq!(healthz(first).await, 200);
+
+        let second = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        s.write_with_admin(&["127.0.0.1:0"], false, "public", Some(&second.to_string()));
+        s.reload().await.unwrap();
+        assert_eq!(s.started().admin_listening(), Some(second));
+        assert_eq!(healthz(second).await, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(tokio::net::TcpStream::connect(first).await.is_err());
+
+        s.write(&["127.0.0.1:0"], false, "public");
+        s.reload().await.unwrap();
+        assert_eq!(s.started().admin_listening(), None);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(tokio::net::TcpStream::connect(second).await.is_err());
+        s.stop().await;
     }
 
     #[tokio::test]
