@@ -168,7 +168,10 @@ struct Applied {
 }
 
 fn read_plain(path: &Path) -> serde_json::Value {
-    std::fs::read_to_string(path).map_or(serde_json::Value::Null, |t| plain_value(&t))
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| plain_value(&t))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// What asked for a reload.

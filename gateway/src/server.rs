@@ -324,17 +324,13 @@ impl Running {
         addr: SocketAddr,
         tls: Option<TlsAcceptor>,
     ) -> Result<Running, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Io {
-                context: format!("binding {addr}"),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
-        Ok(Running::serve(gw, listener, addr, Tls::Fixed(tls)))
+        let bound = listeners::bind(addr, "")?;
+        Ok(Running::serve(
+            gw,
+            bound.listener,
+            bound.addr,
+            Tls::Fixed(tls),
+        ))
     }
 
     /// Serves `gw` on `listener`, bound at `addr`, in a task.
@@ -370,17 +366,8 @@ impl Running {
 
     /// Binds `addr` and serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`) of `gw`.
     pub async fn start_admin(gw: Arc<Gateway>, addr: SocketAddr) -> Result<Running, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Io {
-                context: format!("binding admin {addr}"),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
-        Ok(Running::serve_admin(gw, listener, addr))
+        let bound = listeners::bind(addr, "admin ")?;
+        Ok(Running::serve_admin(gw, bound.listener, bound.addr))
     }
 
     /// Stops accepting, lets in-flight requests finish (within the grace period) and returns

@@ -61,9 +61,11 @@ fn on_reload(
         return Ok(());
     };
     let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map(|t| reload_scope::plain_value(&t))
-            .map_err(|e| super::CliError::Message(format!("reading {}: {e}", p.display())))
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| super::CliError::Message(format!("reading {}: {e}", p.display())))?;
+        reload_scope::plain_value(&text).ok_or_else(|| {
+            super::CliError::Message(format!("{}: not a YAML document", p.display()))
+        })
     };
     let changes = reload_scope::changed_keys(&read(old)?, &read(path)?);
     if changes.is_empty() {

@@ -184,9 +184,10 @@ pub fn changed_keys(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Cha
     changes
 }
 
-/// The config `text` as a plain YAML value (for [`changed_keys`]); `Null` when it does not parse.
-pub fn plain_value(text: &str) -> serde_json::Value {
-    serde_saphyr::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null)
+/// The config `text` as a plain YAML value (for [`changed_keys`]); `None` when it does not
+/// parse.
+pub fn plain_value(text: &str) -> Option<serde_json::Value> {
+    serde_saphyr::from_str::<serde_json::Value>(text).ok()
 }
 
 #[cfg(test)]
@@ -209,10 +210,12 @@ mod tests {
 
     #[test]
     fn changes_are_found_per_key_and_classified() {
-        let old = plain_value("server: {listen: '127.0.0.1:1'}\nlog: {level: info}\nroutes: []\n");
+        let old = plain_value("server: {listen: '127.0.0.1:1'}\nlog: {level: info}\nroutes: []\n")
+            .unwrap();
         let new = plain_value(
             "server: {listen: ['127.0.0.1:1', '127.0.0.1:2']}\nlog: {level: debug}\nroutes: []\n",
-        );
+        )
+        .unwrap();
         let changes: Vec<(String, bool)> = changed_keys(&old, &new)
             .into_iter()
             .map(|c| (c.key, c.applied))

@@ -154,12 +154,15 @@ enum Slot {
 }
 
 /// A socket bound and listening, not served yet.
-struct Bound {
-    listener: TcpListener,
-    addr: SocketAddr,
+pub(crate) struct Bound {
+    pub(crate) listener: TcpListener,
+    /// The bound address (the port chosen for port 0).
+    pub(crate) addr: SocketAddr,
 }
 
-fn bind(addr: SocketAddr, what: &str) -> Result<Bound, ServerError> {
+/// Binds and listens on `addr` (`what` names it in the error). Must be called within a Tokio
+/// runtime.
+pub(crate) fn bind(addr: SocketAddr, what: &str) -> Result<Bound, ServerError> {
     let io = |source| ServerError::Io {
         context: format!("binding {what}{addr}"),
         source,
