@@ -15,6 +15,7 @@ use crate::login::Template;
 use crate::protection::Lockout;
 use crate::session::{SessionManager, resolve_secret};
 
+use crate::config::reload_scope::StartOnly;
 use crate::config::{
     CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, ProtectionConfig,
     ServerConfig, SessionConfig, UpstreamConfig,
@@ -75,6 +76,8 @@ pub struct Runtime {
     pub(crate) secure_cookies: bool,
     /// `login.allowed_redirect_hosts`, normalized.
     pub(crate) allowed_redirect_hosts: Vec<String>,
+    /// The values of the keys a reload cannot change.
+    pub(crate) start_only: StartOnly,
 }
 
 /// The parts of a config the services are built from (`Config` itself is not `Sync`).
@@ -140,8 +143,9 @@ fn session_fingerprint(
     h.update(secret);
     h.update(
         format!(
-            "\0{}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
+            "\0{}\0{:?}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
             cfg.store.value,
+            cfg.redis_ca_file.as_ref().map(|f| &f.value),
             cfg.cookie_name_for(secure_cookies),
             cfg.ttl.get(),
             cfg.idle_timeout.get(),
@@ -156,12 +160,13 @@ fn session_fingerprint(
 
 fn protection_fingerprint(cfg: &crate::config::ProtectionConfig) -> String {
     format!(
-        "{}|{}|{:?}|{:?}|{}",
+        "{}|{}|{:?}|{:?}|{}|{:?}",
         cfg.max_failures,
         cfg.max_failures_per_ip(),
         cfg.window.get(),
         cfg.lockout.get(),
-        cfg.store.value
+        cfg.store.value,
+        cfg.redis_ca_file.as_ref().map(|f| &f.value),
     )
 }
 
@@ -322,6 +327,7 @@ impl Runtime {
             return Err(RuntimeError("login.prefix must not be `/`".into()));
         }
         let secure_cookies = config.secure_cookies();
+        let start_only = StartOnly::of(&config);
         let allowed_redirect_hosts = config
             .login
             .allowed_redirect_hosts
@@ -358,6 +364,7 @@ impl Runtime {
             services,
             secure_cookies,
             allowed_redirect_hosts,
+            start_only,
         })
     }
 

@@ -72,6 +72,7 @@ routes (first match wins):
   2. path /staff/ -> groups staff
   3. path / -> authenticated
   otherwise -> authenticated
+on reload (SIGHUP or a change to the file): every key is applied but upstream.demo, log.format, log.level (restart needed)
 "
     );
     assert!(

@@ -67,8 +67,8 @@ pub enum Command {
     /// Serve: load the config, build the chain, listen.
     Run(LoadArgs),
     /// Validate the config: print every error as `file:line:col: message` (exit 2), or the
-    /// resolved chain and routes (exit 0).
-    Check(LoadArgs),
+    /// resolved chain and routes and which keys a reload cannot apply (exit 0).
+    Check(CheckArgs),
     /// Write a commented starter config for a chosen shape.
     Init(InitArgs),
     /// List the registered backend types and their options.
@@ -133,6 +133,18 @@ pub struct LoadArgs {
     pub allow_insecure_config: bool,
 }
 
+/// `authgate check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// How strictly to load.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// The file a gateway runs now: list each key written differently there and whether a
+    /// reload (SIGHUP) applies it or a restart is needed.
+    #[arg(long, value_name = "OLD")]
+    pub against: Option<PathBuf>,
+}
+
 /// `authgate explain`: one of `--user`, `--bearer`, `--api-key`.
 #[derive(Debug, Clone, Args)]
 #[group(required = true, multiple = false)]
@@ -176,7 +188,12 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
             run::run(p, args.allow_insecure_config, log_level.as_deref())
         }),
         Command::Check(args) => with_config(config, |p| {
-            check::check(p, args.allow_insecure_config, &mut stdout())
+            check::check(
+                p,
+                args.load.allow_insecure_config,
+                args.against.as_deref(),
+                &mut stdout(),
+            )
         }),
         Command::Init(args) => init::init(args.shape, &args.output, &mut stdout()),
         Command::Backends => backends::backends(&mut stdout()),
