@@ -188,7 +188,7 @@ impl Reloader {
         let _one_at_a_time = self.running.lock().await;
         let current = self.gw.current();
         let version = current.version() + 1;
-        match build_runtime(
+        let result = match build_runtime(
             &self.path,
             version,
             Some(&current.services),
@@ -211,7 +211,9 @@ impl Reloader {
                 );
                 Err(e)
             }
-        }
+        };
+        crate::audit::reload(&self.gw, current.version(), &self.path, &result);
+        result
     }
 
     /// Reloads on SIGHUP and when the file's content changes (debounced by [`DEBOUNCE`]) until
