@@ -23,6 +23,9 @@ use crate::request::Body;
 use crate::request::error::{full_body, plain_response};
 use crate::server::Gateway;
 
+/// The longest a scrape waits for the lockout store to count the lockouts in force.
+const LOCKOUT_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn answer(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/lockouts" | "/lockouts/clear" if !local_operator(peer, &req) => plain_response(
@@ -41,9 +44,11 @@ async fn answer(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
             if let Some(n) = rt.services.sessions.active_sessions() {
                 gw.metrics.set_active_sessions(n);
             }
-            match rt.services.lockout.list().await {
-                Ok(locks) => gw.metrics.set_lockouts_active(locks.len()),
-                Err(e) => tracing::warn!(error = %e, "cannot count the lockouts in force"),
+            // A store that is down must not hold the scrape: the gauge keeps its last value.
+            match tokio::time::timeout(LOCKOUT_COUNT_TIMEOUT, rt.services.lockout.list()).await {
+                Ok(Ok(locks)) => gw.metrics.set_lockouts_active(locks.len()),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the lockouts in force"),
+                Err(_) => tracing::warn!("counting the lockouts in force timed out"),
             }
             let mut resp = Response::new(full_body(gw.metrics.encode()));
             resp.headers_mut().insert(
