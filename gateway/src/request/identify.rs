@@ -21,6 +21,11 @@
 //!   Token and key logins make no session;
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
 //!   anonymous (the challenge follows);
+//! - every password, token or key checked here is audited ([`crate::audit`]) with its outcome
+//!   and, for a failure, its reason (wrong password, unknown user, locked, policy, denied,
+//!   backend error), also noted in the context for the metrics; a success answered from the
+//!   credential cache is not audited again. A session that revalidation ends is audited, and
+//!   so are the lockouts a failure starts (and their end when they run out);
 //! - whatever identified the request, the credential headers read here are never forwarded
 //!   (forward removes them: `Authorization` unless `upstream.pass_authorization`, the API-key
 //!   headers always).
