@@ -581,3 +581,19 @@ fn users_list_shows_the_last_login() {
         .expect("erin");
     assert!(erin.ends_with("never"), "{listed}");
 }
+
+/// The memory lockout store lives in the gateway process: without an admin listener to ask,
+/// `authgate lockouts` says so and how to fix it.
+#[test]
+fn lockouts_of_a_memory_store_need_the_admin_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    local_store_config(dir.path(), "gateway.yaml");
+    let out = gateway(dir.path(), &["lockouts", "list"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("the memory lockout store lives in the gateway process: set `admin.listen`"),
+        "{stderr}"
+    );
+}

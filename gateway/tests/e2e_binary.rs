@@ -485,6 +485,25 @@ async fn audit_trail_metrics_and_lockouts() {
     );
     assert!(!metrics.contains("alice"), "no usernames in labels");
 
+    // The admin listener's lockout endpoints refuse what a web page could send: a form body,
+    // or a Host that is not loopback (DNS rebinding).
+    let clear = format!("http://127.0.0.1:{admin}/lockouts/clear");
+    let form = c
+        .post(&clear)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 403);
+    let rebound = c
+        .get(format!("http://127.0.0.1:{admin}/lockouts"))
+        .header("host", "attacker.example:9090")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+
     // The operator lists the lockout and clears it (memory store: through the admin listener).
     let listed = lockouts_cli(&path, &["list"]);
     assert!(
