@@ -278,7 +278,13 @@ async fn login_submit(
             &form.username,
         ));
     }
-    let user = identify::authenticate_password(rt, ctx, &form.credentials(), false).await?;
+    let user = identify::authenticate_password(
+        rt,
+        ctx,
+        &form.credentials(),
+        crate::audit::LoginMethod::Form,
+    )
+    .await?;
     let Some(user) = user else {
         let resp = login_form(
             rt,
@@ -382,6 +388,13 @@ async fn logout(
             .destroy(cookie)
             .await
             .map_err(|e| ProxyError::unavailable(format!("session store: {e}")))?;
+    }
+    if let Some(user) = &ctx.user {
+        rt.services.audit.emit(crate::audit::Event::Logout {
+            user: &user.username,
+            backend: &user.backend,
+            client_ip: ctx.client_ip,
+        });
     }
     ctx.set_cookies.clear();
     ctx.set_cookies

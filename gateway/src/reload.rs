@@ -295,7 +295,7 @@ impl Reloader {
         let _one_at_a_time = self.running.lock().await;
         let current = self.gw.current();
         let version = current.version() + 1;
-        match self.apply(&current, version).await {
+        let result = match self.apply(&current, version).await {
             Ok(applied) => {
                 self.gw.metrics.reload("ok");
                 for (key, running, file) in &applied.restart {
@@ -335,7 +335,9 @@ impl Reloader {
                 );
                 Err(e)
             }
-        }
+        };
+        crate::audit::reload(&self.gw, current.version(), &self.path, &result);
+        result
     }
 
     /// Reloads on SIGHUP and when the content of the file (or of the TLS certificate or key it

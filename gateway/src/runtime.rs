@@ -88,6 +88,7 @@ struct ServiceSettings<'a> {
     protection: &'a ProtectionConfig,
     cache: &'a CacheConfig,
     login: &'a LoginConfig,
+    audit: Option<&'a crate::config::AuditConfig>,
 }
 
 impl<'a> ServiceSettings<'a> {
@@ -98,13 +99,15 @@ impl<'a> ServiceSettings<'a> {
             protection: &config.protection,
             cache: &config.cache,
             login: &config.login,
+            audit: config.audit.as_ref(),
         }
     }
 }
 
 /// The stateful services a runtime uses. On reload the session manager and the lockout are
 /// carried over when their settings did not change (so sessions in the memory store survive);
-/// the credential cache is always new (the chain may decide differently now).
+/// the credential cache is always new (the chain may decide differently now), and the audit
+/// sink is reopened (so a rotated audit file is let go on SIGHUP).
 #[derive(Clone)]
 pub struct Services {
     /// Sessions.
@@ -119,6 +122,8 @@ pub struct Services {
     pub error_template: Option<Arc<Template>>,
     /// The local user store, for provisioning (entries with `provision: create | update`).
     pub users: Option<Arc<auth_backends::UserStore>>,
+    /// The audit trail (`audit:`), opened anew for each config version.
+    pub audit: Arc<crate::audit::Audit>,
     /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
     generated_secret: bool,
     session_fingerprint: [u8; 32],
@@ -255,6 +260,10 @@ impl Services {
             }
             None => None,
         };
+        let audit = Arc::new(
+            crate::audit::Audit::open(config.audit, data_dir)
+                .map_err(|e| RuntimeError(e.to_string()))?,
+        );
         Ok(Services {
             sessions,
             lockout,
@@ -262,6 +271,7 @@ impl Services {
             template,
             error_template,
             users: None,
+            audit,
             generated_secret,
             session_fingerprint: session_fp,
             protection_fingerprint: protection_fp,

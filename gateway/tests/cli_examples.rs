@@ -239,9 +239,9 @@ fn users_commands_manage_the_local_store_that_the_chain_reads() {
     assert_eq!(
         text(&out.stdout),
         "\
-USERNAME  SOURCE  STATUS       GROUPS     EMAIL
-carol     local   enabled      ops,staff  carol@example.org
-dave      local   no password
+USERNAME  SOURCE  STATUS       GROUPS     EMAIL              LAST LOGIN
+carol     local   enabled      ops,staff  carol@example.org  never
+dave      local   no password                                never
 "
     );
 

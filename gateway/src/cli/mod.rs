@@ -9,6 +9,7 @@ mod hash_password;
 mod health;
 mod init;
 mod keys;
+mod lockouts;
 mod password_input;
 mod run;
 mod schema;
@@ -22,6 +23,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use init::Shape;
 pub use keys::KeysAction;
+pub use lockouts::LockoutsAction;
 pub use users::UsersAction;
 
 /// `authgate --version`: the crate version and the commit it was built from (`gateway/build.rs`).
@@ -84,6 +86,9 @@ pub enum Command {
     Users(UsersArgs),
     /// Manage the API keys of the local user store (`users_db`).
     Keys(KeysArgs),
+    /// List or clear the brute-force lockouts in force (Redis store: directly; memory store:
+    /// through the running gateway's admin listener).
+    Lockouts(LockoutsArgs),
     /// Probe a running gateway: GET its `/healthz` (exit 0 on 2xx, 1 otherwise); for container
     /// health checks.
     Health(HealthArgs),
@@ -103,6 +108,14 @@ pub struct UsersArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: UsersAction,
+}
+
+/// `authgate lockouts`.
+#[derive(Debug, Clone, Args)]
+pub struct LockoutsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: LockoutsAction,
 }
 
 /// `authgate keys`.
@@ -211,6 +224,9 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
             with_config(config, |p| users::users(p, args.action, &mut stdout()))
         }
         Command::Keys(args) => with_config(config, |p| keys::keys(p, args.action, &mut stdout())),
+        Command::Lockouts(args) => with_config(config, |p| {
+            lockouts::lockouts(p, args.action, &mut stdout())
+        }),
         Command::Health(args) => health::health(&args.url, &mut stdout()),
     }
 }

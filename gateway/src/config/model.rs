@@ -59,6 +59,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The audit trail (an addition to the contract); absent: no audit trail.
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
 }
 
 /// One address or a list.
@@ -540,6 +543,38 @@ impl Default for LogConfig {
             level: "info".into(),
         }
     }
+}
+
+/// `audit:` (an addition to the contract): one line per login, lockout, logout, ended session
+/// and reload, separate from the access log. Applied on reload (the file is reopened).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// `json` (default) or `text`.
+    pub format: AuditFormat,
+    /// `stdout`, `stderr` (default) or a file path (appended to; relative to `data_dir`).
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            format: AuditFormat::Json,
+            to: spanned("stderr".into()),
+        }
+    }
+}
+
+/// Audit line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// `timestamp event key=value ...`.
+    Text,
 }
 
 /// Log line format.

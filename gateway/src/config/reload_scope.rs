@@ -87,6 +87,10 @@ pub const KEY_RULES: &[KeyRule] = &[
     applied("data_dir", "new requests"),
     applied("chain", "new requests (backends are rebuilt)"),
     applied("routes", "new requests"),
+    applied(
+        "audit",
+        "the events after the reload (a file target is reopened, so logrotate needs only SIGHUP)",
+    ),
     applied("route_matching", "new requests"),
     restart("log.format", |c| {
         format!("{:?}", c.log.format).to_lowercase()
