@@ -10,14 +10,15 @@ use auth_core::Chain;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use crate::assertion::{Asserter, AssertionKeys};
 use crate::credential_cache::CredentialCache;
 use crate::login::Template;
 use crate::protection::Lockout;
 use crate::session::{SessionManager, resolve_secret};
 
 use crate::config::{
-    CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, ProtectionConfig,
-    ServerConfig, SessionConfig, UpstreamConfig,
+    AssertionConfig, CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig,
+    ProtectionConfig, ServerConfig, SessionConfig, UpstreamConfig,
 };
 use crate::request::forward::{HeaderPlan, UpstreamTarget};
 use crate::request::route::RouteTable;
@@ -85,6 +86,7 @@ struct ServiceSettings<'a> {
     protection: &'a ProtectionConfig,
     cache: &'a CacheConfig,
     login: &'a LoginConfig,
+    assertion: Option<&'a AssertionConfig>,
 }
 
 impl<'a> ServiceSettings<'a> {
@@ -95,6 +97,7 @@ impl<'a> ServiceSettings<'a> {
             protection: &config.protection,
             cache: &config.cache,
             login: &config.login,
+            assertion: config.identity_headers.assertion.as_ref(),
         }
     }
 }
@@ -116,6 +119,9 @@ pub struct Services {
     pub error_template: Option<Arc<Template>>,
     /// The local user store, for provisioning (entries with `provision: create | update`).
     pub users: Option<Arc<auth_backends::UserStore>>,
+    /// The identity assertion keys (`identity_headers.assertion`), carried over reloads so the
+    /// JWK set keeps a replaced key.
+    pub assertion_keys: Option<Arc<AssertionKeys>>,
     /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
     generated_secret: bool,
     session_fingerprint: [u8; 32],
@@ -250,6 +256,18 @@ impl Services {
             }
             None => None,
         };
+        let assertion_keys = match config.assertion {
+            Some(cfg) => Some(Arc::new(
+                AssertionKeys::load(
+                    cfg,
+                    data_dir,
+                    base_dir,
+                    previous.and_then(|p| p.assertion_keys.as_deref()),
+                )
+                .map_err(|e| RuntimeError(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Services {
             sessions,
             lockout,
@@ -257,6 +275,7 @@ impl Services {
             template,
             error_template,
             users: None,
+            assertion_keys,
             generated_secret,
             session_fingerprint: session_fp,
             protection_fingerprint: protection_fp,
@@ -275,8 +294,26 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let routes = RouteTable::compile_with(&config.routes, &config.route_matching)
             .map_err(|e| RuntimeError(e.to_string()))?;
-        let headers =
-            HeaderPlan::new(&config.identity_headers).map_err(|e| RuntimeError(e.to_string()))?;
+        let asserter = match (&config.identity_headers.assertion, &services.assertion_keys) {
+            (Some(cfg), Some(keys)) => Some(Arc::new(
+                Asserter::new(
+                    cfg,
+                    keys.clone(),
+                    &config.upstream.url.value,
+                    &config.server.public_url.value,
+                )
+                .map_err(|e| RuntimeError(e.to_string()))?,
+            )),
+            (Some(_), None) => {
+                return Err(RuntimeError(
+                    "identity_headers.assertion: the services were built without its keys".into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        let headers = HeaderPlan::new(&config.identity_headers)
+            .map_err(|e| RuntimeError(e.to_string()))?
+            .with_asserter(asserter);
         let api_keys = config
             .login
             .api_key_headers
