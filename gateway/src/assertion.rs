@@ -575,6 +575,33 @@ mod tests {
         assert!(AssertionKeys::load(&cfg, dir.path(), dir.path(), None).is_err());
     }
 
+    /// The cost that justifies the cache: `cargo test -p gateway --lib signing_cost --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing note, not a check"]
+    fn signing_cost() {
+        for alg in [AssertionAlgorithm::EdDSA, AssertionAlgorithm::ES256] {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = config(alg);
+            let keys = Arc::new(AssertionKeys::load(&cfg, dir.path(), dir.path(), None).unwrap());
+            let a = Asserter::new(&cfg, keys, "http://app:8000", "https://gw.example").unwrap();
+            let users: Vec<User> = (0..2000)
+                .map(|i| User::new(format!("user{i}")).with_groups(["staff", "admins"]))
+                .collect();
+            let start = std::time::Instant::now();
+            for u in &users {
+                a.token_for(u).unwrap();
+            }
+            let signed = start.elapsed() / users.len() as u32;
+            let start = std::time::Instant::now();
+            for u in &users {
+                a.token_for(u).unwrap();
+            }
+            let cached = start.elapsed() / users.len() as u32;
+            eprintln!("{alg:?}: signed {signed:?} per token, cached {cached:?}");
+        }
+    }
+
     #[test]
     fn the_kid_is_the_rfc7638_thumbprint() {
         // RFC 8037 appendix A.3: the thumbprint of its Ed25519 example key.
