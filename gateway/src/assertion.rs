@@ -280,7 +280,7 @@ fn generate_key_file(path: &Path, algorithm: AssertionAlgorithm) -> Result<Strin
 }
 
 fn generate_pem(algorithm: AssertionAlgorithm) -> Result<String, String> {
-    let mut seed = zeroizing_seed();
+    let mut seed = Seed([0; 32]);
     rand::rngs::OsRng.fill_bytes(&mut seed.0);
     let pem = match algorithm {
         AssertionAlgorithm::EdDSA => {
@@ -301,17 +301,13 @@ fn generate_pem(algorithm: AssertionAlgorithm) -> Result<String, String> {
     Ok(pem.to_string())
 }
 
-/// 32 random bytes wiped on drop.
+/// 32 random bytes, overwritten on drop (the key itself is zeroized by its crate).
 struct Seed([u8; 32]);
 
 impl Drop for Seed {
     fn drop(&mut self) {
         self.0 = [0; 32];
     }
-}
-
-fn zeroizing_seed() -> Seed {
-    Seed([0; 32])
 }
 
 /// The claims that depend on the user (the cache key, serialized).
