@@ -1126,4 +1126,88 @@ mod assertion {
                 .is_none()
         );
     }
+
+    /// A key made by `openssl genpkey` (the README's command) into `path`.
+    fn openssl_key(path: &std::path::Path) {
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(path)
+            .output()
+            .expect("openssl runs (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The config version `version` of `yaml` over `h`'s services, as a reload builds it.
+    async fn reloaded(h: &Harness, yaml: &str, version: u64) -> gateway::runtime::Runtime {
+        let config = super::support::parse_config(yaml, h.upstream.addr);
+        let previous = h.gateway.current();
+        let services = gateway::runtime::Services::carry_over(
+            previous.services(),
+            &config,
+            h.dir.path(),
+            h.dir.path(),
+        )
+        .await
+        .expect("services");
+        gateway::runtime::Runtime::new(config, super::support::chain(&h.backend), services, version)
+            .expect("runtime")
+    }
+
+    async fn token_for_alice(h: &Harness) -> String {
+        let resp = client()
+            .get(h.url("/x"))
+            .header("authorization", basic("alice", "alice-pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        h.upstream
+            .last()
+            .unwrap()
+            .get("x-authgate-assertion")
+            .expect("an assertion")
+    }
+
+    #[tokio::test]
+    async fn a_reload_with_a_new_key_file_keeps_the_old_key_published() {
+        let h = Harness::start().await;
+        let key = h.dir.path().join("assertion.pem");
+        openssl_key(&key);
+        let yaml = with_assertion(&format!("key_file: {}", key.display()));
+        h.gateway.install(reloaded(&h, &yaml, 2).await);
+        let first = jwks(&h).await;
+        assert_eq!(first.keys.len(), 1);
+        let old_token = token_for_alice(&h).await;
+
+        // The operator rotates the key file and reloads: the new key signs, the old one is
+        // still published, so a token signed a moment ago still verifies.
+        openssl_key(&h.dir.path().join("next.pem"));
+        std::fs::rename(h.dir.path().join("next.pem"), &key).unwrap();
+        h.gateway.install(reloaded(&h, &yaml, 3).await);
+        let second = jwks(&h).await;
+        assert_eq!(second.keys.len(), 2);
+        assert_eq!(second.keys[1], first.keys[0]);
+        assert_eq!(
+            verify(&h, &second, &old_token, Algorithm::EdDSA)["sub"],
+            "alice"
+        );
+        let new_token = token_for_alice(&h).await;
+        let new_kid = jsonwebtoken::decode_header(&new_token)
+            .unwrap()
+            .kid
+            .unwrap();
+        assert_eq!(
+            second.keys[0].common.key_id.as_deref(),
+            Some(new_kid.as_str())
+        );
+        assert_ne!(new_token, old_token);
+        assert_eq!(
+            verify(&h, &second, &new_token, Algorithm::EdDSA)["sub"],
+            "alice"
+        );
+    }
 }
