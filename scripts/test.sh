@@ -15,7 +15,7 @@ set -euo pipefail
 
 # Debian packages the tests use: slapd (LDAP tests start their own slapd), ldap-utils (ldapadd),
 # apache2-utils (htpasswd hashes), openssl (passwd hashes, test certs), chromium + driver (browser
-# login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers; PyJWT for the jwt tests, from PyPI),
+# login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers; PyJWT for the jwt tests; Django + PyJWT for the Django recipe test, from PyPI),
 # redis-server (the rediss:// test starts its own TLS instance), g++ (libfuzzer-sys compiles
 # libFuzzer's C++ sources for the fuzz targets).
 PACKAGES="slapd ldap-utils apache2-utils openssl chromium chromium-driver nginx wrk python3-venv redis-server g++"

@@ -11,6 +11,8 @@
 //! - `GET logout`: a confirmation form (a link alone never logs anyone out); `POST logout`:
 //!   `Origin` / `Referer` checked as for login, CSRF verified against the session, the session destroyed in the store, the cookie cleared,
 //!   `303` to the validated `next` or the login page;
+//! - `GET jwks.json`: the public keys of the identity assertion ([`crate::assertion`]), 404
+//!   when `identity_headers.assertion` is off;
 //! - `GET whoami`: JSON `{username, email, name, groups, backend}`, 401 when anonymous;
 //! - `check` (any method): forward-auth for nginx `auth_request`, Traefik `ForwardAuth` and
 //!   Caddy `forward_auth`. The original request is read from `X-Original-URI` (or
@@ -119,12 +121,31 @@ pub(crate) async fn handle(
         "/logout" if post => logout(rt, ctx, req).await,
         "/whoami" if get => whoami(rt, ctx, req.headers()).await,
         "/check" => check(rt, ctx, req.headers()).await,
+        "/jwks.json" if get => jwks(rt),
         "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
         _ => Err(ProxyError::not_found(format!(
             "no gateway endpoint at {}",
             ctx.path
         ))),
     }
+}
+
+/// `GET jwks.json`: the public keys of the identity assertion (404 when it is off).
+fn jwks(rt: &Runtime) -> Result<Response<Body>, ProxyError> {
+    let Some(a) = rt.headers.asserter() else {
+        return Err(ProxyError::not_found("identity_headers.assertion is off"));
+    };
+    let mut resp = Response::new(full_body(a.jwks_json()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
 }
 
 fn query_param(ctx: &RequestContext, name: &str) -> Option<String> {

@@ -10,6 +10,7 @@ use auth_core::Chain;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use crate::assertion::{Asserter, AssertionKeys};
 use crate::credential_cache::CredentialCache;
 use crate::login::Template;
 use crate::protection::Lockout;
@@ -17,8 +18,8 @@ use crate::session::{SessionManager, resolve_secret};
 
 use crate::config::reload_scope::StartOnly;
 use crate::config::{
-    CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, ProtectionConfig,
-    ServerConfig, SessionConfig, UpstreamConfig,
+    AssertionConfig, CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig,
+    ProtectionConfig, ServerConfig, SessionConfig, UpstreamConfig,
 };
 use crate::request::forward::{HeaderPlan, UpstreamTarget};
 use crate::request::route::RouteTable;
@@ -89,6 +90,7 @@ struct ServiceSettings<'a> {
     cache: &'a CacheConfig,
     login: &'a LoginConfig,
     audit: Option<&'a crate::config::AuditConfig>,
+    assertion: Option<&'a AssertionConfig>,
 }
 
 impl<'a> ServiceSettings<'a> {
@@ -100,6 +102,7 @@ impl<'a> ServiceSettings<'a> {
             cache: &config.cache,
             login: &config.login,
             audit: config.audit.as_ref(),
+            assertion: config.identity_headers.assertion.as_ref(),
         }
     }
 }
@@ -124,6 +127,9 @@ pub struct Services {
     pub users: Option<Arc<auth_backends::UserStore>>,
     /// The audit trail (`audit:`), opened anew for each config version.
     pub audit: Arc<crate::audit::Audit>,
+    /// The identity assertion keys (`identity_headers.assertion`), carried over reloads so the
+    /// JWK set keeps a replaced key.
+    pub assertion_keys: Option<Arc<AssertionKeys>>,
     /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
     generated_secret: bool,
     session_fingerprint: [u8; 32],
@@ -264,6 +270,18 @@ impl Services {
             crate::audit::Audit::open(config.audit, data_dir)
                 .map_err(|e| RuntimeError(e.to_string()))?,
         );
+        let assertion_keys = match config.assertion {
+            Some(cfg) => Some(Arc::new(
+                AssertionKeys::load(
+                    cfg,
+                    data_dir,
+                    base_dir,
+                    previous.and_then(|p| p.assertion_keys.as_deref()),
+                )
+                .map_err(|e| RuntimeError(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Services {
             sessions,
             lockout,
@@ -272,6 +290,7 @@ impl Services {
             error_template,
             users: None,
             audit,
+            assertion_keys,
             generated_secret,
             session_fingerprint: session_fp,
             protection_fingerprint: protection_fp,
@@ -290,8 +309,26 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let routes = RouteTable::compile_with(&config.routes, &config.route_matching)
             .map_err(|e| RuntimeError(e.to_string()))?;
-        let headers =
-            HeaderPlan::new(&config.identity_headers).map_err(|e| RuntimeError(e.to_string()))?;
+        let asserter = match (&config.identity_headers.assertion, &services.assertion_keys) {
+            (Some(cfg), Some(keys)) => Some(Arc::new(
+                Asserter::new(
+                    cfg,
+                    keys.clone(),
+                    &config.upstream.url.value,
+                    &config.server.public_url.value,
+                )
+                .map_err(|e| RuntimeError(e.to_string()))?,
+            )),
+            (Some(_), None) => {
+                return Err(RuntimeError(
+                    "identity_headers.assertion: the services were built without its keys".into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        let headers = HeaderPlan::new(&config.identity_headers)
+            .map_err(|e| RuntimeError(e.to_string()))?
+            .with_asserter(asserter);
         let api_keys = config
             .login
             .api_key_headers

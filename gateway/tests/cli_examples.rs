@@ -286,3 +286,46 @@ dave      local   no password                                never
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr), "error: no user `dave` in the store\n");
 }
+
+#[test]
+fn active_directory_example_passes_check() {
+    let dir = with_example("active-directory.yaml");
+    let secret = "k".repeat(48);
+    let out = gateway(
+        dir.path(),
+        &["check"],
+        "",
+        &[
+            ("GATEWAY_SECRET", &secret),
+            ("LDAP_READER_PASSWORD", "reader"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("1. ad (type ldap): on_reject next, on_error deny, timeout 5s"),
+        "{stdout}"
+    );
+    // The filters an AD deployment needs are accepted as written: nested groups through
+    // LDAP_MATCHING_RULE_IN_CHAIN, disabled accounts through the userAccountControl bit.
+    let source = std::fs::read_to_string(examples().join("active-directory.yaml")).unwrap();
+    for needle in [
+        "(sAMAccountName={username})",
+        "(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+        "(member:1.2.840.113556.1.4.1941:={dn})",
+    ] {
+        assert!(source.contains(needle), "{needle}");
+    }
+    // And they are well-formed LDAP filters (RFC 4515 extensible matches), as ldap3 sends them.
+    for key in ["user_filter: ", "group_filter: "] {
+        let filter = source
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .expect("the example sets the filter")
+            .trim_matches('"')
+            .replace("{username}", "jdoe")
+            .replace("{dn}", "CN=John Doe,OU=People,DC=corp,DC=example,DC=org");
+        assert!(ldap3::parse_filter(&filter).is_ok(), "{filter}");
+    }
+}

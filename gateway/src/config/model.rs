@@ -269,6 +269,57 @@ pub struct IdentityHeadersConfig {
     pub extra: BTreeMap<String, Spanned<String>>,
     /// How non-ASCII values are sent.
     pub encoding: HeaderEncoding,
+    /// A signed identity assertion (a short-lived JWT) sent with the identity headers, so the
+    /// app can check that a request came through the gateway (an addition to the contract).
+    /// Absent: none.
+    pub assertion: Option<AssertionConfig>,
+}
+
+/// `identity_headers.assertion:` a JWT the gateway signs per user and sends upstream (and in
+/// forward-auth answers), verifiable with the public keys at `{login.prefix}/jwks.json`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionConfig {
+    /// The header carrying the token.
+    #[schemars(with = "String")]
+    pub header: Spanned<String>,
+    /// `EdDSA` (Ed25519) or `ES256` (P-256).
+    pub algorithm: AssertionAlgorithm,
+    /// PKCS#8 PEM private key of `algorithm` (`openssl genpkey -algorithm ed25519`), relative to
+    /// the config file. Absent: generated into `data_dir` (mode 0600) on first start; replicas
+    /// must then share a key file instead.
+    #[schemars(with = "Option<String>")]
+    pub key_file: Option<Spanned<String>>,
+    /// Token lifetime (`exp - iat`).
+    #[schemars(with = "String")]
+    pub ttl: Duration,
+    /// The `aud` claim. Absent: `upstream.url`.
+    pub audience: Option<String>,
+    /// The `iss` claim. Absent: `server.public_url`.
+    pub issuer: Option<String>,
+}
+
+impl Default for AssertionConfig {
+    fn default() -> Self {
+        AssertionConfig {
+            header: spanned("X-Authgate-Assertion".into()),
+            algorithm: AssertionAlgorithm::EdDSA,
+            key_file: None,
+            ttl: Duration::from_secs(60),
+            audience: None,
+            issuer: None,
+        }
+    }
+}
+
+/// The signature algorithm of the identity assertion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum AssertionAlgorithm {
+    /// Ed25519 (RFC 8037).
+    #[default]
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
 }
 
 impl Default for IdentityHeadersConfig {
@@ -282,6 +333,7 @@ impl Default for IdentityHeadersConfig {
             backend: Some(spanned("X-Remote-Backend".into())),
             extra: BTreeMap::new(),
             encoding: HeaderEncoding::Percent,
+            assertion: None,
         }
     }
 }
