@@ -2,7 +2,8 @@
 # The Debian package, tested as an operator installs it: build it with cargo-deb (one release
 # build), check its contents and its systemd unit, install it with dpkg, run the installed
 # binary's `check` on the packaged config and `--version`, then purge it (the machine is left as
-# it was: the package, its state, its system user).
+# it was: the package, its state, its system user). Then the container image, built from the
+# Dockerfile's final stage with podman and run (scripts/container-test.sh).
 #
 #   scripts/package-test.sh          # as root on Debian; called by scripts/test.sh
 #
@@ -158,5 +159,9 @@ PY
     fail "the ConfigMap's gateway.yaml does not pass check"
 rm -rf "$k8s"
 step "kubernetes manifests parse; the ConfigMap's config passes check"
+
+# --- the container image: the Dockerfile's final stage on this release build, under podman ------
+scripts/container-test.sh || fail "the container test failed"
+step "container image (scripts/container-test.sh)"
 
 echo "package-test: PASSED"

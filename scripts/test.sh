@@ -15,7 +15,7 @@ set -euo pipefail
 
 # Debian packages the tests use: slapd (LDAP tests start their own slapd), ldap-utils (ldapadd),
 # apache2-utils (htpasswd hashes), openssl (passwd hashes, test certs), chromium + driver (browser
-# login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers; PyJWT for the jwt tests, from PyPI),
+# login tests), nginx (upstream and forward-auth tests), wrk (bench), python3-venv (Django hashers; PyJWT for the jwt tests; Django + PyJWT for the Django recipe test, from PyPI),
 # redis-server (the rediss:// test starts its own TLS instance), g++ (libfuzzer-sys compiles
 # libFuzzer's C++ sources for the fuzz targets), nodejs (the OpenID provider of the SSO tests,
 # `oidc-provider` from npm; npm itself is checked below, since NodeSource's nodejs bundles it).

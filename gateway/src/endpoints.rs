@@ -13,6 +13,8 @@
 //!   `303` to the validated `next` or the login page;
 //! - `GET oidc/{entry}/start` and `GET oidc/{entry}/callback`: single sign-on ([`crate::sso`]),
 //!   ending in the same session creation as `POST login` ([`start_session`]);
+//! - `GET jwks.json`: the public keys of the identity assertion ([`crate::assertion`]), 404
+//!   when `identity_headers.assertion` is off;
 //! - `GET whoami`: JSON `{username, email, name, groups, backend}`, 401 when anonymous;
 //! - `check` (any method): forward-auth for nginx `auth_request`, Traefik `ForwardAuth` and
 //!   Caddy `forward_auth`. The original request is read from `X-Original-URI` (or
@@ -122,12 +124,31 @@ pub(crate) async fn handle(
         "/whoami" if get => whoami(rt, ctx, req.headers()).await,
         "/check" => check(rt, ctx, req.headers()).await,
         sso if sso.starts_with("/oidc/") => crate::sso::handle(rt, ctx, req.headers(), sso).await,
+        "/jwks.json" if get => jwks(rt),
         "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
         _ => Err(ProxyError::not_found(format!(
             "no gateway endpoint at {}",
             ctx.path
         ))),
     }
+}
+
+/// `GET jwks.json`: the public keys of the identity assertion (404 when it is off).
+fn jwks(rt: &Runtime) -> Result<Response<Body>, ProxyError> {
+    let Some(a) = rt.headers.asserter() else {
+        return Err(ProxyError::not_found("identity_headers.assertion is off"));
+    };
+    let mut resp = Response::new(full_body(a.jwks_json()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
 }
 
 pub(crate) fn query_param(ctx: &RequestContext, name: &str) -> Option<String> {
@@ -316,7 +337,13 @@ async fn login_submit(
             &form.username,
         ));
     }
-    let user = identify::authenticate_password(rt, ctx, &form.credentials(), false).await?;
+    let user = identify::authenticate_password(
+        rt,
+        ctx,
+        &form.credentials(),
+        crate::audit::LoginMethod::Form,
+    )
+    .await?;
     let Some(user) = user else {
         let resp = login_form(
             rt,
@@ -440,6 +467,13 @@ async fn logout(
             .destroy(cookie)
             .await
             .map_err(|e| ProxyError::unavailable(format!("session store: {e}")))?;
+    }
+    if let Some(user) = &ctx.user {
+        rt.services.audit.emit(crate::audit::Event::Logout {
+            user: &user.username,
+            backend: &user.backend,
+            client_ip: ctx.client_ip,
+        });
     }
     ctx.set_cookies.clear();
     ctx.set_cookies

@@ -20,10 +20,32 @@ struct RequestLabels {
     status: u16,
 }
 
-/// The gateway's metrics; one per process, shared by every request and reload.
+/// A label set of one fixed (`&'static`) value, such as a decision or a reason.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabel {
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+/// The gateway's metrics; one per process, shared by every request and reload. Every label
+/// takes its values from a fixed set (decisions, reasons, statuses, chain entry names): never a
+/// username, path or address.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    request_duration: Family<DecisionLabel, Histogram>,
+    auth_failures: Family<ReasonLabel, Counter>,
+    upstream_errors: Family<StatusLabel, Counter>,
+    lockouts_active: Gauge<i64, std::sync::atomic::AtomicI64>,
     decisions: Family<Labels, Counter>,
     backend_latency: Family<Labels, Histogram>,
     reloads: Family<Labels, Counter>,
@@ -53,6 +75,47 @@ impl Metrics {
             "Requests by gateway decision and response status",
             requests.clone(),
         );
+        let request_duration = Family::<DecisionLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> _,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from the request's arrival to its response head, by gateway decision",
+            request_duration.clone(),
+        );
+        let auth_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Failed logins (form, Basic, bearer, API key) by reason: wrong_password, \
+             unknown_user, locked, policy, denied, backend_error, cached_failure",
+            auth_failures.clone(),
+        );
+        let upstream_errors = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Requests the upstream failed (502: unreachable or broken answer, 504: timed out), \
+             by the status sent",
+            upstream_errors.clone(),
+        );
+        let lockouts_active = Gauge::default();
+        registry.register(
+            "lockouts_active",
+            "Lockouts in force (user and client), read from the lockout store at each scrape",
+            lockouts_active.clone(),
+        );
+        let build_info = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the version and commit of the running binary",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", env!("AUTHGATE_COMMIT")),
+            ])
+            .set(1);
+        registry.register_collector(Box::new(AuditDropped));
         let decisions = Family::<Labels, Counter>::default();
         registry.register(
             "backend_decisions",
@@ -84,6 +147,10 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            request_duration,
+            auth_failures,
+            upstream_errors,
+            lockouts_active,
             decisions,
             backend_latency,
             reloads,
@@ -97,6 +164,35 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels { decision, status })
             .inc();
+    }
+
+    /// Records how long a request took until its response head.
+    pub(crate) fn request_duration(&self, decision: &'static str, took: std::time::Duration) {
+        self.request_duration
+            .get_or_create(&DecisionLabel { decision })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one failed login.
+    pub(crate) fn auth_failure(&self, reason: crate::audit::FailureReason) {
+        self.auth_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+
+    /// Counts one request the upstream failed, by the status the client got.
+    pub(crate) fn upstream_error(&self, status: u16) {
+        self.upstream_errors
+            .get_or_create(&StatusLabel { status })
+            .inc();
+    }
+
+    /// Sets the number of lockouts in force.
+    pub(crate) fn set_lockouts_active(&self, n: usize) {
+        self.lockouts_active
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Records one backend step of a chain run.
@@ -162,6 +258,23 @@ impl Collector for PasswordRefusals {
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+/// `gateway_audit_dropped_total`: audit lines dropped because the writer could not keep up.
+#[derive(Debug)]
+struct AuditDropped;
+
+impl Collector for AuditDropped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::audit::dropped());
+        let metric = encoder.encode_descriptor(
+            "audit_dropped",
+            "Audit lines dropped because the audit writer could not keep up or failed to write",
+            None,
+            MetricType::Counter,
+        )?;
+        counter.encode(metric)
     }
 }
 

@@ -13,6 +13,10 @@
 //!
 //! Stores: `memory` (one process; bounded however many usernames and clients are tried, oldest
 //! entries evicted) and `redis://...` (INCR + expiry, shared by replicas).
+//!
+//! Counters are keyed by digests: a username reaches the store in clear only in the record of
+//! a lockout in force (canonical, at most [`MAX_LABEL_CHARS`] characters), so that an operator
+//! can list and clear lockouts ([`Lockout::list`], [`Lockout::clear_user`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -29,6 +33,42 @@ use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::config::model::ProtectionConfig;
+
+/// Longest username kept in a lockout's record, in characters.
+pub const MAX_LABEL_CHARS: usize = 128;
+
+/// A lockout in force, as `authgate lockouts list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockRecord {
+    /// The canonical username; `None` for a whole-client lockout (a password spray).
+    pub user: Option<String>,
+    /// The client: an address, or an IPv6 client's /64.
+    pub client: String,
+    /// Seconds until it ends.
+    pub remaining_secs: u64,
+}
+
+/// A lockout that a failure just started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockStarted {
+    /// The canonical username; `None` when the client as a whole is locked.
+    pub user: Option<String>,
+    /// The client as [`LockRecord::client`] shows it.
+    pub client: String,
+    /// How long it lasts.
+    pub lasts: Duration,
+    /// Its counter.
+    key: [u8; 16],
+}
+
+/// What [`Lockout::record_failure_detail`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureRecord {
+    /// Whether the pair or the client is now locked.
+    pub locked: bool,
+    /// The lockouts this failure started (pair, client, both or neither).
+    pub started: Vec<LockStarted>,
+}
 
 /// Default cap on tracked (username, IP) pairs in the memory store.
 pub const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
@@ -106,6 +146,26 @@ fn client_key(ip: IpAddr) -> [u8; 16] {
     key
 }
 
+/// The record's username: canonical, capped.
+fn label_user(username: &str) -> String {
+    canonical_username(username)
+        .chars()
+        .take(MAX_LABEL_CHARS)
+        .collect()
+}
+
+/// The client as records show it: its address, or an IPv6 client's /64.
+fn label_client(ip: IpAddr, whole_client: bool) -> String {
+    match canonical_ip(ip) {
+        IpAddr::V6(v6) if whole_client => {
+            let net = ipnet::Ipv6Net::new(v6, 64).map(|n| n.trunc());
+            net.map(|n| n.to_string())
+                .unwrap_or_else(|_| v6.to_string())
+        }
+        ip => ip.to_string(),
+    }
+}
+
 /// An IPv4 client seen through an IPv6 socket is the same client.
 fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
@@ -148,13 +208,14 @@ enum Store {
     Redis(ConnectionManager),
 }
 
-#[derive(Clone, Copy)]
 struct Counter {
     failures: u32,
     window_start: Instant,
     locked_until: Option<Instant>,
     /// Insertion stamp matching this key's live slot in `Shard::order`.
     seq: u64,
+    /// Who is locked, set when a lockout starts.
+    label: Option<Box<(Option<String>, String)>>,
 }
 
 struct Shard {
@@ -244,6 +305,7 @@ impl Shard {
                 window_start: now,
                 locked_until: None,
                 seq,
+                label: None,
             }
         })
     }
@@ -254,22 +316,30 @@ impl Counter {
         self.locked_until.is_some_and(|t| t > now)
     }
 
-    /// Counts one failure; returns whether the key is now locked.
-    fn fail(&mut self, now: Instant, max: u32, window: Duration, lockout: Duration) -> bool {
+    /// Counts one failure; returns whether the key is now locked, and whether this failure
+    /// started the lockout.
+    fn fail(
+        &mut self,
+        now: Instant,
+        max: u32,
+        window: Duration,
+        lockout: Duration,
+    ) -> (bool, bool) {
         if self.locked(now) {
-            return true;
+            return (true, false);
         }
         if self.locked_until.is_some() || now.duration_since(self.window_start) >= window {
             self.failures = 0;
             self.window_start = now;
             self.locked_until = None;
+            self.label = None;
         }
         self.failures += 1;
         if self.failures >= max {
             self.locked_until = Some(now + lockout);
-            return true;
+            return (true, true);
         }
-        false
+        (false, false)
     }
 }
 
@@ -278,18 +348,59 @@ impl MemoryStore {
         self.shard(key).map.get(key).is_some_and(|c| c.locked(now))
     }
 
+    /// Counts a failure of `key`; a lockout it starts is recorded under `label`.
     fn fail(
         &self,
         key: [u8; 16],
         now: Instant,
-        max: u32,
-        window: Duration,
-        lockout: Duration,
-    ) -> bool {
+        limits: (u32, Duration, Duration),
+        label: impl FnOnce() -> (Option<String>, String),
+    ) -> (bool, bool) {
+        let (max, window, lockout) = limits;
         let mut shard = self.shard(&key);
-        shard
-            .counter(key, self.per_shard, now)
-            .fail(now, max, window, lockout)
+        let counter = shard.counter(key, self.per_shard, now);
+        let (locked, started) = counter.fail(now, max, window, lockout);
+        if started {
+            counter.label = Some(Box::new(label()));
+        }
+        (locked, started)
+    }
+
+    /// The lockouts in force.
+    fn list(&self, now: Instant, out: &mut Vec<LockRecord>) {
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for c in shard.map.values() {
+                if let (Some(until), Some(label)) = (c.locked_until, &c.label)
+                    && until > now
+                {
+                    out.push(LockRecord {
+                        user: label.0.clone(),
+                        client: label.1.clone(),
+                        remaining_secs: until.duration_since(now).as_secs().max(1),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Removes the lockouts in force of `user` (canonical); returns the clients they held.
+    fn clear_user(&self, user: &str, now: Instant) -> Vec<String> {
+        let mut cleared = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.map.retain(|_, c| {
+                let hit = c.locked(now)
+                    && c.label
+                        .as_ref()
+                        .is_some_and(|l| l.0.as_deref() == Some(user));
+                if hit && let Some(label) = &c.label {
+                    cleared.push(label.1.clone());
+                }
+                !hit
+            });
+        }
+        cleared
     }
 }
 
@@ -430,15 +541,47 @@ impl Lockout {
         username: &str,
         ip: IpAddr,
     ) -> Result<bool, ProtectionError> {
+        Ok(self.record_failure_detail(username, ip).await?.locked)
+    }
+
+    /// As [`record_failure`](Self::record_failure), also saying which lockouts this failure
+    /// started (for the audit trail).
+    pub async fn record_failure_detail(
+        &self,
+        username: &str,
+        ip: IpAddr,
+    ) -> Result<FailureRecord, ProtectionError> {
         let key = pair_key(username, ip);
         let client = client_key(ip);
         let (window, lockout) = (self.window, self.lockout);
+        let pair_label = || (Some(label_user(username)), label_client(ip, false));
+        let client_label = || (None, label_client(ip, true));
+        let mut record = FailureRecord::default();
         match &self.store {
             Store::Memory { pairs, clients } => {
                 let now = Instant::now();
-                let pair = pairs.fail(key, now, self.max_failures, window, lockout);
-                let whole = clients.fail(client, now, self.max_failures_per_ip, window, lockout);
-                Ok(pair || whole)
+                let pair = pairs.fail(key, now, (self.max_failures, window, lockout), pair_label);
+                let whole = clients.fail(
+                    client,
+                    now,
+                    (self.max_failures_per_ip, window, lockout),
+                    client_label,
+                );
+                record.locked = pair.0 || whole.0;
+                for (started, label, key) in [
+                    (pair.1, pair_label(), key),
+                    (whole.1, client_label(), client),
+                ] {
+                    if started {
+                        record.started.push(LockStarted {
+                            user: label.0,
+                            client: label.1,
+                            lasts: lockout,
+                            key,
+                        });
+                    }
+                }
+                Ok(record)
             }
             Store::Redis(conn) => {
                 let mut conn = conn.clone();
@@ -467,28 +610,38 @@ impl Lockout {
                     .query_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
-                let mut locked = false;
-                for (reached, lock, counter) in [
+                for (reached, lock, counter, label, key) in [
                     (
                         count >= u64::from(self.max_failures),
                         redis_key("lock", &key),
                         fails,
+                        pair_label(),
+                        key,
                     ),
                     (
                         ip_count >= u64::from(self.max_failures_per_ip),
                         redis_key("iplock", &client),
                         ip_fails,
+                        client_label(),
+                        client,
                     ),
                 ] {
                     if !reached {
                         continue;
                     }
-                    locked = true;
+                    record.locked = true;
+                    let value = serde_json::json!({"user": label.0, "client": label.1}).to_string();
+                    record.started.push(LockStarted {
+                        user: label.0,
+                        client: label.1,
+                        lasts: lockout,
+                        key,
+                    });
                     let _: () = ::redis::pipe()
                         .atomic()
                         .cmd("SET")
                         .arg(lock)
-                        .arg(1)
+                        .arg(value)
                         .arg("PX")
                         .arg(millis(lockout))
                         .ignore()
@@ -498,7 +651,7 @@ impl Lockout {
                         .await
                         .map_err(unavailable)?;
                 }
-                Ok(locked)
+                Ok(record)
             }
         }
     }
@@ -526,6 +679,117 @@ impl Lockout {
         }
     }
 
+    /// The lockouts in force (pairs and clients), for `authgate lockouts list` and the
+    /// `gateway_lockouts_active` gauge. Redis: a `SCAN` of the lockout keys.
+    pub async fn list(&self) -> Result<Vec<LockRecord>, ProtectionError> {
+        let mut out = Vec::new();
+        match &self.store {
+            Store::Memory { pairs, clients } => {
+                let now = Instant::now();
+                pairs.list(now, &mut out);
+                clients.list(now, &mut out);
+            }
+            Store::Redis(conn) => {
+                let mut conn = conn.clone();
+                for key in redis_lock_keys(&mut conn).await? {
+                    let (value, ttl): (Option<String>, i64) = ::redis::pipe()
+                        .get(&key)
+                        .pttl(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    let Some(value) = value else { continue };
+                    if ttl <= 0 {
+                        continue;
+                    }
+                    let v: serde_json::Value = serde_json::from_str(&value).unwrap_or_default();
+                    out.push(LockRecord {
+                        user: v["user"].as_str().map(str::to_string),
+                        client: v["client"].as_str().unwrap_or("?").to_string(),
+                        remaining_secs: (ttl as u64).div_ceil(1000),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.user, &a.client).cmp(&(&b.user, &b.client)));
+        Ok(out)
+    }
+
+    /// Ends the lockouts in force of `username` (canonicalized), from every client, with their
+    /// failure counts. Returns the ones it ended. Whole-client lockouts stay.
+    pub async fn clear_user(&self, username: &str) -> Result<Vec<LockRecord>, ProtectionError> {
+        let user = label_user(username);
+        match &self.store {
+            Store::Memory { pairs, .. } => Ok(pairs
+                .clear_user(&user, Instant::now())
+                .into_iter()
+                .map(|client| LockRecord {
+                    user: Some(user.clone()),
+                    client,
+                    remaining_secs: 0,
+                })
+                .collect()),
+            Store::Redis(conn) => {
+                let mut conn = conn.clone();
+                let mut cleared = Vec::new();
+                for key in redis_lock_keys(&mut conn).await? {
+                    let Some(digest) = key.strip_prefix(&format!("{KEY_PREFIX}lock:")) else {
+                        continue;
+                    };
+                    let value: Option<String> = ::redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    let v: serde_json::Value =
+                        serde_json::from_str(value.as_deref().unwrap_or("")).unwrap_or_default();
+                    if v["user"].as_str() != Some(user.as_str()) {
+                        continue;
+                    }
+                    let _: () = ::redis::cmd("DEL")
+                        .arg(&key)
+                        .arg(format!("{KEY_PREFIX}fail:{digest}"))
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    cleared.push(LockRecord {
+                        user: Some(user.clone()),
+                        client: v["client"].as_str().unwrap_or("?").to_string(),
+                        remaining_secs: 0,
+                    });
+                }
+                Ok(cleared)
+            }
+        }
+    }
+
+    /// Whether the lockout `started`, now past its time, ran out rather than being cleared by
+    /// an operator (or evicted): the memory store knows; a shared store is assumed to have.
+    pub fn ran_out(&self, started: &LockStarted) -> bool {
+        match &self.store {
+            Store::Memory { pairs, clients } => {
+                let store = if started.user.is_some() {
+                    pairs
+                } else {
+                    clients
+                };
+                let now = Instant::now();
+                store
+                    .shard(&started.key)
+                    .map
+                    .get(&started.key)
+                    .is_some_and(|c| c.label.is_some() && c.locked_until.is_some_and(|t| t <= now))
+            }
+            Store::Redis(_) => true,
+        }
+    }
+
+    /// Whether the store is the process's memory (`authgate lockouts` must then ask the running
+    /// gateway through its admin listener).
+    pub fn is_memory(&self) -> bool {
+        matches!(self.store, Store::Memory { .. })
+    }
+
     /// Number of (username, IP) pairs tracked in memory; `None` for shared stores.
     pub fn tracked(&self) -> Option<usize> {
         match &self.store {
@@ -541,6 +805,36 @@ impl Lockout {
             Store::Redis(_) => None,
         }
     }
+}
+
+/// Every lockout key in force (`lock:` and `iplock:`), by `SCAN`.
+async fn redis_lock_keys(conn: &mut ConnectionManager) -> Result<Vec<String>, ProtectionError> {
+    let mut keys = Vec::new();
+    for pattern in [
+        format!("{KEY_PREFIX}lock:*"),
+        format!("{KEY_PREFIX}iplock:*"),
+    ] {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await
+                .map_err(unavailable)?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
 }
 
 fn redis_key(kind: &str, key: &[u8; 16]) -> String {

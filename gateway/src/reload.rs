@@ -3,7 +3,11 @@
 //! old runtime keeps serving; the failure is logged and counted. Requests in flight finish on
 //! the runtime they started with; the session manager and the lockout are carried over when
 //! their settings are unchanged (so the memory store's sessions survive); the credential cache
-//! starts empty.
+//! starts empty. The listeners follow (see [`crate::server`]'s `listeners` module): new
+//! addresses are bound, removed ones drain, the TLS certificate is re-read; a certificate that
+//! does not load or an address that cannot be bound fails the reload with nothing applied.
+//! Keys a reload cannot change ([`crate::config::reload_scope`]) are each named in a WARN, and
+//! the `config reloaded` line lists the keys applied.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,9 +16,10 @@ use std::time::Duration;
 use auth_core::{BuildContext, Chain};
 use notify::Watcher as _;
 
+use crate::config::reload_scope::{Change, changed_keys, plain_value};
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::runtime::{Runtime, Services};
-use crate::server::Gateway;
+use crate::server::{Changes, Gateway, Listeners, Wanted};
 
 /// How long the file must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -59,6 +64,9 @@ pub enum ReloadError {
     /// The services or runtime could not be built.
     #[error("{0}")]
     Build(String),
+    /// A new listener could not be bound, or the TLS certificate or key is unusable.
+    #[error("{0}")]
+    Listeners(#[source] crate::server::ServerError),
 }
 
 /// Loads `path` into a runtime numbered `version`, carrying `previous`'s services over.
@@ -141,8 +149,29 @@ pub struct Reloader {
     path: PathBuf,
     chain_builder: ChainBuilder,
     running: tokio::sync::Mutex<()>,
-    /// Digest of the file content last seen by the watcher.
-    last_digest: std::sync::Mutex<Option<[u8; 32]>>,
+    /// Digest of the watched files' content last seen by the watcher.
+    last_digest: std::sync::Mutex<[u8; 32]>,
+    /// The listeners to update, when this reloader owns them.
+    listeners: Option<Arc<Listeners>>,
+    /// The file as last applied (plain YAML), to name the keys a reload changes.
+    applied_file: std::sync::Mutex<serde_json::Value>,
+}
+
+/// What a successful reload applied.
+struct Applied {
+    version: u64,
+    /// The keys written differently from the last applied file.
+    changed: Vec<Change>,
+    /// The restart keys whose value differs from the one the process started with.
+    restart: Vec<(&'static str, String, String)>,
+    listeners: Option<Changes>,
+}
+
+fn read_plain(path: &Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| plain_value(&t))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// What asked for a reload.
@@ -150,15 +179,21 @@ pub struct Reloader {
 enum Trigger {
     /// SIGHUP: always reload.
     Signal,
-    /// Something changed in the config's directory: reload when the file's content changed.
+    /// Something changed beside a watched file: reload when the watched files' content changed.
     File,
 }
 
-fn file_digest(path: &Path) -> Option<[u8; 32]> {
+/// One digest of the content of `files` (a missing file counts as such).
+fn files_digest(files: &[PathBuf]) -> [u8; 32] {
     use sha2::Digest;
-    std::fs::read(path)
-        .ok()
-        .map(|b| sha2::Sha256::digest(&b).into())
+    let mut all = sha2::Sha256::new();
+    for f in files {
+        match std::fs::read(f) {
+            Ok(b) => all.update(sha2::Sha256::digest(&b)),
+            Err(_) => all.update([0u8; 32]),
+        }
+    }
+    all.finalize().into()
 }
 
 impl std::fmt::Debug for Reloader {
@@ -170,16 +205,88 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    /// A reloader of `gw` from `path`, building chains with `chain_builder`.
+    /// A reloader of `gw` from `path`, building chains with `chain_builder`. It swaps the
+    /// runtime only: the listeners are the caller's ([`crate::server::start`] hands its own to
+    /// the reloader it makes, so they follow `server.listen`, `server.tls` and `admin.listen`).
     pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
         let path = path.into();
         Reloader {
             gw,
-            last_digest: std::sync::Mutex::new(file_digest(&path)),
+            last_digest: std::sync::Mutex::new(files_digest(std::slice::from_ref(&path))),
+            applied_file: std::sync::Mutex::new(read_plain(&path)),
             path,
             chain_builder,
             running: tokio::sync::Mutex::new(()),
+            listeners: None,
         }
+    }
+
+    /// Also brings `listeners` in line with each new config.
+    pub(crate) fn with_listeners(mut self, listeners: Arc<Listeners>) -> Self {
+        self.listeners = Some(listeners);
+        *self
+            .last_digest
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner()) = files_digest(&self.watched_files());
+        self
+    }
+
+    /// The files whose change triggers a reload: the config file, and the TLS certificate and
+    /// key of the current config when this reloader owns the listeners.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        if self.listeners.is_some()
+            && let Some(tls) = &self.gw.current().config.server.tls
+        {
+            let base = crate::config::base_dir_of(&self.path);
+            files.push(base.join(&tls.cert.value));
+            files.push(base.join(&tls.key.value));
+        }
+        files
+    }
+
+    /// Builds the new version and installs it with its listeners; nothing is applied on error.
+    async fn apply(&self, current: &Runtime, version: u64) -> Result<Applied, ReloadError> {
+        let file = read_plain(&self.path);
+        let rt = build_runtime(
+            &self.path,
+            version,
+            Some(&current.services),
+            &self.chain_builder,
+        )
+        .await?;
+        let restart = self
+            .gw
+            .started_with
+            .differing(&rt.start_only)
+            .map(|(key, running, file)| (key, running.to_string(), file.to_string()))
+            .collect();
+        let listeners = match &self.listeners {
+            Some(l) => {
+                let wanted = Wanted::of(rt.settings(), &crate::config::base_dir_of(&self.path))
+                    .map_err(ReloadError::Listeners)?;
+                Some(
+                    l.update(wanted, || self.gw.install(rt))
+                        .map_err(ReloadError::Listeners)?,
+                )
+            }
+            None => {
+                self.gw.install(rt);
+                None
+            }
+        };
+        let changed = {
+            let mut applied = self.applied_file.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = changed_keys(&applied, &file);
+            *applied = file;
+            changed
+        };
+        Ok(Applied {
+            version,
+            changed,
+            restart,
+            listeners,
+        })
     }
 
     /// Reloads now. On success returns the new version; on failure the old runtime keeps
@@ -188,19 +295,36 @@ impl Reloader {
         let _one_at_a_time = self.running.lock().await;
         let current = self.gw.current();
         let version = current.version() + 1;
-        match build_runtime(
-            &self.path,
-            version,
-            Some(&current.services),
-            &self.chain_builder,
-        )
-        .await
-        {
-            Ok(rt) => {
-                self.gw.install(rt);
+        let result = match self.apply(&current, version).await {
+            Ok(applied) => {
                 self.gw.metrics.reload("ok");
-                tracing::info!(version, path = %self.path.display(), "config reloaded");
-                Ok(version)
+                for (key, running, file) in &applied.restart {
+                    tracing::warn!(
+                        key,
+                        running = %running,
+                        file = %file,
+                        "{key} requires a restart; the running value is kept"
+                    );
+                }
+                let list = |keys: Vec<&str>| {
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                };
+                let changed = applied.changed.iter().filter(|c| c.applied);
+                let restart = applied.restart.iter().map(|(key, _, _)| *key);
+                tracing::info!(
+                    version,
+                    path = %self.path.display(),
+                    applied = %list(changed.map(|c| c.key.as_str()).collect()),
+                    restart_needed = %list(restart.collect()),
+                    listeners = applied.listeners.as_ref().map(|l| tracing::field::display(l.listeners())),
+                    tls = applied.listeners.as_ref().map(|l| tracing::field::display(l.tls)),
+                    "config reloaded"
+                );
+                Ok(applied.version)
             }
             Err(e) => {
                 self.gw.metrics.reload("error");
@@ -211,50 +335,49 @@ impl Reloader {
                 );
                 Err(e)
             }
-        }
+        };
+        crate::audit::reload(&self.gw, current.version(), &self.path, &result);
+        result
     }
 
-    /// Reloads on SIGHUP and when the file's content changes (debounced by [`DEBOUNCE`]) until
+    /// Reloads on SIGHUP and when the content of the file (or of the TLS certificate or key it
+    /// names, when this reloader owns the listeners) changes, debounced by [`DEBOUNCE`], until
     /// the task is aborted.
     /// The SIGHUP handler is installed before this returns; call it within a Tokio runtime.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Trigger>();
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         let watcher_tx = tx.clone();
-        // The directory is watched, not the file: editors rename over the file, and Kubernetes
-        // swaps a `..data` symlink. Only events naming the file or a `..` entry count: others
-        // (a log file written beside the config, say) would keep the debounce from ever
-        // settling. The content digest decides. The watch is set up before this returns, so no
-        // change after it is missed.
-        let file_name = self.path.file_name().map(|n| n.to_os_string());
+        // The directories are watched, not the files: editors rename over a file, certbot
+        // swaps a symlink and Kubernetes swaps a `..data` symlink. Only events naming a watched
+        // file or a `..` entry count: others (a log file written beside the config, say) would
+        // keep the debounce from ever settling. The content digest decides. The watch is set up
+        // before this returns, so no change after it is missed.
+        let files = self.watched_files();
+        let names: Arc<std::sync::Mutex<Vec<std::ffi::OsString>>> =
+            Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ours_names = names.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
+            let names = ours_names.lock().unwrap_or_else(|p| p.into_inner());
             let ours = event.paths.is_empty()
                 || event.paths.iter().any(|p| {
                     p.file_name().is_some_and(|n| {
-                        Some(n) == file_name.as_deref() || n.to_string_lossy().starts_with("..")
+                        names.iter().any(|w| w == n) || n.to_string_lossy().starts_with("..")
                     })
                 });
             if ours && !event.kind.is_access() {
                 let _ = watcher_tx.send(Trigger::File);
             }
         });
-        let watcher = match watcher {
-            Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
-                    None
-                }
-            },
+        let mut watcher = match watcher {
+            Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
                 None
             }
         };
+        let mut watched_dirs = std::collections::HashSet::new();
+        watch(&mut watcher, &names, &mut watched_dirs, &files);
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(mut hup) => {
@@ -271,7 +394,7 @@ impl Reloader {
         }
         drop(tx);
         tokio::spawn(async move {
-            let _watcher = watcher;
+            let mut watcher = watcher;
             while let Some(first) = rx.recv().await {
                 // Debounce: wait until things have been quiet for DEBOUNCE, but no longer than
                 // MAX_DEBOUNCE in all (a steady stream of triggers must not defer reloads).
@@ -289,7 +412,8 @@ impl Reloader {
                         Err(_) => break,
                     }
                 }
-                let digest = file_digest(&self.path);
+                let files = self.watched_files();
+                let digest = files_digest(&files);
                 let changed = {
                     let mut last = self.last_digest.lock().unwrap_or_else(|p| p.into_inner());
                     let changed = *last != digest;
@@ -298,8 +422,40 @@ impl Reloader {
                 };
                 if signalled || changed {
                     let _ = self.reload().await;
+                    // The new config may name other certificate files.
+                    let files = self.watched_files();
+                    watch(&mut watcher, &names, &mut watched_dirs, &files);
                 }
             }
         })
+    }
+}
+
+/// Watches the directories of `files` not watched yet, and makes `names` their file names.
+fn watch(
+    watcher: &mut Option<notify::RecommendedWatcher>,
+    names: &std::sync::Mutex<Vec<std::ffi::OsString>>,
+    watched_dirs: &mut std::collections::HashSet<PathBuf>,
+    files: &[PathBuf],
+) {
+    *names.lock().unwrap_or_else(|p| p.into_inner()) = files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
+        .collect();
+    let Some(w) = watcher.as_mut() else { return };
+    for dir in files.iter().map(|f| crate::config::base_dir_of(f)) {
+        if watched_dirs.contains(&dir) {
+            continue;
+        }
+        match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watched_dirs.insert(dir);
+            }
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot watch for changes; SIGHUP reloads"
+            ),
+        }
     }
 }

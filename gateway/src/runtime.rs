@@ -10,14 +10,16 @@ use auth_core::Chain;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use crate::assertion::{Asserter, AssertionKeys};
 use crate::credential_cache::CredentialCache;
 use crate::login::Template;
 use crate::protection::Lockout;
 use crate::session::{SessionManager, resolve_secret};
 
+use crate::config::reload_scope::StartOnly;
 use crate::config::{
-    CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, ProtectionConfig,
-    ServerConfig, SessionConfig, UpstreamConfig,
+    AssertionConfig, CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig,
+    ProtectionConfig, ServerConfig, SessionConfig, UpstreamConfig,
 };
 use crate::request::forward::{HeaderPlan, UpstreamTarget};
 use crate::request::route::RouteTable;
@@ -75,6 +77,8 @@ pub struct Runtime {
     pub(crate) secure_cookies: bool,
     /// `login.allowed_redirect_hosts`, normalized.
     pub(crate) allowed_redirect_hosts: Vec<String>,
+    /// The values of the keys a reload cannot change.
+    pub(crate) start_only: StartOnly,
 }
 
 /// The parts of a config the services are built from (`Config` itself is not `Sync`).
@@ -85,6 +89,8 @@ struct ServiceSettings<'a> {
     protection: &'a ProtectionConfig,
     cache: &'a CacheConfig,
     login: &'a LoginConfig,
+    audit: Option<&'a crate::config::AuditConfig>,
+    assertion: Option<&'a AssertionConfig>,
 }
 
 impl<'a> ServiceSettings<'a> {
@@ -95,13 +101,16 @@ impl<'a> ServiceSettings<'a> {
             protection: &config.protection,
             cache: &config.cache,
             login: &config.login,
+            audit: config.audit.as_ref(),
+            assertion: config.identity_headers.assertion.as_ref(),
         }
     }
 }
 
 /// The stateful services a runtime uses. On reload the session manager and the lockout are
 /// carried over when their settings did not change (so sessions in the memory store survive);
-/// the credential cache is always new (the chain may decide differently now).
+/// the credential cache is always new (the chain may decide differently now), and the audit
+/// sink is reopened (so a rotated audit file is let go on SIGHUP).
 #[derive(Clone)]
 pub struct Services {
     /// Sessions.
@@ -116,6 +125,11 @@ pub struct Services {
     pub error_template: Option<Arc<Template>>,
     /// The local user store, for provisioning (entries with `provision: create | update`).
     pub users: Option<Arc<auth_backends::UserStore>>,
+    /// The audit trail (`audit:`), opened anew for each config version.
+    pub audit: Arc<crate::audit::Audit>,
+    /// The identity assertion keys (`identity_headers.assertion`), carried over reloads so the
+    /// JWK set keeps a replaced key.
+    pub assertion_keys: Option<Arc<AssertionKeys>>,
     /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
     generated_secret: bool,
     session_fingerprint: [u8; 32],
@@ -140,8 +154,9 @@ fn session_fingerprint(
     h.update(secret);
     h.update(
         format!(
-            "\0{}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
+            "\0{}\0{:?}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
             cfg.store.value,
+            cfg.redis_ca_file.as_ref().map(|f| &f.value),
             cfg.cookie_name_for(secure_cookies),
             cfg.ttl.get(),
             cfg.idle_timeout.get(),
@@ -156,12 +171,13 @@ fn session_fingerprint(
 
 fn protection_fingerprint(cfg: &crate::config::ProtectionConfig) -> String {
     format!(
-        "{}|{}|{:?}|{:?}|{}",
+        "{}|{}|{:?}|{:?}|{}|{:?}",
         cfg.max_failures,
         cfg.max_failures_per_ip(),
         cfg.window.get(),
         cfg.lockout.get(),
-        cfg.store.value
+        cfg.store.value,
+        cfg.redis_ca_file.as_ref().map(|f| &f.value),
     )
 }
 
@@ -250,6 +266,22 @@ impl Services {
             }
             None => None,
         };
+        let audit = Arc::new(
+            crate::audit::Audit::open(config.audit, data_dir)
+                .map_err(|e| RuntimeError(e.to_string()))?,
+        );
+        let assertion_keys = match config.assertion {
+            Some(cfg) => Some(Arc::new(
+                AssertionKeys::load(
+                    cfg,
+                    data_dir,
+                    base_dir,
+                    previous.and_then(|p| p.assertion_keys.as_deref()),
+                )
+                .map_err(|e| RuntimeError(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Services {
             sessions,
             lockout,
@@ -257,6 +289,8 @@ impl Services {
             template,
             error_template,
             users: None,
+            audit,
+            assertion_keys,
             generated_secret,
             session_fingerprint: session_fp,
             protection_fingerprint: protection_fp,
@@ -275,8 +309,26 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let routes = RouteTable::compile_with(&config.routes, &config.route_matching)
             .map_err(|e| RuntimeError(e.to_string()))?;
-        let headers =
-            HeaderPlan::new(&config.identity_headers).map_err(|e| RuntimeError(e.to_string()))?;
+        let asserter = match (&config.identity_headers.assertion, &services.assertion_keys) {
+            (Some(cfg), Some(keys)) => Some(Arc::new(
+                Asserter::new(
+                    cfg,
+                    keys.clone(),
+                    &config.upstream.url.value,
+                    &config.server.public_url.value,
+                )
+                .map_err(|e| RuntimeError(e.to_string()))?,
+            )),
+            (Some(_), None) => {
+                return Err(RuntimeError(
+                    "identity_headers.assertion: the services were built without its keys".into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        let headers = HeaderPlan::new(&config.identity_headers)
+            .map_err(|e| RuntimeError(e.to_string()))?
+            .with_asserter(asserter);
         let api_keys = config
             .login
             .api_key_headers
@@ -322,6 +374,7 @@ impl Runtime {
             return Err(RuntimeError("login.prefix must not be `/`".into()));
         }
         let secure_cookies = config.secure_cookies();
+        let start_only = StartOnly::of(&config);
         let allowed_redirect_hosts = config
             .login
             .allowed_redirect_hosts
@@ -358,6 +411,7 @@ impl Runtime {
             services,
             secure_cookies,
             allowed_redirect_hosts,
+            start_only,
         })
     }
 

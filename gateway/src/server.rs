@@ -15,7 +15,10 @@
 //!   (hyper times out idle HTTP/1.1 keep-alive connections and slow headers itself);
 //! - on shutdown the listener closes, open connections finish their requests and open WebSocket
 //!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
-//!   closed.
+//!   closed;
+//! - a gateway [`start`]ed from a file follows reloads: listeners are added and removed and
+//!   the TLS certificate is swapped without touching the listeners that stay (`listeners`,
+//!   `tls`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,6 +37,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::reload_scope::StartOnly;
 use crate::metrics::Metrics;
 use crate::request::tunnel::Tunnels;
 use crate::request::{ConnInfo, handle};
@@ -41,12 +45,19 @@ use crate::runtime::Runtime;
 use idle::{Activity, GuardedBody};
 
 pub(crate) mod idle;
+mod listeners;
+mod tls;
+
+pub(crate) use listeners::{Changes, Listeners, Wanted};
+pub(crate) use tls::ServerTls;
 
 /// The process-wide state: the current runtime (swapped on reload; it holds the upstream
 /// connection pool) and the metrics.
 pub struct Gateway {
     pub(crate) runtime: ArcSwap<Runtime>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The values of the keys a reload cannot change, as the process started with them.
+    pub(crate) started_with: StartOnly,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -62,6 +73,7 @@ impl Gateway {
     pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Gateway> {
         metrics.set_config_version(runtime.version());
         Arc::new(Gateway {
+            started_with: runtime.start_only.clone(),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
         })
@@ -106,37 +118,26 @@ pub enum ServerError {
 
 /// Builds a TLS acceptor from PEM `cert` (chain) and `key` files, offering h2 and http/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError> {
-    let io = |what: &Path| {
-        let what = what.display().to_string();
-        move |source| ServerError::Io {
-            context: format!("reading {what}"),
-            source,
+    ServerTls::new(Some(tls::load_certified_key(cert, key)?))?
+        .acceptor()
+        .ok_or_else(|| ServerError::Tls("no certificate".into()))
+}
+
+/// Where a listener's TLS comes from: fixed when it was started, or the process's [`ServerTls`]
+/// (swapped on reload), read at each accepted connection.
+#[derive(Clone)]
+pub(crate) enum Tls {
+    Fixed(Option<TlsAcceptor>),
+    Live(ServerTls),
+}
+
+impl Tls {
+    fn acceptor(&self) -> Option<TlsAcceptor> {
+        match self {
+            Tls::Fixed(a) => a.clone(),
+            Tls::Live(t) => t.acceptor(),
         }
-    };
-    let cert_pem = std::fs::read(cert).map_err(io(cert))?;
-    let key_pem = std::fs::read(key).map_err(io(key))?;
-    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ServerError::Tls(format!("{}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(ServerError::Tls(format!(
-            "{}: no certificate found",
-            cert.display()
-        )));
     }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?
-        .ok_or_else(|| ServerError::Tls(format!("{}: no private key found", key.display())))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ServerError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| ServerError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Serves `listener` until `shutdown` turns `true`, then stops accepting and waits up to
@@ -146,6 +147,15 @@ pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with(gw, listener, Tls::Fixed(tls), shutdown).await;
+}
+
+async fn serve_with(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Tls,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let connections = TaskTracker::new();
@@ -163,12 +173,13 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let tls = tls.acceptor();
                 let conn = ConnInfo::new(peer, tls.is_some(), tunnels.clone(), Activity::new());
                 connections.spawn(serve_connection(
                     gw.clone(),
                     stream,
                     conn,
-                    tls.clone(),
+                    tls,
                     closing.clone(),
                 ));
             }
@@ -179,10 +190,12 @@ pub async fn serve(
             }
         }
     }
+    let addr = listener.local_addr().ok();
     drop(listener);
     let grace = gw.current().config.server.shutdown_grace.get();
     let deadline = tokio::time::Instant::now() + grace;
     tracing::info!(
+        addr = addr.map(tracing::field::display),
         connections = connections.len(),
         tunnels = tunnels.open(),
         "shutting down"
@@ -311,44 +324,50 @@ impl Running {
         addr: SocketAddr,
         tls: Option<TlsAcceptor>,
     ) -> Result<Running, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Io {
-                context: format!("binding {addr}"),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
+        let bound = listeners::bind(addr, "")?;
+        Ok(Running::serve(
+            gw,
+            bound.listener,
+            bound.addr,
+            Tls::Fixed(tls),
+        ))
+    }
+
+    /// Serves `gw` on `listener`, bound at `addr`, in a task.
+    pub(crate) fn serve(
+        gw: Arc<Gateway>,
+        listener: TcpListener,
+        addr: SocketAddr,
+        tls: Tls,
+    ) -> Running {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(serve(gw, listener, tls, rx));
-        Ok(Running {
+        let task = tokio::spawn(serve_with(gw, listener, tls, rx));
+        Running {
             addr,
             shutdown: tx,
             task,
-        })
+        }
+    }
+
+    /// Serves the admin endpoints of `gw` on `listener`, bound at `addr`, in a task.
+    pub(crate) fn serve_admin(
+        gw: Arc<Gateway>,
+        listener: TcpListener,
+        addr: SocketAddr,
+    ) -> Running {
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(crate::admin::serve_admin(gw, listener, rx));
+        Running {
+            addr,
+            shutdown: tx,
+            task,
+        }
     }
 
     /// Binds `addr` and serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`) of `gw`.
     pub async fn start_admin(gw: Arc<Gateway>, addr: SocketAddr) -> Result<Running, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Io {
-                context: format!("binding admin {addr}"),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
-        let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(crate::admin::serve_admin(gw, listener, rx));
-        Ok(Running {
-            addr,
-            shutdown: tx,
-            task,
-        })
+        let bound = listeners::bind(addr, "admin ")?;
+        Ok(Running::serve_admin(gw, bound.listener, bound.addr))
     }
 
     /// Stops accepting, lets in-flight requests finish (within the grace period) and returns
@@ -447,13 +466,14 @@ pub async fn run_with(
 /// A gateway started from a config file: its listeners, admin listener and reloader.
 #[derive(Debug)]
 pub struct Started {
-    /// The bound `server.listen` addresses (useful with port 0).
+    /// The `server.listen` addresses bound at start (useful with port 0); a reload may change
+    /// them, see [`listening`](Self::listening).
     pub addrs: Vec<SocketAddr>,
-    /// The bound admin address, when `admin.listen` is set.
+    /// The admin address bound at start, when `admin.listen` is set.
     pub admin_addr: Option<SocketAddr>,
     gw: Arc<Gateway>,
-    running: Vec<Running>,
-    admin: Option<Running>,
+    listeners: Arc<Listeners>,
+    reloader: Arc<crate::reload::Reloader>,
     reload_task: tokio::task::JoinHandle<()>,
 }
 
@@ -463,20 +483,26 @@ impl Started {
         &self.gw
     }
 
+    /// The `server.listen` addresses bound now, in config order.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.listeners.listening()
+    }
+
+    /// The admin address bound now.
+    pub fn admin_listening(&self) -> Option<SocketAddr> {
+        self.listeners.admin()
+    }
+
+    /// Reloads the config file now, as SIGHUP does (see [`crate::reload::Reloader::reload`]).
+    pub async fn reload(&self) -> Result<u64, crate::reload::ReloadError> {
+        self.reloader.reload().await
+    }
+
     /// Stops reloading and accepting, and waits for in-flight requests (within
     /// `server.shutdown_grace`).
     pub async fn stop(self) {
         self.reload_task.abort();
-        let mut stops = Vec::new();
-        for r in self.running {
-            stops.push(tokio::spawn(r.shutdown()));
-        }
-        for s in stops {
-            let _ = s.await;
-        }
-        if let Some(a) = self.admin {
-            a.shutdown().await;
-        }
+        self.listeners.stop().await;
     }
 }
 
@@ -490,60 +516,27 @@ pub async fn start(
         .await
         .map_err(|e| ServerError::Config(e.to_string()))?;
     init_logging(&runtime.config.log);
-    let listen: Vec<String> = runtime
-        .config
-        .server
-        .listen
-        .to_vec()
-        .into_iter()
-        .map(|s| s.value.clone())
-        .collect();
-    let tls = match &runtime.config.server.tls {
-        Some(t) => {
-            let base = config_path.parent().unwrap_or(Path::new("."));
-            Some(tls_acceptor(
-                &base.join(&t.cert.value),
-                &base.join(&t.key.value),
-            )?)
-        }
-        None => None,
-    };
-    let admin = runtime.config.admin_listen.clone();
+    let wanted = Wanted::of(&runtime.config, &crate::config::base_dir_of(config_path))?;
     let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
+    let listeners = Arc::new(Listeners::new(gw.clone())?);
     // Before binding: once the port answers, SIGHUP is handled (it would otherwise kill us).
-    let reloader = Arc::new(crate::reload::Reloader::new(
-        gw.clone(),
-        config_path,
-        chain_builder,
-    ));
-    let reload_task = reloader.spawn();
-
-    let mut running = Vec::new();
-    for addr in listen {
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|e| ServerError::Config(format!("server.listen `{addr}`: {e}")))?;
-        let r = Running::start(gw.clone(), addr, tls.clone()).await?;
-        tracing::info!(addr = %r.addr, tls = tls.is_some(), "listening");
-        running.push(r);
+    // A reload that runs first binds the same listeners; the update below then keeps them.
+    let reloader = Arc::new(
+        crate::reload::Reloader::new(gw.clone(), config_path, chain_builder)
+            .with_listeners(listeners.clone()),
+    );
+    let reload_task = reloader.clone().spawn();
+    if let Err(e) = listeners.update(wanted, || ()) {
+        reload_task.abort();
+        listeners.stop().await;
+        return Err(e);
     }
-    let admin = match admin {
-        Some(addr) => {
-            let addr: SocketAddr = addr
-                .parse()
-                .map_err(|e| ServerError::Config(format!("admin.listen `{addr}`: {e}")))?;
-            let r = Running::start_admin(gw.clone(), addr).await?;
-            tracing::info!(addr = %r.addr, "admin listening");
-            Some(r)
-        }
-        None => None,
-    };
     Ok(Started {
-        addrs: running.iter().map(|r| r.addr).collect(),
-        admin_addr: admin.as_ref().map(|a| a.addr),
+        addrs: listeners.listening(),
+        admin_addr: listeners.admin(),
         gw,
-        running,
-        admin,
+        listeners,
+        reloader,
         reload_task,
     })
 }

@@ -364,6 +364,7 @@ fn schema_is_json_with_every_top_level_key() {
         "chain",
         "routes",
         "log",
+        "audit",
     ] {
         assert!(props.contains_key(key), "schema lacks `{key}`");
     }
@@ -527,4 +528,72 @@ routes:
     let out = gateway(dir.path(), &["check"], "");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stderr), "");
+}
+
+/// `users list` shows when each user last signed in: `never` until a login, then the time (UTC,
+/// to the second) the local backend recorded.
+#[test]
+fn users_list_shows_the_last_login() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    local_store_config(dir.path(), "gateway.yaml");
+    for user in ["dave", "erin"] {
+        let added = gateway(
+            dir.path(),
+            &["users", "add", user],
+            "a long enough passphrase\n",
+        );
+        assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    }
+    let listed = text(&gateway(dir.path(), &["users", "list"], "").stdout);
+    let header = listed.lines().next().expect("header");
+    assert!(header.ends_with("EMAIL  LAST LOGIN"), "{listed}");
+    assert!(
+        listed.lines().skip(1).all(|l| l.ends_with("never")),
+        "{listed}"
+    );
+    let before = std::time::SystemTime::now();
+    let explained = gateway(
+        dir.path(),
+        &["explain", "--user", "dave"],
+        "a long enough passphrase\n",
+    );
+    assert_eq!(
+        explained.status.code(),
+        Some(0),
+        "{}",
+        text(&explained.stderr)
+    );
+    let listed = text(&gateway(dir.path(), &["users", "list"], "").stdout);
+    let dave = listed
+        .lines()
+        .find(|l| l.starts_with("dave "))
+        .expect("dave listed");
+    let at = dave.rsplit(' ').next().expect("last column");
+    let at = humantime::parse_rfc3339(at).unwrap_or_else(|e| panic!("{e}: {listed}"));
+    let slack = std::time::Duration::from_secs(2);
+    assert!(
+        at + slack >= before && at <= std::time::SystemTime::now() + slack,
+        "{listed}"
+    );
+    let erin = listed
+        .lines()
+        .find(|l| l.starts_with("erin "))
+        .expect("erin");
+    assert!(erin.ends_with("never"), "{listed}");
+}
+
+/// The memory lockout store lives in the gateway process: without an admin listener to ask,
+/// `authgate lockouts` says so and how to fix it.
+#[test]
+fn lockouts_of_a_memory_store_need_the_admin_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    local_store_config(dir.path(), "gateway.yaml");
+    let out = gateway(dir.path(), &["lockouts", "list"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("the memory lockout store lives in the gateway process: set `admin.listen`"),
+        "{stderr}"
+    );
 }

@@ -72,6 +72,7 @@ routes (first match wins):
   2. path /staff/ -> groups staff
   3. path / -> authenticated
   otherwise -> authenticated
+on reload (SIGHUP or a change to the file): every key is applied but upstream.demo, log.format, log.level (restart needed)
 "
     );
     assert!(
@@ -240,9 +241,9 @@ fn users_commands_manage_the_local_store_that_the_chain_reads() {
     assert_eq!(
         text(&out.stdout),
         "\
-USERNAME  SOURCE  STATUS       GROUPS     EMAIL
-carol     local   enabled      ops,staff  carol@example.org
-dave      local   no password
+USERNAME  SOURCE  STATUS       GROUPS     EMAIL              LAST LOGIN
+carol     local   enabled      ops,staff  carol@example.org  never
+dave      local   no password                                never
 "
     );
 
@@ -286,4 +287,47 @@ dave      local   no password
     let out = run(&["users", "disable", "dave"], "");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr), "error: no user `dave` in the store\n");
+}
+
+#[test]
+fn active_directory_example_passes_check() {
+    let dir = with_example("active-directory.yaml");
+    let secret = "k".repeat(48);
+    let out = gateway(
+        dir.path(),
+        &["check"],
+        "",
+        &[
+            ("GATEWAY_SECRET", &secret),
+            ("LDAP_READER_PASSWORD", "reader"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("1. ad (type ldap): on_reject next, on_error deny, timeout 5s"),
+        "{stdout}"
+    );
+    // The filters an AD deployment needs are accepted as written: nested groups through
+    // LDAP_MATCHING_RULE_IN_CHAIN, disabled accounts through the userAccountControl bit.
+    let source = std::fs::read_to_string(examples().join("active-directory.yaml")).unwrap();
+    for needle in [
+        "(sAMAccountName={username})",
+        "(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+        "(member:1.2.840.113556.1.4.1941:={dn})",
+    ] {
+        assert!(source.contains(needle), "{needle}");
+    }
+    // And they are well-formed LDAP filters (RFC 4515 extensible matches), as ldap3 sends them.
+    for key in ["user_filter: ", "group_filter: "] {
+        let filter = source
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .expect("the example sets the filter")
+            .trim_matches('"')
+            .replace("{username}", "jdoe")
+            .replace("{dn}", "CN=John Doe,OU=People,DC=corp,DC=example,DC=org");
+        assert!(ldap3::parse_filter(&filter).is_ok(), "{filter}");
+    }
 }

@@ -966,3 +966,248 @@ routes:
         );
     }
 }
+
+/// The signed identity assertion (`identity_headers.assertion`): verified here with
+/// jsonwebtoken against the JWK set the gateway serves; `recipe_django.rs` verifies it with
+/// PyJWT inside a real Django app.
+mod assertion {
+    use super::support::{BASE_CONFIG, Harness, basic, client, login};
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    use serde_json::Value;
+
+    fn with_assertion(extra: &str) -> String {
+        BASE_CONFIG
+            .replace(
+                "  public_url:",
+                "  trusted_proxies: [127.0.0.1/32]\n  public_url:",
+            )
+            .replace(
+                "session:",
+                &format!("identity_headers:\n  assertion: {{ {extra} }}\nsession:"),
+            )
+    }
+
+    async fn jwks(h: &Harness) -> JwkSet {
+        let resp = client()
+            .get(h.url("/_auth/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "application/jwk-set+json"
+        );
+        resp.json().await.unwrap()
+    }
+
+    fn verify(h: &Harness, jwks: &JwkSet, token: &str, alg: Algorithm) -> Value {
+        let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+        let jwk = jwks.find(&kid).expect("the kid is published");
+        let mut v = Validation::new(alg);
+        v.set_audience(&[format!("http://{}", h.upstream.addr)]);
+        v.set_issuer(&["http://127.0.0.1:8080"]);
+        v.set_required_spec_claims(&["exp", "iat", "nbf", "aud", "iss", "sub"]);
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+            .expect("verifies")
+            .claims
+    }
+
+    #[tokio::test]
+    async fn off_by_default_and_no_jwks() {
+        let h = Harness::start().await;
+        let resp = client()
+            .get(h.url("/_auth/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        let ok = client()
+            .get(h.url("/x"))
+            .header("authorization", basic("alice", "alice-pw"))
+            .header("x-authgate-assertion", "forged")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        // Not configured, so not the gateway's: the header passes like any other, and an app
+        // must not verify assertions from a gateway that does not send them.
+        assert_eq!(
+            h.upstream
+                .last()
+                .unwrap()
+                .get("x-authgate-assertion")
+                .as_deref(),
+            Some("forged")
+        );
+    }
+
+    #[tokio::test]
+    async fn signed_per_user_for_sessions_basic_and_check_and_never_taken_from_the_client() {
+        let h = Harness::start_with(&with_assertion("algorithm: ES256, ttl: 2m")).await;
+        let keys = jwks(&h).await;
+        assert_eq!(keys.keys.len(), 1);
+
+        // Basic: bob's claims; the client's own copy (any spelling) is dropped.
+        let resp = client()
+            .get(h.url("/x"))
+            .header("authorization", basic("bob", "bob-pw"))
+            .header("x-authgate-assertion", "forged")
+            .header("X_Authgate_Assertion", "forged")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen = h.upstream.last().unwrap();
+        let tokens = seen.all("x-authgate-assertion");
+        assert_eq!(tokens.len(), 1);
+        assert!(seen.get("x_authgate_assertion").is_none());
+        let claims = verify(&h, &keys, &tokens[0], Algorithm::ES256);
+        assert_eq!(claims["sub"], "bob");
+        assert_eq!(claims["groups"], serde_json::json!(["admins", "staff"]));
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            120
+        );
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+
+        // A session: alice's.
+        let jar = login(&h, "alice", "alice-pw").await;
+        let resp = client()
+            .get(h.url("/y"))
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let token = h
+            .upstream
+            .last()
+            .unwrap()
+            .get("x-authgate-assertion")
+            .unwrap();
+        assert_eq!(verify(&h, &keys, &token, Algorithm::ES256)["sub"], "alice");
+
+        // Forward-auth: in the 200, for the proxy to pass on; never in a 401.
+        let check = client()
+            .get(h.url("/_auth/check"))
+            .header("x-original-uri", "/app")
+            .header("authorization", basic("alice", "alice-pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(check.status(), 200);
+        let token = check.headers()["x-authgate-assertion"].to_str().unwrap();
+        assert_eq!(verify(&h, &keys, token, Algorithm::ES256)["sub"], "alice");
+        let anon = client()
+            .get(h.url("/_auth/check"))
+            .header("x-original-uri", "/app")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anon.status(), 401);
+        assert!(anon.headers().get("x-authgate-assertion").is_none());
+
+        // A public route: no user, no assertion, and the client's is still dropped.
+        h.upstream.clear();
+        let public = client()
+            .get(h.url("/static/a.css"))
+            .header("x-authgate-assertion", "forged")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(public.status(), 200);
+        assert!(
+            h.upstream
+                .last()
+                .unwrap()
+                .get("x-authgate-assertion")
+                .is_none()
+        );
+    }
+
+    /// A key made by `openssl genpkey` (the README's command) into `path`.
+    fn openssl_key(path: &std::path::Path) {
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(path)
+            .output()
+            .expect("openssl runs (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The config version `version` of `yaml` over `h`'s services, as a reload builds it.
+    async fn reloaded(h: &Harness, yaml: &str, version: u64) -> gateway::runtime::Runtime {
+        let config = super::support::parse_config(yaml, h.upstream.addr);
+        let previous = h.gateway.current();
+        let services = gateway::runtime::Services::carry_over(
+            previous.services(),
+            &config,
+            h.dir.path(),
+            h.dir.path(),
+        )
+        .await
+        .expect("services");
+        gateway::runtime::Runtime::new(config, super::support::chain(&h.backend), services, version)
+            .expect("runtime")
+    }
+
+    async fn token_for_alice(h: &Harness) -> String {
+        let resp = client()
+            .get(h.url("/x"))
+            .header("authorization", basic("alice", "alice-pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        h.upstream
+            .last()
+            .unwrap()
+            .get("x-authgate-assertion")
+            .expect("an assertion")
+    }
+
+    #[tokio::test]
+    async fn a_reload_with_a_new_key_file_keeps_the_old_key_published() {
+        let h = Harness::start().await;
+        let key = h.dir.path().join("assertion.pem");
+        openssl_key(&key);
+        let yaml = with_assertion(&format!("key_file: {}", key.display()));
+        h.gateway.install(reloaded(&h, &yaml, 2).await);
+        let first = jwks(&h).await;
+        assert_eq!(first.keys.len(), 1);
+        let old_token = token_for_alice(&h).await;
+
+        // The operator rotates the key file and reloads: the new key signs, the old one is
+        // still published, so a token signed a moment ago still verifies.
+        openssl_key(&h.dir.path().join("next.pem"));
+        std::fs::rename(h.dir.path().join("next.pem"), &key).unwrap();
+        h.gateway.install(reloaded(&h, &yaml, 3).await);
+        let second = jwks(&h).await;
+        assert_eq!(second.keys.len(), 2);
+        assert_eq!(second.keys[1], first.keys[0]);
+        assert_eq!(
+            verify(&h, &second, &old_token, Algorithm::EdDSA)["sub"],
+            "alice"
+        );
+        let new_token = token_for_alice(&h).await;
+        let new_kid = jsonwebtoken::decode_header(&new_token)
+            .unwrap()
+            .kid
+            .unwrap();
+        assert_eq!(
+            second.keys[0].common.key_id.as_deref(),
+            Some(new_kid.as_str())
+        );
+        assert_ne!(new_token, old_token);
+        assert_eq!(
+            verify(&h, &second, &new_token, Algorithm::EdDSA)["sub"],
+            "alice"
+        );
+    }
+}

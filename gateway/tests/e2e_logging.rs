@@ -85,7 +85,7 @@ async fn access_log_is_structured_and_secret_free() {
     assert_eq!(allowed["user"], "alice");
     assert_eq!(allowed["identity"], "basic");
     assert_eq!(allowed["backend"], "test");
-    assert_eq!(allowed["route"], "4");
+    assert_eq!(allowed["route"], "5", "routes are counted from 1");
     assert_eq!(allowed["config_version"], 1);
     assert!(allowed["elapsed_us"].as_u64().is_some());
     let refused = access
@@ -101,7 +101,7 @@ async fn access_log_is_structured_and_secret_free() {
         .expect("access line for the session request");
     assert_eq!(admin["identity"], "session");
     assert_eq!(admin["user"], "bob");
-    assert_eq!(admin["route"], "1");
+    assert_eq!(admin["route"], "2");
 }
 
 /// Without `session.secret`, start-up says once (at WARN, naming the file) that the secret was

@@ -97,6 +97,11 @@ async fn upstream_down_is_502_fast_without_leaks_and_recovers() {
         "descriptors grew from {before} to {after} over 200 failed requests"
     );
     assert!(gw.gateway.current().version() == 1, "still serving");
+    let metrics = gw.gateway.metrics().encode();
+    assert!(
+        metrics.contains("gateway_upstream_errors_total{status=\"502\"} 251\n"),
+        "every 502 counted as an upstream error:\n{metrics}"
+    );
 
     proxy.restore().await;
     assert!(
@@ -131,6 +136,11 @@ async fn upstream_slow_is_504_after_its_timeout_without_leaks_and_recovers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = open_fds();
     eprintln!("open fds around 200 requests answered 504: {before} -> {after}");
+    let metrics = gw.gateway.metrics().encode();
+    assert!(
+        metrics.contains("gateway_upstream_errors_total{status=\"504\"} 251\n"),
+        "every 504 counted as an upstream error:\n{metrics}"
+    );
     assert!(
         after <= before + 10,
         "descriptors grew from {before} to {after} over 200 timed-out requests"

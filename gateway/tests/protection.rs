@@ -398,3 +398,159 @@ async fn redis_down_fails_closed() {
     assert!(l.is_locked("alice", IP).await.is_err());
     assert!(l.record_failure("alice", IP).await.is_err());
 }
+
+/// What every store must do for `authgate lockouts`: list the lockouts in force (pairs by
+/// canonical username and client, a spraying client as a whole), clear one user's from every
+/// client (whatever spelling the operator types), and leave the rest.
+async fn lists_and_clears(l: &Lockout, user: &str, [ip, other, spray]: [IpAddr; 3]) {
+    let spray_client = spray.to_string();
+    let mine = |records: Vec<gateway::protection::LockRecord>| {
+        records
+            .into_iter()
+            .filter(|r| r.user.as_deref() == Some(user) || r.client == spray_client)
+            .collect::<Vec<_>>()
+    };
+    assert!(mine(l.list().await.expect("list")).is_empty());
+    let record = l
+        .record_failure_detail(&user.to_uppercase(), ip)
+        .await
+        .expect("record");
+    assert!(!record.locked && record.started.is_empty());
+    let record = l.record_failure_detail(user, ip).await.expect("record");
+    assert!(record.locked);
+    assert_eq!(record.started.len(), 1);
+    assert_eq!(record.started[0].user.as_deref(), Some(user));
+    assert_eq!(record.started[0].client, ip.to_string());
+    fail(l, user, other, 2).await;
+    for i in 0..4 {
+        l.record_failure(&format!("{user}-spray-{i}"), spray)
+            .await
+            .expect("record");
+    }
+    let listed = mine(l.list().await.expect("list"));
+    let shown: Vec<(Option<&str>, &str)> = listed
+        .iter()
+        .map(|r| (r.user.as_deref(), r.client.as_str()))
+        .collect();
+    let mut expected = [ip.to_string(), other.to_string()];
+    expected.sort();
+    assert_eq!(
+        shown,
+        [
+            (None, spray_client.as_str()),
+            (Some(user), expected[0].as_str()),
+            (Some(user), expected[1].as_str()),
+        ]
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.remaining_secs > 0 && r.remaining_secs <= 60)
+    );
+
+    let cleared = l.clear_user(&user.to_uppercase()).await.expect("clear");
+    let mut clients: Vec<&str> = cleared.iter().map(|r| r.client.as_str()).collect();
+    clients.sort();
+    assert_eq!(clients, expected);
+    assert!(!l.is_locked(user, ip).await.expect("check"));
+    assert!(!l.is_locked(user, other).await.expect("check"));
+    let left = mine(l.list().await.expect("list"));
+    assert_eq!(left.len(), 1, "the client lockout stays: {left:?}");
+    assert!(l.is_locked("anyone", spray).await.expect("check"));
+    // Its failures were cleared too: one more is not a lockout.
+    assert!(!l.record_failure(user, ip).await.expect("record"));
+}
+
+/// Pairs lock at 2 failures, a client at 4, for a minute.
+fn listing_config(store: &str) -> ProtectionConfig {
+    ProtectionConfig {
+        max_failures_per_ip: Some(4),
+        ..config(store, 2, Duration::from_secs(60), Duration::from_secs(60))
+    }
+}
+
+#[tokio::test]
+async fn memory_lockouts_are_listed_and_cleared() {
+    let l = Lockout::from_config(&listing_config("memory")).expect("lockout");
+    let [a, b, c] = [10, 11, 7].map(|n| IpAddr::V4(Ipv4Addr::new(198, 51, 100, n)));
+    lists_and_clears(&l, "carol", [a, b, c]).await;
+}
+
+#[tokio::test]
+async fn redis_lockouts_are_listed_and_cleared() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let l = Lockout::from_config(&listing_config(REDIS_URL)).expect("lockout");
+    // Clients of their own: a client's counters outlive a run (and other tests share Redis).
+    lists_and_clears(&l, &unique("dana"), [fresh_ip(), fresh_ip(), fresh_ip()]).await;
+}
+
+/// `authgate lockouts` on a Redis store reads and clears it directly, no gateway running.
+#[tokio::test]
+async fn lockouts_cli_reads_and_clears_a_redis_store() {
+    if !service_up("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let user = unique("erin");
+    let l = Lockout::from_config(&listing_config(REDIS_URL)).expect("lockout");
+    let client = fresh_ip();
+    fail(&l, &user, client, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "upstream: {{url: \"http://127.0.0.1:9000\"}}\n\
+             session: {{secret: env:GATEWAY_TEST_SECRET}}\n\
+             protection: {{store: \"{REDIS_URL}\"}}\n\
+             chain: [{{name: demo, type: static, options: {{users: {{}}}}}}]\n"
+        ),
+    )
+    .expect("write");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+            .arg("lockouts")
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .env(
+                "GATEWAY_TEST_SECRET",
+                "0123456789abcdef0123456789abcdef-test",
+            )
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let listed = cli(&["list"]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&user))
+        .unwrap_or_else(|| panic!("{user} not listed:\n{listed}"));
+    assert!(line.contains(&client.to_string()), "{line}");
+    assert_eq!(
+        cli(&["clear", &user]),
+        format!("cleared the lockout of `{user}` from {client}\n")
+    );
+    assert!(!l.is_locked(&user, client).await.expect("check"));
+    assert_eq!(
+        cli(&["clear", &user]),
+        format!("no lockout of `{user}` in force\n")
+    );
+}
+
+/// An address in 10.0.0.0/8 no earlier run used (likely): from the clock and a counter.
+fn fresh_ip() -> IpAddr {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let n = nanos ^ N.fetch_add(0x9e37, std::sync::atomic::Ordering::Relaxed);
+    IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}

@@ -4,17 +4,20 @@ use std::io::Write;
 use std::path::Path;
 
 use super::services::{build_context, runtime};
-use crate::config::{self, Access, LoadedConfig, RouteConfig};
+use crate::config::{self, Access, LoadedConfig, RouteConfig, reload_scope};
 
 /// Exit code for an invalid config.
 pub(crate) const INVALID_CONFIG: u8 = 2;
 
 /// Loads the config and builds its chain (opening `users_db` when the chain uses it); prints
-/// diagnostics to stderr and the resolved chain and routes to `out`. Secrets written in a file
-/// others can read are errors, as `run` refuses them (warnings with `allow_insecure`).
+/// diagnostics to stderr and the resolved chain and routes to `out`, then which keys a reload
+/// cannot apply, and with `against` (the file a gateway runs now) each key written differently
+/// there and whether a reload applies it. Secrets written in a file others can read are
+/// errors, as `run` refuses them (warnings with `allow_insecure`).
 pub(crate) fn check(
     path: &Path,
     allow_insecure: bool,
+    against: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<u8, super::CliError> {
     let mut loaded = match config::load(path) {
@@ -37,7 +40,48 @@ pub(crate) fn check(
         return Ok(INVALID_CONFIG);
     }
     describe(&loaded, out)?;
+    on_reload(path, against, out)?;
     Ok(0)
+}
+
+/// What a reload does with this file: the keys it cannot apply, and with `against` the keys
+/// that differ from that file.
+fn on_reload(
+    path: &Path,
+    against: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), super::CliError> {
+    let restart: Vec<&str> = reload_scope::restart_keys().collect();
+    writeln!(
+        out,
+        "on reload (SIGHUP or a change to the file): every key is applied but {} (restart needed)",
+        restart.join(", ")
+    )?;
+    let Some(old) = against else {
+        return Ok(());
+    };
+    let read = |p: &Path| {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| super::CliError::Message(format!("reading {}: {e}", p.display())))?;
+        reload_scope::plain_value(&text).ok_or_else(|| {
+            super::CliError::Message(format!("{}: not a YAML document", p.display()))
+        })
+    };
+    let changes = reload_scope::changed_keys(&read(old)?, &read(path)?);
+    if changes.is_empty() {
+        writeln!(out, "changes from {}: none", old.display())?;
+        return Ok(());
+    }
+    writeln!(out, "changes from {}:", old.display())?;
+    for c in changes {
+        let verdict = if c.applied {
+            "applied on reload"
+        } else {
+            "needs a restart"
+        };
+        writeln!(out, "  {}: {verdict}", c.key)?;
+    }
+    Ok(())
 }
 
 /// Prints the config's warnings and the literal secrets of a file others can read; `false` when

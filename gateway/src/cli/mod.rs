@@ -9,6 +9,7 @@ mod hash_password;
 mod health;
 mod init;
 mod keys;
+mod lockouts;
 mod password_input;
 mod run;
 mod schema;
@@ -22,6 +23,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use init::Shape;
 pub use keys::KeysAction;
+pub use lockouts::LockoutsAction;
 pub use users::UsersAction;
 
 /// `authgate --version`: the crate version and the commit it was built from (`gateway/build.rs`).
@@ -67,8 +69,8 @@ pub enum Command {
     /// Serve: load the config, build the chain, listen.
     Run(LoadArgs),
     /// Validate the config: print every error as `file:line:col: message` (exit 2), or the
-    /// resolved chain and routes (exit 0).
-    Check(LoadArgs),
+    /// resolved chain and routes and which keys a reload cannot apply (exit 0).
+    Check(CheckArgs),
     /// Write a commented starter config for a chosen shape.
     Init(InitArgs),
     /// List the registered backend types and their options.
@@ -84,6 +86,9 @@ pub enum Command {
     Users(UsersArgs),
     /// Manage the API keys of the local user store (`users_db`).
     Keys(KeysArgs),
+    /// List or clear the brute-force lockouts in force (Redis store: directly; memory store:
+    /// through the running gateway's admin listener).
+    Lockouts(LockoutsArgs),
     /// Probe a running gateway: GET its `/healthz` (exit 0 on 2xx, 1 otherwise); for container
     /// health checks.
     Health(HealthArgs),
@@ -103,6 +108,14 @@ pub struct UsersArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: UsersAction,
+}
+
+/// `authgate lockouts`.
+#[derive(Debug, Clone, Args)]
+pub struct LockoutsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: LockoutsAction,
 }
 
 /// `authgate keys`.
@@ -131,6 +144,18 @@ pub struct LoadArgs {
     /// as ssh refuses a private key others can read): `chmod 600` it, or use `env:` / `file:`.
     #[arg(long)]
     pub allow_insecure_config: bool,
+}
+
+/// `authgate check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// How strictly to load.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// The file a gateway runs now: list each key written differently there and whether a
+    /// reload (SIGHUP) applies it or a restart is needed.
+    #[arg(long, value_name = "OLD")]
+    pub against: Option<PathBuf>,
 }
 
 /// `authgate explain`: one of `--user`, `--bearer`, `--api-key`.
@@ -176,7 +201,12 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
             run::run(p, args.allow_insecure_config, log_level.as_deref())
         }),
         Command::Check(args) => with_config(config, |p| {
-            check::check(p, args.allow_insecure_config, &mut stdout())
+            check::check(
+                p,
+                args.load.allow_insecure_config,
+                args.against.as_deref(),
+                &mut stdout(),
+            )
         }),
         Command::Init(args) => init::init(args.shape, &args.output, &mut stdout()),
         Command::Backends => backends::backends(&mut stdout()),
@@ -194,6 +224,9 @@ pub fn execute(cli: Cli) -> Result<u8, CliError> {
             with_config(config, |p| users::users(p, args.action, &mut stdout()))
         }
         Command::Keys(args) => with_config(config, |p| keys::keys(p, args.action, &mut stdout())),
+        Command::Lockouts(args) => with_config(config, |p| {
+            lockouts::lockouts(p, args.action, &mut stdout())
+        }),
         Command::Health(args) => health::health(&args.url, &mut stdout()),
     }
 }

@@ -69,6 +69,7 @@ pub(crate) fn run(
             Err(e) => return Err(super::CliError::Message(e.to_string())),
         };
         print_banner(&public_url, &started, demo, &inline_users);
+        tokio::spawn(crate::admin::warn_down_backends(started.gateway().clone()));
         shutdown.await;
         tracing::info!("shutdown requested");
         started.stop().await;

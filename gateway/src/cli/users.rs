@@ -129,7 +129,7 @@ pub(crate) fn users(
         }
         UsersAction::List => {
             let users = runtime.block_on(store.list()).map_err(fail)?;
-            let rows: Vec<[String; 5]> = users
+            let rows: Vec<[String; 6]> = users
                 .iter()
                 .map(|u| {
                     let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
@@ -144,12 +144,31 @@ pub(crate) fn users(
                         status.to_string(),
                         groups.join(","),
                         u.email.clone().unwrap_or_default(),
+                        last_login(u.last_login_at),
                     ]
                 })
                 .collect();
-            let header = ["USERNAME", "SOURCE", "STATUS", "GROUPS", "EMAIL"];
+            let header = [
+                "USERNAME",
+                "SOURCE",
+                "STATUS",
+                "GROUPS",
+                "EMAIL",
+                "LAST LOGIN",
+            ];
             super::table::write_table(out, header, &rows)?;
         }
     }
     Ok(0)
+}
+
+/// A last-login time in UTC to the second (`2026-12-07T09:30:00Z`), or `never`.
+fn last_login(at: Option<i64>) -> String {
+    match at.and_then(|s| u64::try_from(s).ok()) {
+        Some(secs) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string(),
+        None => "never".to_string(),
+    }
 }

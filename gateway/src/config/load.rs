@@ -67,11 +67,15 @@ pub(crate) fn users_db_url(config: &Config, base_dir: &Path) -> String {
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors::file(path, format!("cannot read the config file: {e}")))?;
-    let base_dir = match path.parent() {
+    load_str(&path.display().to_string(), &text, &base_dir_of(path))
+}
+
+/// The directory relative paths in the config file at `path` are resolved against: the file's.
+pub(crate) fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    load_str(&path.display().to_string(), &text, &base_dir)
+    }
 }
 
 /// Loads and checks config `text`; `source_name` names it in diagnostics and `base_dir` is

@@ -15,12 +15,14 @@ mod key_locations;
 mod load;
 pub mod model;
 mod parse_error;
+pub mod reload_scope;
 pub mod schema;
 mod validate;
 
 pub use build::build_chain;
 pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use exposure::{LiteralSecret, readable_secrets};
+pub(crate) use load::base_dir_of;
 pub use load::{LoadedConfig, load, load_str};
 pub use model::*;
 pub use validate::MIN_SECRET_BYTES;

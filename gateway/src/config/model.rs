@@ -59,6 +59,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The audit trail (an addition to the contract); absent: no audit trail.
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
 }
 
 /// One address or a list.
@@ -266,6 +269,57 @@ pub struct IdentityHeadersConfig {
     pub extra: BTreeMap<String, Spanned<String>>,
     /// How non-ASCII values are sent.
     pub encoding: HeaderEncoding,
+    /// A signed identity assertion (a short-lived JWT) sent with the identity headers, so the
+    /// app can check that a request came through the gateway (an addition to the contract).
+    /// Absent: none.
+    pub assertion: Option<AssertionConfig>,
+}
+
+/// `identity_headers.assertion:` a JWT the gateway signs per user and sends upstream (and in
+/// forward-auth answers), verifiable with the public keys at `{login.prefix}/jwks.json`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionConfig {
+    /// The header carrying the token.
+    #[schemars(with = "String")]
+    pub header: Spanned<String>,
+    /// `EdDSA` (Ed25519) or `ES256` (P-256).
+    pub algorithm: AssertionAlgorithm,
+    /// PKCS#8 PEM private key of `algorithm` (`openssl genpkey -algorithm ed25519`), relative to
+    /// the config file. Absent: generated into `data_dir` (mode 0600) on first start; replicas
+    /// must then share a key file instead.
+    #[schemars(with = "Option<String>")]
+    pub key_file: Option<Spanned<String>>,
+    /// Token lifetime (`exp - iat`).
+    #[schemars(with = "String")]
+    pub ttl: Duration,
+    /// The `aud` claim. Absent: `upstream.url`.
+    pub audience: Option<String>,
+    /// The `iss` claim. Absent: `server.public_url`.
+    pub issuer: Option<String>,
+}
+
+impl Default for AssertionConfig {
+    fn default() -> Self {
+        AssertionConfig {
+            header: spanned("X-Authgate-Assertion".into()),
+            algorithm: AssertionAlgorithm::EdDSA,
+            key_file: None,
+            ttl: Duration::from_secs(60),
+            audience: None,
+            issuer: None,
+        }
+    }
+}
+
+/// The signature algorithm of the identity assertion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum AssertionAlgorithm {
+    /// Ed25519 (RFC 8037).
+    #[default]
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
 }
 
 impl Default for IdentityHeadersConfig {
@@ -279,6 +333,7 @@ impl Default for IdentityHeadersConfig {
             backend: Some(spanned("X-Remote-Backend".into())),
             extra: BTreeMap::new(),
             encoding: HeaderEncoding::Percent,
+            assertion: None,
         }
     }
 }
@@ -540,6 +595,38 @@ impl Default for LogConfig {
             level: "info".into(),
         }
     }
+}
+
+/// `audit:` (an addition to the contract): one line per login, lockout, logout, ended session
+/// and reload, separate from the access log. Applied on reload (the file is reopened).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// `json` (default) or `text`.
+    pub format: AuditFormat,
+    /// `stdout`, `stderr` (default) or a file path (appended to; relative to `data_dir`).
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            format: AuditFormat::Json,
+            to: spanned("stderr".into()),
+        }
+    }
+}
+
+/// Audit line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// `timestamp event key=value ...`.
+    Text,
 }
 
 /// Log line format.

@@ -55,6 +55,7 @@ pub(crate) fn check(
     server(&mut c, config, base_dir);
     upstream(&mut c, config);
     identity_headers(&mut c, config);
+    assertion_key(&mut c, config, base_dir);
     session(&mut c, config);
     login(&mut c, config, base_dir);
     protection(&mut c, config);
@@ -251,6 +252,15 @@ fn identity_headers(c: &mut Checker<'_>, config: &Config) {
             named.push((key.into(), v));
         }
     }
+    if let Some(a) = &h.assertion {
+        named.push(("assertion.header".into(), &a.header));
+        if a.ttl.get().as_secs() == 0 {
+            c.error(
+                c.key("identity_headers.assertion.ttl"),
+                "`identity_headers.assertion.ttl` must be at least 1s",
+            );
+        }
+    }
     let mut by_header: BTreeMap<String, String> = BTreeMap::new();
     for (key, header) in &named {
         header_name(
@@ -291,6 +301,32 @@ fn identity_headers(c: &mut Checker<'_>, config: &Config) {
             c.key("identity_headers.groups_separator"),
             "`identity_headers.groups_separator` must not be empty",
         );
+    }
+}
+
+/// A named assertion key file must hold a key of the configured algorithm (a generated one is
+/// made at start, not by `check`).
+fn assertion_key(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
+    let Some(a) = &config.identity_headers.assertion else {
+        return;
+    };
+    match &a.key_file {
+        Some(file) => {
+            let path = base_dir.join(&file.value);
+            if let Err(e) = crate::assertion::check_key_file(&path, a.algorithm) {
+                c.error(
+                    location(file),
+                    format!("`identity_headers.assertion.key_file`: {e}"),
+                );
+            }
+        }
+        // As for the session secret: replicas would each generate their own key, and an app
+        // would fetch the keys of one and get tokens from another.
+        None if config.session.store.value.trim() != "memory" => c.error(
+            c.key("identity_headers.assertion"),
+            "`identity_headers.assertion` with a shared `session.store` needs `key_file`, the same on every replica: a generated key differs per replica",
+        ),
+        None => {}
     }
 }
 

@@ -94,6 +94,8 @@ pub(crate) struct RequestContext {
     pub(crate) session_cookie: Option<String>,
     /// Whether the (username, client IP) pair was locked out.
     pub(crate) locked: bool,
+    /// Why credentials this request brought failed, for the metrics.
+    pub(crate) auth_failure: Option<crate::audit::FailureReason>,
     /// The chain trace, when the chain ran.
     pub(crate) trace: Vec<TraceStep>,
     /// What the gateway decided, for the log and metrics.
@@ -132,6 +134,7 @@ impl RequestContext {
             session: None,
             session_cookie: None,
             locked: false,
+            auth_failure: None,
             trace: Vec::new(),
             decision: "unknown",
             set_cookies: Vec::new(),

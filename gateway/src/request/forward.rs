@@ -6,7 +6,9 @@
 //! - identity headers are set from the user only (values with control characters refused -> 500
 //!   with a log line; non-ASCII values percent-encoded as UTF-8, with `%` itself encoded, or
 //!   refused, per `identity_headers.encoding`; a groups separator inside a group name is
-//!   percent-encoded too, so no group name can forge another group);
+//!   percent-encoded too, so no group name can forge another group); with
+//!   `identity_headers.assertion`, a signed JWT of the same identity goes with them (see
+//!   [`crate::assertion`]);
 //! - `X-Forwarded-For` gets the client address appended to what a trusted proxy sent, and is
 //!   replaced otherwise; `X-Forwarded-Proto` and `X-Forwarded-Host` likewise believe only a trusted
 //!   proxy; `Host` is the client's with `preserve_host`, the upstream's otherwise;
@@ -21,6 +23,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use auth_core::User;
 use bytes::Bytes;
@@ -35,6 +38,7 @@ use super::context::RequestContext;
 use super::error::ProxyError;
 use super::pool::UpstreamPool;
 use super::sanitize::{CredentialHeaders, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::assertion::Asserter;
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
 
 /// `%` and every non-ASCII byte (controls are refused before encoding).
@@ -51,6 +55,11 @@ pub(crate) struct HeaderPlan {
     backend: Option<HeaderName>,
     extra: Vec<(HeaderName, String)>,
     encoding: HeaderEncoding,
+    /// `identity_headers.assertion.header` (stripped from requests whether or not it is set).
+    assertion_header: Option<HeaderName>,
+    /// Signs the assertion (see [`crate::assertion`]); attached by the runtime, which holds the
+    /// keys.
+    asserter: Option<Arc<Asserter>>,
 }
 
 /// A configured identity header name is not a valid header name.
@@ -81,7 +90,24 @@ impl HeaderPlan {
                 .map(|(h, attr)| Ok((header_name(h)?, attr.value.clone())))
                 .collect::<Result<_, BadHeaderName>>()?,
             encoding: cfg.encoding,
+            assertion_header: cfg
+                .assertion
+                .as_ref()
+                .map(|a| header_name(a.header.value.trim()))
+                .transpose()?,
+            asserter: None,
         })
+    }
+
+    /// This plan, also setting the identity assertion `asserter` signs.
+    pub(crate) fn with_asserter(mut self, asserter: Option<Arc<Asserter>>) -> HeaderPlan {
+        self.asserter = asserter;
+        self
+    }
+
+    /// The identity assertion of this version, if configured.
+    pub(crate) fn asserter(&self) -> Option<&Asserter> {
+        self.asserter.as_deref()
     }
 
     /// Every header this plan sets (for the reserved set of sanitize).
@@ -94,6 +120,7 @@ impl HeaderPlan {
             v.push(h.as_str());
         }
         v.extend(self.extra.iter().map(|(h, _)| h.as_str()));
+        v.extend(self.assertion_header.iter().map(HeaderName::as_str));
         v
     }
 
@@ -181,6 +208,12 @@ impl HeaderPlan {
             if let Some(values) = user.attributes.get(attr) {
                 set(h, self.value(&values.join(&self.groups_separator))?);
             }
+        }
+        if let Some(a) = &self.asserter {
+            let token = a
+                .token_for(user)
+                .map_err(|e| ProxyError::internal(e.to_string()))?;
+            set(a.header_name(), token);
         }
         Ok(())
     }

@@ -21,6 +21,11 @@
 //!   Token and key logins make no session;
 //! - a chain `Unavailable` is `503`; `Rejected`, `NotFound`, `Denied` leave the request
 //!   anonymous (the challenge follows);
+//! - every password, token or key checked here is audited ([`crate::audit`]) with its outcome
+//!   and, for a failure, its reason (wrong password, unknown user, locked, policy, denied,
+//!   backend error), also noted in the context for the metrics; a success answered from the
+//!   credential cache is not audited again. A session that revalidation ends is audited, and
+//!   so are the lockouts a failure starts (and their end when they run out);
 //! - whatever identified the request, the credential headers read here are never forwarded
 //!   (forward removes them: `Authorization` unless `upstream.pass_authorization`, the API-key
 //!   headers always).
@@ -34,6 +39,7 @@ use http::header::{self, HeaderName};
 
 use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
+use crate::audit::{Event, FailureReason, LockEnd, LockScope, LoginMethod, SessionEnd};
 use crate::config::LoginConfig;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
@@ -225,7 +231,9 @@ pub(crate) async fn identify(
         Some(creds @ Credentials::Password { .. }) if rt.config.login.basic_auth => {
             // Boxed (as below): a chain run's state is large; the session path should not carry
             // it in its future.
-            if let Some(user) = Box::pin(authenticate_password(rt, ctx, &creds, true)).await? {
+            if let Some(user) =
+                Box::pin(authenticate_password(rt, ctx, &creds, LoginMethod::Basic)).await?
+            {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Basic);
             }
@@ -299,7 +307,17 @@ async fn identify_session(
                 sessions.revalidated(&session, &user).await;
                 Arc::new(user)
             }
-            _ => {
+            fresh => {
+                rt.services.audit.emit(Event::SessionEnded {
+                    user: &session.user.username,
+                    backend: &session.entry,
+                    reason: match fresh {
+                        _ if entry_gone => SessionEnd::EntryGone,
+                        None => SessionEnd::UserGone,
+                        Some(_) => SessionEnd::CredentialsChanged,
+                    },
+                    client_ip: ctx.client_ip,
+                });
                 tracing::info!(
                     entry = &*session.entry,
                     user = %session.user.username,
@@ -345,6 +363,10 @@ async fn authenticate_token(
     ctx: &mut RequestContext,
     creds: &Credentials,
 ) -> Result<Option<Arc<User>>, ProxyError> {
+    let method = match creds {
+        Credentials::ApiKey { .. } => LoginMethod::ApiKey,
+        _ => LoginMethod::Bearer,
+    };
     let (cache_user, token, max_ttl) = match creds {
         // A token carries its own expiry, which the cache does not know: a short TTL keeps an
         // expired or revoked token from outliving its `exp` by more than a second.
@@ -364,7 +386,10 @@ async fn authenticate_token(
     let cache = &rt.services.cache;
     match cache.get(&cache_user, token.as_bytes()) {
         Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
-        Some(CacheHit::Failure) => return Ok(None),
+        Some(CacheHit::Failure) => {
+            audit_failure(rt, ctx, method, None, FailureReason::CachedFailure);
+            return Ok(None);
+        }
         None => {}
     }
     let context = auth_core::Context {
@@ -373,7 +398,7 @@ async fn authenticate_token(
     };
     let result = rt.chain.authenticate(creds, &context).await;
     ctx.trace = result.trace;
-    match verdict(result.outcome)? {
+    match audited_verdict(rt, ctx, method, None, result.outcome)? {
         ChainVerdict::User(user) => {
             provision(rt, &user).await;
             cache.insert_success_within(
@@ -396,17 +421,20 @@ async fn authenticate_token(
 /// Checks a username and password: the credential policy first (refused at once, whatever the
 /// lockout says), then the lockout (a locked pair or client is refused without running the
 /// chain, exactly like a wrong password and after as long as one takes), then the
-/// credential cache when `use_cache`, then the chain. Failures count towards the lockout;
-/// `Unavailable` (chain or lockout store) is 503.
+/// credential cache for Basic (the form always runs the chain), then the chain. Failures count
+/// towards the lockout; `Unavailable` (chain or lockout store) is 503. Every outcome but a
+/// cached success is audited.
 pub(crate) async fn authenticate_password(
     rt: &Runtime,
     ctx: &mut RequestContext,
     creds: &Credentials,
-    use_cache: bool,
+    method: LoginMethod,
 ) -> Result<Option<Arc<User>>, ProxyError> {
     let Credentials::Password { username, password } = creds else {
         return Ok(None);
     };
+    let use_cache = method == LoginMethod::Basic;
+    let attempted = Some(username.as_str());
     let services = &rt.services;
     let context = auth_core::Context {
         client_ip: Some(ctx.client_ip),
@@ -418,6 +446,7 @@ pub(crate) async fn authenticate_password(
     // backend, so they neither count towards the lockout nor feed its delay samples.
     if auth_core::policy::check(creds).is_err() {
         ctx.trace = rt.chain.authenticate(creds, &context).await.trace;
+        audit_failure(rt, ctx, method, attempted, FailureReason::Policy);
         return Ok(None);
     }
     if services
@@ -427,20 +456,24 @@ pub(crate) async fn authenticate_password(
         .map_err(lockout_down)?
     {
         ctx.locked = true;
+        audit_failure(rt, ctx, method, attempted, FailureReason::Locked);
         tokio::time::sleep(services.lockout.refusal_delay()).await;
         return Ok(None);
     }
     if use_cache {
         match services.cache.get(username, password.as_bytes()) {
             Some(CacheHit::Success(hit)) => return Ok(Some(hit.user.clone())),
-            Some(CacheHit::Failure) => return Ok(None),
+            Some(CacheHit::Failure) => {
+                audit_failure(rt, ctx, method, attempted, FailureReason::CachedFailure);
+                return Ok(None);
+            }
             None => {}
         }
     }
     let started = std::time::Instant::now();
     let result = rt.chain.authenticate(creds, &context).await;
     ctx.trace = result.trace;
-    match verdict(result.outcome)? {
+    match audited_verdict(rt, ctx, method, attempted, result.outcome)? {
         ChainVerdict::User(user) => {
             if let Err(e) = services
                 .lockout
@@ -462,19 +495,97 @@ pub(crate) async fn authenticate_password(
             Ok(Some(Arc::new(user)))
         }
         ChainVerdict::Refused => {
-            let locked = services
+            let record = services
                 .lockout
-                .record_failure(username, ctx.client_ip)
+                .record_failure_detail(username, ctx.client_ip)
                 .await
                 .map_err(lockout_down)?;
             services.lockout.note_refusal(started.elapsed());
-            ctx.locked = locked;
+            ctx.locked = record.locked;
+            for lock in record.started {
+                audit_lockout(rt, lock);
+            }
             if use_cache {
                 services.cache.insert_failure(username, password.as_bytes());
             }
             Ok(None)
         }
     }
+}
+
+/// [`verdict`], auditing the login's success or failure (`attempted` is the username typed, if
+/// any).
+fn audited_verdict(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    method: LoginMethod,
+    attempted: Option<&str>,
+    outcome: ChainOutcome,
+) -> Result<ChainVerdict, ProxyError> {
+    if let ChainOutcome::Authenticated { user, entry } = &outcome {
+        rt.services.audit.emit(Event::LoginSuccess {
+            method,
+            user: &user.username,
+            backend: entry,
+            client_ip: ctx.client_ip,
+            trace: &ctx.trace,
+        });
+    } else {
+        let reason = FailureReason::of(&outcome, &ctx.trace);
+        audit_failure(rt, ctx, method, attempted, reason);
+    }
+    verdict(outcome)
+}
+
+/// Notes a failed login for the metrics and audits it.
+fn audit_failure(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    method: LoginMethod,
+    attempted: Option<&str>,
+    reason: FailureReason,
+) {
+    ctx.auth_failure = Some(reason);
+    rt.services.audit.emit(Event::LoginFailure {
+        method,
+        attempted,
+        reason,
+        client_ip: ctx.client_ip,
+        trace: &ctx.trace,
+    });
+}
+
+/// Audits a lockout that just started, and its end when its time runs out (unless an operator
+/// cleared it first).
+fn audit_lockout(rt: &Runtime, lock: crate::protection::LockStarted) {
+    let scope = if lock.user.is_some() {
+        LockScope::User
+    } else {
+        LockScope::Client
+    };
+    let audit = rt.services.audit.clone();
+    audit.emit(Event::LockoutStart {
+        scope,
+        user: lock.user.as_deref(),
+        client_ip: &lock.client,
+        seconds: lock.lasts.as_secs(),
+    });
+    if !audit.enabled() {
+        return;
+    }
+    let lockout = rt.services.lockout.clone();
+    tokio::spawn(async move {
+        // A little after the end, so the store agrees it is over.
+        tokio::time::sleep(lock.lasts + std::time::Duration::from_millis(50)).await;
+        if lockout.ran_out(&lock) {
+            audit.emit(Event::LockoutEnd {
+                scope,
+                user: lock.user.as_deref(),
+                client_ip: &lock.client,
+                reason: LockEnd::Expired,
+            });
+        }
+    });
 }
 
 /// Mirrors a user the chain just authenticated into the local store when their entry says

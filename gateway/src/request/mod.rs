@@ -163,6 +163,14 @@ pub(crate) async fn handle(
     }
     let status = resp.status().as_u16();
     gw.metrics.request(ctx.decision, status);
+    gw.metrics
+        .request_duration(ctx.decision, ctx.started.elapsed());
+    if let Some(reason) = ctx.auth_failure {
+        gw.metrics.auth_failure(reason);
+    }
+    if ctx.decision == "upstream_error" {
+        gw.metrics.upstream_error(status);
+    }
     crate::access_log::log_request(&ctx, status);
     resp
 }

@@ -194,10 +194,12 @@ pub(crate) struct Route {
     pub(crate) access: Access,
 }
 
-/// A route's configuration could not be compiled.
+/// A route's configuration could not be compiled. Routes are numbered from 1, as
+/// `authgate check` lists them and the access log names them.
 #[derive(Debug, thiserror::Error)]
-#[error("route {index}: {message}")]
+#[error("route {}: {message}", index + 1)]
 pub(crate) struct RouteError {
+    /// Index in `routes:` (from 0).
     index: usize,
     message: String,
 }
@@ -211,10 +213,11 @@ pub(crate) struct RouteDecision {
     pub(crate) access: Access,
 }
 
+/// The rule's number counted from 1 (as `authgate check` lists them), or `default`.
 impl fmt::Display for RouteDecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.index {
-            Some(i) => write!(f, "{i}"),
+            Some(i) => write!(f, "{}", i + 1),
             None => f.write_str("default"),
         }
     }
