@@ -51,6 +51,8 @@ pub(crate) enum LoginMethod {
     Bearer,
     /// An API-key header.
     ApiKey,
+    /// A single sign-on callback (`{prefix}/oidc/{entry}/callback`).
+    Sso,
 }
 
 impl LoginMethod {
@@ -60,6 +62,7 @@ impl LoginMethod {
             LoginMethod::Basic => "basic",
             LoginMethod::Bearer => "bearer",
             LoginMethod::ApiKey => "api_key",
+            LoginMethod::Sso => "sso",
         }
     }
 }
@@ -81,6 +84,12 @@ pub(crate) enum FailureReason {
     BackendError,
     /// The same credentials failed moments ago (`cache.negative_ttl`); the chain did not run.
     CachedFailure,
+    /// A single sign-on callback without a matching pre-login cookie and `state` (expired,
+    /// another browser, or forged).
+    SsoState,
+    /// The identity provider ended the sign-in with an error, or its answer (code, ID token)
+    /// did not validate.
+    ProviderRefused,
 }
 
 impl FailureReason {
@@ -94,6 +103,8 @@ impl FailureReason {
             FailureReason::Denied => "denied",
             FailureReason::BackendError => "backend_error",
             FailureReason::CachedFailure => "cached_failure",
+            FailureReason::SsoState => "sso_state",
+            FailureReason::ProviderRefused => "provider_refused",
         }
     }
 

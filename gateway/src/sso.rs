@@ -23,9 +23,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::{HeaderMap, Method, Response, StatusCode};
 
+use crate::audit::{Event, FailureReason, LoginMethod};
 use crate::endpoints::{login_page, query_param, redirect, start_session};
 use crate::request::context::RequestContext;
 use crate::request::error::ProxyError;
+use crate::request::identify::audit_failure;
 use crate::request::{Body, status_response};
 use crate::runtime::Runtime;
 
@@ -160,6 +162,7 @@ async fn start(
             };
             tracing::warn!(entry, %error, "single sign-on cannot start: provider unavailable");
             ctx.decision = "sso_unavailable";
+            audit_failure(rt, ctx, LoginMethod::Sso, None, FailureReason::BackendError);
             return Ok(unavailable_page(rt, ctx, login, &next));
         }
     };
@@ -215,6 +218,7 @@ async fn callback(
             "single sign-on callback without a matching pre-login cookie (expired, another browser, or forged)"
         );
         ctx.decision = "sso_state";
+        audit_failure(rt, ctx, LoginMethod::Sso, None, FailureReason::SsoState);
         return Ok(login_page(
             rt,
             ctx,
@@ -229,6 +233,13 @@ async fn callback(
         // The provider's words are logged, not shown: they may name internals.
         tracing::info!(entry, error = %error.escape_debug(), "the provider ended the sign-in with an error");
         ctx.decision = "sso_provider_error";
+        audit_failure(
+            rt,
+            ctx,
+            LoginMethod::Sso,
+            None,
+            FailureReason::ProviderRefused,
+        );
         let message = if error == "access_denied" {
             format!("Sign-in with {} was cancelled or refused.", login.label())
         } else {
@@ -248,6 +259,13 @@ async fn callback(
     }
     let Some(code) = query_param(ctx, "code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
         ctx.decision = "sso_no_code";
+        audit_failure(
+            rt,
+            ctx,
+            LoginMethod::Sso,
+            None,
+            FailureReason::ProviderRefused,
+        );
         return Ok(login_page(
             rt,
             ctx,
@@ -285,6 +303,13 @@ async fn callback(
         Outcome::Authenticated(mut user) => {
             user.backend = entry.to_string();
             crate::request::identify::provision(rt, &user).await;
+            rt.services.audit.emit(Event::LoginSuccess {
+                method: LoginMethod::Sso,
+                user: &user.username,
+                backend: entry,
+                client_ip: ctx.client_ip,
+                trace: &ctx.trace,
+            });
             start_session(rt, ctx, headers, Arc::new(user), Some(&next)).await
         }
         Outcome::Unavailable(e) => {
@@ -295,6 +320,7 @@ async fn callback(
         Outcome::Denied(reason) => {
             tracing::info!(entry, %reason, "single sign-on: user not allowed");
             ctx.decision = "sso_denied";
+            audit_failure(rt, ctx, LoginMethod::Sso, None, FailureReason::Denied);
             Ok(login_page(
                 rt,
                 ctx,
@@ -306,6 +332,13 @@ async fn callback(
         }
         Outcome::Rejected | Outcome::NotFound => {
             ctx.decision = "sso_failed";
+            audit_failure(
+                rt,
+                ctx,
+                LoginMethod::Sso,
+                None,
+                FailureReason::ProviderRefused,
+            );
             let message = format!("Sign-in with {} failed. Please try again.", login.label());
             Ok(login_page(
                 rt,

@@ -123,6 +123,7 @@ session:
 login:
   title: "Sign in to Acme"
 users_db: "sqlite://{db}"
+audit: {{ format: json, to: "{audit}" }}
 chain:{chain}
 routes:
   - match: {{ path: /static/ }}
@@ -131,6 +132,7 @@ routes:
     access: authenticated
 "#,
             db = dir.path().join("users.db").display(),
+            audit = dir.path().join("audit.jsonl").display(),
         );
         let path = dir.path().join("gateway.yaml");
         std::fs::write(&path, yaml).expect("write config");
@@ -145,6 +147,26 @@ routes:
             .await
             .expect("gateway starts");
         Site { running, port, dir }
+    }
+
+    /// The audit events written so far whose `method` is `sso`, once `count` of them are there
+    /// (the audit writer is a thread of its own).
+    async fn sso_audit(&self, count: usize) -> Vec<serde_json::Value> {
+        let path = self.dir.path().join("audit.jsonl");
+        let mut events = Vec::new();
+        for _ in 0..50 {
+            events = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON audit line"))
+                .filter(|e| e["method"] == "sso")
+                .collect();
+            if events.len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        events
     }
 
     fn url(&self, path: &str) -> String {
@@ -520,6 +542,30 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
         "{body}"
     );
     assert!(!body.contains("internal detail"), "{body}");
+
+    // Every attempt is in the audit trail, through the same events as a password login.
+    let events = site.sso_audit(6).await;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let what = e["reason"].as_str().or(e["user"].as_str()).unwrap_or("?");
+            (
+                e["event"].as_str().unwrap_or("?").to_string(),
+                what.to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("login_failure", "sso_state"),
+        ("login_failure", "sso_state"),
+        ("login_failure", "sso_state"),
+        ("login_success", "alice"),
+        ("login_failure", "provider_refused"),
+        ("login_failure", "provider_refused"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(seen, expected, "{events:#?}");
+    assert_eq!(events[3]["backend"], "corp");
 
     site.stop().await;
 }

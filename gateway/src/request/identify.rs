@@ -538,7 +538,7 @@ fn audited_verdict(
 }
 
 /// Notes a failed login for the metrics and audits it.
-fn audit_failure(
+pub(crate) fn audit_failure(
     rt: &Runtime,
     ctx: &mut RequestContext,
     method: LoginMethod,
