@@ -18,7 +18,7 @@ session:
   store: {store}
   secure: {secure}
   # named explicitly: with `secure: true` the default is `__Host-gw_session`
-  # (attack_cookie_tossing.rs)
+  # (attack/cookie_tossing.rs)
   cookie_name: gw_session
   secret: "0123456789abcdef0123456789abcdef-test"
 routes:

@@ -1,6 +1,6 @@
 //! Snapshot tests of config diagnostics: each `tests/config/*.yaml` is loaded and what the
 //! operator would see (errors, or `OK` and warnings) is compared exactly with the `.expected`
-//! file beside it. `UPDATE_SNAPSHOTS=1 cargo test -p gateway --test config_errors` rewrites them.
+//! file beside it. `UPDATE_SNAPSHOTS=1 cargo test -p gateway --test config` rewrites them.
 
 use std::path::{Path, PathBuf};
 

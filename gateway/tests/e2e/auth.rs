@@ -967,7 +967,7 @@ routes:
 }
 
 /// The signed identity assertion (`identity_headers.assertion`): verified here with
-/// jsonwebtoken against the JWK set the gateway serves; `recipe_django.rs` verifies it with
+/// jsonwebtoken against the JWK set the gateway serves; `e2e/recipe_django.rs` verifies it with
 /// PyJWT inside a real Django app.
 mod assertion {
     use super::support::{BASE_CONFIG, Harness, basic, client, login};
