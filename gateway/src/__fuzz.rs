@@ -1,5 +1,5 @@
 //! Not public API: the fuzz targets' bodies, shared by `fuzz/` (libFuzzer) and the property
-//! fallback in `tests/fuzz_properties.rs`. Each function takes arbitrary bytes, runs one parser
+//! fallback in `tests/fault/fuzz_properties.rs`. Each function takes arbitrary bytes, runs one parser
 //! the gateway exposes to untrusted input, and panics only when an invariant is broken (a panic
 //! inside the parser itself is a finding too). Re-exported as `gateway::__fuzz`.
 
@@ -235,11 +235,6 @@ pub fn session_cookie(data: &[u8]) {
             Err(e) => panic!("an in-process store reported {e}"),
         }
     }
-}
-
-/// The genuine cookie values the session target knows (seeds for its corpus).
-pub fn session_seeds() -> Vec<String> {
-    sessions().valid.to_vec()
 }
 
 /// `Authorization` parsing: accepted Basic credentials are exactly the decoded `user:password`

@@ -445,6 +445,3 @@ fn parse_net(s: &str) -> Result<IpNet, RuntimeError> {
             ))
         })
 }
-
-/// A shared handle to the current runtime.
-pub type SharedRuntime = Arc<arc_swap::ArcSwap<Runtime>>;

@@ -13,7 +13,7 @@
 //! - a raw `#` ends the request-target: hyper (through `http::Uri`) drops it and what follows
 //!   before any phase runs, so the path matched and forwarded is the one before it and the
 //!   upstream never receives the fragment. Refusing it (400) would take reading the raw request
-//!   line, which hyper does not expose; `attack_paths` pins that nothing after `#` is ever
+//!   line, which hyper does not expose; `attack::paths` pins that nothing after `#` is ever
 //!   routed or forwarded;
 //! - `CONNECT` is 405 (the gateway is no forward proxy), except an HTTP/2 extended `CONNECT` with
 //!   `:protocol websocket` (RFC 8441), which is routed and authorized as the `GET` it becomes

@@ -1,4 +1,4 @@
-//! Request-target cases of the path attack suites (`attack_paths`, `attack_path_case`): who
+//! Request-target cases of the path attack suites (`attack::paths`, `attack::path_case`): who
 //! sends the target, the status they must get and the path the upstream must see.
 
 use super::{Harness, basic, raw};
