@@ -88,6 +88,9 @@ summary() {
     fi
 }
 trap summary EXIT
+# Killed: the summary must say FAILED (an EXIT trap after a signal would see status 0).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # Waits until "$@" succeeds, at most SERVICE_WAIT_SECONDS. Returns 1 on timeout.
 wait_for() {
