@@ -4,8 +4,8 @@
 pub mod __fuzz;
 mod access_log;
 pub mod admin;
-pub mod audit;
 pub mod assertion;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod credential_cache;
