@@ -13,6 +13,9 @@
 #                            (after a warm-up that logs each user in once, so the run measures
 #                            the credential cache, as in production)
 # Servers are pinned to CPU 0 and wrk to CPU 1 (`taskset`); everything binds 127.0.0.1 only.
+# For the gateway targets, `CPU us/req` is the gateway's user + system CPU time during the
+# measured run (from /proc) divided by the requests wrk completed: steadier than requests/s on a
+# machine doing other work.
 #
 # Then, unless BENCH_QUICK=1:
 #   half saturation          the connection count at which the session path runs at ~50% of its
@@ -211,6 +214,8 @@ routes:
   - match: { path: / }
     access: authenticated
 EOF
+    # It holds a literal session secret: `authgate run` refuses it unless only its owner can read it.
+    chmod 600 "$WORK/gateway/gateway.yaml"
     taskset -c "$GATEWAY_CPUS" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
         >"$WORK/gateway/out.log" 2>&1 &
     GATEWAY_PID=$!
@@ -244,6 +249,12 @@ gateway_rss() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$GATEWAY_PID/status"
 }
 
+gateway_cpu_ticks() { # user + system CPU time of the gateway so far, in clock ticks
+    [[ -n $GATEWAY_PID && -r /proc/$GATEWAY_PID/stat ]] || return 0
+    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    sed 's/^.*) //' "/proc/$GATEWAY_PID/stat" | awk '{ print $12 + $13 }'
+}
+
 run_wrk() { # seconds url [wrk args...]; env CONN overrides the connection count
     local seconds=$1 url=$2
     shift 2
@@ -262,6 +273,8 @@ measure() { # name url [wrk args...]
     LAST_P99=""
     say "measuring: $name (${WARMUP_SECONDS}s warm-up, ${SECONDS_PER_TARGET}s run, ${CONN:-$CONNECTIONS} connections)"
     run_wrk "$WARMUP_SECONDS" "$url" "$@" >/dev/null 2>&1 || true
+    local cpu_before
+    cpu_before=$(gateway_cpu_ticks)
     if ! out=$(run_wrk "$SECONDS_PER_TARGET" "$url" "$@" 2>&1); then
         say "$out" | tail -n 5
         RESULTS+=("$name|skip|wrk failed")
@@ -275,7 +288,12 @@ measure() { # name url [wrk args...]
     fi
     local requests seconds rps p50_us p99_us http_errors socket_errors
     eval "$(tr ' ' '\n' <<<"${line#WRK_RESULT }" | grep -E '^[a-z0-9_]+=[0-9.]+$')"
-    RESULTS+=("$name|$rps|$p50_us|$p99_us|$http_errors|$socket_errors")
+    local cpu_us=-
+    if [[ $name == gateway* && -n $cpu_before ]]; then
+        cpu_us=$(awk -v a="$cpu_before" -v b="$(gateway_cpu_ticks)" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+            'BEGIN { if (n > 0 && b != "") printf "%.1f", (b - a) * 1e6 / hz / n; else print "-" }')
+    fi
+    RESULTS+=("$name|$rps|$p50_us|$p99_us|$http_errors|$socket_errors|$cpu_us")
     LAST_RPS=$rps
     LAST_P99=$p99_us
     local rss
@@ -382,9 +400,9 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
     say "servers on CPU $SERVER_CPU (gateway on CPU $GATEWAY_CPUS), wrk on CPU $CLIENT_CPU, session store $SESSION_STORE, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
     say "load average before the run: $LOAD_BEFORE (other work on the machine skews every figure)"
     say ""
-    printf '%-28s %12s %10s %10s %8s  %s\n' target requests/s p50 p99 errors "ratio to nginx proxy_pass"
+    printf '%-28s %12s %10s %10s %8s %9s  %s\n' target requests/s p50 p99 errors "CPU us/req" "ratio to nginx proxy_pass"
     for r in "${RESULTS[@]}"; do
-        IFS='|' read -r name rps p50 p99 http_errors socket_errors <<<"$r"
+        IFS='|' read -r name rps p50 p99 http_errors socket_errors cpu_us <<<"$r"
         if [[ $rps == skip ]]; then
             printf '%-28s %12s   (%s)\n' "$name" skipped "$p50"
             continue
@@ -394,7 +412,7 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
         errors=$((http_errors + socket_errors))
         flag=""
         if ((errors > 0)); then flag="  INVALID: $http_errors responses >= 400, $socket_errors socket errors"; fi
-        printf '%-28s %12.0f %10s %10s %8s  %s%s\n' "$name" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "$ratio" "$flag"
+        printf '%-28s %12.0f %10s %10s %8s %9s  %s%s\n' "$name" "$rps" "$(ms "$p50")" "$(ms "$p99")" "$errors" "${cpu_us:--}" "$ratio" "$flag"
     done
     say ""
     if [[ -n ${HALF_CONN:-} ]]; then

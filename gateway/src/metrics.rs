@@ -116,6 +116,7 @@ impl Metrics {
             ])
             .set(1);
         registry.register_collector(Box::new(AuditDropped));
+        registry.register_collector(Box::new(LogDropped));
         let decisions = Family::<Labels, Counter>::default();
         registry.register(
             "backend_decisions",
@@ -271,6 +272,24 @@ impl Collector for AuditDropped {
         let metric = encoder.encode_descriptor(
             "audit_dropped",
             "Audit lines dropped because the audit writer could not keep up or failed to write",
+            None,
+            MetricType::Counter,
+        )?;
+        counter.encode(metric)
+    }
+}
+
+/// `gateway_log_dropped_total`: log lines (access log included) dropped because the stderr
+/// writer could not keep up.
+#[derive(Debug)]
+struct LogDropped;
+
+impl Collector for LogDropped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::server::log_dropped());
+        let metric = encoder.encode_descriptor(
+            "log_dropped",
+            "Log lines (access log included) dropped because the stderr writer could not keep up",
             None,
             MetricType::Counter,
         )?;

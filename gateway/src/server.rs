@@ -384,8 +384,36 @@ pub fn init_logging(log: &crate::config::LogConfig) {
     init_logging_with(log, None);
 }
 
+/// Lines (access log included) the stderr writer may lag behind before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 65_536;
+
+/// The writer thread of the subscriber [`init_logging_with`] installed, until [`flush_logging`].
+static LOG_WRITER: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =
+    std::sync::Mutex::new(None);
+
+/// Counts the lines that writer dropped.
+static LOG_DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Log lines dropped so far because the stderr writer could not keep up
+/// (`gateway_log_dropped_total`).
+pub(crate) fn log_dropped() -> u64 {
+    LOG_DROPPED
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
 /// As [`init_logging`], with `level` (the CLI's `--log-level`) overriding both `RUST_LOG` and
 /// `log.level`. Text lines carry ANSI colours only when stderr is a terminal.
+///
+/// Contract:
+/// - a request task never writes to stderr: a line is formatted on the caller's thread and
+///   handed to a writer thread (`log-writer`), which writes batches through one buffer and
+///   flushes whenever it has caught up;
+/// - when the writer lags [`LOG_QUEUE_LINES`] behind (stderr is a slow or stuck pipe), new
+///   lines are dropped and counted (`gateway_log_dropped_total`) rather than stalling the
+///   reactor: an access log must never block requests;
+/// - [`flush_logging`] writes out what is queued; [`run`] and `authgate run` call it on exit.
 pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -394,15 +422,41 @@ pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
         .map_or_else(EnvFilter::try_from_default_env, Ok)
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let dropped = writer.error_counter();
     // stderr: the CLI holds the stdout lock while a command runs.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = match log.format {
+        .with_writer(writer);
+    let installed = match log.format {
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
     };
+    if installed.is_ok() {
+        let _ = LOG_DROPPED.set(dropped);
+        if let Ok(mut slot) = LOG_WRITER.lock() {
+            *slot = Some(guard);
+        }
+    }
+}
+
+/// Writes out every queued log line and stops the writer thread of [`init_logging_with`]
+/// (waiting at most about a second); lines logged afterwards are dropped and counted. Call it
+/// once, when the process is about to exit. Does nothing when that subscriber is not installed.
+pub fn flush_logging() {
+    let guard = LOG_WRITER.lock().ok().and_then(|mut slot| slot.take());
+    drop(guard);
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when the
@@ -440,14 +494,16 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
 /// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
 /// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
 /// On a signal, stops accepting and lets in-flight requests finish within
-/// `server.shutdown_grace`.
+/// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`]).
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
-    run_with(
+    let result = run_with(
         config_path,
         crate::reload::default_chain_builder(),
         shutdown_signal(),
     )
-    .await
+    .await;
+    flush_logging();
+    result
 }
 
 /// As [`run`], with a custom chain builder and shutdown trigger (embedders, tests).

@@ -154,3 +154,136 @@ async fn a_generated_session_secret_is_announced_once_with_its_file() {
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(!log.contains("session.secret"), "{log}");
 }
+
+/// The real `authgate run`, stderr a file (not a terminal): text lines without ANSI colour,
+/// written by the background writer, and the access line of a request that finishes after
+/// SIGTERM still reaches stderr before the process exits 0; `/metrics` counts dropped lines.
+#[tokio::test]
+async fn the_last_access_line_reaches_stderr_on_exit() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = support::RecordingUpstream::start().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, admin) = (free_port(), free_port());
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+server:
+  listen: "127.0.0.1:{port}"
+  public_url: "http://127.0.0.1:{port}"
+admin:
+  listen: "127.0.0.1:{admin}"
+upstream:
+  url: "http://{}"
+session:
+  secure: false
+  secret: "0123456789abcdef0123456789abcdef-test"
+log:
+  format: text
+  level: info
+chain:
+  - name: demo
+    type: static
+    options:
+      allow_plaintext: true
+      users:
+        alice: {{ password: alice-pw }}
+routes:
+  - match: {{ path: / }}
+    access: public
+"#,
+            upstream.addr
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("gateway starts");
+    let pid = child.id();
+    let kill = |sig: &str| {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !up {
+        kill("KILL");
+        panic!("the gateway did not listen");
+    }
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gateway_log_dropped_total 0"), "{metrics}");
+
+    // A slow request on the wire, then SIGTERM: its access line is logged while shutting down.
+    let in_flight = tokio::spawn(support::raw(
+        addr,
+        "GET /delay/last-line HTTP/1.1\r\nHost: gw\r\n\r\n",
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kill("TERM");
+    let resp = in_flight.await.unwrap();
+    assert_eq!(support::raw_status(&resp), 200, "{resp}");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    if !status.success() {
+        kill("KILL");
+    }
+    assert!(status.success(), "exit status {status:?}");
+
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI escapes off a terminal: {log}"
+    );
+    let access = log
+        .lines()
+        .find(|l| l.contains("gateway::access") && l.contains("path=/delay/last-line"))
+        .unwrap_or_else(|| panic!("the last access line was lost: {log}"));
+    assert!(access.contains("status=200"), "{access}");
+    assert!(access.contains("route=1"), "{access}");
+    assert!(
+        access.contains("trace= "),
+        "an empty trace, as before: {access}"
+    );
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(
+        log.find("shutdown requested") < log.find("path=/delay/last-line"),
+        "the access line came after the shutdown began: {log}"
+    );
+}

@@ -43,6 +43,19 @@ pub(crate) fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let result = serve(&runtime, path, loaded);
+    drop(runtime);
+    // The last lines (shutdown, the final access lines) are still queued for stderr.
+    crate::server::flush_logging();
+    result
+}
+
+/// Serves on `runtime` until SIGTERM / SIGINT (the body of [`run`]).
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    path: &Path,
+    loaded: LoadedConfig,
+) -> Result<u8, super::CliError> {
     runtime.block_on(async {
         let demo = if loaded.config.upstream.demo {
             let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
