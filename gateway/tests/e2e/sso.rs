@@ -986,3 +986,62 @@ async fn sessions_are_restored_from_the_store_and_end_when_the_user_is_disabled(
     assert_ne!(resp.status(), 200, "a disabled user's session ends");
     site.stop().await;
 }
+
+/// Signs `account` in at the provider and brings the code back: the gateway's answer.
+async fn refused_sign_in(site: &Site, entry: &str, account: &str) -> (u16, String, bool) {
+    let (auth_url, cookie) = site.start_login(entry, "/").await;
+    let back = provider_login(&auth_url, account).await;
+    let resp = site.callback(&back, Some(&cookie)).await;
+    let status = resp.status().as_u16();
+    let session = set_cookie(&resp, SESSION).is_some();
+    (status, resp.text().await.unwrap_or_default(), session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_groups_and_domains_admit_only_the_listed_users() {
+    // alice: groups [staff, readers], alice@example.org; bob: [builders], bob@partner.example.
+    for (options, admitted, refused) in [
+        ("      allowed_groups: [staff, auditors]", "alice", "bob"),
+        ("      allowed_domains: [partner.example]", "bob", "alice"),
+    ] {
+        let port = free_port();
+        let Some(idp) = provider(port, "corp", |_| {}).await else {
+            return;
+        };
+        let upstream = RecordingUpstream::start().await;
+        let site = Site::start(
+            port,
+            upstream.addr,
+            &[Sso {
+                entry: "corp",
+                provider: &idp,
+                options,
+            }],
+            false,
+        )
+        .await;
+        let (status, body, session) = refused_sign_in(&site, "corp", refused).await;
+        assert_eq!(status, 403, "{options}: {refused} is refused: {body}");
+        assert!(!session, "{options}: no session for {refused}");
+        assert!(
+            body.contains("Your account is not allowed to sign in here."),
+            "{body}"
+        );
+        assert!(
+            site.store()
+                .await
+                .get_by_username(refused)
+                .await
+                .expect("store")
+                .is_none(),
+            "{options}: a refused user is not provisioned"
+        );
+        let cookie = site.sign_in("corp", admitted, "/").await;
+        let seen = as_seen(&site, &upstream, "/", &cookie).await;
+        assert_eq!(seen.get("x-remote-user").as_deref(), Some(admitted));
+        let events = site.sso_audit(2).await;
+        assert_eq!(events[0]["reason"], "denied", "{events:#?}");
+        assert_eq!(events[1]["event"], "login_success", "{events:#?}");
+        site.stop().await;
+    }
+}
