@@ -65,6 +65,14 @@ pub(crate) async fn handle(
     }
 }
 
+/// The time limit of one call to the entry's provider: the chain entry's `timeout`.
+fn entry_timeout(rt: &Runtime, entry: &str) -> std::time::Duration {
+    rt.chain
+        .entry(entry)
+        .map(|e| e.timeout)
+        .unwrap_or(std::time::Duration::from_secs(5))
+}
+
 fn not_found(ctx: &RequestContext) -> ProxyError {
     ProxyError::not_found(format!("no gateway endpoint at {}", ctx.path))
 }
@@ -148,11 +156,7 @@ async fn start(
     let Some(binding) = binding(rt, entry, &pair, &state) else {
         return Err(ProxyError::internal("cannot derive the sign-on secrets"));
     };
-    let timeout = rt
-        .chain
-        .entry(entry)
-        .map(|e| e.timeout)
-        .unwrap_or(std::time::Duration::from_secs(5));
+    let timeout = entry_timeout(rt, entry);
     let url = match tokio::time::timeout(timeout, login.authorization_url(&binding)).await {
         Ok(Ok(url)) => url,
         result => {
@@ -278,11 +282,7 @@ async fn callback(
     let Some(binding) = binding(rt, entry, pre.pair, &state) else {
         return Err(ProxyError::internal("cannot derive the sign-on secrets"));
     };
-    let timeout = rt
-        .chain
-        .entry(entry)
-        .map(|e| e.timeout)
-        .unwrap_or(std::time::Duration::from_secs(5));
+    let timeout = entry_timeout(rt, entry);
     let outcome = match tokio::time::timeout(timeout, login.finish(&binding, &code)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Unavailable(auth_core::BackendError::timeout(timeout)),
