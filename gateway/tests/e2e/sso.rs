@@ -823,100 +823,65 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
     site.stop().await;
 }
 
+/// A provider set up by `change` signs alice in and issues a code; the gateway must refuse what
+/// it brings back (401, no session, our own message). `false` when the provider is unavailable
+/// here (the test skips).
+async fn assert_id_token_refused(
+    upstream: &RecordingUpstream,
+    change: impl FnOnce(&mut ProviderSetup),
+    options: &str,
+    what: &str,
+) -> bool {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", change).await else {
+        return false;
+    };
+    let site = Site::start(
+        port,
+        upstream.addr,
+        &[Sso {
+            entry: "corp",
+            provider: &idp,
+            options,
+        }],
+        false,
+    )
+    .await;
+    // Past `min_refresh` (100ms in the JWKS case): the gateway may read the keys again.
+    let (status, body, session) =
+        refused_sign_in(&site, "corp", "alice", Duration::from_millis(150)).await;
+    assert_eq!(status, 401, "{what}: {body}");
+    assert!(!session, "{what}: no session");
+    assert!(body.contains("Sign-in with corp failed"), "{what}: {body}");
+    site.stop().await;
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_tokens_failing_a_check_are_refused() {
-    // A provider that puts another nonce in the ID token than the one asked for.
-    let port = free_port();
-    let Some(idp) = provider(port, "corp", |s| s.faults.push("tamper_nonce")).await else {
-        return;
-    };
     let upstream = RecordingUpstream::start().await;
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "",
-        }],
-        false,
+    // A provider that puts another nonce in the ID token than the one asked for.
+    if !assert_id_token_refused(
+        &upstream,
+        |s| s.faults.push("tamper_nonce"),
+        "",
+        "wrong nonce",
     )
-    .await;
-    let (auth_url, cookie) = site.start_login("corp", "/").await;
-    let back = provider_login(&auth_url, "alice").await;
-    assert!(
-        param(&back, "code").is_some(),
-        "the provider issued a code: {back}"
-    );
-    let resp = site.callback(&back, Some(&cookie)).await;
-    assert_eq!(resp.status(), 401, "wrong nonce");
-    assert!(set_cookie(&resp, SESSION).is_none());
-    let body = resp.text().await.expect("body");
-    assert!(body.contains("Sign-in with corp failed"), "{body}");
-    site.stop().await;
-
-    // A provider whose JWKS does not hold the key it signs with.
-    let port = free_port();
-    let Some(idp) = provider(port, "corp", |s| s.faults.push("publish_other_keys")).await else {
+    .await
+    {
         return;
-    };
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "      min_refresh: 100ms",
-        }],
-        false,
+    }
+    // A provider whose JWKS does not hold the key it signs with.
+    assert_id_token_refused(
+        &upstream,
+        |s| s.faults.push("publish_other_keys"),
+        "      min_refresh: 100ms",
+        "a key not in the JWKS, even after reading it again",
     )
     .await;
-    let (auth_url, cookie) = site.start_login("corp", "/").await;
-    let back = provider_login(&auth_url, "alice").await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(
-        param(&back, "code").is_some(),
-        "the provider issued a code: {back}"
-    );
-    let resp = site.callback(&back, Some(&cookie)).await;
-    assert_eq!(
-        resp.status(),
-        401,
-        "a key not in the JWKS, even after reading it again"
-    );
-    let body = resp.text().await.expect("body");
-    assert!(body.contains("Sign-in with corp failed"), "{body}");
-    site.stop().await;
-
     // An expired ID token: the provider's clock is two hours behind, so the one-hour token it
     // mints has expired well beyond the leeway.
-    let port = free_port();
-    let Some(idp) = provider(port, "corp", |s| s.clock_behind = 7200).await else {
-        return;
-    };
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "",
-        }],
-        false,
-    )
-    .await;
-    let (auth_url, cookie) = site.start_login("corp", "/").await;
-    let back = provider_login(&auth_url, "alice").await;
-    assert!(
-        param(&back, "code").is_some(),
-        "the provider issued a code: {back}"
-    );
-    let resp = site.callback(&back, Some(&cookie)).await;
-    assert_eq!(resp.status(), 401, "expired");
-    assert!(set_cookie(&resp, SESSION).is_none());
-    let body = resp.text().await.expect("body");
-    assert!(body.contains("Sign-in with corp failed"), "{body}");
-    site.stop().await;
+    assert_id_token_refused(&upstream, |s| s.clock_behind = 7200, "", "expired").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -987,10 +952,21 @@ async fn sessions_are_restored_from_the_store_and_end_when_the_user_is_disabled(
     site.stop().await;
 }
 
-/// Signs `account` in at the provider and brings the code back: the gateway's answer.
-async fn refused_sign_in(site: &Site, entry: &str, account: &str) -> (u16, String, bool) {
+/// Signs `account` in at the provider, which must issue a code, and brings it back after
+/// `pause`: the gateway's status, page, and whether it set a session.
+async fn refused_sign_in(
+    site: &Site,
+    entry: &str,
+    account: &str,
+    pause: Duration,
+) -> (u16, String, bool) {
     let (auth_url, cookie) = site.start_login(entry, "/").await;
     let back = provider_login(&auth_url, account).await;
+    assert!(
+        param(&back, "code").is_some(),
+        "the provider issued a code: {back}"
+    );
+    tokio::time::sleep(pause).await;
     let resp = site.callback(&back, Some(&cookie)).await;
     let status = resp.status().as_u16();
     let session = set_cookie(&resp, SESSION).is_some();
@@ -1020,7 +996,7 @@ async fn allowed_groups_and_domains_admit_only_the_listed_users() {
             false,
         )
         .await;
-        let (status, body, session) = refused_sign_in(&site, "corp", refused).await;
+        let (status, body, session) = refused_sign_in(&site, "corp", refused, Duration::ZERO).await;
         assert_eq!(status, 403, "{options}: {refused} is refused: {body}");
         assert!(!session, "{options}: no session for {refused}");
         assert!(
