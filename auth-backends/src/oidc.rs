@@ -15,7 +15,13 @@
 //!
 //! Sessions are restored from the local user store: an `oidc` entry provisions (`create` or
 //! `update`) and `get_user` reads the provisioned user back, so disabling them there ends their
-//! sessions.
+//! sessions. When the provider issued a refresh token, revalidation also refreshes through it
+//! ([`RedirectLogin::revalidate`]): a grant revoked at the provider ends the session, and the
+//! new ID token goes through the login's checks and gates again.
+//!
+//! The callback's `iss` parameter (RFC 9207) must be the issuer, and is required when the
+//! provider advertises `authorization_response_iss_parameter_supported`. Logout leads to the
+//! provider's `end_session_endpoint` with the session's ID token as `id_token_hint`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -23,19 +29,24 @@ use std::time::Instant;
 
 use auth_core::{
     AttributeMapping, Backend, BackendError, BuildContext, BuildError, CredentialKind, Credentials,
-    Duration, LoginBinding, Outcome, RedirectLogin, Secret, User, async_trait, auth_backend,
+    Duration, LoginBinding, Outcome, ProviderTokens, RedirectLogin, Secret, SignIn, User,
+    async_trait, auth_backend,
 };
+use base64::Engine;
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AccessTokenHash, AdditionalClaims, AuthorizationCode, ClaimsVerificationError, Client,
-    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode,
+    ClaimsVerificationError, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse,
 };
 use serde_json::{Map, Value};
 
@@ -45,8 +56,9 @@ use crate::store::UserStore;
 /// Single sign-on at an OpenID Connect provider: the login page shows a "Sign in with ..."
 /// button; the provider's ID token (checked: signature by its JWKS, `iss`, `aud`, `azp`, `exp`,
 /// `iat`, `nonce`) is mapped to a user, provisioned into the local store (`provision: create`
-/// or `update` is required) and restored from it for the session. Discovery happens at the
-/// first login, not at start. Takes no password, token or key.
+/// or `update` is required) and restored from it for the session; when the provider issues a
+/// refresh token, each revalidation also refreshes there. Discovery happens at the first login,
+/// not at start. Takes no password, token or key.
 #[auth_backend(type = "oidc", build = Self::build, accepts = [redirect])]
 #[derive(Debug, Clone)]
 pub struct OidcBackend {
@@ -60,7 +72,9 @@ pub struct OidcBackend {
     pub client_secret: Option<Secret>,
     /// The button's text is "Sign in with {label}". Default: the entry name.
     pub label: Option<String>,
-    /// Scopes asked for; `openid` is always sent. Default: `[openid, email, profile]`.
+    /// Scopes asked for; `openid` is always sent. Default: `[openid, email, profile]`. Add
+    /// `offline_access` where the provider issues refresh tokens only for it: revalidation then
+    /// refreshes through the refresh token.
     pub scopes: Option<Vec<String>>,
     /// Which claims feed the user; a dotted path reads a nested claim (`realm_access.roles`).
     /// Default: `{username: sub, email: email, name: name}`; when written, name `username` too.
@@ -69,9 +83,13 @@ pub struct OidcBackend {
     pub allowed_groups: Option<Vec<String>>,
     /// Only users whose email is at one of these domains may sign in.
     pub allowed_domains: Option<Vec<String>>,
-    /// Also read the provider's userinfo endpoint; its claims complete the ID token's.
+    /// Also read the provider's userinfo endpoint (at login and at each refresh); its claims
+    /// complete the ID token's before the attributes are mapped.
     #[option(default = false)]
     pub userinfo: bool,
+    /// Where the provider sends the browser after its own logout (RP-initiated logout); it must
+    /// be registered at the provider. Default: the gateway's login page.
+    pub post_logout_redirect_uri: Option<String>,
     /// Clock skew tolerated for `exp` and `iat`.
     #[option(default = "60s")]
     pub leeway: Duration,
@@ -109,6 +127,31 @@ type IdFields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type Tokens = StandardTokenResponse<IdFields, CoreTokenType>;
+
+/// The metadata this backend reads beyond the core set: RP-initiated logout and RFC 9207.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+struct ExtraMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_session_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 type OidcClient = Client<
     OtherClaims,
     CoreAuthDisplay,
@@ -141,6 +184,13 @@ impl OidcBackend {
         }
         if self.client_id.is_empty() {
             return Err(BuildError::new("oidc: `client_id` must not be empty"));
+        }
+        if let Some(uri) = &self.post_logout_redirect_uri
+            && !url::Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(BuildError::new(format!(
+                "oidc: `post_logout_redirect_uri` `{uri}` is not an absolute http:// or https:// URL"
+            )));
         }
         if self.min_refresh.get().is_zero() {
             return Err(BuildError::new(
@@ -185,6 +235,8 @@ impl OidcBackend {
 struct Discovered {
     client: OidcClient,
     end_session: Option<String>,
+    /// The provider puts `iss` in every authorization response (RFC 9207).
+    iss_in_response: bool,
     fetched: Instant,
 }
 
@@ -202,11 +254,21 @@ struct Provider {
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
 }
 
-/// Why a login failed at the callback.
+/// Why a login (or a refresh) failed.
 enum Refusal {
     Rejected(String),
     Denied(String),
+    /// The user is no longer in the local store (gone, disabled, or another entry's).
+    Gone,
     Unavailable(BackendError),
+}
+
+/// Which `nonce` an ID token must carry.
+enum NonceRule<'a> {
+    /// A login's: exactly this one.
+    Login(&'a Nonce),
+    /// A refresh's: none, or the one of the login's ID token (OpenID Connect Core 12.2).
+    Refresh(Option<&'a str>),
 }
 
 impl Provider {
@@ -224,7 +286,7 @@ impl Provider {
             return Ok(());
         }
         *last = Some(Instant::now());
-        let metadata = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
+        let metadata = Metadata::discover_async(self.issuer.clone(), &self.http)
             .await
             .map_err(|e| {
                 BackendError::new(format!(
@@ -233,11 +295,12 @@ impl Provider {
                     error_chain(&e)
                 ))
             })?;
-        let end_session = metadata
-            .additional_metadata()
+        let extra = metadata.additional_metadata();
+        let end_session = extra
             .end_session_endpoint
-            .as_ref()
-            .map(|u| u.url().to_string());
+            .clone()
+            .filter(|u| url::Url::parse(u).is_ok());
+        let iss_in_response = extra.authorization_response_iss_parameter_supported;
         let client = OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(self.options.client_id.clone()),
@@ -249,6 +312,7 @@ impl Provider {
         let found = Some(Arc::new(Discovered {
             client,
             end_session,
+            iss_in_response,
             fetched: Instant::now(),
         }));
         match self.metadata.write() {
@@ -288,7 +352,7 @@ impl Provider {
         &self,
         found: &Discovered,
         tokens: &Tokens,
-        nonce: &Nonce,
+        nonce: &NonceRule<'_>,
     ) -> Result<Map<String, Value>, Option<String>> {
         let Some(id_token) = tokens.id_token() else {
             return Err(Some("the token response has no ID token".into()));
@@ -307,7 +371,22 @@ impl Provider {
                     Ok(())
                 }
             });
-        let claims = match id_token.claims(&verifier, nonce) {
+        let checked = match nonce {
+            NonceRule::Login(nonce) => id_token.claims(&verifier, *nonce),
+            NonceRule::Refresh(expected) => {
+                let expected = *expected;
+                id_token.claims(&verifier, move |got: Option<&Nonce>| {
+                    match (got, expected) {
+                        (None, _) => Ok(()),
+                        (Some(got), Some(expected)) if got.secret() == expected => Ok(()),
+                        _ => Err(
+                            "the refreshed ID token carries another nonce than the login's".into(),
+                        ),
+                    }
+                })
+            }
+        };
+        let claims = match checked {
             Ok(claims) => claims,
             Err(ClaimsVerificationError::SignatureVerification(e)) => {
                 tracing::debug!(entry = %self.entry, error = %e, "oidc: ID token signature not verified");
@@ -346,8 +425,28 @@ impl Provider {
         }
     }
 
-    async fn login(&self, binding: &LoginBinding, code: &str) -> Result<User, Refusal> {
+    async fn login(
+        &self,
+        binding: &LoginBinding,
+        code: &str,
+        iss: Option<&str>,
+    ) -> Result<(User, ProviderTokens), Refusal> {
         let found = self.discovered().await.map_err(Refusal::Unavailable)?;
+        // RFC 9207, before the code goes anywhere: a response from another issuer (mix-up).
+        match iss {
+            Some(iss) if iss != self.issuer.as_str() => {
+                return Err(Refusal::Rejected(format!(
+                    "the callback's `iss` is `{}`, not the issuer",
+                    iss.escape_debug()
+                )));
+            }
+            None if found.iss_in_response => {
+                return Err(Refusal::Rejected(
+                    "the callback has no `iss`, which this provider always sends".into(),
+                ));
+            }
+            _ => {}
+        }
         let client = Self::redirect(&found.client, binding).map_err(Refusal::Unavailable)?;
         let request = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -369,7 +468,21 @@ impl Provider {
             }
         };
         let nonce = Nonce::new(binding.nonce.clone());
-        let mut claims = match self.verify(&found, &tokens, &nonce) {
+        let user = self
+            .user_from(found, &tokens, &NonceRule::Login(&nonce))
+            .await?;
+        Ok((user, kept_tokens(&tokens, ProviderTokens::default())))
+    }
+
+    /// The user a token response names: its ID token checked (the keys read again once when
+    /// none verifies it), the userinfo claims merged when asked, the claims mapped, the gates.
+    async fn user_from(
+        &self,
+        found: Arc<Discovered>,
+        tokens: &Tokens,
+        nonce: &NonceRule<'_>,
+    ) -> Result<User, Refusal> {
+        let mut claims = match self.verify(&found, tokens, nonce) {
             Ok(claims) => claims,
             Err(Some(reason)) => return Err(Refusal::Rejected(reason)),
             Err(None) => {
@@ -378,7 +491,7 @@ impl Provider {
                 let again = self.current().ok_or_else(|| {
                     Refusal::Unavailable(BackendError::new("oidc: no provider metadata"))
                 })?;
-                self.verify(&again, &tokens, &nonce).map_err(|reason| {
+                self.verify(&again, tokens, nonce).map_err(|reason| {
                     Refusal::Rejected(reason.unwrap_or_else(|| {
                         "the ID token is not signed by a key of the provider's JWKS".into()
                     }))
@@ -386,7 +499,7 @@ impl Provider {
             }
         };
         if self.options.userinfo {
-            self.merge_userinfo(&found, &tokens, &mut claims).await?;
+            self.merge_userinfo(&found, tokens, &mut claims).await?;
         }
         let mut user = self
             .mapping
@@ -399,6 +512,61 @@ impl Provider {
         Ok(user)
     }
 
+    /// Refreshes a session's tokens at the provider: the user of the new ID token (it must be
+    /// the session's user), else the provisioned one; and the tokens to keep.
+    async fn refresh_session(
+        &self,
+        user_id: &str,
+        kept: &ProviderTokens,
+        refresh_token: &str,
+    ) -> Result<(User, ProviderTokens), Refusal> {
+        let found = self.discovered().await.map_err(Refusal::Unavailable)?;
+        let token = RefreshToken::new(refresh_token.to_string());
+        // No `scope`: the grant's, as at login (a subset would drop `openid` and the new ID
+        // token with it).
+        let request = found
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: {e}"))))?;
+        let tokens = match request.request_async(&self.http).await {
+            Ok(tokens) => tokens,
+            Err(RequestTokenError::ServerResponse(e))
+                if *e.error() == CoreErrorResponseType::InvalidGrant =>
+            {
+                // Revoked, expired, or the user is gone or disabled at the provider.
+                return Err(Refusal::Rejected(format!(
+                    "the provider refused the refresh token: {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(Refusal::Unavailable(BackendError::new(format!(
+                    "oidc: refresh failed: {}",
+                    error_chain(&e)
+                ))));
+            }
+        };
+        // The login's user as restored from the local store: disabling them there still ends
+        // the session.
+        let Some(stored) = self.get_user(user_id).await.map_err(Refusal::Unavailable)? else {
+            return Err(Refusal::Gone);
+        };
+        let user = if tokens.id_token().is_some() {
+            let login_nonce = kept.id_token.as_deref().and_then(unverified_nonce);
+            let user = self
+                .user_from(found, &tokens, &NonceRule::Refresh(login_nonce.as_deref()))
+                .await?;
+            if user.id != user_id {
+                return Err(Refusal::Rejected(format!(
+                    "the refreshed ID token names another user (`{}`)",
+                    user.id.escape_debug()
+                )));
+            }
+            user
+        } else {
+            stored
+        };
+        Ok((user, kept_tokens(&tokens, kept.clone())))
+    }
     /// Adds the userinfo endpoint's claims (the ID token's win; `sub` must be the same).
     async fn merge_userinfo(
         &self,
@@ -450,6 +618,29 @@ impl Provider {
     }
 }
 
+/// The tokens of `tokens` to keep with the session, each falling back to `kept`'s (a provider
+/// that does not rotate refresh tokens sends none back).
+fn kept_tokens(tokens: &Tokens, kept: ProviderTokens) -> ProviderTokens {
+    ProviderTokens {
+        refresh_token: tokens
+            .refresh_token()
+            .map(|t| t.secret().clone())
+            .or(kept.refresh_token),
+        id_token: tokens.id_token().map(ToString::to_string).or(kept.id_token),
+    }
+}
+
+/// The `nonce` of an ID token checked at login (kept with the session), read without checking
+/// it again.
+fn unverified_nonce(id_token: &str) -> Option<String> {
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("nonce")?.as_str().map(str::to_string)
+}
+
 /// An error and its sources, for operators (the crate's top-level messages are terse).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -460,6 +651,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+impl Provider {
+    /// The outcome of a refused login or refresh (`what`), logged.
+    fn refused(&self, what: &str, refusal: Refusal) -> Outcome {
+        match refusal {
+            Refusal::Rejected(reason) => {
+                tracing::info!(entry = %self.entry, %reason, "oidc: {what} refused");
+                Outcome::Rejected
+            }
+            Refusal::Denied(reason) => Outcome::Denied(reason),
+            Refusal::Gone => Outcome::NotFound,
+            Refusal::Unavailable(e) => Outcome::Unavailable(e),
+        }
+    }
 }
 
 #[async_trait]
@@ -530,23 +736,45 @@ impl RedirectLogin for Provider {
         Ok(url.to_string())
     }
 
-    async fn finish(&self, binding: &LoginBinding, code: &str) -> Outcome {
-        match self.login(binding, code).await {
-            Ok(user) => Outcome::Authenticated(user),
-            Err(Refusal::Rejected(reason)) => {
-                tracing::info!(entry = %self.entry, %reason, "oidc: login refused");
-                Outcome::Rejected
-            }
-            Err(Refusal::Denied(reason)) => Outcome::Denied(reason),
-            Err(Refusal::Unavailable(e)) => Outcome::Unavailable(e),
+    async fn finish(&self, binding: &LoginBinding, code: &str, iss: Option<&str>) -> SignIn {
+        match self.login(binding, code, iss).await {
+            Ok((user, tokens)) => SignIn {
+                outcome: Outcome::Authenticated(user),
+                tokens,
+            },
+            Err(refusal) => self.refused("login", refusal).into(),
         }
     }
 
-    fn logout_url(&self) -> Option<String> {
+    async fn revalidate(&self, user_id: &str, tokens: &ProviderTokens) -> Option<SignIn> {
+        let refresh_token = tokens.refresh_token.as_deref()?;
+        Some(
+            match self.refresh_session(user_id, tokens, refresh_token).await {
+                Ok((user, tokens)) => SignIn {
+                    outcome: Outcome::Authenticated(user),
+                    tokens,
+                },
+                Err(refusal) => self.refused("refresh", refusal).into(),
+            },
+        )
+    }
+
+    fn logout_url(&self, tokens: Option<&ProviderTokens>, default_return: &str) -> Option<String> {
         let end_session = self.current()?.end_session.clone()?;
         let mut url = url::Url::parse(&end_session).ok()?;
-        url.query_pairs_mut()
-            .append_pair("client_id", &self.options.client_id);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("client_id", &self.options.client_id);
+            if let Some(hint) = tokens.and_then(|t| t.id_token.as_deref()) {
+                query.append_pair("id_token_hint", hint);
+            }
+            let back = self
+                .options
+                .post_logout_redirect_uri
+                .as_deref()
+                .unwrap_or(default_return);
+            query.append_pair("post_logout_redirect_uri", back);
+        }
         Some(url.to_string())
     }
 

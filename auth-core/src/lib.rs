@@ -29,7 +29,7 @@ pub use config::{ConfigPath, Duration, Secret};
 pub use credentials::{CredentialKind, Credentials};
 pub use mapping::{AttributeMapping, IntoUser, MappingError, Record};
 pub use outcome::Outcome;
-pub use redirect::{LoginBinding, RedirectLogin};
+pub use redirect::{LoginBinding, ProviderTokens, RedirectLogin, SignIn};
 pub use registry::{
     BackendRegistration, BuildContext, BuildError, DefaultError, InvalidDefault, OptionDoc,
     Registry, SetupError,

@@ -30,6 +30,59 @@ impl std::fmt::Debug for LoginBinding {
     }
 }
 
+/// What the provider issued at sign-in that the gateway keeps with the session: the refresh
+/// token (revalidation refreshes through it) and the ID token (the `id_token_hint` of the
+/// provider's logout). Both are secrets: `Debug` shows only which are present, and the session
+/// store keeps them (encrypted, in the `cookie` store).
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProviderTokens {
+    /// The refresh token, when the provider issued one.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The last ID token (compact JWT), when the provider issued one.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ProviderTokens {
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.refresh_token.is_none() && self.id_token.is_none()
+    }
+}
+
+impl std::fmt::Debug for ProviderTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTokens")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The result of a sign-in ([`RedirectLogin::finish`]) or of a refresh
+/// ([`RedirectLogin::revalidate`]): the outcome, and the tokens to keep with the session
+/// (empty unless `Authenticated`).
+#[derive(Debug)]
+pub struct SignIn {
+    /// What became of the user.
+    pub outcome: Outcome,
+    /// The tokens to keep with the session.
+    pub tokens: ProviderTokens,
+}
+
+impl From<Outcome> for SignIn {
+    fn from(outcome: Outcome) -> Self {
+        SignIn {
+            outcome,
+            tokens: ProviderTokens::default(),
+        }
+    }
+}
+
 /// A backend whose users sign in at another site.
 #[async_trait]
 pub trait RedirectLogin: Send + Sync {
@@ -40,16 +93,33 @@ pub trait RedirectLogin: Send + Sync {
     /// provider is an error, shown to the user as "unavailable".
     async fn authorization_url(&self, binding: &LoginBinding) -> Result<String, BackendError>;
 
-    /// Turns the `code` the browser brought back into a user: the code is redeemed with the
-    /// binding's PKCE verifier and the ID token checked (signature, issuer, audience, times,
-    /// nonce). `Authenticated` with the mapped user (its `id` is its username); `Rejected` when
-    /// the provider refuses the code or the token fails a check; `Denied` when the user is not
-    /// allowed here; `Unavailable` when the provider cannot be reached.
-    async fn finish(&self, binding: &LoginBinding, code: &str) -> Outcome;
+    /// Turns the `code` the browser brought back into a user. `iss` is the callback's `iss`
+    /// parameter (RFC 9207), checked before the code is sent anywhere. The code is redeemed
+    /// with the binding's PKCE verifier and the ID token checked (signature, issuer, audience,
+    /// times, nonce). `Authenticated` with the mapped user (its `id` is its username) and the
+    /// tokens to keep; `Rejected` when the provider refuses the code or the response fails a
+    /// check; `Denied` when the user is not allowed here; `Unavailable` when the provider cannot
+    /// be reached.
+    async fn finish(&self, binding: &LoginBinding, code: &str, iss: Option<&str>) -> SignIn;
 
-    /// The provider's logout URL (RP-initiated logout), when it advertises one; `None`
-    /// otherwise or when it has not been discovered yet.
-    fn logout_url(&self) -> Option<String> {
+    /// Re-checks at the provider a session this login started, when the session manager
+    /// revalidates it (every `session.revalidate`); `user_id` is the session's user. `None`:
+    /// nothing to ask the provider (no refresh token), so the gateway restores the user through
+    /// `get_user` as for any backend. Otherwise `Authenticated` with the user and the tokens to
+    /// keep from now on; `Rejected` or `Denied` (the grant was revoked, the user is no longer
+    /// allowed): the session ends; `Unavailable`: the entry's `on_error` applies.
+    async fn revalidate(&self, user_id: &str, tokens: &ProviderTokens) -> Option<SignIn> {
+        let _ = (user_id, tokens);
+        None
+    }
+
+    /// Where to send the browser after the gateway's own logout to end the session at the
+    /// provider too (RP-initiated logout), when it advertises an end-session endpoint: with
+    /// `client_id`, the session's ID token as `id_token_hint`, and `post_logout_redirect_uri`
+    /// (the backend's own setting, else `default_return`). `None` otherwise, or when the
+    /// provider has not been discovered yet.
+    fn logout_url(&self, tokens: Option<&ProviderTokens>, default_return: &str) -> Option<String> {
+        let _ = (tokens, default_return);
         None
     }
 

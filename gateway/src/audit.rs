@@ -156,6 +156,11 @@ pub(crate) enum SessionEnd {
     EntryGone,
     /// The user's credential version changed (a new password).
     CredentialsChanged,
+    /// The single sign-on provider refused to refresh the session (grant revoked, user
+    /// disabled there) or the refreshed tokens failed a check.
+    RefreshRefused,
+    /// The refreshed user is no longer allowed (`allowed_groups`, `allowed_domains`).
+    NotAllowed,
 }
 
 /// One audit event.
@@ -321,6 +326,8 @@ impl Event<'_> {
                         SessionEnd::UserGone => "user_gone",
                         SessionEnd::EntryGone => "entry_gone",
                         SessionEnd::CredentialsChanged => "credentials_changed",
+                        SessionEnd::RefreshRefused => "refresh_refused",
+                        SessionEnd::NotAllowed => "not_allowed",
                     }),
                 ),
                 ("client_ip", json!(client_ip.to_string())),

@@ -360,7 +360,7 @@ async fn login_submit(
         };
         return Ok(resp);
     };
-    start_session(rt, ctx, &headers, user, form.next.as_deref()).await
+    start_session(rt, ctx, &headers, user, None, form.next.as_deref()).await
 }
 
 /// Ends a login, whichever way the user proved who they are (the form, single sign-on): every
@@ -371,6 +371,7 @@ pub(crate) async fn start_session(
     ctx: &mut RequestContext,
     headers: &HeaderMap,
     user: std::sync::Arc<User>,
+    tokens: Option<&auth_core::ProviderTokens>,
     next: Option<&str>,
 ) -> Result<Response<Body>, ProxyError> {
     let sessions = &rt.services.sessions;
@@ -381,10 +382,22 @@ pub(crate) async fn start_session(
     {
         sessions.destroy(old).await.map_err(identify::store_down)?;
     }
-    let cookie = sessions
-        .create(&user, user.credential_version.as_deref())
-        .await
-        .map_err(identify::store_down)?;
+    let version = user.credential_version.as_deref();
+    let cookie = match sessions.create_with_tokens(&user, version, tokens).await {
+        // The cookie store cannot hold the provider's ID token with this user: without it, the
+        // provider's logout asks the user to confirm instead of being hinted.
+        Err(crate::session::SessionError::TooLarge(_))
+            if tokens.is_some_and(|t| t.id_token.is_some()) =>
+        {
+            let mut smaller = tokens.cloned().unwrap_or_default();
+            smaller.id_token = None;
+            sessions
+                .create_with_tokens(&user, version, Some(&smaller))
+                .await
+        }
+        other => other,
+    }
+    .map_err(identify::store_down)?;
     ctx.set_cookies
         .push(sessions.set_cookie(&cookie, rt.secure_cookies));
     ctx.set_cookies
@@ -457,11 +470,15 @@ async fn logout(
         ));
     }
     // Signed in at a provider that advertises RP-initiated logout: offer to end that session too.
+    let login_page = format!(
+        "{}{login_url}",
+        rt.public_url.as_str().trim_end_matches('/')
+    );
     let provider_logout = rt
         .chain
         .entry(&session.entry)
         .and_then(|e| e.backend.redirect_login())
-        .and_then(|l| Some((l.label().to_string(), l.logout_url()?)));
+        .and_then(|l| l.logout_url(session.provider_tokens(), &login_page));
     if let Some(cookie) = &ctx.session_cookie {
         sessions
             .destroy(cookie)
@@ -479,13 +496,10 @@ async fn logout(
     ctx.set_cookies
         .push(sessions.clear_cookie(rt.secure_cookies));
     ctx.decision = "logout";
-    if let Some((label, url)) = provider_logout {
-        let html = login::render_logged_out_at_provider(&login_url, &label, &url);
-        return Ok(html_response(
-            StatusCode::OK,
-            html,
-            Some(login::builtin_csp()),
-        ));
+    // Signed in at a provider with RP-initiated logout: its session ends too.
+    if let Some(url) = provider_logout {
+        ctx.decision = "logout_provider";
+        return Ok(redirect(StatusCode::SEE_OTHER, &url));
     }
     let next = valid_next(rt, query_param(ctx, "next").as_deref()).unwrap_or(login_url);
     Ok(redirect(StatusCode::SEE_OTHER, &next))

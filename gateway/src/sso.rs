@@ -7,18 +7,20 @@
 //!   secret, so only the browser that started the login can finish it and nothing is stored
 //!   server-side. A provider that cannot be reached: the login page with "unavailable" (503),
 //!   the password form still there.
-//! - `GET oidc/{entry}/callback?code=...&state=...`: the cookie must be present, name this
-//!   entry and pair with `state` (else 403, "the sign-in expired"); a provider `error` is shown
-//!   as a generic message on the login page (the code is logged, never the description raw);
-//!   the backend redeems the code and checks the ID token. Success ends in the same session
-//!   creation as the login form ([`crate::endpoints::start_session`]: old sessions destroyed,
-//!   a new one, `303` to the validated `next`); provisioning as for any login. The cookie is
+//! - `GET oidc/{entry}/callback?code=...&state=...[&iss=...]`: the cookie must be present, name
+//!   this entry and pair with `state` (else 403, "the sign-in expired"); a provider `error` is
+//!   shown as a generic message on the login page (the code is logged, never the description
+//!   raw); the backend checks `iss` (RFC 9207), redeems the code and checks the ID token.
+//!   Success ends in the same session creation as the login form
+//!   ([`crate::endpoints::start_session`]: old sessions destroyed, a new one keeping the
+//!   provider's refresh and ID token, `303` to the validated `next`); provisioning as for any
+//!   login. The cookie is
 //!   cleared whatever the result, so a callback cannot be replayed by the same browser, and the
 //!   provider refuses a code used twice.
 
 use std::sync::Arc;
 
-use auth_core::{LoginBinding, Outcome, RedirectLogin};
+use auth_core::{LoginBinding, Outcome, RedirectLogin, SignIn};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -283,9 +285,11 @@ async fn callback(
         return Err(ProxyError::internal("cannot derive the sign-on secrets"));
     };
     let timeout = entry_timeout(rt, entry);
-    let outcome = match tokio::time::timeout(timeout, login.finish(&binding, &code)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::Unavailable(auth_core::BackendError::timeout(timeout)),
+    let iss = query_param(ctx, "iss");
+    let finished = tokio::time::timeout(timeout, login.finish(&binding, &code, iss.as_deref()));
+    let SignIn { outcome, tokens } = match finished.await {
+        Ok(signed_in) => signed_in,
+        Err(_) => Outcome::Unavailable(auth_core::BackendError::timeout(timeout)).into(),
     };
     let trace = |label: &'static str, detail: Option<String>| auth_core::TraceStep {
         entry: entry.to_string(),
@@ -310,7 +314,7 @@ async fn callback(
                 client_ip: ctx.client_ip,
                 trace: &ctx.trace,
             });
-            start_session(rt, ctx, headers, Arc::new(user), Some(&next)).await
+            start_session(rt, ctx, headers, Arc::new(user), Some(&tokens), Some(&next)).await
         }
         Outcome::Unavailable(e) => {
             tracing::warn!(entry, error = %e, "single sign-on failed: provider unavailable");

@@ -25,7 +25,6 @@ pub use next::{InvalidAllowedHost, MAX_NEXT_LEN, normalize_allowed_host, validat
 pub use origin::{SourceVerdict, origin_allowed, request_source};
 pub use page::{
     ErrorPage, LoginPage, SsoLink, builtin_csp, render_error, render_error_page, render_forbidden,
-    render_logged_out, render_logged_out_at_provider, render_login, render_logout_confirm,
-    render_unauthorized,
+    render_logged_out, render_login, render_logout_confirm, render_unauthorized,
 };
 pub use template::{Template, TemplateError, load_error_template, load_template};

@@ -228,26 +228,6 @@ pub fn render_logged_out(login_url: &str) -> String {
     layout("Signed out", &body)
 }
 
-/// The signed-out page after a single sign-on session: also offers `provider_url` (the
-/// provider's RP-initiated logout) to end the session at `provider`.
-pub fn render_logged_out_at_provider(
-    login_url: &str,
-    provider: &str,
-    provider_url: &str,
-) -> String {
-    let body = format!(
-        "{header}<p class=\"notice\" role=\"status\">Your session has ended here. You may still \
-         be signed in at {provider}.</p>\
-         <a class=\"button\" href=\"{logout}\">Also sign out of {provider}</a>\
-         <a class=\"button secondary\" href=\"{login}\">Sign in again</a>",
-        header = heading(Icon::Check, "Signed out", None),
-        provider = escape(provider),
-        logout = escape(provider_url),
-        login = escape(login_url),
-    );
-    layout("Signed out", &body)
-}
-
 /// The confirmation page for `GET {prefix}/logout`: a form posting `csrf` to `action`, so a link
 /// (or a cross-site image) cannot log anyone out by itself.
 pub fn render_logout_confirm(action: &str, csrf_token: &str, user: Option<&str>) -> String {

@@ -32,7 +32,7 @@
 
 use std::sync::Arc;
 
-use auth_core::{ChainOutcome, Credentials, User};
+use auth_core::{ChainOutcome, Credentials, Outcome, User};
 use base64::Engine;
 use http::HeaderMap;
 use http::header::{self, HeaderName};
@@ -43,7 +43,7 @@ use crate::audit::{Event, FailureReason, LockEnd, LockScope, LoginMethod, Sessio
 use crate::config::LoginConfig;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
-use crate::session::CookieLookup;
+use crate::session::{CookieLookup, Session};
 
 /// The credential kinds this phase reads from every request (`Authorization: Basic`, the login
 /// form, `Authorization: Bearer`); see [`produced_credentials`] for a given config.
@@ -286,42 +286,27 @@ async fn identify_session(
             ));
         }
     };
-    let entry_gone = rt.chain.entry(&session.entry).is_none();
-    let user = if entry_gone || sessions.needs_revalidation(&session) {
-        let fresh = if entry_gone {
-            None
-        } else {
-            Box::pin(rt.chain.get_user(&session.entry, session.user_id()))
-                .await
-                .map_err(|e| {
-                    ProxyError::unavailable(format!(
-                        "revalidating a session through `{}`: {e}",
-                        &session.entry
-                    ))
-                })?
-        };
-        match fresh {
-            Some(user)
-                if sessions.version_matches(&session, user.credential_version.as_deref()) =>
-            {
-                sessions.revalidated(&session, &user).await;
+    let user = if sessions.needs_revalidation(&session) || rt.chain.entry(&session.entry).is_none()
+    {
+        match Box::pin(revalidate(rt, &session)).await? {
+            Revalidated::User(user, tokens) => {
+                sessions
+                    .revalidated_with_tokens(&session, &user, tokens.as_ref())
+                    .await;
                 Arc::new(user)
             }
-            fresh => {
+            Revalidated::Ended(reason) => {
                 rt.services.audit.emit(Event::SessionEnded {
                     user: &session.user.username,
                     backend: &session.entry,
-                    reason: match fresh {
-                        _ if entry_gone => SessionEnd::EntryGone,
-                        None => SessionEnd::UserGone,
-                        Some(_) => SessionEnd::CredentialsChanged,
-                    },
+                    reason,
                     client_ip: ctx.client_ip,
                 });
                 tracing::info!(
                     entry = &*session.entry,
                     user = %session.user.username,
-                    "session void: user gone, entry gone or credentials changed"
+                    ?reason,
+                    "session void: user gone, entry gone, credentials changed or refresh refused"
                 );
                 rt.services
                     .cache
@@ -346,6 +331,75 @@ async fn identify_session(
     ctx.session = Some(session);
     ctx.session_cookie = Some(cookie);
     Ok(true)
+}
+
+/// What revalidating a session found.
+enum Revalidated {
+    /// The user, now; and the provider's new tokens when a refresh rotated them.
+    User(User, Option<auth_core::ProviderTokens>),
+    /// The session must end.
+    Ended(SessionEnd),
+}
+
+/// Restores the user of `session` once `session.revalidate` has passed: through the entry's
+/// redirect login when the session holds provider tokens to refresh
+/// ([`auth_core::RedirectLogin::revalidate`]; the refreshed user is provisioned as at login),
+/// else through `get_user`. A provider that cannot be reached follows the entry's `on_error`:
+/// `deny` answers 503 (the session stays), `next` restores the user through `get_user`.
+async fn revalidate(rt: &Runtime, session: &Session) -> Result<Revalidated, ProxyError> {
+    let Some(entry) = rt.chain.entry(&session.entry) else {
+        return Ok(Revalidated::Ended(SessionEnd::EntryGone));
+    };
+    let unavailable = |e: &dyn std::fmt::Display| {
+        ProxyError::unavailable(format!(
+            "revalidating a session through `{}`: {e}",
+            &session.entry
+        ))
+    };
+    if let (Some(login), Some(tokens)) = (entry.backend.redirect_login(), session.provider_tokens())
+    {
+        let checked =
+            tokio::time::timeout(entry.timeout, login.revalidate(session.user_id(), tokens));
+        let signed_in = match checked.await {
+            Ok(signed_in) => signed_in,
+            Err(_) => {
+                Some(Outcome::Unavailable(auth_core::BackendError::timeout(entry.timeout)).into())
+            }
+        };
+        if let Some(auth_core::SignIn { outcome, tokens }) = signed_in {
+            match outcome {
+                Outcome::Authenticated(mut user) => {
+                    user.backend = entry.name.clone();
+                    provision(rt, &user).await;
+                    return Ok(Revalidated::User(user, Some(tokens)));
+                }
+                Outcome::Rejected => return Ok(Revalidated::Ended(SessionEnd::RefreshRefused)),
+                Outcome::Denied(_) => return Ok(Revalidated::Ended(SessionEnd::NotAllowed)),
+                Outcome::NotFound => return Ok(Revalidated::Ended(SessionEnd::UserGone)),
+                Outcome::Unavailable(e) if entry.on_error == auth_core::OnError::Deny => {
+                    return Err(unavailable(&e));
+                }
+                Outcome::Unavailable(e) => {
+                    tracing::warn!(
+                        entry = &*session.entry,
+                        error = %e,
+                        "cannot refresh a session at the provider; on_error: next, restored from the user store"
+                    );
+                }
+            }
+        }
+    }
+    let fresh = Box::pin(rt.chain.get_user(&session.entry, session.user_id()))
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let sessions = &rt.services.sessions;
+    Ok(match fresh {
+        Some(user) if sessions.version_matches(session, user.credential_version.as_deref()) => {
+            Revalidated::User(user, None)
+        }
+        None => Revalidated::Ended(SessionEnd::UserGone),
+        Some(_) => Revalidated::Ended(SessionEnd::CredentialsChanged),
+    })
 }
 
 /// The cache's "username" for bearer tokens: no Basic username can carry a NUL and a colon.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::User;
+use auth_core::{ProviderTokens, User};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
@@ -100,6 +100,9 @@ struct Record {
     x: Arc<str>,
     /// The user snapshot.
     u: Arc<User>,
+    /// What a single sign-on provider issued (refresh and ID token): secrets, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<Arc<ProviderTokens>>,
 }
 
 /// A live session, as [`SessionManager::load`] returns it. Its `Debug` shows neither the id
@@ -124,6 +127,7 @@ pub struct Session {
     created_ms: u64,
     last_seen_ms: u64,
     validated_ms: u64,
+    provider_tokens: Option<Arc<ProviderTokens>>,
     reissued: Mutex<Option<String>>,
 }
 
@@ -141,6 +145,7 @@ impl Session {
             created_ms: r.c,
             last_seen_ms: r.l,
             validated_ms: r.r,
+            provider_tokens: r.p,
             reissued: Mutex::new(None),
         }
     }
@@ -154,12 +159,18 @@ impl Session {
             r: self.validated_ms,
             x: self.csrf_secret.clone(),
             u: self.user.clone(),
+            p: self.provider_tokens.clone(),
         }
     }
 
     /// The user's id within [`Session::entry`].
     pub fn user_id(&self) -> &str {
         &self.user.id
+    }
+
+    /// The tokens a single sign-on provider issued for this session, if any (secrets).
+    pub fn provider_tokens(&self) -> Option<&ProviderTokens> {
+        self.provider_tokens.as_deref()
     }
 }
 
@@ -177,6 +188,7 @@ impl Clone for Session {
             created_ms: self.created_ms,
             last_seen_ms: self.last_seen_ms,
             validated_ms: self.validated_ms,
+            provider_tokens: self.provider_tokens.clone(),
             reissued: Mutex::new(self.reissued.lock().map(|g| g.clone()).unwrap_or(None)),
         }
     }
@@ -507,6 +519,18 @@ impl SessionManager {
         user: &User,
         credential_version: Option<&str>,
     ) -> Result<String, SessionError> {
+        self.create_with_tokens(user, credential_version, None)
+            .await
+    }
+
+    /// As [`create`](Self::create), keeping `tokens` (from a single sign-on provider) with the
+    /// session: see [`Session::provider_tokens`].
+    pub async fn create_with_tokens(
+        &self,
+        user: &User,
+        credential_version: Option<&str>,
+        tokens: Option<&ProviderTokens>,
+    ) -> Result<String, SessionError> {
         let now = now_ms();
         let record = Record {
             e: user.backend.as_str().into(),
@@ -516,6 +540,7 @@ impl SessionManager {
             r: now,
             x: B64.encode(random_bytes::<KEY_LEN>()).into(),
             u: Arc::new(user.clone()),
+            p: tokens.filter(|t| !t.is_empty()).cloned().map(Arc::new),
         };
         let id: SessionId = random_bytes();
         let expires = self.expires_at(&record);
@@ -610,8 +635,22 @@ impl SessionManager {
     /// snapshot and the revalidation clock restarts. With the `cookie` store the refreshed
     /// cookie must be sent: see [`reissued_cookie`](Self::reissued_cookie).
     pub async fn revalidated(&self, s: &Session, user: &User) {
+        self.revalidated_with_tokens(s, user, None).await;
+    }
+
+    /// As [`revalidated`](Self::revalidated), replacing the session's provider tokens with
+    /// `tokens` when given (a refresh rotated them).
+    pub async fn revalidated_with_tokens(
+        &self,
+        s: &Session,
+        user: &User,
+        tokens: Option<&ProviderTokens>,
+    ) {
         let now = now_ms();
         let mut record = s.to_record();
+        if let Some(tokens) = tokens {
+            record.p = (!tokens.is_empty()).then(|| Arc::new(tokens.clone()));
+        }
         let mut user = user.clone();
         user.backend = s.entry.to_string();
         record.u = Arc::new(user);

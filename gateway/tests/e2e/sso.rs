@@ -7,7 +7,10 @@
 //! callback; PKCE binding the code to the browser that started; the provider's errors; the
 //! provider down at start and half-way (the password form keeps working); two providers side by
 //! side; a wrong `nonce`, a token signed by a key the JWKS does not hold, an expired token, and
-//! key rotation at the provider. The wrong nonce and the foreign key come from the real provider
+//! key rotation at the provider; a callback naming another issuer (RFC 9207); claims only at the
+//! userinfo endpoint; refresh at revalidation (rotation, new claims, a revoked grant, a user no
+//! longer allowed, the provider down under both `on_error`s); RP-initiated logout accepted by the
+//! provider. The wrong nonce and the foreign key come from the real provider
 //! with a fault switch of the test script (it rewrites the nonce it is asked for; it serves
 //! another JWKS than the one it signs with), not from a fake.
 
@@ -22,7 +25,7 @@ use fantoccini::Locator;
 use gateway::metrics::Metrics;
 use gateway::reload::{build_runtime, default_chain_builder};
 use gateway::server::{Gateway, Running};
-use oidc::{OidcProvider, ProviderSetup, provider_login};
+use oidc::{OidcProvider, ProviderAgent, ProviderSetup, provider_login};
 use support::RecordingUpstream;
 
 const CSRF_COOKIE_SSO: &str = "gw_session_csrf_sso";
@@ -52,8 +55,21 @@ fn callback_uri(port: u16, entry: &str) -> String {
 struct Sso<'a> {
     entry: &'a str,
     provider: &'a OidcProvider,
-    /// Extra lines under `options:` (8 spaces of indent).
+    /// Extra lines under `options:` (6 spaces of indent).
     options: &'a str,
+    /// Extra lines of the entry itself (4 spaces of indent: `on_error`...).
+    policy: &'a str,
+}
+
+impl<'a> Sso<'a> {
+    fn new(entry: &'a str, provider: &'a OidcProvider, options: &'a str) -> Sso<'a> {
+        Sso {
+            entry,
+            provider,
+            options,
+            policy: "",
+        }
+    }
 }
 
 /// The gateway, on a port chosen before its config (the provider must know its callback).
@@ -64,6 +80,24 @@ struct Site {
 }
 
 impl Site {
+    /// The site with one `oidc` entry, `corp` at `provider` with extra `options`, after a
+    /// password entry when `password`.
+    async fn single(
+        port: u16,
+        upstream: std::net::SocketAddr,
+        provider: &OidcProvider,
+        options: &str,
+        password: bool,
+    ) -> Site {
+        Site::start(
+            port,
+            upstream,
+            &[Sso::new("corp", provider, options)],
+            password,
+        )
+        .await
+    }
+
     async fn start(
         port: u16,
         upstream: std::net::SocketAddr,
@@ -91,6 +125,7 @@ impl Site {
     type: oidc
     provision: update
     timeout: 10s
+{policy}
     options:
       issuer: "{issuer}"
       client_id: "{client_id}"
@@ -104,6 +139,7 @@ impl Site {
                 client_id = s.provider.setup.client_id,
                 secret = s.provider.setup.client_secret,
                 options = s.options,
+                policy = s.policy,
             ));
         }
         let yaml = format!(
@@ -150,6 +186,15 @@ routes:
     /// The audit events written so far whose `method` is `sso`, once `count` of them are there
     /// (the audit writer is a thread of its own).
     async fn sso_audit(&self, count: usize) -> Vec<serde_json::Value> {
+        self.audit(count, |e| e["method"] == "sso").await
+    }
+
+    /// The audit events written so far that `keep`, once `count` of them are there.
+    async fn audit(
+        &self,
+        count: usize,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
         let path = self.dir.path().join("audit.jsonl");
         let mut events = Vec::new();
         for _ in 0..50 {
@@ -157,7 +202,7 @@ routes:
                 .unwrap_or_default()
                 .lines()
                 .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON audit line"))
-                .filter(|e| e["method"] == "sso")
+                .filter(|e| keep(e))
                 .collect();
             if events.len() >= count {
                 break;
@@ -210,8 +255,20 @@ routes:
 
     /// A whole login of `account` through `entry`, returning the session cookie.
     async fn sign_in(&self, entry: &str, account: &str, next: &str) -> String {
+        self.sign_in_as(&mut ProviderAgent::default(), entry, account, next)
+            .await
+    }
+
+    /// As [`sign_in`](Self::sign_in), in the browser `agent` (its provider session kept).
+    async fn sign_in_as(
+        &self,
+        agent: &mut ProviderAgent,
+        entry: &str,
+        account: &str,
+        next: &str,
+    ) -> String {
         let (auth_url, cookie) = self.start_login(entry, next).await;
-        let back = provider_login(&auth_url, account).await;
+        let back = agent.login(&auth_url, account).await;
         let resp = self.callback(&back, Some(&cookie)).await;
         let status = resp.status();
         let location = header(&resp, "location");
@@ -311,17 +368,7 @@ async fn chromium_signs_in_at_the_provider_and_reaches_the_app() {
         gateway::demo_upstream::spawn("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("demo upstream");
-    let site = Site::start(
-        port,
-        upstream_addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "      label: Corp ID",
-        }],
-        true,
-    )
-    .await;
+    let site = Site::single(port, upstream_addr, &idp, "      label: Corp ID", true).await;
     let client = browser.client();
 
     client
@@ -450,17 +497,7 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
         return;
     };
     let upstream = RecordingUpstream::start().await;
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "",
-        }],
-        true,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, "", true).await;
 
     let (auth_url, cookie) = site.start_login("corp", "/app/one").await;
     // The authorization request: code flow, PKCE S256, state and nonce.
@@ -575,17 +612,7 @@ async fn pkce_binds_the_code_to_the_browser_that_started() {
         return;
     };
     let upstream = RecordingUpstream::start().await;
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "",
-        }],
-        false,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, "", false).await;
     // The victim's code, redeemed with the attacker's own pre-login cookie and state: state
     // and cookie pair, but the PKCE verifier derived from that cookie is not the one whose
     // challenge the provider holds for the code.
@@ -595,8 +622,9 @@ async fn pkce_binds_the_code_to_the_browser_that_started() {
     let code = param(&back, "code").expect("code");
     let attacker_state = param(&attacker_url, "state").expect("state");
     let url = format!(
-        "{}?code={code}&state={attacker_state}",
-        callback_uri(port, "corp")
+        "{}?code={code}&state={attacker_state}&iss={}",
+        callback_uri(port, "corp"),
+        idp.issuer
     );
     let resp = site.callback(&url, Some(&attacker_cookie)).await;
     assert_eq!(
@@ -628,16 +656,8 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
         port,
         upstream.addr,
         &[
-            Sso {
-                entry: "corp",
-                provider: &corp,
-                options: "      label: Corp ID",
-            },
-            Sso {
-                entry: "partner",
-                provider: &partner,
-                options: "      label: \"Partner <SSO>\"",
-            },
+            Sso::new("corp", &corp, "      label: Corp ID"),
+            Sso::new("partner", &partner, "      label: \"Partner <SSO>\""),
         ],
         true,
     )
@@ -670,7 +690,7 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
     let seen = as_seen(&site, &upstream, "/b", &b).await;
     assert_eq!(seen.get("x-remote-user").as_deref(), Some("bob"));
     assert_eq!(seen.get("x-remote-backend").as_deref(), Some("partner"));
-    // Logout ends the gateway session and offers the provider's RP-initiated logout.
+    // Logout ends the gateway session and goes on to the provider's RP-initiated logout.
     let confirm = http()
         .get(site.url("/_auth/logout"))
         .header("cookie", &a)
@@ -689,16 +709,12 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
         .send()
         .await
         .expect("logout");
-    assert_eq!(resp.status(), 200);
-    let body = resp.text().await.expect("body");
+    assert_eq!(resp.status(), 303);
+    let location = header(&resp, "location").unwrap_or_default();
     assert!(
-        body.contains(&format!(
-            "href=\"{}/session/end?client_id=gateway\"",
-            corp.issuer
-        )),
-        "{body}"
+        location.starts_with(&format!("{}/session/end?client_id=gateway&", corp.issuer)),
+        "{location}"
     );
-    assert!(body.contains("Also sign out of Corp ID"), "{body}");
     let resp = http()
         .get(site.url("/a"))
         .header("cookie", &a)
@@ -720,17 +736,7 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
     let Some(only) = provider(port, "corp", |_| {}).await else {
         return;
     };
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &only,
-            options: "",
-        }],
-        false,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &only, "", false).await;
     let page = http()
         .get(site.url("/_auth/login"))
         .send()
@@ -751,17 +757,7 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
         return;
     };
     let upstream = RecordingUpstream::start().await;
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "      timeout: 2s",
-        }],
-        true,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, "      timeout: 2s", true).await;
 
     // Half-way: discovered and sent to the provider, which then goes away.
     let (auth_url, cookie) = site.start_login("corp", "/x").await;
@@ -779,17 +775,7 @@ async fn provider_down_at_start_or_half_way_shows_a_message_and_the_password_for
 
     // At start: a gateway that never reached the provider.
     let port = free_port();
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "      timeout: 2s",
-        }],
-        true,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, "      timeout: 2s", true).await;
     let resp = http()
         .get(site.url("/_auth/oidc/corp/start?next=%2Fx"))
         .send()
@@ -836,17 +822,7 @@ async fn assert_id_token_refused(
     let Some(idp) = provider(port, "corp", change).await else {
         return false;
     };
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options,
-        }],
-        false,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, options, false).await;
     // Past `min_refresh` (100ms in the JWKS case): the gateway may read the keys again.
     let (status, body, session) =
         refused_sign_in(&site, "corp", "alice", Duration::from_millis(150)).await;
@@ -891,17 +867,7 @@ async fn key_rotation_at_the_provider_is_followed() {
         return;
     };
     let upstream = RecordingUpstream::start().await;
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "      min_refresh: 100ms",
-        }],
-        false,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, "      min_refresh: 100ms", false).await;
     let first = site.sign_in("corp", "alice", "/one").await;
     // New signing key, old one gone; the gateway still holds the old key set.
     idp.restart(|s| s.key_id = Some("key-2".into())).await;
@@ -919,17 +885,7 @@ async fn sessions_are_restored_from_the_store_and_end_when_the_user_is_disabled(
         return;
     };
     let upstream = RecordingUpstream::start().await;
-    let site = Site::start(
-        port,
-        upstream.addr,
-        &[Sso {
-            entry: "corp",
-            provider: &idp,
-            options: "",
-        }],
-        false,
-    )
-    .await;
+    let site = Site::single(port, upstream.addr, &idp, "", false).await;
     let session = site.sign_in("corp", "alice", "/").await;
     // Past `session.revalidate`: the user is read back through the entry's `get_user`, from the
     // local store the login provisioned.
@@ -985,17 +941,7 @@ async fn allowed_groups_and_domains_admit_only_the_listed_users() {
             return;
         };
         let upstream = RecordingUpstream::start().await;
-        let site = Site::start(
-            port,
-            upstream.addr,
-            &[Sso {
-                entry: "corp",
-                provider: &idp,
-                options,
-            }],
-            false,
-        )
-        .await;
+        let site = Site::single(port, upstream.addr, &idp, options, false).await;
         let (status, body, session) = refused_sign_in(&site, "corp", refused, Duration::ZERO).await;
         assert_eq!(status, 403, "{options}: {refused} is refused: {body}");
         assert!(!session, "{options}: no session for {refused}");
@@ -1020,4 +966,357 @@ async fn allowed_groups_and_domains_admit_only_the_listed_users() {
         assert_eq!(events[1]["event"], "login_success", "{events:#?}");
         site.stop().await;
     }
+}
+
+/// `GET path` with `cookie`: the status, and what the upstream saw when it was let through.
+async fn visit(
+    site: &Site,
+    upstream: &RecordingUpstream,
+    path: &str,
+    cookie: &str,
+) -> (u16, Option<support::upstream::Recorded>) {
+    let resp = http()
+        .get(site.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let seen = upstream.seen().into_iter().rfind(|r| r.path == path);
+    (status, seen.filter(|_| status == 200))
+}
+
+/// Past the test sites' `session.revalidate` (1s).
+async fn past_revalidation() {
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revalidation_refreshes_rotates_the_token_and_takes_the_new_claims() {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |s| s.refresh_tokens = true).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::single(port, upstream.addr, &idp, "", false).await;
+    let session = site.sign_in("corp", "alice", "/").await;
+    assert_eq!(idp.refreshes().await, 0);
+
+    // The claims change at the provider; the next revalidation refreshes and takes them.
+    idp.set_claims(
+        "alice",
+        serde_json::json!({
+            "email": "alice@example.org",
+            "name": "Alice Liddell",
+            "preferred_username": "alice",
+            "groups": ["staff", "auditors"],
+        }),
+    )
+    .await;
+    past_revalidation().await;
+    let seen = as_seen(&site, &upstream, "/one", &session).await;
+    assert_eq!(
+        idp.refreshes().await,
+        1,
+        "revalidation refreshed at the provider"
+    );
+    let groups = seen.get("x-remote-groups").unwrap_or_default();
+    assert!(
+        groups.contains("auditors"),
+        "the refreshed ID token's groups: {groups}"
+    );
+    let stored = site
+        .store()
+        .await
+        .get_by_username("alice")
+        .await
+        .expect("store")
+        .expect("alice");
+    assert!(
+        stored.groups.iter().any(|g| g == "auditors"),
+        "the provisioned user is updated: {:?}",
+        stored.groups
+    );
+
+    // The provider rotates refresh tokens and revokes the grant when a used one comes back:
+    // a second refresh works only with the rotated token the session kept.
+    past_revalidation().await;
+    let seen = as_seen(&site, &upstream, "/two", &session).await;
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    assert_eq!(idp.refreshes().await, 2);
+    // Within `session.revalidate`: no call to the provider.
+    as_seen(&site, &upstream, "/three", &session).await;
+    assert_eq!(idp.refreshes().await, 2);
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_revoked_or_a_user_no_longer_allowed_ends_the_session_at_revalidation() {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |s| s.refresh_tokens = true).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::single(
+        port,
+        upstream.addr,
+        &idp,
+        "      allowed_groups: [staff]",
+        false,
+    )
+    .await;
+    let alice = site.sign_in("corp", "alice", "/").await;
+    let carol_claims = serde_json::json!({
+        "email": "carol@example.org",
+        "preferred_username": "carol",
+        "groups": ["staff"],
+    });
+    idp.set_claims("carol", carol_claims).await;
+    let carol = site.sign_in("corp", "carol", "/").await;
+    as_seen(&site, &upstream, "/", &alice).await;
+    as_seen(&site, &upstream, "/", &carol).await;
+
+    // alice's grant is revoked at the provider; carol leaves the allowed group there.
+    idp.revoke_grants("alice").await;
+    idp.set_claims(
+        "carol",
+        serde_json::json!({
+            "email": "carol@example.org",
+            "preferred_username": "carol",
+            "groups": ["visitors"],
+        }),
+    )
+    .await;
+    past_revalidation().await;
+    for (name, cookie) in [("alice", &alice), ("carol", &carol)] {
+        let resp = http()
+            .get(site.url("/after"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("request");
+        assert_ne!(resp.status(), 200, "{name}'s session has ended");
+        assert!(
+            set_cookie_line(&resp, SESSION).is_some_and(|l| l.contains("Max-Age=0")),
+            "{name}: the session cookie is cleared"
+        );
+        // And stays ended.
+        let (status, _) = visit(&site, &upstream, "/again", cookie).await;
+        assert_ne!(status, 200, "{name}");
+    }
+    let ended = site.audit(2, |e| e["event"] == "session_ended").await;
+    let reasons: Vec<(&str, &str)> = ended
+        .iter()
+        .map(|e| {
+            (
+                e["user"].as_str().unwrap_or("?"),
+                e["reason"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [("alice", "refresh_refused"), ("carol", "not_allowed")],
+        "{ended:#?}"
+    );
+    assert!(ended.iter().all(|e| e["backend"] == "corp"));
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_down_at_revalidation_follows_on_error() {
+    let (deny_port, next_port) = (free_port(), free_port());
+    let Some(mut idp) = provider(deny_port, "corp", |s| {
+        s.refresh_tokens = true;
+        s.redirect_uris.push(callback_uri(next_port, "corp"));
+    })
+    .await
+    else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let deny = Site::single(deny_port, upstream.addr, &idp, "      timeout: 2s", false).await;
+    let next = Site::start(
+        next_port,
+        upstream.addr,
+        &[Sso {
+            policy: "    on_error: next",
+            ..Sso::new("corp", &idp, "      timeout: 2s")
+        }],
+        false,
+    )
+    .await;
+    let denied = deny.sign_in("corp", "alice", "/").await;
+    let kept = next.sign_in("corp", "alice", "/").await;
+    idp.stop().await;
+    past_revalidation().await;
+
+    // `on_error: deny` (the default): 503, and the session is not ended.
+    let resp = http()
+        .get(deny.url("/x"))
+        .header("cookie", &denied)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 503);
+    assert!(
+        set_cookie_line(&resp, SESSION).is_none(),
+        "the session cookie is left alone"
+    );
+    // `on_error: next`: restored from the local user store, as without a refresh token.
+    let seen = as_seen(&next, &upstream, "/y", &kept).await;
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    // Still bound by the store: a user disabled there is signed out.
+    next.store().await.disable("alice").await.expect("disable");
+    past_revalidation().await;
+    let (status, _) = visit(&next, &upstream, "/z", &kept).await;
+    assert_ne!(status, 200, "a disabled user's session ends");
+    deny.stop().await;
+    next.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session_here_then_at_the_provider() {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |s| s.refresh_tokens = true).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::single(port, upstream.addr, &idp, "", false).await;
+    let mut browser = ProviderAgent::default();
+    let session = site.sign_in_as(&mut browser, "corp", "alice", "/").await;
+    as_seen(&site, &upstream, "/", &session).await;
+
+    let confirm = http()
+        .get(site.url("/_auth/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("logout form")
+        .text()
+        .await
+        .expect("body");
+    let token = csrf_field(&confirm);
+    let resp = http()
+        .post(site.url("/_auth/logout"))
+        .header("cookie", &session)
+        .header("origin", site.url(""))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(resp.status(), 303);
+    assert!(
+        set_cookie_line(&resp, SESSION).is_some_and(|l| l.contains("Max-Age=0")),
+        "the session cookie is cleared"
+    );
+    let end_session = header(&resp, "location").expect("location");
+    assert!(
+        end_session.starts_with(&format!("{}/session/end?", idp.issuer)),
+        "{end_session}"
+    );
+    assert_eq!(param(&end_session, "client_id").as_deref(), Some("gateway"));
+    let login_page = site.url("/_auth/login");
+    assert_eq!(
+        param(&end_session, "post_logout_redirect_uri").as_deref(),
+        Some(login_page.as_str())
+    );
+    let hint = param(&end_session, "id_token_hint").expect("id_token_hint");
+    assert_eq!(hint.split('.').count(), 3, "the session's ID token");
+    // The gateway's session is gone before the browser reaches the provider.
+    let (status, _) = visit(&site, &upstream, "/after", &session).await;
+    assert_ne!(status, 200);
+
+    // Before: the provider's session signs the browser in without asking.
+    let (auth_url, _) = site.start_login("corp", "/").await;
+    let hop = browser.first_hop(&auth_url).await;
+    assert!(
+        hop.starts_with(&format!("{}/auth/", idp.issuer)) || hop.contains("/oidc/corp/callback"),
+        "{hop}"
+    );
+    // The provider accepts the hint and the return address, and ends its session.
+    let back = browser.confirm_logout(&end_session).await;
+    assert_eq!(back, login_page, "back at the gateway's login page");
+    let (auth_url, _) = site.start_login("corp", "/").await;
+    let mut hop = browser.first_hop(&auth_url).await;
+    if hop.starts_with(&format!("{}/auth/", idp.issuer)) {
+        hop = browser.first_hop(&hop).await;
+    }
+    assert!(
+        hop.starts_with(&format!("{}/interaction/", idp.issuer)),
+        "the provider asks to sign in again: {hop}"
+    );
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_only_in_userinfo_reach_the_headers_with_userinfo_on() {
+    let (off_port, on_port) = (free_port(), free_port());
+    let Some(idp) = provider(off_port, "corp", |s| {
+        s.userinfo_only.push("groups");
+        s.redirect_uris.push(callback_uri(on_port, "corp"));
+    })
+    .await
+    else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let off = Site::single(off_port, upstream.addr, &idp, "", false).await;
+    let on = Site::single(on_port, upstream.addr, &idp, "      userinfo: true", false).await;
+    let cookie = off.sign_in("corp", "alice", "/").await;
+    let seen = as_seen(&off, &upstream, "/off", &cookie).await;
+    let groups = seen.get("x-remote-groups").unwrap_or_default();
+    assert!(!groups.contains("staff"), "not in the ID token: {groups:?}");
+    let cookie = on.sign_in("corp", "alice", "/").await;
+    let seen = as_seen(&on, &upstream, "/on", &cookie).await;
+    let groups = seen.get("x-remote-groups").unwrap_or_default();
+    assert!(
+        groups.contains("staff") && groups.contains("readers"),
+        "from userinfo: {groups:?}"
+    );
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    off.stop().await;
+    on.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_naming_another_issuer_or_none_is_refused() {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |_| {}).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::single(port, upstream.addr, &idp, "", false).await;
+    let (auth_url, cookie) = site.start_login("corp", "/").await;
+    let back = provider_login(&auth_url, "alice").await;
+    assert_eq!(param(&back, "iss").as_deref(), Some(idp.issuer.as_str()));
+    let mut url = url::Url::parse(&back).expect("callback url");
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "iss")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for iss in [Some("http://idp.evil.example"), Some(""), None] {
+        {
+            let mut query = url.query_pairs_mut();
+            query.clear();
+            for (k, v) in &pairs {
+                query.append_pair(k, v);
+            }
+            if let Some(iss) = iss {
+                query.append_pair("iss", iss);
+            }
+        }
+        let resp = site.callback(url.as_str(), Some(&cookie)).await;
+        assert_eq!(resp.status(), 401, "iss {iss:?}");
+        assert!(
+            set_cookie(&resp, SESSION).is_none(),
+            "iss {iss:?}: no session"
+        );
+    }
+    // Refused before the code was redeemed: the genuine callback still signs in with it.
+    let resp = site.callback(&back, Some(&cookie)).await;
+    assert_eq!(resp.status(), 303);
+    assert!(set_cookie(&resp, SESSION).is_some());
+    site.stop().await;
 }

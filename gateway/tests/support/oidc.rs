@@ -98,12 +98,23 @@ pub struct ProviderSetup {
     /// nonce than the one asked for), `publish_other_keys` (the JWKS endpoint publishes a key
     /// that signs nothing, never the signing key).
     pub faults: Vec<&'static str>,
+    /// Every code grant also issues a refresh token, rotated at each use.
+    pub refresh_tokens: bool,
+    /// Claims left out of ID tokens (only the userinfo endpoint gives them).
+    pub userinfo_only: Vec<&'static str>,
+    /// Where the provider may send the browser after its logout.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl ProviderSetup {
     /// One client (`gateway` / `gateway-secret`) and the accounts alice (group staff, nested
-    /// roles) and bob.
+    /// roles) and bob. The gateway's login page on the callback's origin (`/_auth/login`) is
+    /// the registered post-logout redirect URI.
     pub fn new(redirect_uri: &str) -> ProviderSetup {
+        let login_page = url::Url::parse(redirect_uri)
+            .and_then(|u| u.join("/_auth/login"))
+            .map(|u| u.to_string())
+            .unwrap_or_default();
         let mut accounts = BTreeMap::new();
         accounts.insert(
             "alice".to_string(),
@@ -135,6 +146,9 @@ impl ProviderSetup {
             id_token_ttl: 3600,
             clock_behind: 0,
             faults: Vec::new(),
+            refresh_tokens: false,
+            userinfo_only: Vec::new(),
+            post_logout_redirect_uris: vec![login_page],
         }
     }
 
@@ -149,7 +163,7 @@ impl ProviderSetup {
                 "client_id": self.client_id,
                 "client_secret": self.client_secret,
                 "redirect_uris": self.redirect_uris,
-                "post_logout_redirect_uris": [],
+                "post_logout_redirect_uris": self.post_logout_redirect_uris,
                 "grant_types": ["authorization_code", "refresh_token"],
                 "response_types": ["code"],
             }],
@@ -157,6 +171,8 @@ impl ProviderSetup {
             "key_id": self.key_id,
             "id_token_ttl": self.id_token_ttl,
             "clock_behind": self.clock_behind,
+            "refresh_tokens": self.refresh_tokens,
+            "userinfo_only": self.userinfo_only,
             "faults": faults,
         })
     }
@@ -245,34 +261,22 @@ impl OidcProvider {
     }
 }
 
-/// Signs in at the provider without a browser, through its development login form: follows
-/// the redirects from `authorization_url`, posts `account`'s login, and returns the URL the
-/// provider finally sends the browser to (the gateway's callback, with `code` and `state`).
-pub async fn provider_login(authorization_url: &str, account: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
-    let mut jar: BTreeMap<String, String> = BTreeMap::new();
-    let mut url = url::Url::parse(authorization_url).expect("authorization url");
-    let origin = url.origin().ascii_serialization();
-    for _ in 0..10 {
-        let is_interaction = url.path().starts_with("/interaction/");
-        let cookie = jar
+/// A browser at the provider, without a browser: its cookies (the provider's session) kept
+/// between calls, redirects not followed.
+#[derive(Default)]
+pub struct ProviderAgent {
+    jar: BTreeMap<String, String>,
+}
+
+impl ProviderAgent {
+    /// Sends `request` with the provider's cookies and keeps those it sets.
+    pub async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let cookie = self
+            .jar
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let request = if is_interaction {
-            http.post(url.clone()).form(&[
-                ("prompt", "login"),
-                ("login", account),
-                ("password", "any"),
-            ])
-        } else {
-            http.get(url.clone())
-        };
         let resp = request
             .header("cookie", cookie)
             .send()
@@ -282,23 +286,152 @@ pub async fn provider_login(authorization_url: &str, account: &str) -> String {
             let value = value.to_str().expect("ascii cookie");
             let pair = value.split(';').next().unwrap_or_default();
             if let Some((k, v)) = pair.split_once('=') {
-                jar.insert(k.trim().to_string(), v.trim().to_string());
+                self.jar.insert(k.trim().to_string(), v.trim().to_string());
             }
         }
-        let status = resp.status();
-        let Some(location) = resp.headers().get("location") else {
-            panic!(
-                "the provider answered {status} without a redirect: {}",
-                resp.text().await.unwrap_or_default()
-            );
-        };
-        let next = url
-            .join(location.to_str().expect("location"))
-            .expect("location url");
-        if next.origin().ascii_serialization() != origin {
-            return next.to_string();
-        }
-        url = next;
+        resp
     }
-    panic!("no way back from the provider after 10 redirects");
+
+    /// Signs in at the provider through its development login form (when it has no session
+    /// of this agent yet): follows the redirects from `authorization_url`, posts `account`'s
+    /// login, and returns the URL the provider finally sends the browser to (the gateway's
+    /// callback, with `code` and `state`).
+    pub async fn login(&mut self, authorization_url: &str, account: &str) -> String {
+        let http = client();
+        let mut url = url::Url::parse(authorization_url).expect("authorization url");
+        let origin = url.origin().ascii_serialization();
+        for _ in 0..10 {
+            let request = if url.path().starts_with("/interaction/") {
+                http.post(url.clone()).form(&[
+                    ("prompt", "login"),
+                    ("login", account),
+                    ("password", "any"),
+                ])
+            } else {
+                http.get(url.clone())
+            };
+            let resp = self.send(request).await;
+            let status = resp.status();
+            let Some(location) = resp.headers().get("location") else {
+                panic!(
+                    "the provider answered {status} without a redirect: {}",
+                    resp.text().await.unwrap_or_default()
+                );
+            };
+            let next = url
+                .join(location.to_str().expect("location"))
+                .expect("location url");
+            if next.origin().ascii_serialization() != origin {
+                return next.to_string();
+            }
+            url = next;
+        }
+        panic!("no way back from the provider after 10 redirects");
+    }
+
+    /// Where the provider first sends the browser for `url` (its `Location`, absolute).
+    pub async fn first_hop(&mut self, url: &str) -> String {
+        let resp = self.send(client().get(url)).await;
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{url}: {} without a redirect", resp.status()));
+        url::Url::parse(url)
+            .and_then(|u| u.join(location))
+            .expect("location url")
+            .to_string()
+    }
+
+    /// Follows RP-initiated logout at the provider: opens `end_session_url` (the provider's
+    /// confirmation form, which must be offered), confirms it, and returns where the provider
+    /// then sends the browser.
+    pub async fn confirm_logout(&mut self, end_session_url: &str) -> String {
+        let http = client();
+        let resp = self.send(http.get(end_session_url)).await;
+        let status = resp.status();
+        let page = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "the provider offers its logout form: {page}");
+        let field = |start: &str| {
+            page.split(start)
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_else(|| panic!("no {start} in the logout form: {page}"))
+                .to_string()
+        };
+        let action = url::Url::parse(end_session_url)
+            .and_then(|u| u.join(&field("action=\"")))
+            .expect("form action");
+        let resp = self
+            .send(http.post(action).form(&[
+                ("xsrf", field("name=\"xsrf\" value=\"")),
+                ("logout", "yes".into()),
+            ]))
+            .await;
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        location.unwrap_or_else(|| {
+            panic!("the logout confirmation answered {status} without a redirect")
+        })
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// [`ProviderAgent::login`] with a fresh agent (no provider session).
+pub async fn provider_login(authorization_url: &str, account: &str) -> String {
+    ProviderAgent::default()
+        .login(authorization_url, account)
+        .await
+}
+
+impl OidcProvider {
+    /// `POST /test/revoke/{account}` of the test script: the account's grants are destroyed.
+    pub async fn revoke_grants(&self, account: &str) {
+        let resp = client()
+            .post(format!("{}/test/revoke/{account}", self.issuer))
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("json");
+        assert!(
+            body["destroyed"].as_u64() > Some(0),
+            "{account} had a grant: {body}"
+        );
+    }
+
+    /// How many refresh grants the provider has answered successfully.
+    pub async fn refreshes(&self) -> u64 {
+        let body: Value = client()
+            .get(format!("{}/test/stats", self.issuer))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        body["refreshes"].as_u64().expect("refreshes")
+    }
+
+    /// Replaces `account`'s claims (`POST /test/account/{account}`).
+    pub async fn set_claims(&self, account: &str, claims: Value) {
+        let resp = client()
+            .post(format!("{}/test/account/{account}", self.issuer))
+            .json(&claims)
+            .send()
+            .await
+            .expect("set claims");
+        assert_eq!(resp.status(), 200);
+    }
 }

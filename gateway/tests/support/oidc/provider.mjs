@@ -1,7 +1,7 @@
 // The OpenID provider of the gateway's SSO tests: the certified `oidc-provider` package, configured
 // from a JSON file (argument 1) written by gateway/tests/support/oidc.rs:
 //   { "port": 0, "clients": [...], "accounts": { "alice": { claims } }, "key_id": "key-1",
-//     "id_token_ttl": 3600, "clock_behind": 0,
+//     "id_token_ttl": 3600, "clock_behind": 0, "refresh_tokens": false, "userinfo_only": [],
 //     "faults": { "tamper_nonce": true, "publish_other_keys": true } }
 // It listens on 127.0.0.1 (port 0: any free port) and prints `listening http://127.0.0.1:PORT` once
 // ready. Sign-in uses the package's development interactions (a login form taking any password
@@ -10,6 +10,13 @@
 // the keys). The fault switches make this real provider misbehave in ways the gateway must catch:
 // `tamper_nonce` asks the provider for another nonce than the client sent (the ID token carries
 // it), `publish_other_keys` serves a JWKS holding a key that signs nothing.
+// With `refresh_tokens`, every code grant also issues a refresh token (rotated at each use; a
+// rotated one used again revokes the grant), as Keycloak does, without `offline_access` and its
+// consent prompt. Claims named in `userinfo_only` are left out of ID tokens (userinfo only).
+// Test controls, outside the provider's routes: `POST /test/revoke/{account}` destroys the
+// account's grants (their refresh tokens then get `invalid_grant`); `POST /test/account/{account}`
+// replaces the account's claims (a JSON body); `GET /test/stats` counts the successful refresh
+// grants.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -38,6 +45,9 @@ await new Promise((resolve) => { server.listen(config.port ?? 0, '127.0.0.1', re
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const accounts = config.accounts ?? {};
+const userinfoOnly = new Set(config.userinfo_only ?? []);
+const grants = new Map();
+let refreshes = 0;
 
 const provider = new Provider(issuer, {
   clients: config.clients,
@@ -64,12 +74,20 @@ const provider = new Provider(issuer, {
     Session: 3600,
     Grant: 3600,
   },
+  ...(config.refresh_tokens ? {
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+  } : {}),
   async findAccount(_ctx, id) {
     const claims = accounts[id];
     if (!claims) return undefined;
     return {
       accountId: id,
-      async claims() { return { sub: id, ...claims }; },
+      async claims(use) {
+        const out = { sub: id, ...claims };
+        if (use === 'id_token') for (const name of userinfoOnly) delete out[name];
+        return out;
+      },
     };
   },
   // No consent screen for the test clients: a grant covering what was asked.
@@ -88,7 +106,37 @@ const provider = new Provider(issuer, {
   },
 });
 provider.on('server_error', (_ctx, err) => { console.error('server_error', err); });
+provider.on('grant.saved', (grant) => {
+  if (!grants.has(grant.accountId)) grants.set(grant.accountId, new Set());
+  grants.get(grant.accountId).add(grant.jti);
+});
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type === 'refresh_token') refreshes += 1;
+});
 provider.use(async (ctx, next) => {
+  const revoke = ctx.path.match(/^\/test\/revoke\/([^/]+)$/);
+  if (revoke && ctx.method === 'POST') {
+    let destroyed = 0;
+    for (const id of grants.get(revoke[1]) ?? []) {
+      const grant = await provider.Grant.find(id);
+      if (grant) { await grant.destroy(); destroyed += 1; }
+    }
+    grants.delete(revoke[1]);
+    ctx.body = { destroyed };
+    return;
+  }
+  const account = ctx.path.match(/^\/test\/account\/([^/]+)$/);
+  if (account && ctx.method === 'POST') {
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    accounts[account[1]] = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    ctx.body = { ok: true };
+    return;
+  }
+  if (ctx.path === '/test/stats') {
+    ctx.body = { refreshes };
+    return;
+  }
   if (faults.tamper_nonce && ctx.path === '/auth' && ctx.query.nonce) {
     ctx.query = { ...ctx.query, nonce: `${ctx.query.nonce}-tampered` };
   }
