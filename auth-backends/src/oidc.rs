@@ -226,6 +226,7 @@ impl OidcBackend {
             store,
             metadata: RwLock::new(None),
             last_attempt: tokio::sync::Mutex::new(None),
+            refreshes: tokio::sync::Mutex::new(HashMap::new()),
             options: self,
         }))
     }
@@ -252,6 +253,31 @@ struct Provider {
     metadata: RwLock<Option<Arc<Discovered>>>,
     /// When the last discovery started; held during one so concurrent callers wait for it.
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
+    /// Refreshes in flight or just done, by a digest of the refresh token.
+    refreshes: tokio::sync::Mutex<HashMap<[u8; 32], Arc<Flight>>>,
+}
+
+/// How long a refresh's result is shared with later revalidations that bring the same refresh
+/// token: the requests of one page (its assets) pass `session.revalidate` together, and with the
+/// `cookie` store those already under way still carry the old token.
+const REFRESH_SHARED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One refresh at the provider, shared by the revalidations that bring the same refresh token:
+/// a provider that rotates refresh tokens refuses one used twice, and may revoke the whole
+/// grant for it.
+struct Flight {
+    started: Instant,
+    result: tokio::sync::OnceCell<Refreshed>,
+}
+
+/// A refresh's result, as shared (cloneable).
+#[derive(Clone)]
+enum Refreshed {
+    Ok(Box<User>, ProviderTokens),
+    Rejected,
+    Denied(String),
+    Gone,
+    Unavailable(String),
 }
 
 /// Why a login (or a refresh) failed.
@@ -747,16 +773,55 @@ impl RedirectLogin for Provider {
     }
 
     async fn revalidate(&self, user_id: &str, tokens: &ProviderTokens) -> Option<SignIn> {
+        use sha2::Digest;
         let refresh_token = tokens.refresh_token.as_deref()?;
-        Some(
-            match self.refresh_session(user_id, tokens, refresh_token).await {
-                Ok((user, tokens)) => SignIn {
-                    outcome: Outcome::Authenticated(user),
-                    tokens,
-                },
-                Err(refusal) => self.refused("refresh", refusal).into(),
+        let key: [u8; 32] = sha2::Sha256::digest(refresh_token.as_bytes()).into();
+        let flight = {
+            let mut flights = self.refreshes.lock().await;
+            flights.retain(|_, f| f.started.elapsed() < REFRESH_SHARED_FOR);
+            flights
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(Flight {
+                        started: Instant::now(),
+                        result: tokio::sync::OnceCell::new(),
+                    })
+                })
+                .clone()
+        };
+        let result = flight
+            .result
+            .get_or_init(|| async {
+                match self.refresh_session(user_id, tokens, refresh_token).await {
+                    Ok((user, tokens)) => Refreshed::Ok(Box::new(user), tokens),
+                    Err(refusal) => match self.refused("refresh", refusal) {
+                        Outcome::Rejected => Refreshed::Rejected,
+                        Outcome::Denied(reason) => Refreshed::Denied(reason),
+                        Outcome::Unavailable(e) => Refreshed::Unavailable(e.to_string()),
+                        _ => Refreshed::Gone,
+                    },
+                }
+            })
+            .await
+            .clone();
+        Some(match result {
+            // Another session cannot hold this token; checked all the same.
+            Refreshed::Ok(user, tokens) if user.id == user_id => SignIn {
+                outcome: Outcome::Authenticated(*user),
+                tokens,
             },
-        )
+            Refreshed::Ok(..) | Refreshed::Rejected => Outcome::Rejected.into(),
+            Refreshed::Denied(reason) => Outcome::Denied(reason).into(),
+            Refreshed::Gone => Outcome::NotFound.into(),
+            Refreshed::Unavailable(e) => {
+                // Not kept: the next revalidation tries the provider again.
+                let mut flights = self.refreshes.lock().await;
+                if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                    flights.remove(&key);
+                }
+                Outcome::Unavailable(BackendError::new(e)).into()
+            }
+        })
     }
 
     fn logout_url(&self, tokens: Option<&ProviderTokens>, default_return: &str) -> Option<String> {
@@ -780,5 +845,27 @@ impl RedirectLogin for Provider {
 
     async fn discover(&self) -> Result<(), BackendError> {
         self.discovered().await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unverified_nonce;
+    use base64::Engine;
+
+    #[test]
+    fn the_login_nonce_is_read_back_from_the_kept_id_token() {
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"sub":"alice","nonce":"n-123"}"#)
+        );
+        assert_eq!(unverified_nonce(&token).as_deref(), Some("n-123"));
+        let without = format!("{}.{}.sig", b64("{}"), b64(r#"{"sub":"alice"}"#));
+        assert_eq!(unverified_nonce(&without), None);
+        for bad in ["", "a", "a.!!.c", &format!("a.{}.c", b64("not json"))] {
+            assert_eq!(unverified_nonce(bad), None, "{bad}");
+        }
     }
 }

@@ -126,3 +126,35 @@ pub trait RedirectLogin: Send + Sync {
     /// Checks that the provider's metadata can be read (for `/readyz`, and before `start`).
     async fn discover(&self) -> Result<(), BackendError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ProviderTokens;
+
+    #[test]
+    fn provider_tokens_debug_shows_no_token() {
+        let tokens = ProviderTokens {
+            refresh_token: Some("refresh-secret".into()),
+            id_token: Some("header.payload-secret.signature".into()),
+        };
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        let none = format!("{:?}", ProviderTokens::default());
+        assert!(none.contains("None"), "{none}");
+    }
+
+    #[test]
+    fn provider_tokens_round_trip_in_short_fields() {
+        let tokens = ProviderTokens {
+            refresh_token: Some("r1".into()),
+            id_token: None,
+        };
+        let json = serde_json::to_string(&tokens).expect("serializes");
+        assert_eq!(json, r#"{"r":"r1"}"#);
+        let back: ProviderTokens = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, tokens);
+        assert!(!back.is_empty());
+        assert!(ProviderTokens::default().is_empty());
+    }
+}

@@ -293,7 +293,7 @@ async fn identify_session(
                 sessions
                     .revalidated_with_tokens(&session, &user, tokens.as_ref())
                     .await;
-                Arc::new(user)
+                Arc::new(*user)
             }
             Revalidated::Ended(reason) => {
                 rt.services.audit.emit(Event::SessionEnded {
@@ -336,7 +336,7 @@ async fn identify_session(
 /// What revalidating a session found.
 enum Revalidated {
     /// The user, now; and the provider's new tokens when a refresh rotated them.
-    User(User, Option<auth_core::ProviderTokens>),
+    User(Box<User>, Option<auth_core::ProviderTokens>),
     /// The session must end.
     Ended(SessionEnd),
 }
@@ -371,7 +371,7 @@ async fn revalidate(rt: &Runtime, session: &Session) -> Result<Revalidated, Prox
                 Outcome::Authenticated(mut user) => {
                     user.backend = entry.name.clone();
                     provision(rt, &user).await;
-                    return Ok(Revalidated::User(user, Some(tokens)));
+                    return Ok(Revalidated::User(Box::new(user), Some(tokens)));
                 }
                 Outcome::Rejected => return Ok(Revalidated::Ended(SessionEnd::RefreshRefused)),
                 Outcome::Denied(_) => return Ok(Revalidated::Ended(SessionEnd::NotAllowed)),
@@ -395,7 +395,7 @@ async fn revalidate(rt: &Runtime, session: &Session) -> Result<Revalidated, Prox
     let sessions = &rt.services.sessions;
     Ok(match fresh {
         Some(user) if sessions.version_matches(session, user.credential_version.as_deref()) => {
-            Revalidated::User(user, None)
+            Revalidated::User(Box::new(user), None)
         }
         None => Revalidated::Ended(SessionEnd::UserGone),
         Some(_) => Revalidated::Ended(SessionEnd::CredentialsChanged),

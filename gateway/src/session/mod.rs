@@ -648,14 +648,24 @@ impl SessionManager {
     ) {
         let now = now_ms();
         let mut record = s.to_record();
-        if let Some(tokens) = tokens {
-            record.p = (!tokens.is_empty()).then(|| Arc::new(tokens.clone()));
-        }
         let mut user = user.clone();
         user.backend = s.entry.to_string();
         record.u = Arc::new(user);
         record.r = now;
         record.l = now;
+        if let Some(tokens) = tokens {
+            let mut tokens = tokens.clone();
+            // As at login: the cookie store drops an ID token that does not fit.
+            if let Store::Cookie(c) = &self.store
+                && tokens.id_token.is_some()
+            {
+                record.p = Some(Arc::new(tokens.clone()));
+                if let Err(SessionError::TooLarge(_)) = c.seal(&s.id, &record) {
+                    tokens.id_token = None;
+                }
+            }
+            record.p = (!tokens.is_empty()).then(|| Arc::new(tokens));
+        }
         self.rewrite(s, record, now).await;
     }
 

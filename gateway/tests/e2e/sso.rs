@@ -94,15 +94,19 @@ impl Site {
             upstream,
             &[Sso::new("corp", provider, options)],
             password,
+            "",
         )
         .await
     }
 
+    /// The site with `sso` entries after a password entry when `password`, and `session` lines
+    /// (2 spaces of indent) added to its `session:` block.
     async fn start(
         port: u16,
         upstream: std::net::SocketAddr,
         sso: &[Sso<'_>],
         password: bool,
+        session: &str,
     ) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut chain = String::new();
@@ -154,6 +158,7 @@ session:
   secure: false
   secret: "0123456789abcdef0123456789abcdef-sso"
   revalidate: 1s
+{session}
 login:
   title: "Sign in to Acme"
 users_db: "sqlite://{db}"
@@ -660,6 +665,7 @@ async fn the_login_page_offers_each_provider_and_the_form_only_with_a_password_e
             Sso::new("partner", &partner, "      label: \"Partner <SSO>\""),
         ],
         true,
+        "",
     )
     .await;
     let page = http()
@@ -1047,6 +1053,88 @@ async fn revalidation_refreshes_rotates_the_token_and_takes_the_new_claims() {
     // Within `session.revalidate`: no call to the provider.
     as_seen(&site, &upstream, "/three", &session).await;
     assert_eq!(idp.refreshes().await, 2);
+    // A page's requests pass `session.revalidate` together: they share one refresh (the
+    // provider would refuse the token used twice and revoke the grant).
+    past_revalidation().await;
+    let statuses: Vec<u16> = futures_util::future::join_all((0..6).map(|i| {
+        visit(
+            &site,
+            &upstream,
+            if i == 0 { "/page" } else { "/asset" },
+            &session,
+        )
+    }))
+    .await
+    .into_iter()
+    .map(|(status, _)| status)
+    .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(idp.refreshes().await, 3, "one refresh for the six requests");
+    as_seen(&site, &upstream, "/four", &session).await;
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cookie_store_the_tokens_ride_in_the_encrypted_cookie() {
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |s| s.refresh_tokens = true).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::start(
+        port,
+        upstream.addr,
+        &[Sso::new("corp", &idp, "")],
+        false,
+        "  store: cookie",
+    )
+    .await;
+    let mut cookie = site.sign_in("corp", "alice", "/").await;
+    // Each refresh reissues the cookie with the rotated token: the next refresh needs it.
+    for round in 1..=2 {
+        past_revalidation().await;
+        let resp = http()
+            .get(site.url("/x"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200, "round {round}");
+        let value = set_cookie(&resp, SESSION).expect("the cookie is reissued");
+        cookie = format!("{SESSION}={value}");
+        assert_eq!(idp.refreshes().await, round);
+    }
+    let seen = as_seen(&site, &upstream, "/y", &cookie).await;
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    // The provider's logout still gets the gateway's identity.
+    let confirm = http()
+        .get(site.url("/_auth/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("logout form")
+        .text()
+        .await
+        .expect("body");
+    let token = csrf_field(&confirm);
+    let resp = http()
+        .post(site.url("/_auth/logout"))
+        .header("cookie", &cookie)
+        .header("origin", site.url(""))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(resp.status(), 303);
+    let location = header(&resp, "location").unwrap_or_default();
+    assert_eq!(param(&location, "client_id").as_deref(), Some("gateway"));
+    let (status, _) = visit(&site, &upstream, "/z", &cookie).await;
+    assert_ne!(status, 200, "the cookie is revoked");
+    eprintln!(
+        "cookie store: session cookie {} bytes, id_token_hint kept: {}",
+        cookie.len(),
+        param(&location, "id_token_hint").is_some()
+    );
     site.stop().await;
 }
 
@@ -1144,6 +1232,7 @@ async fn provider_down_at_revalidation_follows_on_error() {
             ..Sso::new("corp", &idp, "      timeout: 2s")
         }],
         false,
+        "",
     )
     .await;
     let denied = deny.sign_in("corp", "alice", "/").await;
