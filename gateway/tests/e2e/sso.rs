@@ -513,6 +513,11 @@ async fn the_callback_needs_the_pre_login_cookie_its_state_and_a_fresh_code() {
     );
     assert!(param(&auth_url, "code_challenge").is_some_and(|c| c.len() == 43));
     assert!(param(&auth_url, "nonce").is_some_and(|n| n.len() >= 32));
+    // `offline_access` only when the operator lists it in `scopes`.
+    assert_eq!(
+        param(&auth_url, "scope").as_deref(),
+        Some("openid email profile groups")
+    );
     assert_eq!(
         param(&auth_url, "redirect_uri"),
         Some(callback_uri(port, "corp"))
