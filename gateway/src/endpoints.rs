@@ -385,7 +385,7 @@ pub(crate) async fn start_session(
     let version = user.credential_version.as_deref();
     let cookie = match sessions.create_with_tokens(&user, version, tokens).await {
         // The cookie store cannot hold the provider's ID token with this user: without it, the
-        // provider's logout asks the user to confirm instead of being hinted.
+        // provider's logout goes without `id_token_hint`.
         Err(crate::session::SessionError::TooLarge(_))
             if tokens.is_some_and(|t| t.id_token.is_some()) =>
         {
@@ -469,7 +469,8 @@ async fn logout(
             Some(login::builtin_csp()),
         ));
     }
-    // Signed in at a provider that advertises RP-initiated logout: offer to end that session too.
+    // The provider's logout URL (RP-initiated logout), read before the session and its ID token
+    // are gone; the browser goes there once the gateway's session has ended.
     let login_page = format!(
         "{}{login_url}",
         rt.public_url.as_str().trim_end_matches('/')
@@ -496,7 +497,6 @@ async fn logout(
     ctx.set_cookies
         .push(sessions.clear_cookie(rt.secure_cookies));
     ctx.decision = "logout";
-    // Signed in at a provider with RP-initiated logout: its session ends too.
     if let Some(url) = provider_logout {
         ctx.decision = "logout_provider";
         return Ok(redirect(StatusCode::SEE_OTHER, &url));
