@@ -3,6 +3,7 @@
 //! Requests take one `Arc<Runtime>` when they start and keep it to the end, so a reload never
 //! changes the rules under a request in flight.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use crate::session::{SessionManager, resolve_secret};
 
 use crate::config::reload_scope::StartOnly;
 use crate::config::{
-    AssertionConfig, CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig,
+    AssertionConfig, CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, Parsed,
     ProtectionConfig, ServerConfig, SessionConfig, UpstreamConfig,
 };
 use crate::request::forward::{HeaderPlan, UpstreamTarget};
@@ -51,7 +52,7 @@ pub struct Settings {
     /// `log:`
     pub log: LogConfig,
     /// `admin.listen`, if any.
-    pub admin_listen: Option<String>,
+    pub admin_listen: Option<Parsed<SocketAddr>>,
     /// `data_dir`.
     pub data_dir: Option<String>,
 }
@@ -314,8 +315,8 @@ impl Runtime {
                 Asserter::new(
                     cfg,
                     keys.clone(),
-                    &config.upstream.url.value,
-                    &config.server.public_url.value,
+                    config.upstream.url.value.written(),
+                    config.server.public_url.value.written(),
                 )
                 .map_err(|e| RuntimeError(e.to_string()))?,
             )),
@@ -345,7 +346,7 @@ impl Runtime {
         let reserved = Reserved::with_api_keys(headers.names(), &api_keys);
         let credentials = CredentialHeaders::new(api_keys, config.upstream.pass_authorization);
         let upstream = UpstreamTarget::new(
-            &config.upstream.url.value,
+            config.upstream.url.value.written(),
             config.upstream.timeout.get(),
             config.upstream.connect_timeout.get(),
             config.upstream.preserve_host,
@@ -356,14 +357,27 @@ impl Runtime {
             .server
             .trusted_proxies
             .iter()
-            .map(|s| parse_net(&s.value))
+            .map(|s| {
+                s.value.get().copied().ok_or_else(|| {
+                    RuntimeError(format!(
+                        "server.trusted_proxies: `{}` is not a CIDR or address",
+                        s.value
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let public_url = url::Url::parse(&config.server.public_url.value).map_err(|e| {
-            RuntimeError(format!(
-                "server.public_url `{}`: {e}",
-                config.server.public_url.value
-            ))
-        })?;
+        let public_url = config
+            .server
+            .public_url
+            .value
+            .get()
+            .cloned()
+            .ok_or_else(|| {
+                RuntimeError(format!(
+                    "server.public_url `{}` is not a URL",
+                    config.server.public_url.value
+                ))
+            })?;
         let prefix = crate::request::route::normalize_path(&config.login.prefix.value)
             .map_err(|e| {
                 RuntimeError(format!("login.prefix `{}`: {e}", config.login.prefix.value))
@@ -434,14 +448,4 @@ impl Runtime {
     pub fn chain(&self) -> &Chain {
         &self.chain
     }
-}
-
-fn parse_net(s: &str) -> Result<IpNet, RuntimeError> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            RuntimeError(format!(
-                "server.trusted_proxies: `{s}` is not a CIDR or address"
-            ))
-        })
 }

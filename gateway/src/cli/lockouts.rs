@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::CliError;
 use super::check::INVALID_CONFIG;
+use crate::config::Parsed;
 use crate::protection::{LockRecord, Lockout};
 
 /// What to do with the lockouts.
@@ -54,7 +55,7 @@ pub(crate) fn lockouts(
     let store = runtime
         .block_on(async { Lockout::from_config(&loaded.config.protection) })
         .map_err(|e| message(&e))?;
-    let admin = loaded.config.admin.as_ref().map(|a| a.listen.value.clone());
+    let admin = loaded.config.admin.as_ref().map(|a| &a.listen.value);
     let records = if store.is_memory() {
         let Some(admin) = admin else {
             return Err(CliError::Message(
@@ -64,7 +65,7 @@ pub(crate) fn lockouts(
                     .into(),
             ));
         };
-        let addr = loopback(&admin)?;
+        let addr = loopback(admin)?;
         runtime.block_on(ask_gateway(addr, &action))?
     } else {
         runtime
@@ -111,8 +112,8 @@ pub(crate) fn lockouts(
 
 /// `admin.listen` as reached from this host: an unspecified address (`0.0.0.0`, `::`) means
 /// the loopback one.
-fn loopback(listen: &str) -> Result<SocketAddr, CliError> {
-    let mut addr: SocketAddr = listen.parse().map_err(|_| {
+fn loopback(listen: &Parsed<SocketAddr>) -> Result<SocketAddr, CliError> {
+    let mut addr: SocketAddr = *listen.get().ok_or_else(|| {
         CliError::Message(format!("admin.listen `{listen}` is not an IP:PORT address"))
     })?;
     if addr.ip().is_unspecified() {

@@ -9,7 +9,7 @@ use auth_core::BuildContext;
 
 use super::check::{INVALID_CONFIG, loaded_privately};
 use super::services::needs_store;
-use crate::config::{self, ConfigErrors, LoadedConfig, spanned};
+use crate::config::{self, ConfigErrors, LoadedConfig, Parsed, spanned};
 use crate::reload::{BuiltChain, ChainBuilder, open_user_store};
 
 /// Validates the config (errors as `file:line:col: message`, exit 2), starts the built-in demo
@@ -68,7 +68,7 @@ fn serve(
         } else {
             None
         };
-        let public_url = loaded.config.server.public_url.value.clone();
+        let public_url = loaded.config.server.public_url.value.written().to_string();
         let inline_users = inline_users(path);
         drop(loaded);
         // Installed before the listeners accept anything, so an early SIGTERM is a clean stop.
@@ -152,7 +152,7 @@ fn chain_builder(demo: Option<SocketAddr>) -> ChainBuilder {
         if let Some(addr) = demo
             && loaded.config.upstream.demo
         {
-            loaded.config.upstream.url = spanned(format!("http://{addr}"));
+            loaded.config.upstream.url = spanned(Parsed::new(format!("http://{addr}")));
         }
         let wanted = needs_store(loaded).then(|| (loaded.users_db_url(), open_user_store(loaded)));
         let store = store.clone();

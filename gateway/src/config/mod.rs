@@ -17,6 +17,7 @@ pub mod model;
 mod parse_error;
 pub mod reload_scope;
 pub mod schema;
+pub mod typed;
 mod validate;
 
 pub use build::build_chain;
@@ -25,4 +26,5 @@ pub use exposure::{LiteralSecret, readable_secrets};
 pub(crate) use load::base_dir_of;
 pub use load::{LoadedConfig, load, load_str};
 pub use model::*;
+pub use typed::Parsed;
 pub use validate::MIN_SECRET_BYTES;

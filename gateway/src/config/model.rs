@@ -3,13 +3,17 @@
 //! `Spanned`, so their errors carry `file:line:col`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use auth_core::{Duration, OnError, OnReject, Provision, Secret};
+use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use url::Url;
 
 use crate::config::schema as sch;
+use crate::config::typed::{Parsed, Scalar};
 
 /// The whole file.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -84,38 +88,38 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// One string or a list of strings, each keeping its location (an untagged enum would lose
-/// them: serde buffers its input).
-fn one_or_many_spanned<'de, D: serde::Deserializer<'de>>(
+/// One string or a list of strings, each parsed and keeping its location (an untagged enum
+/// would lose them: serde buffers its input).
+fn one_or_many_spanned<'de, D: serde::Deserializer<'de>, T: Scalar>(
     d: D,
-) -> Result<OneOrMany<Spanned<String>>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = OneOrMany<Spanned<String>>;
+) -> Result<OneOrMany<Spanned<Parsed<T>>>, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Scalar> serde::de::Visitor<'de> for V<T> {
+        type Value = OneOrMany<Spanned<Parsed<T>>>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an address or a list of addresses")
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(OneOrMany::One(spanned(v.to_string())))
+            Ok(OneOrMany::One(spanned(Parsed::new(v))))
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
             let mut all = Vec::new();
-            while let Some(s) = seq.next_element::<Spanned<String>>()? {
+            while let Some(s) = seq.next_element::<Spanned<Parsed<T>>>()? {
                 all.push(s);
             }
             Ok(OneOrMany::Many(all))
         }
     }
-    struct Any(OneOrMany<Spanned<String>>);
-    impl<'de> Deserialize<'de> for Any {
+    struct Any<T>(OneOrMany<Spanned<Parsed<T>>>);
+    impl<'de, T: Scalar> Deserialize<'de> for Any<T> {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(V).map(Any)
+            d.deserialize_any(V(std::marker::PhantomData)).map(Any)
         }
     }
-    let outer = Spanned::<Any>::deserialize(d)?;
+    let outer = Spanned::<Any<T>>::deserialize(d)?;
     Ok(match outer.value.0 {
         OneOrMany::One(mut s) => {
             s.referenced = outer.referenced;
@@ -133,15 +137,15 @@ pub struct ServerConfig {
     /// Listen address(es), e.g. `127.0.0.1:8080`.
     #[serde(deserialize_with = "one_or_many_spanned")]
     #[schemars(schema_with = "sch::one_or_many_strings")]
-    pub listen: OneOrMany<Spanned<String>>,
+    pub listen: OneOrMany<Spanned<Parsed<SocketAddr>>>,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
     /// Our public origin; redirects are built from it, never from `Host`.
     #[schemars(with = "String")]
-    pub public_url: Spanned<String>,
+    pub public_url: Spanned<Parsed<Url>>,
     /// CIDRs whose `X-Forwarded-For` is believed.
     #[schemars(with = "Vec<String>")]
-    pub trusted_proxies: Vec<Spanned<String>>,
+    pub trusted_proxies: Vec<Spanned<Parsed<IpNet>>>,
     /// Time allowed to read the request head.
     #[schemars(with = "String")]
     pub header_read_timeout: Duration,
@@ -157,9 +161,9 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: OneOrMany::One(spanned("127.0.0.1:8080".into())),
+            listen: OneOrMany::One(spanned(Parsed::new("127.0.0.1:8080"))),
             tls: None,
-            public_url: spanned("http://127.0.0.1:8080".into()),
+            public_url: spanned(Parsed::new("http://127.0.0.1:8080")),
             trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 65536,
@@ -196,7 +200,7 @@ pub struct TlsConfig {
 pub struct AdminConfig {
     /// Admin listen address.
     #[schemars(with = "String")]
-    pub listen: Spanned<String>,
+    pub listen: Spanned<Parsed<SocketAddr>>,
 }
 
 /// `upstream:`
@@ -207,7 +211,7 @@ pub struct UpstreamConfig {
     /// when absent.
     #[serde(default = "empty")]
     #[schemars(with = "Option<String>")]
-    pub url: Spanned<String>,
+    pub url: Spanned<Parsed<Url>>,
     /// Serve the built-in demo app and proxy to it (quickstart); `url` is then ignored.
     #[serde(default)]
     pub demo: bool,
@@ -239,8 +243,8 @@ fn d60s() -> Duration {
 fn yes() -> bool {
     true
 }
-fn empty() -> Spanned<String> {
-    spanned(String::new())
+fn empty() -> Spanned<Parsed<Url>> {
+    spanned(Parsed::new(""))
 }
 
 /// `identity_headers:`
@@ -423,7 +427,7 @@ impl Config {
     /// Whether the session cookies carry `Secure`: `session.secure` resolved against
     /// `server.public_url` ([`crate::session::cookie_secure`]).
     pub fn secure_cookies(&self) -> bool {
-        crate::session::cookie_secure(self.session.secure, &self.server.public_url.value)
+        crate::session::cookie_secure(self.session.secure, self.server.public_url.value.get())
     }
 }
 

@@ -12,6 +12,7 @@ use super::Diagnostic;
 use super::key_locations::KeyLocations;
 use super::load::location;
 use super::model::{Access, Config, RouteConfig, SecureSetting};
+use super::typed::Parsed;
 use crate::request::sanitize;
 
 /// The shortest session secret accepted, in bytes.
@@ -80,20 +81,22 @@ pub(crate) fn check(
     (c.errors, c.warnings)
 }
 
-fn listen_address(c: &mut Checker<'_>, what: &str, addr: &Spanned<String>) -> Option<SocketAddr> {
-    match SocketAddr::from_str(addr.value.trim()) {
-        Ok(a) => Some(a),
-        Err(_) => {
-            c.error(
-                location(addr),
-                format!(
-                    "invalid {what} address `{}`; expected IP:PORT, e.g. `127.0.0.1:8080` or `[::1]:8080`",
-                    addr.value
-                ),
-            );
-            None
-        }
+fn listen_address(
+    c: &mut Checker<'_>,
+    what: &str,
+    addr: &Spanned<Parsed<SocketAddr>>,
+) -> Option<SocketAddr> {
+    let parsed = addr.value.get().copied();
+    if parsed.is_none() {
+        c.error(
+            location(addr),
+            format!(
+                "invalid {what} address `{}`; expected IP:PORT, e.g. `127.0.0.1:8080` or `[::1]:8080`",
+                addr.value
+            ),
+        );
     }
+    parsed
 }
 
 fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
@@ -116,7 +119,7 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
             }
             if let Some(admin) = &config.admin
                 && a.port() != 0
-                && SocketAddr::from_str(admin.listen.value.trim()).ok() == Some(a)
+                && admin.listen.value.get() == Some(&a)
             {
                 c.error(
                     location(&admin.listen),
@@ -130,8 +133,8 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     }
 
     let public_url = &server.public_url;
-    match url::Url::parse(&public_url.value) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {
+    match public_url.value.get() {
+        Some(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => {
             if u.query().is_some() || u.fragment().is_some() {
                 c.error(
                     location(public_url),
@@ -155,9 +158,8 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
     }
 
     for cidr in &server.trusted_proxies {
-        let text = cidr.value.trim();
-        let ok = ipnet::IpNet::from_str(text).is_ok() || std::net::IpAddr::from_str(text).is_ok();
-        if !ok {
+        let text = cidr.value.written().trim();
+        if cidr.value.get().is_none() {
             c.error(
                 location(cidr),
                 format!(
@@ -197,7 +199,7 @@ fn server(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
 fn upstream(c: &mut Checker<'_>, config: &Config) {
     let up = &config.upstream;
     if up.demo {
-        if !up.url.value.is_empty() {
+        if !up.url.value.written().is_empty() {
             c.warn(
                 location(&up.url),
                 "`upstream.url` is ignored because `upstream.demo` is true",
@@ -205,14 +207,14 @@ fn upstream(c: &mut Checker<'_>, config: &Config) {
         }
         return;
     }
-    if up.url.value.is_empty() {
+    if up.url.value.written().is_empty() {
         c.error(
             c.key("upstream.url"),
             "`upstream.url` is required (or set `upstream.demo: true` to serve the built-in demo app)",
         );
         return;
     }
-    match url::Url::parse(&up.url.value) {
+    match up.url.value.get().ok_or(up.url.value.error().unwrap_or_default()) {
         Ok(u) if u.scheme() == "http" && u.has_host() => {
             if u.query().is_some() || u.fragment().is_some() {
                 c.error(
@@ -445,7 +447,7 @@ fn session(c: &mut Checker<'_>, config: &Config) {
         );
     }
     if s.secure == SecureSetting::Auto
-        && let Ok(u) = url::Url::parse(&config.server.public_url.value)
+        && let Some(u) = config.server.public_url.value.get()
         && u.scheme() == "http"
         && !matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
     {

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use super::tls::{ServerTls, load_certified_key};
 use super::{Gateway, Running, ServerError, Tls};
+use crate::config::Parsed;
 use crate::runtime::Settings;
 
 /// The listeners a config version asks for, with its certificate read and checked.
@@ -34,10 +35,10 @@ pub(crate) struct Wanted {
 impl Wanted {
     /// What `settings` asks for; relative certificate paths are resolved against `base_dir`.
     pub(crate) fn of(settings: &Settings, base_dir: &Path) -> Result<Wanted, ServerError> {
-        let parse = |what: &str, addr: &str| {
-            addr.trim()
-                .parse::<SocketAddr>()
-                .map_err(|e| ServerError::Config(format!("{what} `{addr}`: {e}")))
+        let parse = |what: &str, addr: &Parsed<SocketAddr>| {
+            addr.get().copied().ok_or_else(|| {
+                ServerError::Config(format!("{what} `{addr}` is not an IP:PORT address"))
+            })
         };
         let listen = settings
             .server
@@ -48,7 +49,7 @@ impl Wanted {
             .collect::<Result<Vec<_>, _>>()?;
         let admin = settings
             .admin_listen
-            .as_deref()
+            .as_ref()
             .map(|a| parse("admin.listen", a))
             .transpose()?;
         let cert = match &settings.server.tls {

@@ -987,13 +987,14 @@ impl SessionManager {
 }
 
 /// Whether cookies get the `Secure` flag: `session.secure` resolved against `public_url`
-/// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address).
-pub fn cookie_secure(setting: SecureSetting, public_url: &str) -> bool {
+/// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address; a
+/// missing URL counts as secure).
+pub fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> bool {
     match setting {
         SecureSetting::Always => true,
         SecureSetting::Never => false,
         SecureSetting::Auto => {
-            let Ok(url) = url::Url::parse(public_url) else {
+            let Some(url) = public_url else {
                 return true;
             };
             let loopback = match url.host() {

@@ -244,15 +244,42 @@ async fn memory_load_is_cheap() {
 fn secure_flag_resolution() {
     use gateway::config::model::SecureSetting::{Always, Auto, Never};
     use gateway::session::cookie_secure;
-    assert!(cookie_secure(Auto, "https://app.example.org"));
-    assert!(cookie_secure(Auto, "http://app.example.org"));
-    assert!(!cookie_secure(Auto, "http://127.0.0.1:8080"));
-    assert!(!cookie_secure(Auto, "http://localhost:8080/"));
-    assert!(!cookie_secure(Auto, "http://[::1]:8080"));
-    assert!(cookie_secure(Auto, "https://localhost"));
-    assert!(cookie_secure(Auto, "not a url"));
-    assert!(cookie_secure(Always, "http://127.0.0.1"));
-    assert!(!cookie_secure(Never, "https://app.example.org"));
+    assert!(cookie_secure(
+        Auto,
+        url::Url::parse("https://app.example.org").ok().as_ref()
+    ));
+    assert!(cookie_secure(
+        Auto,
+        url::Url::parse("http://app.example.org").ok().as_ref()
+    ));
+    assert!(!cookie_secure(
+        Auto,
+        url::Url::parse("http://127.0.0.1:8080").ok().as_ref()
+    ));
+    assert!(!cookie_secure(
+        Auto,
+        url::Url::parse("http://localhost:8080/").ok().as_ref()
+    ));
+    assert!(!cookie_secure(
+        Auto,
+        url::Url::parse("http://[::1]:8080").ok().as_ref()
+    ));
+    assert!(cookie_secure(
+        Auto,
+        url::Url::parse("https://localhost").ok().as_ref()
+    ));
+    assert!(cookie_secure(
+        Auto,
+        url::Url::parse("not a url").ok().as_ref()
+    ));
+    assert!(cookie_secure(
+        Always,
+        url::Url::parse("http://127.0.0.1").ok().as_ref()
+    ));
+    assert!(!cookie_secure(
+        Never,
+        url::Url::parse("https://app.example.org").ok().as_ref()
+    ));
 }
 
 #[tokio::test]
