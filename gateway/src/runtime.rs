@@ -465,3 +465,48 @@ fn parse_net(s: &str) -> Result<IpNet, RuntimeError> {
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::spanned;
+
+    fn session(store: &str, ca: Option<&str>) -> SessionConfig {
+        SessionConfig {
+            store: spanned(store.to_string()),
+            redis_ca_file: ca.map(|c| spanned(c.to_string())),
+            ..SessionConfig::default()
+        }
+    }
+
+    #[test]
+    fn session_settings_compare_the_typed_store_and_the_secret() {
+        let of = |cfg: &SessionConfig, secret: &[u8]| SessionSettings::of(cfg, false, secret);
+        let base = session("rediss://h:6380", Some("/ca.pem"));
+        assert!(of(&base, b"s") == of(&session(" rediss://h:6380 ", Some("/ca.pem")), b"s"));
+        // A new CA file must reconnect: the manager is rebuilt.
+        assert!(of(&base, b"s") != of(&session("rediss://h:6380", Some("/ca2.pem")), b"s"));
+        assert!(of(&base, b"s") != of(&session("rediss://h:6380", None), b"s"));
+        assert!(of(&base, b"s") != of(&session("rediss://h:6381", Some("/ca.pem")), b"s"));
+        assert!(of(&base, b"s") != of(&base, b"t"), "a new secret rebuilds");
+        let mut shorter = session("rediss://h:6380", Some("/ca.pem"));
+        shorter.ttl = auth_core::Duration(std::time::Duration::from_secs(60));
+        assert!(of(&base, b"s") != of(&shorter, b"s"));
+    }
+
+    #[test]
+    fn lockout_settings_compare_the_typed_store() {
+        let cfg = |store: &str, ca: Option<&str>| ProtectionConfig {
+            store: spanned(store.to_string()),
+            redis_ca_file: ca.map(|c| spanned(c.to_string())),
+            ..ProtectionConfig::default()
+        };
+        let base = LockoutSettings::of(&cfg("rediss://h", Some("/ca.pem")));
+        assert!(base == LockoutSettings::of(&cfg("rediss://h", Some("/ca.pem"))));
+        assert!(base != LockoutSettings::of(&cfg("rediss://h", Some("/other.pem"))));
+        assert!(base != LockoutSettings::of(&cfg("memory", None)));
+        let mut stricter = cfg("rediss://h", Some("/ca.pem"));
+        stricter.max_failures = 3;
+        assert!(base != LockoutSettings::of(&stricter));
+    }
+}
