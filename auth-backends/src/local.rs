@@ -15,7 +15,12 @@ use crate::store::{KeyCheck, UserStore};
 /// `authgate users add` / `authgate users passwd`, and API keys made with `authgate keys add`
 /// (sent in a `login.api_key_headers` header). Users that provisioning mirrored from other
 /// entries have no local password and are not found by password.
-#[auth_backend(type = "local", build = Self::build, accepts = [password, api_key])]
+#[auth_backend(
+    type = "local",
+    build = Self::build,
+    accepts = [password, api_key],
+    needs = [user_store]
+)]
 pub struct Local {}
 
 impl Local {

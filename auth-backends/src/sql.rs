@@ -8,7 +8,6 @@
 //! Connections are lazy: the gateway starts while the database is down, and each request that
 //! cannot reach it is `Unavailable`.
 
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
@@ -17,9 +16,10 @@ use auth_core::{
     AttributeMapping, Backend, BackendError, BuildContext, BuildError, Context, Credentials,
     Duration, Outcome, Record, Secret, User, async_trait, auth_backend,
 };
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use auth_storage::{Dialect, Pool, PoolError, PoolSize, SqlUrl};
+use sqlx::mysql::MySqlRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 use sqlx::types::chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqlx::{Column, Either, Executor, Row as _, Statement, TypeInfo};
 use tokio::sync::OnceCell;
@@ -128,84 +128,17 @@ impl SqlBackend {
     }
 
     fn pool(&self, ctx: &BuildContext) -> Result<Pool, BuildError> {
-        let url = self.url.0.trim();
-        let password = self.password.as_ref().map(Secret::expose);
-        let bad = |e: sqlx::Error| BuildError::new(format!("sql: bad `url`: {e}"));
-        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-        let acquire = self.connect_timeout.get();
-        match scheme.as_deref() {
-            Some("postgres" | "postgresql") => {
-                let mut opts = PgConnectOptions::from_str(url).map_err(bad)?;
-                if let Some(pw) = password {
-                    opts = opts.password(pw);
-                }
-                Ok(Pool::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(self.max_connections)
-                        .acquire_timeout(acquire)
-                        .connect_lazy_with(opts),
-                ))
-            }
-            Some("mysql" | "mariadb") => {
-                let url = match url.strip_prefix("mariadb:") {
-                    Some(rest) => format!("mysql:{rest}"),
-                    None => url.to_string(),
-                };
-                let mut opts = MySqlConnectOptions::from_str(&url).map_err(bad)?;
-                if let Some(pw) = password {
-                    opts = opts.password(pw);
-                }
-                Ok(Pool::MySql(
-                    MySqlPoolOptions::new()
-                        .max_connections(self.max_connections)
-                        .acquire_timeout(acquire)
-                        .connect_lazy_with(opts),
-                ))
-            }
-            Some("sqlite") => {
-                if password.is_some() {
-                    return Err(BuildError::new("sql: SQLite takes no `password`"));
-                }
-                let mut opts = SqliteConnectOptions::from_str(url).map_err(bad)?;
-                let file = opts.get_filename().to_path_buf();
-                if file.is_relative() && !file.as_os_str().to_string_lossy().starts_with(':') {
-                    opts = opts.filename(ctx.resolve_path(&file));
-                }
-                Ok(Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(self.max_connections)
-                        .acquire_timeout(acquire)
-                        .connect_lazy_with(opts.create_if_missing(false)),
-                ))
-            }
-            _ => Err(BuildError::new(format!(
-                "sql: `url` must start with sqlite://, postgres://, mysql:// or mariadb://, got `{}`",
-                url.split(':').next().unwrap_or_default()
-            ))),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
-    Postgres,
-    MySql,
-    Sqlite,
-}
-
-enum Pool {
-    Postgres(PgPool),
-    MySql(MySqlPool),
-    Sqlite(SqlitePool),
-}
-
-impl Pool {
-    fn dialect(&self) -> Dialect {
-        match self {
-            Pool::Postgres(_) => Dialect::Postgres,
-            Pool::MySql(_) => Dialect::MySql,
-            Pool::Sqlite(_) => Dialect::Sqlite,
-        }
+        let url = SqlUrl::parse(&self.url.0)
+            .map_err(|e| BuildError::new(format!("sql: bad `url`: {e}")))?
+            .resolved(&ctx.base_dir);
+        let size = PoolSize {
+            max_connections: self.max_connections,
+            acquire_timeout: self.connect_timeout.get(),
+        };
+        Pool::lazy(&url, self.password.as_ref().map(Secret::expose), size).map_err(|e| match e {
+            PoolError::SqlitePassword => BuildError::new("sql: SQLite takes no `password`"),
+            e => BuildError::new(format!("sql: bad `url`: {e}")),
+        })
     }
 }
 
@@ -463,14 +396,7 @@ pub struct DatabaseUrl(pub String);
 
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match reqwest::Url::parse(&self.0) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("REDACTED"));
-                std::fmt::Debug::fmt(url.as_str(), f)
-            }
-            Ok(_) => std::fmt::Debug::fmt(&self.0, f),
-            Err(_) => f.write_str("\"<unparsed url, hidden>\""),
-        }
+        std::fmt::Debug::fmt(&auth_storage::redact(&self.0), f)
     }
 }
 

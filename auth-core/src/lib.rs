@@ -32,7 +32,7 @@ pub use outcome::Outcome;
 pub use redirect::{LoginBinding, ProviderTokens, RedirectLogin, SignIn};
 pub use registry::{
     BackendRegistration, BuildContext, BuildError, DefaultError, InvalidDefault, OptionDoc,
-    Registry, SetupError,
+    Registry, Service, SetupError,
 };
 pub use user::User;
 pub use watch::WatchedFile;
@@ -43,6 +43,7 @@ pub mod __private {
     pub use crate::CredentialKind;
     pub use crate::mapping::IntoValues;
     pub use crate::registry::InvalidDefault;
+    pub use crate::registry::Service;
     pub use crate::registry::generated::{
         DebugField, DebugOpaque, DebugViaDebug, IsBackend, accepting, next_option,
     };

@@ -55,6 +55,9 @@ pub struct BackendRegistration {
     /// `[Password]`). The generated factory makes the built backend answer exactly these, so
     /// what the registry shows is what the chain does.
     pub accepts: &'static [CredentialKind],
+    /// The shared services its backends take from the [`BuildContext`]
+    /// (`#[auth_backend(needs = [...])]`, else none): the gateway provides exactly these.
+    pub needs: &'static [Service],
     /// Deserializes every literal default whose type the macro could not check at compile time
     /// and returns the ones that fail. See [`Registry::check_defaults`].
     pub check_defaults: fn() -> Vec<InvalidDefault>,
@@ -66,11 +69,25 @@ impl BackendRegistration {
         self.accepts.contains(&kind)
     }
 
+    /// Whether a backend of this type needs `service` in its [`BuildContext`].
+    pub fn needs(&self, service: Service) -> bool {
+        self.needs.contains(&service)
+    }
+
     /// Whether a backend of this type can run for any of the kinds a gateway `produces`. An entry
     /// for which this is false is skipped for every request: `authgate check` should warn.
     pub fn runs_for_any(&self, produces: &[CredentialKind]) -> bool {
         produces.iter().any(|k| self.accepts(*k))
     }
+}
+
+/// A shared service a backend type declares it needs (`#[auth_backend(needs = [user_store])]`),
+/// which the gateway then opens and puts in the [`BuildContext`] for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Service {
+    /// The local user store (`users_db`, `auth_backends::UserStore`): its users and API keys.
+    UserStore,
 }
 
 /// A literal `#[option(default = ...)]` that its option's type does not deserialize.
@@ -90,6 +107,7 @@ impl fmt::Debug for BackendRegistration {
             .field("type_name", &self.type_name)
             .field("rust_path", &self.rust_path)
             .field("accepts", &self.accepts)
+            .field("needs", &self.needs)
             .finish_non_exhaustive()
     }
 }

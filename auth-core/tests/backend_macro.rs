@@ -500,8 +500,8 @@ fn a_backend_without_options_refuses_every_key() {
     );
 }
 
-/// A token backend: `accepts` generates what the chain asks.
-#[auth_backend(type = "macro_tokens", accepts = [bearer, api_key])]
+/// A token backend: `accepts` generates what the chain asks; `needs` what the gateway provides.
+#[auth_backend(type = "macro_tokens", accepts = [bearer, api_key], needs = [user_store])]
 struct Tokens {
     /// Token -> username.
     tokens: BTreeMap<String, String>,
@@ -543,6 +543,16 @@ impl Backend for Contradicted {
     async fn get_user(&self, _: &str) -> Result<Option<User>, BackendError> {
         Ok(None)
     }
+}
+
+#[test]
+fn needs_is_registered_and_absent_means_none() {
+    let reg = registration("macro_tokens");
+    assert_eq!(reg.needs, [auth_core::Service::UserStore]);
+    assert!(reg.needs(auth_core::Service::UserStore));
+    let plain = registration("macro_table");
+    assert!(plain.needs.is_empty());
+    assert!(!plain.needs(auth_core::Service::UserStore));
 }
 
 #[tokio::test]

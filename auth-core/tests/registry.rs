@@ -15,6 +15,7 @@ static DICTIONARY_A: BackendRegistration = BackendRegistration {
     options: &[],
     parse: refuse,
     rust_path: "crate_a::Dictionary",
+    needs: &[],
     accepts: &[CredentialKind::Password],
     check_defaults: no_defaults,
 };
@@ -25,6 +26,7 @@ static DICTIONARY_B: BackendRegistration = BackendRegistration {
     options: &[],
     parse: refuse,
     rust_path: "crate_b::Dictionary",
+    needs: &[],
     accepts: &[CredentialKind::Password],
     check_defaults: no_defaults,
 };
@@ -35,6 +37,7 @@ static HTPASSWD: BackendRegistration = BackendRegistration {
     options: &[],
     parse: refuse,
     rust_path: "crate_c::Htpasswd",
+    needs: &[],
     accepts: &[CredentialKind::Password],
     check_defaults: bad_default,
 };

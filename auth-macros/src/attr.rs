@@ -8,19 +8,21 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Path, Token, UnOp};
 
 use crate::ctxt::{Errors, did_you_mean, one_of};
 
-/// The arguments of `#[auth_backend(type = "...", build = path, accepts = [...])]`.
+/// The arguments of `#[auth_backend(type = "...", build = path, accepts = [...], needs = [...])]`.
 #[derive(Default)]
 pub(crate) struct BackendArgs {
     pub(crate) type_name: Option<LitStr>,
     pub(crate) build: Option<Path>,
     /// The credential kinds, as `CredentialKind` variant names; `None` when `accepts` is absent.
     pub(crate) accepts: Option<Vec<&'static str>>,
+    /// The shared services, as `Service` variant names; empty when `needs` is absent.
+    pub(crate) needs: Option<Vec<&'static str>>,
     /// A `type` key or an unknown key was written (so "missing `type`" would only repeat an
     /// error already reported).
     pub(crate) type_attempted: bool,
 }
 
-const BACKEND_KEYS: &[&str] = &["type", "build", "accepts"];
+const BACKEND_KEYS: &[&str] = &["type", "build", "accepts", "needs"];
 
 /// The kinds `accepts = [...]` takes, and the `CredentialKind` variant each one names.
 const KINDS: &[(&str, &str)] = &[
@@ -29,6 +31,38 @@ const KINDS: &[(&str, &str)] = &[
     ("api_key", "ApiKey"),
     ("redirect", "Redirect"),
 ];
+
+/// What `accepts = [...]` lists.
+const ACCEPTS: NameList = NameList {
+    key: "accepts",
+    noun: "credential kind",
+    example: "bearer",
+    table: KINDS,
+    empty: Some("a backend that accepts none would never run"),
+};
+
+/// The services `needs = [...]` takes, and the `Service` variant each one names.
+const SERVICES: &[(&str, &str)] = &[("user_store", "UserStore")];
+
+/// What `needs = [...]` lists.
+const NEEDS: NameList = NameList {
+    key: "needs",
+    noun: "service",
+    example: "user_store",
+    table: SERVICES,
+    empty: None,
+};
+
+/// A `key = [name, ...]` argument whose names map to enum variants.
+struct NameList {
+    key: &'static str,
+    noun: &'static str,
+    example: &'static str,
+    /// (name as written, variant).
+    table: &'static [(&'static str, &'static str)],
+    /// Why an empty list is refused; `None`: an empty list is allowed.
+    empty: Option<&'static str>,
+}
 
 /// Parses the attribute's arguments; `args_span` is where "missing `type`" points.
 pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArgs {
@@ -93,7 +127,18 @@ pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArg
                         "duplicate `accepts`; list every kind in one `accepts = [...]`",
                     );
                 } else {
-                    out.accepts = Some(accepted_kinds(&value, errors));
+                    out.accepts = Some(listed_names(&value, &ACCEPTS, errors));
+                }
+            }
+            "needs" => {
+                let value: Expr = meta.value()?.parse()?;
+                if out.needs.is_some() {
+                    errors.spanned(
+                        &meta.path,
+                        "duplicate `needs`; list every service in one `needs = [...]`",
+                    );
+                } else {
+                    out.needs = Some(listed_names(&value, &NEEDS, errors));
                 }
             }
             other => {
@@ -117,29 +162,39 @@ pub(crate) fn backend_args(args: TokenStream, errors: &mut Errors) -> BackendArg
     out
 }
 
-/// The kinds in `accepts = [password, bearer]`, each reported when unknown or repeated.
-fn accepted_kinds(value: &Expr, errors: &mut Errors) -> Vec<&'static str> {
-    let names: Vec<&str> = KINDS.iter().map(|(name, _)| *name).collect();
+/// The variants named by `key = [a, b]` (`accepts`, `needs`), each name reported when unknown
+/// or repeated.
+fn listed_names(value: &Expr, list: &NameList, errors: &mut Errors) -> Vec<&'static str> {
+    let NameList {
+        key,
+        noun,
+        example,
+        table,
+        empty,
+    } = list;
+    let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
     let Expr::Array(array) = value else {
         errors.spanned(
             value,
             format!(
-                "`accepts` takes a list of credential kinds among {}, e.g. `accepts = [bearer]`",
+                "`{key}` takes a list of {noun}s among {}, e.g. `{key} = [{example}]`",
                 one_of(&names)
             ),
         );
         return Vec::new();
     };
-    if array.elems.is_empty() {
+    if let Some(why) = empty
+        && array.elems.is_empty()
+    {
         errors.spanned(
             array,
             format!(
-                "`accepts` must name at least one credential kind ({}): a backend that accepts none would never run",
+                "`{key}` must name at least one {noun} ({}): {why}",
                 one_of(&names)
             ),
         );
     }
-    let mut kinds = Vec::new();
+    let mut variants = Vec::new();
     for elem in &array.elems {
         let ident = match elem {
             Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(|i| i.to_string()),
@@ -148,30 +203,27 @@ fn accepted_kinds(value: &Expr, errors: &mut Errors) -> Vec<&'static str> {
         let Some(ident) = ident else {
             errors.spanned(
                 elem,
-                format!(
-                    "a credential kind is written as a bare name: {}",
-                    one_of(&names)
-                ),
+                format!("a {noun} is written as a bare name: {}", one_of(&names)),
             );
             continue;
         };
-        match KINDS.iter().find(|(name, _)| *name == ident) {
-            Some((_, variant)) if kinds.contains(variant) => errors.spanned(
+        match table.iter().find(|(name, _)| *name == ident) {
+            Some((_, variant)) if variants.contains(variant) => errors.spanned(
                 elem,
-                format!("`{ident}` is listed twice in `accepts`; remove one"),
+                format!("`{ident}` is listed twice in `{key}`; remove one"),
             ),
-            Some((_, variant)) => kinds.push(*variant),
+            Some((_, variant)) => variants.push(*variant),
             None => errors.spanned(
                 elem,
                 format!(
-                    "unknown credential kind `{ident}`; expected {}{}",
+                    "unknown {noun} `{ident}`; expected {}{}",
                     one_of(&names),
                     did_you_mean(&ident, &names)
                 ),
             ),
         }
     }
-    kinds
+    variants
 }
 
 /// A literal default, in YAML form.

@@ -153,6 +153,14 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
         .iter()
         .map(|variant| format_ident!("{}", variant))
         .collect();
+    let needs: Vec<syn::Ident> = input
+        .args
+        .needs
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|variant| format_ident!("{}", variant))
+        .collect();
     let build = match &input.args.build {
         Some(path) => {
             let path = self_to_ident(path, ident);
@@ -404,6 +412,7 @@ fn backend_impls(input: &Backend<'_>) -> TokenStream {
                         ::auth_core::__private::std::module_path!(), "::", #struct_name
                     ),
                     accepts: __ACCEPTS,
+                    needs: &[#(::auth_core::__private::Service::#needs),*],
                     check_defaults: __check_defaults,
                 }
             }

@@ -475,18 +475,18 @@ impl Lockout {
                 pairs: MemoryStore::new(capacity),
                 clients: MemoryStore::new(capacity),
             }
-        } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        } else {
+            let url = auth_storage::RedisUrl::parse(spec)
+                .map_err(|_| ProtectionError::UnknownStore(auth_storage::redact(spec)))?;
             Store::Redis(
-                crate::session::redis_manager(
-                    spec,
+                auth_storage::redis::lazy_manager(
+                    &url,
                     cfg.redis_ca_file
                         .as_ref()
                         .map(|f| std::path::Path::new(&f.value)),
                 )
                 .map_err(ProtectionError::Unavailable)?,
             )
-        } else {
-            return Err(ProtectionError::UnknownStore(spec.to_string()));
         };
         Ok(Lockout {
             max_failures: cfg.max_failures,

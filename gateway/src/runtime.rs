@@ -20,7 +20,7 @@ use crate::session::{SessionManager, resolve_secret};
 use crate::config::reload_scope::StartOnly;
 use crate::config::{
     AssertionConfig, CacheConfig, Config, IdentityHeadersConfig, LogConfig, LoginConfig, Parsed,
-    ProtectionConfig, ServerConfig, SessionConfig, UpstreamConfig,
+    ProtectionConfig, ServerConfig, SessionConfig, StoreSetting, UpstreamConfig,
 };
 use crate::request::forward::{HeaderPlan, UpstreamTarget};
 use crate::request::route::RouteTable;
@@ -133,8 +133,8 @@ pub struct Services {
     pub assertion_keys: Option<Arc<AssertionKeys>>,
     /// Whether the session secret is the one generated into `data_dir` (no `session.secret`).
     generated_secret: bool,
-    session_fingerprint: [u8; 32],
-    protection_fingerprint: String,
+    session_settings: Arc<SessionSettings>,
+    lockout_settings: Arc<LockoutSettings>,
 }
 
 impl std::fmt::Debug for Services {
@@ -146,40 +146,60 @@ impl std::fmt::Debug for Services {
     }
 }
 
-fn session_fingerprint(
-    cfg: &crate::config::SessionConfig,
-    secure_cookies: bool,
-    secret: &[u8],
-) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(secret);
-    h.update(
-        format!(
-            "\0{}\0{:?}\0{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
-            cfg.store.value,
-            cfg.redis_ca_file.as_ref().map(|f| &f.value),
-            cfg.cookie_name_for(secure_cookies),
-            cfg.ttl.get(),
-            cfg.idle_timeout.get(),
-            cfg.revalidate.get(),
-            cfg.secure,
-            cfg.same_site
-        )
-        .as_bytes(),
-    );
-    h.finalize().into()
+/// What the session manager is built from, typed: a reload that leaves it equal keeps the
+/// manager (so sessions in the memory store survive). The secret enters as a digest.
+#[derive(PartialEq)]
+struct SessionSettings {
+    store: Result<StoreSetting, auth_storage::StoreUrlError>,
+    redis_ca_file: Option<String>,
+    cookie_name: String,
+    ttl: std::time::Duration,
+    idle_timeout: std::time::Duration,
+    revalidate: std::time::Duration,
+    secure: crate::config::SecureSetting,
+    same_site: crate::config::SameSiteSetting,
+    secret: [u8; 32],
 }
 
-fn protection_fingerprint(cfg: &crate::config::ProtectionConfig) -> String {
-    format!(
-        "{}|{}|{:?}|{:?}|{}|{:?}",
-        cfg.max_failures,
-        cfg.max_failures_per_ip(),
-        cfg.window.get(),
-        cfg.lockout.get(),
-        cfg.store.value,
-        cfg.redis_ca_file.as_ref().map(|f| &f.value),
-    )
+impl SessionSettings {
+    fn of(cfg: &SessionConfig, secure_cookies: bool, secret: &[u8]) -> Self {
+        SessionSettings {
+            store: StoreSetting::parse(&cfg.store.value),
+            redis_ca_file: cfg.redis_ca_file.as_ref().map(|f| f.value.clone()),
+            cookie_name: cfg.cookie_name_for(secure_cookies).to_string(),
+            ttl: cfg.ttl.get(),
+            idle_timeout: cfg.idle_timeout.get(),
+            revalidate: cfg.revalidate.get(),
+            secure: cfg.secure,
+            same_site: cfg.same_site,
+            secret: Sha256::digest(secret).into(),
+        }
+    }
+}
+
+/// What the lockout is built from, typed: a reload that leaves it equal keeps the lockout (and
+/// the failures it counted in memory).
+#[derive(PartialEq)]
+struct LockoutSettings {
+    max_failures: u32,
+    max_failures_per_ip: u32,
+    window: std::time::Duration,
+    lockout: std::time::Duration,
+    store: Result<StoreSetting, auth_storage::StoreUrlError>,
+    redis_ca_file: Option<String>,
+}
+
+impl LockoutSettings {
+    fn of(cfg: &ProtectionConfig) -> Self {
+        LockoutSettings {
+            max_failures: cfg.max_failures,
+            max_failures_per_ip: cfg.max_failures_per_ip(),
+            window: cfg.window.get(),
+            lockout: cfg.lockout.get(),
+            store: StoreSetting::parse(&cfg.store.value),
+            redis_ca_file: cfg.redis_ca_file.as_ref().map(|f| f.value.clone()),
+        }
+    }
 }
 
 impl Services {
@@ -232,18 +252,18 @@ impl Services {
                  set session.secret from env: or file: before running more than one replica"
             );
         }
-        let session_fp = session_fingerprint(config.session, config.secure_cookies, &secret);
+        let session_settings = SessionSettings::of(config.session, config.secure_cookies, &secret);
         let sessions = match previous {
-            Some(p) if p.session_fingerprint == session_fp => p.sessions.clone(),
+            Some(p) if *p.session_settings == session_settings => p.sessions.clone(),
             _ => Arc::new(
                 SessionManager::new(config.session, config.secure_cookies, &secret, data_dir)
                     .await
                     .map_err(|e| RuntimeError(e.to_string()))?,
             ),
         };
-        let protection_fp = protection_fingerprint(config.protection);
+        let lockout_settings = LockoutSettings::of(config.protection);
         let lockout = match previous {
-            Some(p) if p.protection_fingerprint == protection_fp => p.lockout.clone(),
+            Some(p) if *p.lockout_settings == lockout_settings => p.lockout.clone(),
             _ => Arc::new(
                 Lockout::from_config(config.protection).map_err(|e| RuntimeError(e.to_string()))?,
             ),
@@ -293,8 +313,8 @@ impl Services {
             audit,
             assertion_keys,
             generated_secret,
-            session_fingerprint: session_fp,
-            protection_fingerprint: protection_fp,
+            session_settings: Arc::new(session_settings),
+            lockout_settings: Arc::new(lockout_settings),
         })
     }
 }
@@ -447,5 +467,49 @@ impl Runtime {
     /// The chain of this version.
     pub fn chain(&self) -> &Chain {
         &self.chain
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::spanned;
+
+    fn session(store: &str, ca: Option<&str>) -> SessionConfig {
+        SessionConfig {
+            store: spanned(store.to_string()),
+            redis_ca_file: ca.map(|c| spanned(c.to_string())),
+            ..SessionConfig::default()
+        }
+    }
+
+    #[test]
+    fn session_settings_compare_the_typed_store_and_the_secret() {
+        let of = |cfg: &SessionConfig, secret: &[u8]| SessionSettings::of(cfg, false, secret);
+        let base = session("rediss://h:6380", Some("/ca.pem"));
+        assert!(of(&base, b"s") == of(&session(" rediss://h:6380 ", Some("/ca.pem")), b"s"));
+        // A new CA file must reconnect: the manager is rebuilt.
+        assert!(of(&base, b"s") != of(&session("rediss://h:6380", Some("/ca2.pem")), b"s"));
+        assert!(of(&base, b"s") != of(&session("rediss://h:6380", None), b"s"));
+        assert!(of(&base, b"s") != of(&session("rediss://h:6381", Some("/ca.pem")), b"s"));
+        assert!(of(&base, b"s") != of(&base, b"t"), "a new secret rebuilds");
+        let mut shorter = session("rediss://h:6380", Some("/ca.pem"));
+        shorter.ttl = auth_core::Duration(std::time::Duration::from_secs(60));
+        assert!(of(&base, b"s") != of(&shorter, b"s"));
+    }
+
+    #[test]
+    fn lockout_settings_compare_the_typed_store() {
+        let cfg = |store: &str, ca: Option<&str>| ProtectionConfig {
+            store: spanned(store.to_string()),
+            redis_ca_file: ca.map(|c| spanned(c.to_string())),
+            ..ProtectionConfig::default()
+        };
+        let base = LockoutSettings::of(&cfg("rediss://h", Some("/ca.pem")));
+        assert!(base == LockoutSettings::of(&cfg("rediss://h", Some("/ca.pem"))));
+        assert!(base != LockoutSettings::of(&cfg("rediss://h", Some("/other.pem"))));
+        assert!(base != LockoutSettings::of(&cfg("memory", None)));
+        let mut stricter = cfg("rediss://h", Some("/ca.pem"));
+        stricter.max_failures = 3;
+        assert!(base != LockoutSettings::of(&stricter));
     }
 }

@@ -1,10 +1,10 @@
 //! What the CLI hands backends when it builds the chain: the local user store, opened only when
-//! the chain uses it (a `local` entry or provisioning).
+//! the chain uses it (a backend type that declares `needs = [user_store]`, or provisioning).
 
 use std::sync::Arc;
 
 use auth_backends::UserStore;
-use auth_core::{BuildContext, Provision};
+use auth_core::{BuildContext, Provision, Service};
 use serde_saphyr::Location;
 
 use crate::config::{ConfigErrors, Diagnostic, LoadedConfig};
@@ -23,7 +23,8 @@ pub(crate) fn needs_store(loaded: &LoadedConfig) -> bool {
         .config
         .chain
         .iter()
-        .any(|e| e.type_name.value == "local" || e.provision != Provision::None)
+        .any(|e| e.provision != Provision::None)
+        || loaded.chain_needs(Service::UserStore)
 }
 
 /// Opens the local user store at `users_db` (creating a SQLite file and its table if missing).

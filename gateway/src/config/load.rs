@@ -24,12 +24,20 @@ pub struct LoadedConfig {
     pub warnings: Vec<Diagnostic>,
     /// The secrets written in the file itself (see [`super::readable_secrets`]).
     pub literal_secrets: Vec<super::LiteralSecret>,
+    /// The shared services the chain's backend types declare they need
+    /// (`#[auth_backend(needs = [...])]`).
+    needs: Vec<auth_core::Service>,
 }
 
 impl LoadedConfig {
     /// `data_dir`, resolved against the config's directory; defaults to `<config dir>/data`.
     pub fn data_dir(&self) -> PathBuf {
         resolve_data_dir(&self.config, &self.base_dir)
+    }
+
+    /// Whether a backend type of the chain declares it needs `service`.
+    pub fn chain_needs(&self, service: auth_core::Service) -> bool {
+        self.needs.contains(&service)
     }
 
     /// The local user store URL: `users_db`, or `sqlite://<data_dir>/users.db` when absent.
@@ -45,11 +53,9 @@ pub(crate) fn resolve_data_dir(config: &Config, base_dir: &Path) -> PathBuf {
 
 pub(crate) fn users_db_url(config: &Config, base_dir: &Path) -> String {
     match &config.users_db {
-        Some(url) => match url.value.strip_prefix("sqlite://") {
-            Some(rest) if !rest.starts_with('/') && !rest.starts_with(":memory:") => {
-                format!("sqlite://{}", base_dir.join(rest).display())
-            }
-            _ => url.value.clone(),
+        Some(url) => match auth_storage::SqlUrl::parse(&url.value) {
+            Ok(url) => url.resolved(base_dir).as_str().to_string(),
+            Err(_) => url.value.clone(),
         },
         None => format!(
             "sqlite://{}",
@@ -186,8 +192,13 @@ pub fn load_str(
         }
     }
 
-    let (semantic_errors, semantic_warnings) =
-        validate::check(&config, &file, base_dir, &KeyLocations::of(text));
+    let (semantic_errors, semantic_warnings) = validate::check(
+        &config,
+        &registrations,
+        &file,
+        base_dir,
+        &KeyLocations::of(text),
+    );
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
     let produced = crate::request::identify::produced_credentials(&config.login);
@@ -226,12 +237,19 @@ pub fn load_str(
     {
         ca.value = base_dir.join(&ca.value).display().to_string();
     }
+    let mut needs: Vec<auth_core::Service> = Vec::new();
+    for service in registrations.iter().flatten().flat_map(|r| r.needs) {
+        if !needs.contains(service) {
+            needs.push(*service);
+        }
+    }
     Ok(LoadedConfig {
         config,
         source: file,
         base_dir: base_dir.to_path_buf(),
         warnings,
         literal_secrets,
+        needs,
     })
 }
 

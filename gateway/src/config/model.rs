@@ -404,6 +404,29 @@ impl Default for SessionConfig {
     }
 }
 
+/// A `session.store` or `protection.store` value, parsed: a word, or a store URL (SQL or Redis)
+/// parsed by the one storage layer. Equal values name the same store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSetting {
+    /// `memory`: this process only.
+    Memory,
+    /// `cookie`: the session in the cookie itself (sessions only).
+    Cookie,
+    /// A SQL database or a Redis server.
+    Url(auth_storage::StoreUrl),
+}
+
+impl StoreSetting {
+    /// Parses a store value (blanks around it ignored).
+    pub fn parse(value: &str) -> Result<StoreSetting, auth_storage::StoreUrlError> {
+        match value.trim() {
+            "memory" => Ok(StoreSetting::Memory),
+            "cookie" => Ok(StoreSetting::Cookie),
+            url => auth_storage::StoreUrl::parse(url).map(StoreSetting::Url),
+        }
+    }
+}
+
 /// The session cookie name without a prefix (plain HTTP, or `secure: false`).
 pub const DEFAULT_COOKIE_NAME: &str = "gw_session";
 

@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 
-use auth_core::Provision;
+use auth_core::registry::BackendRegistration;
+use auth_core::{CredentialKind, Provision, Service};
+use auth_storage::{RedisUrl, SqlUrl};
 use serde_saphyr::{Location, Spanned};
 
 use super::Diagnostic;
 use super::key_locations::KeyLocations;
 use super::load::location;
-use super::model::{Access, Config, RouteConfig, SecureSetting};
+use super::model::{Access, Config, RouteConfig, SecureSetting, StoreSetting};
 use super::typed::Parsed;
 use crate::request::sanitize;
 
@@ -43,6 +45,7 @@ impl Checker<'_> {
 /// Checks a parsed config; returns `(errors, warnings)`.
 pub(crate) fn check(
     config: &Config,
+    registrations: &[Option<&'static BackendRegistration>],
     file: &Path,
     base_dir: &Path,
     keys: &KeyLocations,
@@ -75,7 +78,7 @@ pub(crate) fn check(
         config.protection.redis_ca_file.as_ref(),
     );
     users_db(&mut c, config);
-    chain(&mut c, config);
+    chain(&mut c, config, registrations);
     routes(&mut c, config);
     method_fall_through(&mut c, config);
     (c.errors, c.warnings)
@@ -367,36 +370,18 @@ fn header_name(
     }
 }
 
-fn store_scheme(value: &str, allowed_words: &[&str], allowed_schemes: &[&str]) -> bool {
-    if allowed_words.contains(&value) {
-        return true;
-    }
-    match value.split_once("://") {
-        Some((scheme, rest)) => allowed_schemes.contains(&scheme) && !rest.is_empty(),
-        None => false,
-    }
-}
-
 fn session(c: &mut Checker<'_>, config: &Config) {
     let s = &config.session;
     let store = s.store.value.trim();
-    let known_store = store_scheme(
-        store,
-        &["memory", "cookie"],
-        &[
-            "sqlite",
-            "postgres",
-            "postgresql",
-            "mysql",
-            "mariadb",
-            "redis",
-            "rediss",
-        ],
-    );
+    let known_store = StoreSetting::parse(store).is_ok();
     if !known_store {
         c.error(
             location(&s.store),
-            format!("unknown `session.store` `{store}`; expected memory, cookie, sqlite://PATH, postgres://..., mysql://..., redis://... or rediss://..."),
+            format!(
+                "unknown `session.store` `{}`; expected {}",
+                auth_storage::redact(store),
+                auth_storage::expected_forms(&["memory", "cookie"], true, true)
+            ),
         );
     }
     match &s.secret {
@@ -553,15 +538,18 @@ fn login(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
 fn protection(c: &mut Checker<'_>, config: &Config) {
     let p = &config.protection;
     let store = p.store.value.trim();
-    if !store_scheme(store, &["memory"], &["redis", "rediss"]) {
+    let redis = RedisUrl::parse(store).is_ok();
+    if store != "memory" && !redis {
         c.error(
             location(&p.store),
             format!(
-                "unknown `protection.store` `{store}`; expected memory, redis://... or rediss://..."
+                "unknown `protection.store` `{}`; expected {}",
+                auth_storage::redact(store),
+                auth_storage::expected_forms(&["memory"], false, true)
             ),
         );
     }
-    if config.session.secret.is_none() && store_scheme(store, &[], &["redis", "rediss"]) {
+    if config.session.secret.is_none() && redis {
         c.error(
             location(&p.store),
             "a shared `protection.store` needs `session.secret` (at least 32 bytes, from `env:NAME` or `file:PATH`), the same on every replica: a generated secret differs per replica",
@@ -599,7 +587,7 @@ fn redis_ca_file(
     ca: Option<&Spanned<String>>,
 ) {
     let Some(ca) = ca else { return };
-    if !store.value.trim().starts_with("rediss://") {
+    if !RedisUrl::parse(&store.value).is_ok_and(|u| u.is_tls()) {
         c.error(
             location(ca),
             format!(
@@ -631,20 +619,25 @@ fn redis_ca_file(
 fn users_db(c: &mut Checker<'_>, config: &Config) {
     if let Some(db) = &config.users_db {
         let value = db.value.trim();
-        if !store_scheme(
-            value,
-            &[],
-            &["sqlite", "postgres", "postgresql", "mysql", "mariadb"],
-        ) {
+        if SqlUrl::parse(value).is_err() {
             c.error(
                 location(db),
-                format!("unknown `users_db` `{value}`; expected sqlite://PATH, postgres://... or mysql://..."),
+                format!(
+                    "unknown `users_db` `{}`; expected {}",
+                    auth_storage::redact(value),
+                    auth_storage::expected_forms(&[], true, false)
+                ),
             );
         }
     }
 }
 
-fn chain(c: &mut Checker<'_>, config: &Config) {
+/// `registrations` are the entries' types, in order (`None` for an unknown type).
+fn chain(
+    c: &mut Checker<'_>,
+    config: &Config,
+    registrations: &[Option<&'static BackendRegistration>],
+) {
     if config.chain.is_empty() {
         c.error(
             c.key("chain"),
@@ -653,8 +646,13 @@ fn chain(c: &mut Checker<'_>, config: &Config) {
         return;
     }
     let mut names: HashMap<&str, Location> = HashMap::new();
-    for entry in &config.chain {
+    for (i, entry) in config.chain.iter().enumerate() {
         let name = entry.name.value.as_str();
+        let reads_user_store = registrations
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|r| r.needs(Service::UserStore));
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
             c.error(
                 location(&entry.name),
@@ -677,17 +675,28 @@ fn chain(c: &mut Checker<'_>, config: &Config) {
                 format!("entry `{name}`: `timeout` must be longer than 0"),
             );
         }
-        if entry.type_name.value == "local" && entry.provision != Provision::None {
-            c.error(
-                location(&entry.type_name),
-                format!("entry `{name}`: a `local` entry cannot provision into the store it reads"),
-            );
-        }
-        if entry.type_name.value == "oidc" && entry.provision == Provision::None {
+        if reads_user_store && entry.provision != Provision::None {
             c.error(
                 location(&entry.type_name),
                 format!(
-                    "entry `{name}`: an `oidc` entry needs `provision: create` or `update`: its users' sessions are restored from the local store"
+                    "entry `{name}`: a `{}` entry cannot provision into the store it reads",
+                    entry.type_name.value
+                ),
+            );
+        }
+        // A sign-in at another site leaves no password to check again: its users' sessions are
+        // restored from the local store, so the entry must provision into it.
+        let signs_in_elsewhere = registrations
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|r| r.accepts(CredentialKind::Redirect));
+        if signs_in_elsewhere && entry.provision == Provision::None {
+            c.error(
+                location(&entry.type_name),
+                format!(
+                    "entry `{name}`: an `{}` entry needs `provision: create` or `update`: its users' sessions are restored from the local store",
+                    entry.type_name.value
                 ),
             );
         }

@@ -54,7 +54,9 @@ impl CookieStore {
 
     /// Also records and checks revocations in Redis at `url`, shared by replicas.
     pub(super) fn share_revocations(&mut self, url: &str) -> Result<(), SessionError> {
-        self.shared = Some(super::redis_manager(url, None).map_err(SessionError::Unavailable)?);
+        let url = auth_storage::RedisUrl::parse(url).map_err(SessionError::Unavailable)?;
+        self.shared =
+            Some(auth_storage::redis::lazy_manager(&url, None).map_err(SessionError::Unavailable)?);
         Ok(())
     }
 

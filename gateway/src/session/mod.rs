@@ -12,8 +12,6 @@ mod memory;
 mod redis_store;
 mod sql;
 
-pub(crate) use redis_store::lazy_manager as redis_manager;
-
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::{ProviderTokens, User};
+use auth_storage::StoreUrl;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
@@ -30,7 +29,7 @@ use sha2::Sha256;
 use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
-use crate::config::model::{SameSiteSetting, SecureSetting, SessionConfig};
+use crate::config::model::{SameSiteSetting, SecureSetting, SessionConfig, StoreSetting};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -452,28 +451,25 @@ impl SessionManager {
             ));
         }
         let idle_ms = cfg.idle_timeout.get().as_millis() as u64;
-        let store_spec = cfg.store.value.trim();
-        let store = if store_spec == "memory" {
-            Store::Memory(memory::MemoryStore::new())
-        } else if store_spec == "cookie" {
-            Store::Cookie(cookie_store::CookieStore::new(&derive(
+        let store = match StoreSetting::parse(&cfg.store.value) {
+            Ok(StoreSetting::Memory) => Store::Memory(memory::MemoryStore::new()),
+            Ok(StoreSetting::Cookie) => Store::Cookie(cookie_store::CookieStore::new(&derive(
                 secret,
                 b"gateway/session/aead/v1",
-            )))
-        } else if store_spec.starts_with("sqlite:")
-            || store_spec.starts_with("postgres://")
-            || store_spec.starts_with("postgresql://")
-            || store_spec.starts_with("mysql://")
-            || store_spec.starts_with("mariadb://")
-        {
-            Store::Sql(sql::SqlStore::new(store_spec, data_dir).await?)
-        } else if store_spec.starts_with("redis://") || store_spec.starts_with("rediss://") {
-            Store::Redis(redis_store::RedisStore::new(
-                store_spec,
-                cfg.redis_ca_file.as_ref().map(|f| Path::new(&f.value)),
-            )?)
-        } else {
-            return Err(SessionError::UnknownStore(redact_url(store_spec)));
+            ))),
+            Ok(StoreSetting::Url(StoreUrl::Sql(url))) => {
+                Store::Sql(sql::SqlStore::new(&url, data_dir).await?)
+            }
+            Ok(StoreSetting::Url(StoreUrl::Redis(url))) => {
+                Store::Redis(redis_store::RedisStore::new(
+                    &url,
+                    cfg.redis_ca_file.as_ref().map(|f| Path::new(&f.value)),
+                )?)
+            }
+            Err(_) => {
+                let shown = auth_storage::redact(cfg.store.value.trim());
+                return Err(SessionError::UnknownStore(shown));
+            }
         };
         Ok(SessionManager {
             store,
@@ -1005,17 +1001,6 @@ pub fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> b
             };
             !(url.scheme() == "http" && loopback)
         }
-    }
-}
-
-/// `url` without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
     }
 }
 

@@ -2,11 +2,11 @@
 //! record as JSON, with a TTL equal to the time left before the idle or absolute deadline.
 
 use std::path::Path;
-use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManager;
+use auth_storage::RedisUrl;
 
-use super::{Record, SessionError, SessionId, redact_url, storage_key};
+use super::{Record, SessionError, SessionId, storage_key};
 
 const PREFIX: &str = "gateway:session:";
 
@@ -18,45 +18,11 @@ fn unavailable(e: ::redis::RedisError) -> SessionError {
     SessionError::Unavailable(e.to_string())
 }
 
-/// A connection manager for `url` that connects lazily and gives up quickly, so an unreachable
-/// server turns into an error (fail closed) rather than a hung request. `rediss://` is Redis
-/// over TLS (rustls), verified against `ca_file` (PEM) when given, else the system's roots; a
-/// CA file with a plain `redis://` URL is an error rather than a silent plain-text connection.
-pub(crate) fn lazy_manager(url: &str, ca_file: Option<&Path>) -> Result<ConnectionManager, String> {
-    let shown = redact_url(url);
-    let client = match ca_file {
-        None => ::redis::Client::open(url).map_err(|e| format!("`{shown}`: {e}"))?,
-        Some(_) if !url.starts_with("rediss://") => {
-            return Err(format!(
-                "`{shown}`: a Redis CA file needs a `rediss://` (TLS) URL"
-            ));
-        }
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("Redis CA file `{}`: {e}", path.display()))?;
-            ::redis::Client::build_with_tls(
-                url,
-                ::redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-            .map_err(|e| format!("`{shown}` with CA file `{}`: {e}", path.display()))?
-        }
-    };
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(200));
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| format!("`{}`: {e}", redact_url(url)))
-}
-
 impl RedisStore {
-    pub(super) fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, SessionError> {
+    pub(super) fn new(url: &RedisUrl, ca_file: Option<&Path>) -> Result<Self, SessionError> {
         Ok(RedisStore {
-            conn: lazy_manager(url, ca_file).map_err(SessionError::Unavailable)?,
+            conn: auth_storage::redis::lazy_manager(url, ca_file)
+                .map_err(SessionError::Unavailable)?,
         })
     }
 

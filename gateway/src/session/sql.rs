@@ -6,20 +6,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
+use auth_storage::{Connect, Dialect, PoolSize, SqlUrl, any_pool};
 use sqlx::{AnyPool, Row};
 
-use super::{Record, SessionError, SessionId, now_ms, redact_url, storage_key};
+use super::{Record, SessionError, SessionId, now_ms, storage_key};
 
 const TABLE: &str = "gateway_sessions";
 const PURGE_EVERY_MS: u64 = 60_000;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    Sqlite,
-    Postgres,
-    MySql,
-}
 
 pub(super) struct SqlStore {
     pool: AnyPool,
@@ -35,38 +28,19 @@ fn unavailable(e: sqlx::Error) -> SessionError {
 impl SqlStore {
     /// Opens a lazy pool on `url` (a relative SQLite path is under `data_dir`) and creates the
     /// table if the database answers; if it does not, the first operation retries.
-    pub(super) async fn new(url: &str, data_dir: &Path) -> Result<Self, SessionError> {
-        sqlx::any::install_default_drivers();
-        let (dialect, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-            let path = Path::new(path);
-            let path = if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                data_dir.join(path)
-            };
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| SessionError::Unavailable(format!("{}: {e}", parent.display())))?;
-            }
-            let query = if query.is_empty() { "mode=rwc" } else { query };
-            (
-                Dialect::Sqlite,
-                format!("sqlite://{}?{query}", path.display()),
-            )
-        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            (Dialect::MySql, url.replacen("mariadb://", "mysql://", 1))
-        } else {
-            (Dialect::Postgres, url.to_string())
+    pub(super) async fn new(url: &SqlUrl, data_dir: &Path) -> Result<Self, SessionError> {
+        let url = url
+            .resolved(data_dir)
+            .creating()
+            .map_err(SessionError::Unavailable)?;
+        let dialect = url.dialect();
+        let size = PoolSize {
+            max_connections: if dialect == Dialect::Sqlite { 4 } else { 10 },
+            acquire_timeout: Duration::from_secs(3),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(&url)
-            .map_err(|e| {
-                SessionError::Unavailable(format!("session store `{}`: {e}", redact_url(&url)))
-            })?;
+        let pool = any_pool(&url, size, Connect::Lazy).await.map_err(|e| {
+            SessionError::Unavailable(format!("session store `{}`: {e}", url.redacted()))
+        })?;
         let store = SqlStore {
             pool,
             dialect,
