@@ -287,6 +287,8 @@ async fn identify_session(
         }
     };
     let entry_gone = rt.chain.entry(&session.entry).is_none();
+    // The session's new cookie value (`cookie` store) after it was touched or revalidated.
+    let reissued;
     let user = if entry_gone || sessions.needs_revalidation(&session) {
         let fresh = if entry_gone {
             None
@@ -304,7 +306,7 @@ async fn identify_session(
             Some(user)
                 if sessions.version_matches(&session, user.credential_version.as_deref()) =>
             {
-                sessions.revalidated(&session, &user).await;
+                reissued = sessions.revalidated(&session, &user).await;
                 Arc::new(user)
             }
             fresh => {
@@ -333,11 +335,11 @@ async fn identify_session(
             }
         }
     } else {
-        sessions.touch(&session).await;
+        reissued = sessions.touch(&session).await;
         // Shared with the session (and the memory store): no copy.
         session.user.clone()
     };
-    if let Some(v) = sessions.reissued_cookie(&session) {
+    if let Some(v) = reissued {
         ctx.set_cookies
             .push(sessions.set_cookie(&v, rt.secure_cookies));
     }

@@ -255,22 +255,25 @@ impl SessionManager {
     }
 
     /// Records that `s` was used now. Writes at most once per tenth of the idle timeout, so
-    /// most requests stay write-free. With the `cookie` store the refreshed cookie must be sent:
-    /// see [`reissued_cookie`](Self::reissued_cookie). A store error is logged, not returned.
-    pub async fn touch(&self, s: &Session) {
+    /// most requests stay write-free. Returns the new cookie value to send when the store keeps
+    /// the session in the cookie itself (`cookie` store) and it was rewritten; `None` otherwise.
+    /// A store error is logged, not returned.
+    #[must_use = "with the `cookie` store, the returned cookie value must be sent"]
+    pub async fn touch(&self, s: &Session) -> Option<String> {
         let now = now_ms();
         if now.saturating_sub(s.last_seen_ms) < self.touch_every_ms {
-            return;
+            return None;
         }
         let mut record = s.to_record();
         record.l = now;
-        self.rewrite(s, record, now).await;
+        self.rewrite(s, record, now).await
     }
 
     /// Records that the user behind `s` was re-read through the backend: `user` becomes the
-    /// snapshot and the revalidation clock restarts. With the `cookie` store the refreshed
-    /// cookie must be sent: see [`reissued_cookie`](Self::reissued_cookie).
-    pub async fn revalidated(&self, s: &Session, user: &User) {
+    /// snapshot and the revalidation clock restarts. Returns the new cookie value to send with
+    /// the `cookie` store (as [`touch`](Self::touch)); `None` otherwise.
+    #[must_use = "with the `cookie` store, the returned cookie value must be sent"]
+    pub async fn revalidated(&self, s: &Session, user: &User) -> Option<String> {
         let now = now_ms();
         let mut record = s.to_record();
         let mut user = user.clone();
@@ -278,38 +281,28 @@ impl SessionManager {
         record.u = Arc::new(user);
         record.r = now;
         record.l = now;
-        self.rewrite(s, record, now).await;
+        self.rewrite(s, record, now).await
     }
 
-    /// The new cookie value to send after [`touch`](Self::touch) or
-    /// [`revalidated`](Self::revalidated) on `s`, when the store keeps the session in the cookie
-    /// itself (`cookie` store); `None` otherwise.
-    pub fn reissued_cookie(&self, s: &Session) -> Option<String> {
-        // Only the cookie store reissues: the other stores' requests take no lock here.
-        if !matches!(self.store, Store::Cookie(_)) {
-            return None;
-        }
-        s.reissued.lock().ok().and_then(|g| g.clone())
-    }
-
-    async fn rewrite(&self, s: &Session, record: Record, now: u64) {
+    /// Stores `record` for `s`; with the `cookie` store, returns the sealed cookie value.
+    async fn rewrite(&self, s: &Session, record: Record, now: u64) -> Option<String> {
         let expires = self.expires_at(&record);
         let result = match &self.store {
             Store::Memory(m) => {
                 m.update(&s.id, record, expires);
-                Ok(())
+                Ok(None)
             }
-            Store::Sql(st) => st.put(&s.id, &record, expires, false).await,
-            Store::Redis(r) => r.put(&s.id, &record, expires, now, false).await,
-            Store::Cookie(c) => c.seal(&s.id, &record).map(|value| {
-                if let Ok(mut g) = s.reissued.lock() {
-                    *g = Some(value);
-                }
-            }),
+            Store::Sql(st) => st.put(&s.id, &record, expires, false).await.map(|()| None),
+            Store::Redis(r) => r
+                .put(&s.id, &record, expires, now, false)
+                .await
+                .map(|()| None),
+            Store::Cookie(c) => c.seal(&s.id, &record).map(Some),
         };
-        if let Err(e) = result {
+        result.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not refresh a session");
-        }
+            None
+        })
     }
 
     /// Whether the user snapshot of `s` is older than `session.revalidate`: the caller must then

@@ -1,7 +1,7 @@
 //! What a store keeps for one session ([`Record`]) and the live [`Session`] a load returns.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::User;
@@ -34,6 +34,7 @@ pub(super) struct Record {
 /// A live session, as [`SessionManager::load`](super::SessionManager::load) returns it. Its `Debug` shows neither the id
 /// nor the CSRF secret. Changing its fields changes nothing in the store: use
 /// [`SessionManager::revalidated`](super::SessionManager::revalidated) to record a new user snapshot.
+#[derive(Clone)]
 pub struct Session {
     pub(super) id: SessionId,
     /// The user snapshot taken at login or at the last revalidation (shared with the store's
@@ -53,7 +54,6 @@ pub struct Session {
     pub(super) created_ms: u64,
     pub(super) last_seen_ms: u64,
     pub(super) validated_ms: u64,
-    pub(super) reissued: Mutex<Option<String>>,
 }
 
 impl Session {
@@ -70,7 +70,6 @@ impl Session {
             created_ms: r.c,
             last_seen_ms: r.l,
             validated_ms: r.r,
-            reissued: Mutex::new(None),
         }
     }
 
@@ -89,25 +88,6 @@ impl Session {
     /// The user's id within [`Session::entry`].
     pub fn user_id(&self) -> &str {
         &self.user.id
-    }
-}
-
-impl Clone for Session {
-    fn clone(&self) -> Self {
-        Session {
-            id: self.id,
-            user: self.user.clone(),
-            entry: self.entry.clone(),
-            created_at: self.created_at,
-            last_seen: self.last_seen,
-            validated_at: self.validated_at,
-            version_digest: self.version_digest.clone(),
-            csrf_secret: self.csrf_secret.clone(),
-            created_ms: self.created_ms,
-            last_seen_ms: self.last_seen_ms,
-            validated_ms: self.validated_ms,
-            reissued: Mutex::new(self.reissued.lock().map(|g| g.clone()).unwrap_or(None)),
-        }
     }
 }
 
