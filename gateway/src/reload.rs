@@ -19,7 +19,8 @@ use notify::Watcher as _;
 use crate::config::reload_scope::{Change, changed_keys, plain_value};
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::runtime::{Runtime, Services};
-use crate::server::{Changes, Gateway, Listeners, Wanted};
+use crate::server::{Changes, Listeners, Wanted};
+use crate::state::Gateway;
 
 /// How long the file must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -206,7 +207,7 @@ impl std::fmt::Debug for Reloader {
 
 impl Reloader {
     /// A reloader of `gw` from `path`, building chains with `chain_builder`. It swaps the
-    /// runtime only: the listeners are the caller's ([`crate::server::start`] hands its own to
+    /// runtime only: the listeners are the caller's (`launch::start` hands its own to
     /// the reloader it makes, so they follow `server.listen`, `server.tls` and `admin.listen`).
     pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
         let path = path.into();
@@ -390,7 +391,9 @@ impl Reloader {
                     }
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGHUP")
+            }
         }
         drop(tx);
         tokio::spawn(async move {

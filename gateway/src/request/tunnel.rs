@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::error::ProxyError;
 use super::{Body, ConnInfo};
-use crate::server::idle::ActiveGuard;
+use crate::activity::ActiveGuard;
 
 /// The open tunnels of one listener.
 #[derive(Debug, Clone, Default)]
