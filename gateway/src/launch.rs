@@ -92,7 +92,7 @@ pub async fn start(
 ) -> Result<Started, ServerError> {
     let runtime = reload::build_runtime(config_path, 1, None, &chain_builder)
         .await
-        .map_err(|e| ServerError::Config(e.to_string()))?;
+        .map_err(|e| ServerError::Reload(Box::new(e)))?;
     init_logging(&runtime.config.log);
     let wanted = Wanted::of(&runtime.config, &crate::config::base_dir_of(config_path))?;
     let gw = Gateway::new(runtime, Arc::new(Metrics::new()));

@@ -12,6 +12,7 @@ pub mod config;
 pub mod credential_cache;
 pub mod demo_upstream;
 pub(crate) mod endpoints;
+pub mod error_chain;
 pub mod launch;
 pub mod login;
 pub mod metrics;

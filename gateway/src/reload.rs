@@ -64,7 +64,7 @@ pub enum ReloadError {
     Config(ConfigErrors),
     /// The services or runtime could not be built.
     #[error("{0}")]
-    Build(String),
+    Build(#[source] crate::runtime::RuntimeError),
     /// A new listener could not be bound, or the TLS certificate or key is unusable.
     #[error("{0}")]
     Listeners(#[source] crate::server::ServerError),
@@ -90,10 +90,9 @@ pub async fn build_runtime(
         Some(p) => Services::carry_over(p, &loaded.config, &data_dir, &base_dir).await,
         None => Services::from_config(&loaded.config, &data_dir, &base_dir).await,
     }
-    .map_err(|e| ReloadError::Build(e.to_string()))?
+    .map_err(ReloadError::Build)?
     .with_user_store(built.users);
-    Runtime::new(loaded.config, built.chain, services, version)
-        .map_err(|e| ReloadError::Build(e.to_string()))
+    Runtime::new(loaded.config, built.chain, services, version).map_err(ReloadError::Build)
 }
 
 /// Opens the local user store named by `loaded`'s `users_db`. Everything needed is taken from
@@ -332,7 +331,8 @@ impl Reloader {
                 tracing::error!(
                     version = current.version(),
                     path = %self.path.display(),
-                    "config reload failed; keeping the current config:\n{e}"
+                    "config reload failed; keeping the current config:\n{}",
+                    crate::error_chain::Chain(&e)
                 );
                 Err(e)
             }
@@ -373,7 +373,7 @@ impl Reloader {
         let mut watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
+                tracing::warn!(error = %crate::error_chain::Chain(&e), "cannot watch the config file; SIGHUP only");
                 None
             }
         };
@@ -392,7 +392,7 @@ impl Reloader {
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot handle SIGHUP")
+                tracing::warn!(error = %crate::error_chain::Chain(&e), "cannot handle SIGHUP")
             }
         }
         drop(tx);
@@ -456,7 +456,7 @@ fn watch(
             }
             Err(e) => tracing::warn!(
                 dir = %dir.display(),
-                error = %e,
+                error = %crate::error_chain::Chain(&e),
                 "cannot watch for changes; SIGHUP reloads"
             ),
         }

@@ -16,8 +16,8 @@
 //! - on shutdown the listener closes, open connections finish their requests and open WebSocket
 //!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
 //!   closed;
-//! - a gateway started from a file (`launch::start`) follows reloads: listeners are added and removed and
-//!   the TLS certificate is swapped without touching the listeners that stay (`listeners`,
+//! - a gateway started from a file (`launch::start`) follows reloads: listeners are added and
+//!   removed and the TLS certificate is swapped without touching the listeners that stay (`listeners`,
 //!   `tls`).
 
 use std::convert::Infallible;
@@ -63,6 +63,12 @@ pub enum ServerError {
     /// The TLS certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(String),
+    /// The TLS configuration could not be built.
+    #[error("tls: {0}")]
+    TlsConfig(#[source] rustls::Error),
+    /// The config file could not be loaded into a runtime (`authgate run` exits with 2).
+    #[error("{0}")]
+    Reload(#[source] Box<crate::reload::ReloadError>),
     /// The config could not be loaded or built.
     #[error("{0}")]
     Config(String),
@@ -119,7 +125,7 @@ async fn serve_with(
                 let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        tracing::warn!(error = %crate::error_chain::Chain(&e), "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -209,7 +215,7 @@ async fn serve_connection(
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => serve_io(gw, s, conn, closing).await,
                 Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed")
+                    tracing::debug!(%peer, error = %crate::error_chain::Chain(&e), "tls handshake failed")
                 }
                 Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
             }
@@ -258,7 +264,7 @@ where
         }
     };
     if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        tracing::debug!(%peer, error = %crate::error_chain::Chain(&*e), "connection ended with an error");
     }
 }
 
@@ -367,7 +373,8 @@ pub(crate) fn log_dropped() -> u64 {
 /// - when the writer lags [`LOG_QUEUE_LINES`] behind (stderr is a slow or stuck pipe), new
 ///   lines are dropped and counted (`gateway_log_dropped_total`) rather than stalling the
 ///   reactor: an access log must never block requests;
-/// - [`flush_logging`] writes out what is queued; `launch::run` and `authgate run` call it on exit.
+/// - [`flush_logging`] writes out what is queued; `launch::run` and `authgate run` call it on
+///   exit.
 pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;

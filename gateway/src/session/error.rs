@@ -9,11 +9,20 @@ pub enum SessionError {
     #[error("session.secret is {0} bytes long; at least 32 bytes are required")]
     SecretTooShort(usize),
     /// The generated secret file could not be read or written.
-    #[error("session secret file `{path}`: {message}")]
+    #[error("session secret file `{path}`: {source}")]
     SecretFile {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The generated secret file holds no usable secret (not base64, too short).
+    #[error("session secret file `{path}`: {message}")]
+    SecretFileContent {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
         message: String,
     },
     /// `session.store` names no known store.
@@ -25,6 +34,7 @@ pub enum SessionError {
     #[error("invalid session config: {0}")]
     InvalidConfig(String),
     /// The store cannot be reached or refused the operation: the caller must fail closed (503).
+    /// A message, not a source: a store's error can quote its URL, password included.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
     /// The session does not fit in a cookie (cookie store with a large user snapshot).

@@ -300,7 +300,7 @@ impl SessionManager {
             Store::Cookie(c) => c.seal(&s.id, &record).map(Some),
         };
         result.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not refresh a session");
+            tracing::warn!(error = %crate::error_chain::Chain(&e), "could not refresh a session");
             None
         })
     }

@@ -40,7 +40,11 @@ pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, S
         return Ok(bytes.to_vec());
     }
     let path = generated_secret_path(data_dir);
-    let file_err = |message: String| SessionError::SecretFile {
+    let file_err = |source: std::io::Error| SessionError::SecretFile {
+        path: path.clone(),
+        source,
+    };
+    let content_err = |message: String| SessionError::SecretFileContent {
         path: path.clone(),
         message,
     };
@@ -48,9 +52,9 @@ pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, S
         Ok(text) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
-                .map_err(|e| file_err(format!("not base64: {e}")))?;
+                .map_err(|e| content_err(format!("not base64: {e}")))?;
             if bytes.len() < KEY_LEN {
-                return Err(file_err(format!(
+                return Err(content_err(format!(
                     "holds {} bytes; at least 32 are required",
                     bytes.len()
                 )));
@@ -58,7 +62,7 @@ pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, S
             Ok(bytes)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(|e| file_err(e.to_string()))?;
+            std::fs::create_dir_all(data_dir).map_err(file_err)?;
             let mut bytes = vec![0u8; KEY_LEN];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             let mut opts = std::fs::OpenOptions::new();
@@ -73,17 +77,17 @@ pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, S
                     let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
                     file.write_all(format!("{text}\n").as_bytes())
                         .and_then(|()| file.sync_all())
-                        .map_err(|e| file_err(e.to_string()))?;
+                        .map_err(file_err)?;
                     Ok(bytes)
                 }
                 // Another process won the race: use its secret.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     resolve_secret(cfg, data_dir)
                 }
-                Err(e) => Err(file_err(e.to_string())),
+                Err(e) => Err(file_err(e)),
             }
         }
-        Err(e) => Err(file_err(e.to_string())),
+        Err(e) => Err(file_err(e)),
     }
 }
 
@@ -177,4 +181,30 @@ pub(super) fn decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
         return None;
     }
     buf[..N].try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::resolve_secret;
+    use crate::config::model::SessionConfig;
+    use crate::error_chain::Chain;
+
+    #[test]
+    fn an_unwritable_secret_file_keeps_its_io_cause() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // `data_dir` is a file: the secret's directory cannot be created.
+        let data_dir = dir.path().join("not-a-dir");
+        std::fs::write(&data_dir, b"x").expect("write");
+        let err = resolve_secret(&SessionConfig::default(), &data_dir).expect_err("a file");
+        let cause = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io error is the source");
+        let shown = Chain(&err).to_string();
+        assert!(shown.starts_with("session secret file `"), "{shown}");
+        assert!(shown.ends_with(&format!(": {cause}")), "{shown}");
+        assert_eq!(shown.matches(&cause.to_string()).count(), 1, "{shown}");
+    }
 }
