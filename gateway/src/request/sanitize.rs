@@ -163,26 +163,32 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.iter().any(|h| h == name)
 }
 
-/// `name` lower-cased with `_` and `.` read as `-`: the form two header names are compared in.
+/// The one header-name folding (sanitize, the reserved set and the config check all use it):
+/// ASCII lower case, with `_` and `.` read as `-`, as CGI/WSGI upstreams read names.
+fn fold_byte(b: u8) -> u8 {
+    match b {
+        b'_' | b'.' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
+}
+
+/// `name` folded by [`fold_byte`]: the form two header names are compared in.
 pub(crate) fn fold_name(name: &str) -> String {
     name.chars()
-        .map(|c| match c {
-            '_' | '.' => '-',
-            c => c.to_ascii_lowercase(),
+        .map(|c| match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => char::from(fold_byte(b)),
+            _ => c,
         })
         .collect()
 }
 
-/// Whether `a` and `b` are the same name once both are folded as [`fold_name`] does (without
+/// Whether `a` and `b` are the same name once both are folded by [`fold_byte`] (without
 /// allocating: this runs for every header of every request).
 pub(crate) fn same_folded(a: &str, b: &str) -> bool {
-    fn fold(b: u8) -> u8 {
-        match b {
-            b'_' | b'.' => b'-',
-            b => b.to_ascii_lowercase(),
-        }
-    }
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| fold_byte(x) == fold_byte(y))
 }
 
 /// The folded names that are never accepted from a client: the configured identity headers
