@@ -16,7 +16,7 @@ use crate::state::Gateway;
 /// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
 /// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
 /// On a signal, stops accepting and lets in-flight requests finish within
-/// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`](crate::server::flush_logging)).
+/// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`]).
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let result = run_with(
         config_path,

@@ -17,8 +17,8 @@
 //!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
 //!   closed;
 //! - a gateway started from a file (`launch::start`) follows reloads: listeners are added and
-//!   removed and the TLS certificate is swapped without touching the listeners that stay (`listeners`,
-//!   `tls`).
+//!   removed and the TLS certificate is swapped without touching the listeners that stay
+//!   (`listeners`, `tls`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

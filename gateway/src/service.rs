@@ -1,8 +1,7 @@
-//! One request, end to end: runs phase 1 ([`sanitize`](crate::request::sanitize)), hands a
-//! request under `login.prefix` to the gateway's own [`endpoints`](crate::endpoints) and every
-//! other one through the proxy phases ([`crate::request`]), turns an error into its response
-//! (the one place that does), sets the context's cookies, counts the request and logs it
-//! (phase 7).
+//! One request, end to end: runs phase 1 ([`sanitize`]), hands a request under `login.prefix`
+//! to the gateway's own [`endpoints`](crate::endpoints) and every other one through the proxy
+//! phases ([`crate::request`]), turns an error into its response (the one place that does), sets
+//! the context's cookies, counts the request and logs it (phase 7).
 
 use std::sync::Arc;
 

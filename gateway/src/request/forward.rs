@@ -672,7 +672,11 @@ pub(crate) async fn forward(
 /// WebSocket upgrade is forwarded only when `Origin` is our `public_url` origin or an
 /// `http(s)` origin on a `login.allowed_redirect_hosts` host; without `Origin` (a non-browser
 /// client) only when the user was not identified by the session cookie.
-fn websocket_origin_allowed(rt: &Runtime, ctx: &RequestContext, headers: &http::HeaderMap) -> bool {
+pub(crate) fn websocket_origin_allowed(
+    rt: &Runtime,
+    ctx: &RequestContext,
+    headers: &http::HeaderMap,
+) -> bool {
     let mut origins = headers.get_all(header::ORIGIN).iter();
     let (Some(origin), None) = (origins.next(), origins.next()) else {
         return headers.get(header::ORIGIN).is_none()

@@ -38,8 +38,8 @@
 //!   502, timeouts 504; bodies stream both ways;
 //! - a WebSocket tunnel (HTTP/1.1 `Upgrade` or HTTP/2 extended `CONNECT`) opens only on a valid
 //!   `101` handshake, and only from an allowed `Origin` (the `public_url` origin or an
-//!   `allowed_redirect_hosts` host; see [`forward::websocket_origin_allowed`]); tunnels are drained on
-//!   shutdown (see [`tunnel`]); `Upgrade: h2c` is 400;
+//!   `allowed_redirect_hosts` host; see [`forward::websocket_origin_allowed`]); tunnels are
+//!   drained on shutdown (see [`tunnel`]); `Upgrade: h2c` is 400;
 //! - the upstream cannot set the gateway's own cookies, and never receives them.
 
 pub(crate) mod authorize;

@@ -87,8 +87,9 @@ impl SessionManager {
         SessionManager::new(cfg, secure, secret, data_dir).await
     }
 
-    /// Builds the manager for `cfg` with `secret` (from [`resolve_secret`]); `secure` is the
-    /// resolved `session.secure` (`Config::secure_cookies`), which picks the default cookie name
+    /// Builds the manager for `cfg` with `secret` (from
+    /// [`resolve_secret`](super::resolve_secret)); `secure` is the resolved `session.secure`
+    /// (`Config::secure_cookies`), which picks the default cookie name
     /// (`__Host-gw_session` when Secure). Relative SQLite paths are under `data_dir`. A SQL or
     /// Redis store that is down at startup is not an error here: every operation then fails
     /// with [`SessionError::Unavailable`] until it is back.

@@ -31,9 +31,10 @@ pub(super) struct Record {
     pub(super) u: Arc<User>,
 }
 
-/// A live session, as [`SessionManager::load`](super::SessionManager::load) returns it. Its `Debug` shows neither the id
-/// nor the CSRF secret. Changing its fields changes nothing in the store: use
-/// [`SessionManager::revalidated`](super::SessionManager::revalidated) to record a new user snapshot.
+/// A live session, as [`SessionManager::load`](super::SessionManager::load) returns it. Its
+/// `Debug` shows neither the id nor the CSRF secret. Changing its fields changes nothing in the
+/// store: use [`SessionManager::revalidated`](super::SessionManager::revalidated) to record a
+/// new user snapshot.
 #[derive(Clone)]
 pub struct Session {
     pub(super) id: SessionId,
