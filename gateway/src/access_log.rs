@@ -1,6 +1,6 @@
-//! The one structured log line per request. It carries method, normalized path, route, decision,
-//! user, backend entry, status, timings and config version — never a password, cookie or token
-//! (the context holds none of those, and headers are not logged).
+//! Phase 7, **log**: the one structured log line per request. It carries method, normalized
+//! path, route, decision, user, backend entry, status, timings and config version — never a
+//! password, cookie or token (the context holds none of those, and headers are not logged).
 
 use std::fmt;
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::request::Body;
 use crate::request::error::{full_body, plain_response};
-use crate::server::Gateway;
+use crate::state::Gateway;
 
 /// The longest a scrape waits for the lockout store to count the lockouts in force.
 const LOCKOUT_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

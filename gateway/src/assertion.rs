@@ -51,7 +51,17 @@ const CACHE_LIMIT: usize = 4096;
 /// key material.
 #[derive(Debug, thiserror::Error)]
 pub enum AssertionError {
-    /// The key file could not be read, parsed or written.
+    /// The key file could not be read or written.
+    #[error("identity_headers.assertion key file {}: {source}", path.display())]
+    KeyFileIo {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file holds no usable key (or one could not be generated). A message, not a
+    /// source: a key parser's error could quote key material.
     #[error("identity_headers.assertion key file {}: {message}", path.display())]
     KeyFile {
         /// The key file.
@@ -117,12 +127,7 @@ impl AssertionKeys {
             Err(e) if generate && e.kind() == std::io::ErrorKind::NotFound => {
                 generate_key_file(&path, cfg.algorithm)?
             }
-            Err(e) => {
-                return Err(AssertionError::KeyFile {
-                    path,
-                    message: e.to_string(),
-                });
-            }
+            Err(source) => return Err(AssertionError::KeyFileIo { path, source }),
         };
         let current =
             signing_key(&pem, cfg.algorithm).map_err(|message| AssertionError::KeyFile {
@@ -255,9 +260,13 @@ fn generate_key_file(path: &Path, algorithm: AssertionAlgorithm) -> Result<Strin
         path: path.to_path_buf(),
         message,
     };
+    let io_err = |source: std::io::Error| AssertionError::KeyFileIo {
+        path: path.to_path_buf(),
+        source,
+    };
     let pem = generate_pem(algorithm).map_err(err)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(io_err)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -269,16 +278,15 @@ fn generate_key_file(path: &Path, algorithm: AssertionAlgorithm) -> Result<Strin
     match opts.open(path) {
         Ok(mut file) => {
             use std::io::Write;
-            file.write_all(pem.as_bytes())
-                .map_err(|e| err(e.to_string()))?;
+            file.write_all(pem.as_bytes()).map_err(io_err)?;
             tracing::info!(path = %path.display(), "generated the identity assertion key");
             Ok(pem)
         }
         // Another process (a replica on the same volume) won the race: use its key.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
+            std::fs::read_to_string(path).map_err(io_err)
         }
-        Err(e) => Err(err(e.to_string())),
+        Err(e) => Err(io_err(e)),
     }
 }
 

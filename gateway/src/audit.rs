@@ -502,7 +502,7 @@ impl Audit {
 /// Audits a reload attempt: to the new version's sink when it was applied, to the serving
 /// one's when it was refused (with the reasons).
 pub(crate) fn reload(
-    gw: &crate::server::Gateway,
+    gw: &crate::state::Gateway,
     previous_version: u64,
     path: &Path,
     result: &Result<u64, crate::reload::ReloadError>,

@@ -73,7 +73,7 @@ use crate::request::error::{ProxyError, full_body, html_response};
 use crate::request::route::path_has_prefix;
 use crate::request::{Body, identify, status_response};
 use crate::runtime::Runtime;
-use crate::server::Gateway;
+use crate::state::Gateway;
 
 const GENERIC_LOGIN_ERROR: &str = "Invalid username or password.";
 

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", gateway::error_chain::Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

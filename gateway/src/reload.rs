@@ -19,7 +19,8 @@ use notify::Watcher as _;
 use crate::config::reload_scope::{Change, changed_keys, plain_value};
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::runtime::{Runtime, Services};
-use crate::server::{Changes, Gateway, Listeners, Wanted};
+use crate::server::{Changes, Listeners, Wanted};
+use crate::state::Gateway;
 
 /// How long the file must be quiet before a change is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -63,7 +64,7 @@ pub enum ReloadError {
     Config(ConfigErrors),
     /// The services or runtime could not be built.
     #[error("{0}")]
-    Build(String),
+    Build(#[source] crate::runtime::RuntimeError),
     /// A new listener could not be bound, or the TLS certificate or key is unusable.
     #[error("{0}")]
     Listeners(#[source] crate::server::ServerError),
@@ -89,10 +90,9 @@ pub async fn build_runtime(
         Some(p) => Services::carry_over(p, &loaded.config, &data_dir, &base_dir).await,
         None => Services::from_config(&loaded.config, &data_dir, &base_dir).await,
     }
-    .map_err(|e| ReloadError::Build(e.to_string()))?
+    .map_err(ReloadError::Build)?
     .with_user_store(built.users);
-    Runtime::new(loaded.config, built.chain, services, version)
-        .map_err(|e| ReloadError::Build(e.to_string()))
+    Runtime::new(loaded.config, built.chain, services, version).map_err(ReloadError::Build)
 }
 
 /// Opens the local user store named by `loaded`'s `users_db`. Everything needed is taken from
@@ -206,7 +206,7 @@ impl std::fmt::Debug for Reloader {
 
 impl Reloader {
     /// A reloader of `gw` from `path`, building chains with `chain_builder`. It swaps the
-    /// runtime only: the listeners are the caller's ([`crate::server::start`] hands its own to
+    /// runtime only: the listeners are the caller's (`launch::start` hands its own to
     /// the reloader it makes, so they follow `server.listen`, `server.tls` and `admin.listen`).
     pub fn new(gw: Arc<Gateway>, path: impl Into<PathBuf>, chain_builder: ChainBuilder) -> Self {
         let path = path.into();
@@ -331,7 +331,8 @@ impl Reloader {
                 tracing::error!(
                     version = current.version(),
                     path = %self.path.display(),
-                    "config reload failed; keeping the current config:\n{e}"
+                    "config reload failed; keeping the current config:\n{}",
+                    crate::error_chain::Chain(&e)
                 );
                 Err(e)
             }
@@ -372,7 +373,7 @@ impl Reloader {
         let mut watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the config file; SIGHUP only");
+                tracing::warn!(error = %crate::error_chain::Chain(&e), "cannot watch the config file; SIGHUP only");
                 None
             }
         };
@@ -390,7 +391,9 @@ impl Reloader {
                     }
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::Chain(&e), "cannot handle SIGHUP")
+            }
         }
         drop(tx);
         tokio::spawn(async move {
@@ -453,7 +456,7 @@ fn watch(
             }
             Err(e) => tracing::warn!(
                 dir = %dir.display(),
-                error = %e,
+                error = %crate::error_chain::Chain(&e),
                 "cannot watch for changes; SIGHUP reloads"
             ),
         }

@@ -16,9 +16,9 @@
 //! - on shutdown the listener closes, open connections finish their requests and open WebSocket
 //!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
 //!   closed;
-//! - a gateway [`start`]ed from a file follows reloads: listeners are added and removed and
-//!   the TLS certificate is swapped without touching the listeners that stay (`listeners`,
-//!   `tls`).
+//! - a gateway started from a file (`launch::start`) follows reloads: listeners are added and
+//!   removed and the TLS certificate is swapped without touching the listeners that stay
+//!   (`listeners`, `tls`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,7 +26,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -37,64 +36,17 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::reload_scope::StartOnly;
-use crate::metrics::Metrics;
+use crate::activity::{Activity, GuardedBody};
+use crate::request::ConnInfo;
 use crate::request::tunnel::Tunnels;
-use crate::request::{ConnInfo, handle};
-use crate::runtime::Runtime;
-use idle::{Activity, GuardedBody};
+use crate::service::handle;
+pub use crate::state::Gateway;
 
-pub(crate) mod idle;
 mod listeners;
 mod tls;
 
 pub(crate) use listeners::{Changes, Listeners, Wanted};
 pub(crate) use tls::ServerTls;
-
-/// The process-wide state: the current runtime (swapped on reload; it holds the upstream
-/// connection pool) and the metrics.
-pub struct Gateway {
-    pub(crate) runtime: ArcSwap<Runtime>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The values of the keys a reload cannot change, as the process started with them.
-    pub(crate) started_with: StartOnly,
-}
-
-impl std::fmt::Debug for Gateway {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway")
-            .field("version", &self.runtime.load().version())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Gateway {
-    /// A gateway serving `runtime`.
-    pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Gateway> {
-        metrics.set_config_version(runtime.version());
-        Arc::new(Gateway {
-            started_with: runtime.start_only.clone(),
-            runtime: ArcSwap::from_pointee(runtime),
-            metrics,
-        })
-    }
-
-    /// The runtime new requests get.
-    pub fn current(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
-    }
-
-    /// Makes `runtime` the one new requests get; requests in flight keep theirs.
-    pub fn install(&self, runtime: Runtime) {
-        self.metrics.set_config_version(runtime.version());
-        self.runtime.store(Arc::new(runtime));
-    }
-
-    /// The metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-}
 
 /// Starting a listener failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +63,12 @@ pub enum ServerError {
     /// The TLS certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(String),
+    /// The TLS configuration could not be built.
+    #[error("tls: {0}")]
+    TlsConfig(#[source] rustls::Error),
+    /// The config file could not be loaded into a runtime (`authgate run` exits with 2).
+    #[error("{0}")]
+    Reload(#[source] Box<crate::reload::ReloadError>),
     /// The config could not be loaded or built.
     #[error("{0}")]
     Config(String),
@@ -167,7 +125,7 @@ async fn serve_with(
                 let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        tracing::warn!(error = %crate::error_chain::Chain(&e), "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -256,7 +214,9 @@ async fn serve_connection(
             let handshake_timeout = gw.current().config.server.header_read_timeout.get();
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => serve_io(gw, s, conn, closing).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %crate::error_chain::Chain(&e), "tls handshake failed")
+                }
                 Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
             }
         }
@@ -304,7 +264,7 @@ where
         }
     };
     if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        tracing::debug!(%peer, error = %crate::error_chain::Chain(&*e), "connection ended with an error");
     }
 }
 
@@ -413,7 +373,8 @@ pub(crate) fn log_dropped() -> u64 {
 /// - when the writer lags [`LOG_QUEUE_LINES`] behind (stderr is a slow or stuck pipe), new
 ///   lines are dropped and counted (`gateway_log_dropped_total`) rather than stalling the
 ///   reactor: an access log must never block requests;
-/// - [`flush_logging`] writes out what is queued; [`run`] and `authgate run` call it on exit.
+/// - [`flush_logging`] writes out what is queued; `launch::run` and `authgate run` call it on
+///   exit.
 pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -488,111 +449,4 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// Runs the gateway from the config file at `config_path` until SIGTERM/SIGINT: loads and
-/// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
-/// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
-/// On a signal, stops accepting and lets in-flight requests finish within
-/// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`]).
-pub async fn run(config_path: &Path) -> Result<(), ServerError> {
-    let result = run_with(
-        config_path,
-        crate::reload::default_chain_builder(),
-        shutdown_signal(),
-    )
-    .await;
-    flush_logging();
-    result
-}
-
-/// As [`run`], with a custom chain builder and shutdown trigger (embedders, tests).
-pub async fn run_with(
-    config_path: &Path,
-    chain_builder: crate::reload::ChainBuilder,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), ServerError> {
-    let started = start(config_path, chain_builder).await?;
-    shutdown.await;
-    tracing::info!("shutdown requested");
-    started.stop().await;
-    Ok(())
-}
-
-/// A gateway started from a config file: its listeners, admin listener and reloader.
-#[derive(Debug)]
-pub struct Started {
-    /// The `server.listen` addresses bound at start (useful with port 0); a reload may change
-    /// them, see [`listening`](Self::listening).
-    pub addrs: Vec<SocketAddr>,
-    /// The admin address bound at start, when `admin.listen` is set.
-    pub admin_addr: Option<SocketAddr>,
-    gw: Arc<Gateway>,
-    listeners: Arc<Listeners>,
-    reloader: Arc<crate::reload::Reloader>,
-    reload_task: tokio::task::JoinHandle<()>,
-}
-
-impl Started {
-    /// The gateway (current runtime, metrics).
-    pub fn gateway(&self) -> &Arc<Gateway> {
-        &self.gw
-    }
-
-    /// The `server.listen` addresses bound now, in config order.
-    pub fn listening(&self) -> Vec<SocketAddr> {
-        self.listeners.listening()
-    }
-
-    /// The admin address bound now.
-    pub fn admin_listening(&self) -> Option<SocketAddr> {
-        self.listeners.admin()
-    }
-
-    /// Reloads the config file now, as SIGHUP does (see [`crate::reload::Reloader::reload`]).
-    pub async fn reload(&self) -> Result<u64, crate::reload::ReloadError> {
-        self.reloader.reload().await
-    }
-
-    /// Stops reloading and accepting, and waits for in-flight requests (within
-    /// `server.shutdown_grace`).
-    pub async fn stop(self) {
-        self.reload_task.abort();
-        self.listeners.stop().await;
-    }
-}
-
-/// Loads the config at `config_path` and starts everything [`run`] starts, returning once the
-/// listeners are bound.
-pub async fn start(
-    config_path: &Path,
-    chain_builder: crate::reload::ChainBuilder,
-) -> Result<Started, ServerError> {
-    let runtime = crate::reload::build_runtime(config_path, 1, None, &chain_builder)
-        .await
-        .map_err(|e| ServerError::Config(e.to_string()))?;
-    init_logging(&runtime.config.log);
-    let wanted = Wanted::of(&runtime.config, &crate::config::base_dir_of(config_path))?;
-    let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
-    let listeners = Arc::new(Listeners::new(gw.clone())?);
-    // Before binding: once the port answers, SIGHUP is handled (it would otherwise kill us).
-    // A reload that runs first binds the same listeners; the update below then keeps them.
-    let reloader = Arc::new(
-        crate::reload::Reloader::new(gw.clone(), config_path, chain_builder)
-            .with_listeners(listeners.clone()),
-    );
-    let reload_task = reloader.clone().spawn();
-    if let Err(e) = listeners.update(wanted, || ()) {
-        reload_task.abort();
-        listeners.stop().await;
-        return Err(e);
-    }
-    Ok(Started {
-        addrs: listeners.listening(),
-        admin_addr: listeners.admin(),
-        gw,
-        listeners,
-        reloader,
-        reload_task,
-    })
 }

@@ -1,4 +1,4 @@
-//! End-to-end: `server::run_with` from a config file, driven by real signals sent to this
+//! End-to-end: `launch::run_with` from a config file, driven by real signals sent to this
 //! process: SIGHUP reloads, SIGTERM shuts down gracefully (in-flight requests finish). Alone in
 //! its binary because signals are process-wide.
 
@@ -48,7 +48,7 @@ routes:
     )
     .unwrap();
 
-    let started = gateway::server::start(&path, gateway::reload::default_chain_builder())
+    let started = gateway::launch::start(&path, gateway::reload::default_chain_builder())
         .await
         .expect("starts");
     let base = format!("http://{}", started.addrs[0]);

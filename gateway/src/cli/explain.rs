@@ -141,7 +141,8 @@ pub(crate) fn explain(
         ChainOutcome::Unavailable { entry, error } => {
             writeln!(
                 out,
-                "verdict: unavailable: `{entry}` could not answer: {error}"
+                "verdict: unavailable: `{entry}` could not answer: {}",
+                crate::error_chain::Chain(error)
             )?;
             1
         }

@@ -52,16 +52,14 @@ pub(crate) fn keys(
     let Some((loaded, runtime, store)) = store_for_cli(path)? else {
         return Ok(INVALID_CONFIG);
     };
-    let fail = |e: auth_backends::StoreError| super::CliError::Message(e.to_string());
     match action {
         KeysAction::Add {
             username,
             expires,
             name,
         } => {
-            let (key, stored) = runtime
-                .block_on(store.add_api_key(&username, name.as_deref(), expires))
-                .map_err(fail)?;
+            let (key, stored) =
+                runtime.block_on(store.add_api_key(&username, name.as_deref(), expires))?;
             if loaded.config.login.api_key_headers.is_empty() {
                 eprintln!(
                     "note: login.api_key_headers is empty: the gateway reads no API key until it names a header"
@@ -78,13 +76,11 @@ pub(crate) fn keys(
             writeln!(out, "{key}")?;
         }
         KeysAction::Revoke { id } => {
-            runtime.block_on(store.revoke_api_key(&id)).map_err(fail)?;
+            runtime.block_on(store.revoke_api_key(&id))?;
             writeln!(out, "revoked `{id}`")?;
         }
         KeysAction::List { username } => {
-            let keys = runtime
-                .block_on(store.list_api_keys(username.as_deref()))
-                .map_err(fail)?;
+            let keys = runtime.block_on(store.list_api_keys(username.as_deref()))?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);

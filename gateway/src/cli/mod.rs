@@ -182,6 +182,12 @@ pub enum CliError {
     /// The backend registry is unusable (two types with one name).
     #[error(transparent)]
     Registry(#[from] auth_core::registry::RegistryError),
+    /// Starting the gateway failed.
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    /// The local user store failed.
+    #[error(transparent)]
+    Store(#[from] auth_backends::StoreError),
     /// Something else, with an operator-facing message.
     #[error("{0}")]
     Message(String),

@@ -73,13 +73,13 @@ fn serve(
         drop(loaded);
         // Installed before the listeners accept anything, so an early SIGTERM is a clean stop.
         let shutdown = crate::server::shutdown_signal();
-        let started = match crate::server::start(path, chain_builder(demo)).await {
+        let started = match crate::launch::start(path, chain_builder(demo)).await {
             Ok(started) => started,
-            Err(crate::server::ServerError::Config(message)) => {
-                eprintln!("{message}");
+            Err(crate::server::ServerError::Reload(e)) => {
+                eprintln!("{}", crate::error_chain::Chain(&*e));
                 return Ok(INVALID_CONFIG);
             }
-            Err(e) => return Err(super::CliError::Message(e.to_string())),
+            Err(e) => return Err(super::CliError::Server(e)),
         };
         print_banner(&public_url, &started, demo, &inline_users);
         tokio::spawn(crate::admin::warn_down_backends(started.gateway().clone()));
@@ -93,7 +93,7 @@ fn serve(
 /// What a newcomer needs on start-up: where to point the browser, and who can sign in.
 fn print_banner(
     public_url: &str,
-    started: &crate::server::Started,
+    started: &crate::launch::Started,
     demo: Option<SocketAddr>,
     inline_users: &[(String, Vec<String>)],
 ) {

@@ -83,7 +83,6 @@ pub(crate) fn users(
     let Some((_loaded, runtime, store)) = store_for_cli(path)? else {
         return Ok(INVALID_CONFIG);
     };
-    let fail = |e: auth_backends::StoreError| super::CliError::Message(e.to_string());
     match action {
         UsersAction::Add {
             username,
@@ -97,38 +96,34 @@ pub(crate) fn users(
             } else {
                 Some(new_password(&format!("Password for {username}: "))?)
             };
-            runtime
-                .block_on(store.add(
-                    &username,
-                    password.as_deref(),
-                    email.as_deref(),
-                    display_name.as_deref(),
-                    &groups,
-                ))
-                .map_err(fail)?;
+            runtime.block_on(store.add(
+                &username,
+                password.as_deref(),
+                email.as_deref(),
+                display_name.as_deref(),
+                &groups,
+            ))?;
             writeln!(out, "added `{username}`")?;
         }
         UsersAction::Passwd { username } => {
             let password = new_password(&format!("New password for {username}: "))?;
-            runtime
-                .block_on(store.set_password(&username, &password))
-                .map_err(fail)?;
+            runtime.block_on(store.set_password(&username, &password))?;
             writeln!(out, "password of `{username}` changed")?;
         }
         UsersAction::Disable { username } => {
-            runtime.block_on(store.disable(&username)).map_err(fail)?;
+            runtime.block_on(store.disable(&username))?;
             writeln!(out, "disabled `{username}`")?;
         }
         UsersAction::Enable { username } => {
-            runtime.block_on(store.enable(&username)).map_err(fail)?;
+            runtime.block_on(store.enable(&username))?;
             writeln!(out, "enabled `{username}`")?;
         }
         UsersAction::Delete { username } => {
-            runtime.block_on(store.delete(&username)).map_err(fail)?;
+            runtime.block_on(store.delete(&username))?;
             writeln!(out, "deleted `{username}`")?;
         }
         UsersAction::List => {
-            let users = runtime.block_on(store.list()).map_err(fail)?;
+            let users = runtime.block_on(store.list())?;
             let rows: Vec<[String; 6]> = users
                 .iter()
                 .map(|u| {

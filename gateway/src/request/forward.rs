@@ -33,13 +33,14 @@ use http_body_util::BodyExt;
 use ipnet::IpNet;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use super::Body;
-use super::context::RequestContext;
+use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
 use super::pool::UpstreamPool;
 use super::sanitize::{CredentialHeaders, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use super::{Body, ConnInfo};
 use crate::assertion::Asserter;
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
+use crate::runtime::Runtime;
 
 /// `%` and every non-ASCII byte (controls are refused before encoding).
 const IDENTITY_ENCODE: &AsciiSet = &CONTROLS.add(b'%');
@@ -622,6 +623,79 @@ fn notify_on_end(req: Request<Body>) -> (Request<Body>, tokio::sync::oneshot::Re
         done: Some(tx),
     };
     (Request::from_parts(parts, body.boxed()), rx)
+}
+
+/// Forward: build the upstream request and stream the exchange.
+pub(crate) async fn forward(
+    rt: &Runtime,
+    conn: &ConnInfo,
+    ctx: &mut RequestContext,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    if ctx.upgrade.is_some() && !websocket_origin_allowed(rt, ctx, req.headers()) {
+        ctx.decision = "websocket_origin";
+        return Ok(super::status_response(StatusCode::FORBIDDEN));
+    }
+    if ctx.extended_connect {
+        super::tunnel::to_http11_websocket(&mut req);
+    }
+    let client_upgrade = ctx
+        .upgrade
+        .is_some()
+        .then(|| super::tunnel::ClientUpgrade::take(&mut req, conn));
+    let plan = ForwardPlan {
+        target: &rt.upstream,
+        headers: &rt.headers,
+        cookie_names: [
+            rt.services.sessions.cookie_name(),
+            rt.services.sessions.csrf_cookie_name(),
+        ],
+    };
+    let upstream_req = upstream_request(ctx, &plan, req)?;
+    let mut resp = exchange(
+        &rt.upstream.pool,
+        ctx,
+        rt.upstream.timeout,
+        upstream_req,
+        client_upgrade,
+    )
+    .await?;
+    drop_own_set_cookies(resp.headers_mut(), &plan.cookie_names);
+    if ctx.extended_connect {
+        super::tunnel::to_http2_response(&mut resp)?;
+    }
+    Ok(resp)
+}
+
+/// Cross-site WebSocket hijacking defence: browsers attach cookies (and cached Basic
+/// credentials) to WebSocket handshakes from any site, and only `Origin` tells them apart. A
+/// WebSocket upgrade is forwarded only when `Origin` is our `public_url` origin or an
+/// `http(s)` origin on a `login.allowed_redirect_hosts` host; without `Origin` (a non-browser
+/// client) only when the user was not identified by the session cookie.
+pub(crate) fn websocket_origin_allowed(
+    rt: &Runtime,
+    ctx: &RequestContext,
+    headers: &http::HeaderMap,
+) -> bool {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let (Some(origin), None) = (origins.next(), origins.next()) else {
+        return headers.get(header::ORIGIN).is_none()
+            && ctx.identity != Some(IdentitySource::Session);
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    // An origin is `scheme://host[:port]`, nothing after it.
+    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', '\\']) {
+        return false;
+    }
+    crate::login::validate_next(
+        &format!("{origin}/"),
+        &rt.public_url,
+        &rt.allowed_redirect_hosts,
+    )
+    .is_some()
 }
 
 #[cfg(test)]

@@ -286,11 +286,13 @@ async fn identify_session(
             ));
         }
     };
+    // The session's new cookie value (`cookie` store) after it was touched or revalidated.
+    let reissued;
     let user = if sessions.needs_revalidation(&session) || rt.chain.entry(&session.entry).is_none()
     {
         match Box::pin(revalidate(rt, &session)).await? {
             Revalidated::User(user, tokens) => {
-                sessions
+                reissued = sessions
                     .revalidated_with_tokens(&session, &user, tokens.as_ref())
                     .await;
                 Arc::new(*user)
@@ -318,11 +320,11 @@ async fn identify_session(
             }
         }
     } else {
-        sessions.touch(&session).await;
+        reissued = sessions.touch(&session).await;
         // Shared with the session (and the memory store): no copy.
         session.user.clone()
     };
-    if let Some(v) = sessions.reissued_cookie(&session) {
+    if let Some(v) = reissued {
         ctx.set_cookies
             .push(sessions.set_cookie(&v, rt.secure_cookies));
     }

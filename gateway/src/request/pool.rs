@@ -161,7 +161,11 @@ impl UpstreamPool {
                         sender = self.connect().await?;
                         reused = false;
                     }
-                    _ => return Err(UpstreamError::Exchange(error_chain(&e.into_error()))),
+                    _ => {
+                        return Err(UpstreamError::Exchange(
+                            crate::error_chain::Chain(&e.into_error()).to_string(),
+                        ));
+                    }
                 },
             }
         }
@@ -213,10 +217,12 @@ impl UpstreamPool {
             let (sender, conn) = http1::Builder::new()
                 .handshake::<_, Body>(TokioIo::new(stream))
                 .await
-                .map_err(|e| UpstreamError::Connect(format!("{addr}: {}", error_chain(&e))))?;
+                .map_err(|e| {
+                    UpstreamError::Connect(format!("{addr}: {}", crate::error_chain::Chain(&e)))
+                })?;
             tokio::spawn(async move {
                 if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                    tracing::debug!(error = %crate::error_chain::Chain(&e), "upstream connection ended with an error");
                 }
             });
             return Ok(sender);
@@ -277,15 +283,4 @@ impl hyper::body::Body for PooledBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

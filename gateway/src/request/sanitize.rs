@@ -27,13 +27,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use http::HeaderMap;
 use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderName, PROXY_AUTHENTICATE,
+    self, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderName, PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::header::{GetAll, HeaderValue};
+use http::{HeaderMap, Method, Request, StatusCode};
 use smallvec::SmallVec;
+
+use super::Body;
+use super::context::{IncomingForwarding, RequestContext};
+use super::error::ProxyError;
+use crate::runtime::Runtime;
 
 /// Forwarding headers the gateway sets or that upstreams commonly trust for routing decisions;
 /// clients never get to send them.
@@ -158,26 +163,32 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.iter().any(|h| h == name)
 }
 
-/// `name` lower-cased with `_` and `.` read as `-`: the form two header names are compared in.
+/// The one header-name folding (sanitize, the reserved set and the config check all use it):
+/// ASCII lower case, with `_` and `.` read as `-`, as CGI/WSGI upstreams read names.
+fn fold_byte(b: u8) -> u8 {
+    match b {
+        b'_' | b'.' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
+}
+
+/// `name` folded by [`fold_byte`]: the form two header names are compared in.
 pub(crate) fn fold_name(name: &str) -> String {
     name.chars()
-        .map(|c| match c {
-            '_' | '.' => '-',
-            c => c.to_ascii_lowercase(),
+        .map(|c| match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => char::from(fold_byte(b)),
+            _ => c,
         })
         .collect()
 }
 
-/// Whether `a` and `b` are the same name once both are folded as [`fold_name`] does (without
+/// Whether `a` and `b` are the same name once both are folded by [`fold_byte`] (without
 /// allocating: this runs for every header of every request).
 pub(crate) fn same_folded(a: &str, b: &str) -> bool {
-    fn fold(b: u8) -> u8 {
-        match b {
-            b'_' | b'.' => b'-',
-            b => b.to_ascii_lowercase(),
-        }
-    }
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| fold_byte(x) == fold_byte(y))
 }
 
 /// The folded names that are never accepted from a client: the configured identity headers
@@ -326,6 +337,210 @@ pub(crate) fn sanitize_headers(headers: &mut HeaderMap, reserved: &Reserved) -> 
     let n = found.reserved_values;
     found.remove_from(headers);
     n
+}
+
+/// Sanitize: capture forwarding facts, normalize the path, drop reserved and hop-by-hop headers.
+pub(crate) fn sanitize(
+    rt: &Runtime,
+    ctx: &mut RequestContext,
+    req: &mut Request<Body>,
+) -> Result<(), ProxyError> {
+    let headers = req.headers();
+    // One pass over the names finds what goes; the forwarding headers are among the reserved
+    // names, so a request without any (the usual case) needs no lookup for each of them.
+    let found = scan(headers, Some(&rt.reserved));
+    if found.reserved_values > 0 {
+        ctx.incoming = incoming_forwarding(headers);
+    }
+    // Two Host headers: the gateway and the upstream could each pick a different one
+    // (RFC 9112 §3.2 requires a 400).
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::bad_request("several Host headers"));
+    }
+    // `Host` and the target's authority (HTTP/2 `:authority`, an HTTP/1.1 absolute-form target)
+    // naming different hosts: what the gateway routes on and what a client, cache or the
+    // upstream takes for the target could differ (RFC 9113 §8.3.1; RFC 9112 §3.2.2 lets a server
+    // ignore `Host` there, so another hop may route on the authority).
+    if let (Some(host), Some(authority)) = (host_header, req.uri().authority())
+        && !host
+            .to_str()
+            .is_ok_and(|h| same_authority(h, authority.as_str(), req.uri().scheme_str()))
+    {
+        return Err(ProxyError::bad_request(
+            "Host and the request-target's authority disagree",
+        ));
+    }
+    // The value as received (a shared reference into the parsed request, not a copy): it is
+    // routed on, and sent upstream as `X-Forwarded-Host` (and `Host` with `preserve_host`).
+    let host = host_header
+        .filter(|h| h.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        })
+        .filter(|h| h.to_str().is_ok_and(|h| !h.trim().is_empty()));
+    // Without a host no `host:` rule can match, and the upstream would pick its default virtual
+    // host (perhaps the protected one): refused (RFC 9112 §3.2 requires it for HTTP/1.1).
+    let Some(host_str) = host.as_ref().and_then(|h| h.to_str().ok()) else {
+        return Err(ProxyError::bad_request("no Host"));
+    };
+    // `x@admin.test` is not `admin.test` to the route table, but is to an upstream that parses
+    // `Host` as a URL authority: only plain `host[:port]` passes.
+    if !plain_host(host_str) {
+        return Err(ProxyError::bad_request("malformed Host"));
+    }
+    ctx.host = host;
+    ctx.peer_trusted = super::forward::is_trusted(ctx.peer.ip(), &rt.trusted_proxies);
+    ctx.client_ip = super::forward::client_ip(
+        ctx.peer.ip(),
+        ctx.incoming.xff.as_deref(),
+        &rt.trusted_proxies,
+    );
+
+    // The gateway is no forward proxy: `CONNECT` is only an HTTP/2 WebSocket (RFC 8441), routed
+    // and authorized as the `GET` it becomes upstream.
+    if req.method() == Method::CONNECT {
+        match super::tunnel::extended_connect(req).as_deref() {
+            Some("websocket") => {
+                ctx.extended_connect = true;
+                ctx.method = Method::GET;
+            }
+            Some(_) => {
+                return Err(ProxyError::client(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "unsupported :protocol",
+                ));
+            }
+            None => {
+                return Err(ProxyError::client(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "CONNECT refused",
+                ));
+            }
+        }
+    }
+
+    ctx.query = req.uri().query().map(str::to_string);
+    ctx.path = rt
+        .routes
+        .normalize(req.uri().path())
+        .map_err(|e| ProxyError::bad_request(format!("ambiguous path: {e}")))?;
+
+    let upgrade = if found.connection {
+        upgrade_request(req.headers())
+    } else {
+        None
+    };
+    ctx.upgrade = match upgrade {
+        Some(p) if p == "h2c" => return Err(ProxyError::bad_request("Upgrade: h2c refused")),
+        Some(p) if p == "websocket" => Some(p),
+        _ if ctx.extended_connect => Some("websocket".to_string()),
+        _ => None,
+    };
+    ctx.spoofed_headers = found.reserved_values;
+    found.remove_from(req.headers_mut());
+    if ctx.spoofed_headers > 0 {
+        tracing::debug!(
+            count = ctx.spoofed_headers,
+            "dropped client-sent reserved headers"
+        );
+    }
+    Ok(())
+}
+
+/// The forwarding headers a client sent (read before sanitize drops them; believed only from a
+/// trusted proxy).
+fn incoming_forwarding(headers: &http::HeaderMap) -> IncomingForwarding {
+    let joined = |name: HeaderName| {
+        let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        let mut all = first.to_string();
+        for v in values {
+            all.push(',');
+            all.push_str(v);
+        }
+        Some(all)
+    };
+    let mut uris: Vec<&str> = [X_ORIGINAL_URI, X_ORIGINAL_URL, X_FORWARDED_URI]
+        .into_iter()
+        .flat_map(|n| headers.get_all(n).iter())
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    uris.sort_unstable();
+    uris.dedup();
+    IncomingForwarding {
+        xff: joined(X_FORWARDED_FOR),
+        proto: joined(X_FORWARDED_PROTO).map(|p| p.trim().to_ascii_lowercase()),
+        host: joined(X_FORWARDED_HOST),
+        uri_conflict: uris.len() > 1,
+        uri: uris.first().map(|u| u.to_string()),
+        method: joined(X_FORWARDED_METHOD).or_else(|| joined(X_ORIGINAL_METHOD)),
+    }
+}
+
+/// Whether `host` is a plain `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: no userinfo, path,
+/// percent-encoding, spaces or other characters that parsers could read differently.
+fn plain_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after {
+            "" => return true,
+            p => match p.strip_prefix(':') {
+                Some(port) => ("v6", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    name_ok && port_ok
+}
+
+/// Whether `host` (a `Host` value) and `authority` (the request-target's) name the same host and
+/// port: case-insensitively, the `scheme`'s default port (80, 443) standing for no port. Anything
+/// else in either (userinfo...) makes them differ.
+fn same_authority(host: &str, authority: &str, scheme: Option<&str>) -> bool {
+    fn split(hp: &str) -> (&str, Option<&str>) {
+        // `[v6]:port`: the port follows the bracket.
+        let after = hp.rfind(']').map_or(0, |i| i + 1);
+        match hp[after..].rfind(':') {
+            Some(i) => (&hp[..after + i], Some(&hp[after + i + 1..])),
+            None => (hp, None),
+        }
+    }
+    let default = match scheme {
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+        _ => None,
+    };
+    let port = |p: Option<&str>| match p {
+        None => Ok(default),
+        Some(p) => p.parse::<u16>().map(Some).map_err(|_| ()),
+    };
+    let ((h1, p1), (h2, p2)) = (split(host.trim()), split(authority));
+    h1.eq_ignore_ascii_case(h2) && port(p1).is_ok_and(|p| Ok(p) == port(p2))
 }
 
 #[cfg(test)]
@@ -498,5 +713,73 @@ mod tests {
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
         assert_eq!(upgrade_request(&h).as_deref(), Some("websocket"));
+    }
+
+    #[test]
+    fn authorities_compare_by_host_and_effective_port() {
+        for (host, authority, scheme) in [
+            ("gw.test", "gw.test", Some("http")),
+            ("GW.test", "gw.TEST", Some("http")),
+            ("gw.test", "gw.test:80", Some("http")),
+            ("gw.test:443", "gw.test", Some("https")),
+            ("gw.test:8080", "gw.test:8080", Some("http")),
+            ("[::1]", "[::1]:80", Some("http")),
+            ("gw.test", "gw.test", None),
+        ] {
+            assert!(
+                same_authority(host, authority, scheme),
+                "{host} {authority}"
+            );
+        }
+        for (host, authority, scheme) in [
+            ("app.test", "other.host", Some("http")),
+            ("gw.test", "gw.test:443", Some("http")),
+            ("gw.test", "gw.test:8080", Some("http")),
+            ("gw.test", "user@gw.test", Some("http")),
+            ("gw.test", "gw.test:", Some("http")),
+            ("gw.test", "gw.test:80", None),
+            ("gw.test", "gw.test.", Some("http")),
+            ("[::1]", "[::2]", Some("http")),
+        ] {
+            assert!(
+                !same_authority(host, authority, scheme),
+                "{host} {authority}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_plain_hosts_pass() {
+        for ok in [
+            "gw.test",
+            "GW.test:8080",
+            "gw.test.",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:443",
+            "internal_host",
+        ] {
+            assert!(plain_host(ok), "{ok}");
+        }
+        for bad in [
+            "x@admin.test",
+            "admin.test@evil.example",
+            "admin.test:80@evil",
+            "admin.test/x",
+            "admin.test\\x",
+            "admin test",
+            "admin.test:",
+            "admin.test:8o",
+            "admin.test:123456",
+            "admin.test:80:80",
+            "%61dmin.test",
+            "[::1",
+            "[::1]x",
+            "[evil.example]",
+            ":80",
+            "admin.test,evil.example",
+        ] {
+            assert!(!plain_host(bad), "{bad}");
+        }
     }
 }

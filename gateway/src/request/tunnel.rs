@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::error::ProxyError;
 use super::{Body, ConnInfo};
-use crate::server::idle::ActiveGuard;
+use crate::activity::ActiveGuard;
 
 /// The open tunnels of one listener.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +74,7 @@ impl Tunnels {
                 r = async { tokio::try_join!(client, upstream) } => match r {
                     Ok(pair) => pair,
                     Err(e) => {
-                        tracing::warn!(error = %e, "upgrade failed");
+                        tracing::warn!(error = %crate::error_chain::Chain(&e), "upgrade failed");
                         return;
                     }
                 },
@@ -85,7 +85,7 @@ impl Tunnels {
             tokio::select! {
                 r = tokio::io::copy_bidirectional(&mut c, &mut u) => {
                     if let Err(e) = r {
-                        tracing::debug!(error = %e, "upgraded connection ended with an error");
+                        tracing::debug!(error = %crate::error_chain::Chain(&e), "upgraded connection ended with an error");
                     }
                 }
                 () = closing.cancelled() => {

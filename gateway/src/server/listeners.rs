@@ -21,9 +21,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::task::TaskTracker;
 
 use super::tls::{ServerTls, load_certified_key};
-use super::{Gateway, Running, ServerError, Tls};
+use super::{Running, ServerError, Tls};
 use crate::config::Parsed;
 use crate::runtime::Settings;
+use crate::state::Gateway;
 
 /// The listeners a config version asks for, with its certificate read and checked.
 pub(crate) struct Wanted {

@@ -88,7 +88,7 @@ impl ServerTls {
         let current = Arc::new(CurrentCert(ArcSwapOption::new(cert)));
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| ServerError::Tls(e.to_string()))?
+            .map_err(ServerError::TlsConfig)?
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -796,10 +796,14 @@ routes:
             "{out}"
         );
         assert!(!out.contains(&key) && !err.contains(&key));
+        // Another last character (a key ending in `0` must not be "changed" into itself).
+        let last = if key.ends_with('0') { '1' } else { '0' };
+        let wrong = format!("{}{last}", &key[..key.len() - 1]);
+        assert_ne!(wrong, key);
         let (code, out, _) = authgate(
             &path,
             &["explain", "--api-key", "X-Api-Key"],
-            &format!("{}0\n", &key[..key.len() - 1]),
+            &format!("{wrong}\n"),
         )
         .await;
         assert_eq!(code, 1, "{out}");

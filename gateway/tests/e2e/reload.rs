@@ -417,7 +417,7 @@ async fn a_kubernetes_style_symlink_swap_reloads_and_a_touch_does_not() {
 }
 
 /// Listeners and the TLS certificate follow a reload of a gateway started from its file
-/// (`server::start`, as `authgate run` does), and the keys a reload cannot change are named.
+/// (`launch::start`, as `authgate run` does), and the keys a reload cannot change are named.
 mod live {
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
@@ -569,7 +569,7 @@ mod live {
         path: PathBuf,
         upstream: RecordingUpstream,
         table: String,
-        started: Option<gateway::server::Started>,
+        started: Option<gateway::launch::Started>,
     }
 
     impl Live {
@@ -588,14 +588,14 @@ mod live {
             };
             live.write(listen, tls, access);
             live.started = Some(
-                gateway::server::start(&live.path, gateway::reload::default_chain_builder())
+                gateway::launch::start(&live.path, gateway::reload::default_chain_builder())
                     .await
                     .expect("starts"),
             );
             live
         }
 
-        fn started(&self) -> &gateway::server::Started {
+        fn started(&self) -> &gateway::launch::Started {
             self.started.as_ref().unwrap()
         }
 
@@ -909,7 +909,7 @@ routes:
             live.install_cert(cert, key);
             live.write(&["127.0.0.1:0"], true, "public");
             live.started = Some(
-                gateway::server::start(&live.path, gateway::reload::default_chain_builder())
+                gateway::launch::start(&live.path, gateway::reload::default_chain_builder())
                     .await
                     .expect("starts"),
             );

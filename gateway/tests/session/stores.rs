@@ -132,8 +132,7 @@ async fn idle_expiry(spec: &str, dir: &Path) {
             .await
             .expect("load")
             .expect("alive while used");
-        m.touch(&s).await;
-        if let Some(c) = m.reissued_cookie(&s) {
+        if let Some(c) = m.touch(&s).await {
             cookie = c;
         }
     }
@@ -149,9 +148,10 @@ async fn absolute_expiry(spec: &str, dir: &Path) {
     let mut cookie = m.create(&alice(), None).await.expect("create");
     tokio::time::sleep(Duration::from_millis(600)).await;
     let s = m.load(&cookie).await.expect("load").expect("alive");
-    m.touch(&s).await;
-    m.revalidated(&s, &alice()).await;
-    if let Some(c) = m.reissued_cookie(&s) {
+    if let Some(c) = m.touch(&s).await {
+        cookie = c;
+    }
+    if let Some(c) = m.revalidated(&s, &alice()).await {
         cookie = c;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -176,8 +176,7 @@ async fn revalidation(spec: &str, dir: &Path) {
     let mut fresh = alice();
     fresh.groups.insert("new-group".into());
     fresh.groups.remove("admins");
-    m.revalidated(&s, &fresh).await;
-    if let Some(c) = m.reissued_cookie(&s) {
+    if let Some(c) = m.revalidated(&s, &fresh).await {
         cookie = c;
     }
     let before = s.validated_at;
