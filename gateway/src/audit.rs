@@ -505,7 +505,7 @@ pub(crate) fn reload(
     gw: &crate::state::Gateway,
     previous_version: u64,
     path: &Path,
-    result: &Result<u64, crate::reload::ReloadError>,
+    result: Result<(), &dyn std::fmt::Display>,
 ) {
     let rt = gw.current();
     let errors: Vec<String> = match result {

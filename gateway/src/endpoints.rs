@@ -11,7 +11,8 @@
 //! - `GET logout`: a confirmation form (a link alone never logs anyone out); `POST logout`:
 //!   `Origin` / `Referer` checked as for login, CSRF verified against the session, the session destroyed in the store, the cookie cleared,
 //!   `303` to the validated `next` or the login page;
-//! - `GET oidc/{entry}/start` and `GET oidc/{entry}/callback`: single sign-on ([`crate::sso`]),
+//! - `GET oidc/{entry}/start` and `GET oidc/{entry}/callback`: single sign-on, in `sso.rs`
+//!   (the request service sends `oidc/` there; this module only links to it, [`start_url`]),
 //!   ending in the same session creation as `POST login` ([`start_session`]);
 //! - `GET jwks.json`: the public keys of the identity assertion ([`crate::assertion`]), 404
 //!   when `identity_headers.assertion` is off;
@@ -123,7 +124,6 @@ pub(crate) async fn handle(
         "/logout" if post => logout(rt, ctx, req).await,
         "/whoami" if get => whoami(rt, ctx, req.headers()).await,
         "/check" => check(rt, ctx, req.headers()).await,
-        sso if sso.starts_with("/oidc/") => crate::sso::handle(rt, ctx, req.headers(), sso).await,
         "/jwks.json" if get => jwks(rt),
         "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
         _ => Err(ProxyError::not_found(format!(
@@ -131,6 +131,17 @@ pub(crate) async fn handle(
             ctx.path
         ))),
     }
+}
+
+/// The login page's link to start signing in with `entry`, carrying `next`.
+pub(crate) fn start_url(rt: &Runtime, entry: &str, next: &str) -> String {
+    let entry: String = url::form_urlencoded::byte_serialize(entry.as_bytes()).collect();
+    let mut url = format!("{}/oidc/{entry}/start", rt.prefix);
+    if next != "/" {
+        url.push_str("?next=");
+        url.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
+    }
+    url
 }
 
 /// `GET jwks.json`: the public keys of the identity assertion (404 when it is off).
@@ -207,7 +218,7 @@ pub(crate) fn login_page(
         .iter()
         .filter_map(|e| {
             let login = e.backend.redirect_login()?;
-            Some((crate::sso::start_url(rt, &e.name, &next), login.label()))
+            Some((start_url(rt, &e.name, &next), login.label()))
         })
         .collect();
     let sso: Vec<login::SsoLink<'_>> = links

@@ -12,12 +12,23 @@ use crate::reload::{self, ChainBuilder, ReloadError, Reloader};
 use crate::server::{Listeners, ServerError, Wanted, flush_logging, init_logging, shutdown_signal};
 use crate::state::Gateway;
 
+/// Why a gateway could not be started from its config file.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The config file could not be loaded into a runtime (`authgate run` exits with 2).
+    #[error(transparent)]
+    Config(#[from] Box<ReloadError>),
+    /// A listener could not be started.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
 /// Runs the gateway from the config file at `config_path` until SIGTERM/SIGINT: loads and
 /// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
 /// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
 /// On a signal, stops accepting and lets in-flight requests finish within
 /// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`]).
-pub async fn run(config_path: &Path) -> Result<(), ServerError> {
+pub async fn run(config_path: &Path) -> Result<(), LaunchError> {
     let result = run_with(
         config_path,
         reload::default_chain_builder(),
@@ -33,7 +44,7 @@ pub async fn run_with(
     config_path: &Path,
     chain_builder: ChainBuilder,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), ServerError> {
+) -> Result<(), LaunchError> {
     let started = start(config_path, chain_builder).await?;
     shutdown.await;
     tracing::info!("shutdown requested");
@@ -89,10 +100,10 @@ impl Started {
 pub async fn start(
     config_path: &Path,
     chain_builder: ChainBuilder,
-) -> Result<Started, ServerError> {
+) -> Result<Started, LaunchError> {
     let runtime = reload::build_runtime(config_path, 1, None, &chain_builder)
         .await
-        .map_err(|e| ServerError::Reload(Box::new(e)))?;
+        .map_err(Box::new)?;
     init_logging(&runtime.config.log);
     let wanted = Wanted::of(&runtime.config, &crate::config::base_dir_of(config_path))?;
     let gw = Gateway::new(runtime, Arc::new(Metrics::new()));
@@ -106,7 +117,7 @@ pub async fn start(
     if let Err(e) = listeners.update(wanted, || ()) {
         reload_task.abort();
         listeners.stop().await;
-        return Err(e);
+        return Err(e.into());
     }
     Ok(Started {
         addrs: listeners.listening(),

@@ -337,7 +337,15 @@ impl Reloader {
                 Err(e)
             }
         };
-        crate::audit::reload(&self.gw, current.version(), &self.path, &result);
+        crate::audit::reload(
+            &self.gw,
+            current.version(),
+            &self.path,
+            result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| e as &dyn std::fmt::Display),
+        );
         result
     }
 

@@ -66,9 +66,6 @@ pub enum ServerError {
     /// The TLS configuration could not be built.
     #[error("tls: {0}")]
     TlsConfig(#[source] rustls::Error),
-    /// The config file could not be loaded into a runtime (`authgate run` exits with 2).
-    #[error("{0}")]
-    Reload(#[source] Box<crate::reload::ReloadError>),
     /// The config could not be loaded or built.
     #[error("{0}")]
     Config(String),

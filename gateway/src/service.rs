@@ -99,6 +99,13 @@ async fn process(
         ctx.decision = "endpoint";
         // Boxed: the login endpoints' state is large and would otherwise be part of (and moved
         // with) every proxied request's future.
+        // Single sign-on has its own module (it uses the login endpoints' pages and session
+        // start, so the login endpoints do not dispatch to it).
+        let rest = &ctx.path[rt.prefix.len()..];
+        if rest.starts_with("/oidc/") {
+            let rest = rest.to_string();
+            return Box::pin(crate::sso::handle(rt, ctx, req.headers(), &rest)).await;
+        }
         return Box::pin(crate::endpoints::handle(gw, rt, ctx, req)).await;
     }
 

@@ -90,17 +90,6 @@ pub(crate) fn redirect_uri(rt: &Runtime, entry: &str) -> String {
     format!("{base}{}/oidc/{entry}/callback", rt.prefix)
 }
 
-/// The login page's link to start signing in with `entry`, carrying `next`.
-pub(crate) fn start_url(rt: &Runtime, entry: &str, next: &str) -> String {
-    let entry: String = url::form_urlencoded::byte_serialize(entry.as_bytes()).collect();
-    let mut url = format!("{}/oidc/{entry}/start", rt.prefix);
-    if next != "/" {
-        url.push_str("?next=");
-        url.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
-    }
-    url
-}
-
 /// What the pre-login cookie holds: the pre-session cookie, the entry and `next`.
 struct PreLogin<'a> {
     pair: &'a str,

@@ -75,11 +75,11 @@ fn serve(
         let shutdown = crate::server::shutdown_signal();
         let started = match crate::launch::start(path, chain_builder(demo)).await {
             Ok(started) => started,
-            Err(crate::server::ServerError::Reload(e)) => {
+            Err(crate::launch::LaunchError::Config(e)) => {
                 eprintln!("{}", crate::error_chain::Chain(&*e));
                 return Ok(INVALID_CONFIG);
             }
-            Err(e) => return Err(super::CliError::Server(e)),
+            Err(crate::launch::LaunchError::Server(e)) => return Err(super::CliError::Server(e)),
         };
         print_banner(&public_url, &started, demo, &inline_users);
         tokio::spawn(crate::admin::warn_down_backends(started.gateway().clone()));

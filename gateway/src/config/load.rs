@@ -201,7 +201,7 @@ pub fn load_str(
     );
     errors.extend(semantic_errors);
     warnings.extend(semantic_warnings);
-    let produced = crate::request::identify::produced_credentials(&config.login);
+    let produced = config.produced_credentials();
     for (entry, reg) in config.chain.iter().zip(&registrations) {
         if let Some(reg) = reg.filter(|reg| !reg.runs_for_any(&produced)) {
             let kinds: Vec<&str> = reg

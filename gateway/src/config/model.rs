@@ -448,9 +448,49 @@ impl SessionConfig {
 
 impl Config {
     /// Whether the session cookies carry `Secure`: `session.secure` resolved against
-    /// `server.public_url` ([`crate::session::cookie_secure`]).
+    /// `server.public_url` ([`cookie_secure`]).
     pub fn secure_cookies(&self) -> bool {
-        crate::session::cookie_secure(self.session.secure, self.server.public_url.value.get())
+        cookie_secure(self.session.secure, self.server.public_url.value.get())
+    }
+
+    /// The credential kinds the request path reads under this config: `Authorization: Basic`
+    /// and the login form (passwords), `Authorization: Bearer`, redirect logins (single
+    /// sign-on, through the login endpoints), and API keys when `login.api_key_headers` names
+    /// a header. A chain entry accepting none of them is skipped for every request: `authgate
+    /// check` warns about it.
+    pub fn produced_credentials(&self) -> Vec<auth_core::CredentialKind> {
+        use auth_core::CredentialKind;
+        let mut kinds = vec![
+            CredentialKind::Password,
+            CredentialKind::Bearer,
+            CredentialKind::Redirect,
+        ];
+        if !self.login.api_key_headers.is_empty() {
+            kinds.push(CredentialKind::ApiKey);
+        }
+        kinds
+    }
+}
+
+/// Whether cookies get the `Secure` flag: `session.secure` resolved against `public_url`
+/// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address; a
+/// missing URL counts as secure).
+pub fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> bool {
+    match setting {
+        SecureSetting::Always => true,
+        SecureSetting::Never => false,
+        SecureSetting::Auto => {
+            let Some(url) = public_url else {
+                return true;
+            };
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            !(url.scheme() == "http" && loopback)
+        }
     }
 }
 

@@ -40,30 +40,9 @@ use http::header::{self, HeaderName};
 use super::context::{IdentitySource, RequestContext};
 use super::error::ProxyError;
 use crate::audit::{Event, FailureReason, LockEnd, LockScope, LoginMethod, SessionEnd};
-use crate::config::LoginConfig;
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
 use crate::session::{CookieLookup, Session};
-
-/// The credential kinds this phase reads from every request (`Authorization: Basic`, the login
-/// form, `Authorization: Bearer`); see [`produced_credentials`] for a given config.
-pub(crate) const PRODUCED_CREDENTIALS: &[auth_core::CredentialKind] = &[
-    auth_core::CredentialKind::Password,
-    auth_core::CredentialKind::Bearer,
-];
-
-/// The credential kinds this phase reads under `login`: [`PRODUCED_CREDENTIALS`], and API keys
-/// when `login.api_key_headers` names a header; redirect logins (single sign-on) come through
-/// the login endpoints. A chain entry accepting none of them is skipped for every request:
-/// `authgate check` warns about it.
-pub(crate) fn produced_credentials(login: &LoginConfig) -> Vec<auth_core::CredentialKind> {
-    let mut kinds = PRODUCED_CREDENTIALS.to_vec();
-    kinds.push(auth_core::CredentialKind::Redirect);
-    if !login.api_key_headers.is_empty() {
-        kinds.push(auth_core::CredentialKind::ApiKey);
-    }
-    kinds
-}
 
 /// The longest an API-key success is cached, whatever `cache.credentials_ttl` says: the bound
 /// on how long a revoked key keeps working.

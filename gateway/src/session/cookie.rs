@@ -6,7 +6,6 @@ use std::time::Duration;
 use smallvec::SmallVec;
 
 use super::manager::SessionManager;
-use crate::config::model::SecureSetting;
 
 /// Every distinct value of cookie `name` in `headers`, in the order sent. Read pair by pair
 /// over the raw bytes: a tossed cookie with a non-ASCII value shares the browser's one `Cookie`
@@ -141,24 +140,4 @@ impl SessionManager {
     }
 }
 
-/// Whether cookies get the `Secure` flag: `session.secure` resolved against `public_url`
-/// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address; a
-/// missing URL counts as secure).
-pub fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> bool {
-    match setting {
-        SecureSetting::Always => true,
-        SecureSetting::Never => false,
-        SecureSetting::Auto => {
-            let Some(url) = public_url else {
-                return true;
-            };
-            let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            !(url.scheme() == "http" && loopback)
-        }
-    }
-}
+pub use crate::config::model::cookie_secure;
