@@ -718,7 +718,8 @@ pub struct RouteMatch {
     pub path_regex: Option<Spanned<String>>,
     /// Methods (upper case); empty means all.
     #[serde(default)]
-    pub methods: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub methods: Vec<Parsed<http::Method>>,
 }
 
 /// Who may reach a route.

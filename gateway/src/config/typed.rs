@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use auth_storage::{SqlUrl, StoreUrl};
-use http::HeaderName;
+use http::{HeaderName, Method};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use url::Url;
@@ -74,6 +74,16 @@ impl Scalar for HeaderName {
 
     fn parse_scalar(text: &str) -> Result<Self, String> {
         HeaderName::from_bytes(text.as_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+/// An HTTP method token, exactly as written (whether it is upper-case is a rule of
+/// [`validate`](super::validate), which quotes the text).
+impl Scalar for Method {
+    const TRIMMED: bool = false;
+
+    fn parse_scalar(text: &str) -> Result<Self, String> {
+        Method::from_str(text).map_err(|e| e.to_string())
     }
 }
 
@@ -226,6 +236,18 @@ mod tests {
         assert!(Parsed::<HeaderName>::new(" X-Api-Key").get().is_none());
         assert!(Parsed::<HeaderName>::new("X Api Key").get().is_none());
         assert!(Parsed::<HeaderName>::new("").get().is_none());
+    }
+
+    #[test]
+    fn a_method_is_a_token_taken_as_written() {
+        assert_eq!(
+            Parsed::<Method>::new("PROPFIND").get().map(Method::as_str),
+            Some("PROPFIND")
+        );
+        // Lower case is a token too (validate asks for upper case, quoting the text).
+        assert!(Parsed::<Method>::new("post").get().is_some());
+        assert!(Parsed::<Method>::new(" GET").get().is_none());
+        assert!(Parsed::<Method>::new("GE T").get().is_none());
     }
 
     #[test]

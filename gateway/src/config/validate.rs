@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 
 use auth_core::registry::BackendRegistration;
 use auth_core::{CredentialKind, Provision, Service};
@@ -728,7 +727,7 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
             );
         }
         for method in &m.methods {
-            if http::Method::from_str(method).is_err() || method.to_ascii_uppercase() != *method {
+            if method.get().is_none() || method.written() != method.written().to_ascii_uppercase() {
                 c.error(
                     c.key(&format!("routes[{i}].match.methods")),
                     format!(
@@ -774,7 +773,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
             continue;
         }
         // Methods already decided for this rule's paths; HEAD follows GET.
-        let mut handled: HashSet<&str> = methods.iter().map(String::as_str).collect();
+        let mut handled: HashSet<&str> = methods.iter().map(Parsed::written).collect();
         if handled.contains("GET") {
             handled.insert("HEAD");
         }
@@ -792,7 +791,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
                     .matcher
                     .methods
                     .iter()
-                    .any(|m| !handled.contains(m.as_str()));
+                    .any(|m| !handled.contains(m.written()));
             if !explicit && takes_other && !at_most(&later.access.value, &rule.access.value) {
                 landing = Some((format!("route {}", j + 1), &later.access.value));
                 break;
@@ -801,7 +800,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
                 settled = true;
                 break;
             }
-            handled.extend(later.matcher.methods.iter().map(String::as_str));
+            handled.extend(later.matcher.methods.iter().map(Parsed::written));
         }
         let default = Access::Authenticated;
         if landing.is_none() && !settled && !at_most(&default, &rule.access.value) {
@@ -819,7 +818,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
                  or the access everyone else should get)",
                 n = i + 1,
                 access_i = describe_access(&rule.access.value),
-                methods = methods.join(", "),
+                methods = methods.iter().map(Parsed::written).collect::<Vec<_>>().join(", "),
                 access_j = describe_access(access),
             ),
         );
