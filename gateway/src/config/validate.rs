@@ -619,17 +619,17 @@ fn redis_ca_file(
 }
 
 fn users_db(c: &mut Checker<'_>, config: &Config) {
-    if let Some(db) = &config.users_db {
-        if db.value.get().is_none() {
-            c.error(
-                location(db),
-                format!(
-                    "unknown `users_db` `{}`; expected {}",
-                    auth_storage::redact(db.value.written().trim()),
-                    auth_storage::expected_forms(&[], true, false)
-                ),
-            );
-        }
+    if let Some(db) = &config.users_db
+        && db.value.get().is_none()
+    {
+        c.error(
+            location(db),
+            format!(
+                "unknown `users_db` `{}`; expected {}",
+                auth_storage::redact(db.value.written().trim()),
+                auth_storage::expected_forms(&[], true, false)
+            ),
+        );
     }
 }
 
