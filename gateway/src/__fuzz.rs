@@ -159,7 +159,7 @@ fn sessions() -> &'static Sessions {
         let secret = b"fuzz-secret-0123456789abcdef-0123456789";
         let build = |store: &str| {
             let cfg = SessionConfig {
-                store: spanned(store.to_string()),
+                store: spanned(store.into()),
                 secret: Some(spanned(Secret::new(
                     String::from_utf8_lossy(secret).into_owned(),
                 ))),

@@ -376,13 +376,9 @@ impl Asserter {
         upstream_url: &str,
         public_url: &str,
     ) -> Result<Asserter, AssertionError> {
-        let header_name =
-            HeaderName::from_bytes(cfg.header.value.trim().as_bytes()).map_err(|_| {
-                AssertionError::Setting(format!(
-                    "`{}` is not a valid header name",
-                    cfg.header.value
-                ))
-            })?;
+        let header_name = cfg.header.value.get().cloned().ok_or_else(|| {
+            AssertionError::Setting(format!("`{}` is not a valid header name", cfg.header.value))
+        })?;
         // The demo upstream has no URL of its own: it is served under our public URL.
         let default_audience = if upstream_url.is_empty() {
             public_url

@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use ::redis::aio::ConnectionManager;
+use auth_storage::StoreUrl;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::config::model::ProtectionConfig;
+use crate::config::model::{ProtectionConfig, StoreSetting};
 
 /// Longest username kept in a lockout's record, in characters.
 pub const MAX_LABEL_CHARS: usize = 128;
@@ -469,24 +470,24 @@ impl Lockout {
         if cfg.max_failures == 0 || max_failures_per_ip == 0 {
             return Err(ProtectionError::InvalidConfig);
         }
-        let spec = cfg.store.value.trim();
-        let store = if spec == "memory" {
-            Store::Memory {
+        let store = match cfg.store.value.get() {
+            Some(StoreSetting::Memory) => Store::Memory {
                 pairs: MemoryStore::new(capacity),
                 clients: MemoryStore::new(capacity),
-            }
-        } else {
-            let url = auth_storage::RedisUrl::parse(spec)
-                .map_err(|_| ProtectionError::UnknownStore(auth_storage::redact(spec)))?;
-            Store::Redis(
+            },
+            Some(StoreSetting::Url(StoreUrl::Redis(url))) => Store::Redis(
                 auth_storage::redis::lazy_manager(
-                    &url,
+                    url,
                     cfg.redis_ca_file
                         .as_ref()
                         .map(|f| std::path::Path::new(&f.value)),
                 )
                 .map_err(ProtectionError::Unavailable)?,
-            )
+            ),
+            _ => {
+                let shown = auth_storage::redact(cfg.store.value.written().trim());
+                return Err(ProtectionError::UnknownStore(shown));
+            }
         };
         Ok(Lockout {
             max_failures: cfg.max_failures,

@@ -150,7 +150,7 @@ impl std::fmt::Debug for Services {
 /// manager (so sessions in the memory store survive). The secret enters as a digest.
 #[derive(PartialEq)]
 struct SessionSettings {
-    store: Result<StoreSetting, auth_storage::StoreUrlError>,
+    store: Option<StoreSetting>,
     redis_ca_file: Option<String>,
     cookie_name: String,
     ttl: std::time::Duration,
@@ -164,7 +164,7 @@ struct SessionSettings {
 impl SessionSettings {
     fn of(cfg: &SessionConfig, secure_cookies: bool, secret: &[u8]) -> Self {
         SessionSettings {
-            store: StoreSetting::parse(&cfg.store.value),
+            store: cfg.store.value.get().cloned(),
             redis_ca_file: cfg.redis_ca_file.as_ref().map(|f| f.value.clone()),
             cookie_name: cfg.cookie_name_for(secure_cookies).to_string(),
             ttl: cfg.ttl.get(),
@@ -185,7 +185,7 @@ struct LockoutSettings {
     max_failures_per_ip: u32,
     window: std::time::Duration,
     lockout: std::time::Duration,
-    store: Result<StoreSetting, auth_storage::StoreUrlError>,
+    store: Option<StoreSetting>,
     redis_ca_file: Option<String>,
 }
 
@@ -196,7 +196,7 @@ impl LockoutSettings {
             max_failures_per_ip: cfg.max_failures_per_ip(),
             window: cfg.window.get(),
             lockout: cfg.lockout.get(),
-            store: StoreSetting::parse(&cfg.store.value),
+            store: cfg.store.value.get().cloned(),
             redis_ca_file: cfg.redis_ca_file.as_ref().map(|f| f.value.clone()),
         }
     }
@@ -355,7 +355,7 @@ impl Runtime {
             .api_key_headers
             .iter()
             .map(|h| {
-                http::HeaderName::from_bytes(h.value.trim().as_bytes()).map_err(|_| {
+                h.value.get().cloned().ok_or_else(|| {
                     RuntimeError(format!(
                         "login.api_key_headers: `{}` is not a valid header name",
                         h.value
@@ -476,7 +476,7 @@ mod tests {
 
     fn session(store: &str, ca: Option<&str>) -> SessionConfig {
         SessionConfig {
-            store: spanned(store.to_string()),
+            store: spanned(store.into()),
             redis_ca_file: ca.map(|c| spanned(c.to_string())),
             ..SessionConfig::default()
         }
@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn lockout_settings_compare_the_typed_store() {
         let cfg = |store: &str, ca: Option<&str>| ProtectionConfig {
-            store: spanned(store.to_string()),
+            store: spanned(store.into()),
             redis_ca_file: ca.map(|c| spanned(c.to_string())),
             ..ProtectionConfig::default()
         };

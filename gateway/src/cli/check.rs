@@ -148,7 +148,8 @@ fn matcher(r: &RouteConfig) -> String {
         parts.push(format!("path_regex {}", p.value));
     }
     if !m.methods.is_empty() {
-        parts.push(format!("methods {}", m.methods.join(",")));
+        let methods: Vec<&str> = m.methods.iter().map(|m| m.written()).collect();
+        parts.push(format!("methods {}", methods.join(",")));
     }
     if parts.is_empty() {
         "any request".to_string()

@@ -65,7 +65,8 @@ pub(crate) fn explain(
                 .login
                 .api_key_headers
                 .iter()
-                .any(|h| h.value.trim().eq_ignore_ascii_case(header.trim()));
+                .filter_map(|h| h.value.get())
+                .any(|h| h.as_str().eq_ignore_ascii_case(header.trim()));
             if !configured {
                 eprintln!(
                     "note: `{header}` is not in login.api_key_headers: the gateway does not read keys from it"

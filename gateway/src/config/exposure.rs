@@ -17,6 +17,7 @@ use super::Diagnostic;
 use super::chain::{OptionScan, url_has_password};
 use super::load::location;
 use super::model::Config;
+use super::typed::Parsed;
 use auth_core::registry::BackendRegistration;
 
 /// One secret written in the file: the key that holds it, and where.
@@ -45,18 +46,18 @@ pub(crate) fn literal_secrets(
             location: location(secret),
         });
     }
-    let urls: [(&str, Option<&Spanned<String>>); 3] = [
-        ("session.store", Some(&config.session.store)),
-        ("protection.store", Some(&config.protection.store)),
-        ("users_db", config.users_db.as_ref()),
+    let urls: [(&str, Option<(&str, Location)>); 3] = [
+        ("session.store", Some(written(&config.session.store))),
+        ("protection.store", Some(written(&config.protection.store))),
+        ("users_db", config.users_db.as_ref().map(written)),
     ];
     for (key, url) in urls {
-        if let Some(url) = url
-            && url_has_password(&url.value)
+        if let Some((text, at)) = url
+            && url_has_password(text)
         {
             found.push(LiteralSecret {
                 key: format!("`{key}` (a URL with a password)"),
-                location: location(url),
+                location: at,
             });
         }
     }
@@ -79,6 +80,11 @@ pub(crate) fn literal_secrets(
         }
     }
     found
+}
+
+/// What was written at a parsed key, and where.
+fn written<T>(s: &Spanned<Parsed<T>>) -> (&str, Location) {
+    (s.value.written(), location(s))
 }
 
 /// The group and world permission bits of `path` when any of them lets others read it.

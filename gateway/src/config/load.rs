@@ -53,9 +53,9 @@ pub(crate) fn resolve_data_dir(config: &Config, base_dir: &Path) -> PathBuf {
 
 pub(crate) fn users_db_url(config: &Config, base_dir: &Path) -> String {
     match &config.users_db {
-        Some(url) => match auth_storage::SqlUrl::parse(&url.value) {
-            Ok(url) => url.resolved(base_dir).as_str().to_string(),
-            Err(_) => url.value.clone(),
+        Some(url) => match url.value.get() {
+            Some(sql) => sql.resolved(base_dir).as_str().to_string(),
+            None => url.value.written().to_string(),
         },
         None => format!(
             "sqlite://{}",

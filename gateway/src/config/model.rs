@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use auth_core::{Duration, OnError, OnReject, Provision, Secret};
+use http::HeaderName;
 use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -45,7 +46,7 @@ pub struct Config {
     /// The local user store URL (`sqlite://PATH`, `postgres://...`, `mysql://...`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
-    pub users_db: Option<Spanned<String>>,
+    pub users_db: Option<Spanned<Parsed<auth_storage::SqlUrl>>>,
     /// Directory for generated state (quickstart secret, default SQLite files).
     #[serde(default)]
     pub data_dir: Option<String>,
@@ -253,24 +254,24 @@ fn empty() -> Spanned<Parsed<Url>> {
 pub struct IdentityHeadersConfig {
     /// Username header.
     #[schemars(with = "String")]
-    pub user: Spanned<String>,
+    pub user: Spanned<Parsed<HeaderName>>,
     /// Email header.
     #[schemars(with = "Option<String>")]
-    pub email: Option<Spanned<String>>,
+    pub email: Option<Spanned<Parsed<HeaderName>>>,
     /// Display name header.
     #[schemars(with = "Option<String>")]
-    pub name: Option<Spanned<String>>,
+    pub name: Option<Spanned<Parsed<HeaderName>>>,
     /// Groups header.
     #[schemars(with = "Option<String>")]
-    pub groups: Option<Spanned<String>>,
+    pub groups: Option<Spanned<Parsed<HeaderName>>>,
     /// Separator between groups.
     pub groups_separator: String,
     /// Header naming the chain entry that authenticated the user.
     #[schemars(with = "Option<String>")]
-    pub backend: Option<Spanned<String>>,
-    /// Header name -> user attribute.
+    pub backend: Option<Spanned<Parsed<HeaderName>>>,
+    /// Header name -> user attribute. The keys' locations are in the file's key index.
     #[schemars(with = "BTreeMap<String, String>")]
-    pub extra: BTreeMap<String, Spanned<String>>,
+    pub extra: BTreeMap<Parsed<HeaderName>, Spanned<String>>,
     /// How non-ASCII values are sent.
     pub encoding: HeaderEncoding,
     /// A signed identity assertion (a short-lived JWT) sent with the identity headers, so the
@@ -286,7 +287,7 @@ pub struct IdentityHeadersConfig {
 pub struct AssertionConfig {
     /// The header carrying the token.
     #[schemars(with = "String")]
-    pub header: Spanned<String>,
+    pub header: Spanned<Parsed<HeaderName>>,
     /// `EdDSA` (Ed25519) or `ES256` (P-256).
     pub algorithm: AssertionAlgorithm,
     /// PKCS#8 PEM private key of `algorithm` (`openssl genpkey -algorithm ed25519`), relative to
@@ -306,7 +307,7 @@ pub struct AssertionConfig {
 impl Default for AssertionConfig {
     fn default() -> Self {
         AssertionConfig {
-            header: spanned("X-Authgate-Assertion".into()),
+            header: spanned(Parsed::new("X-Authgate-Assertion")),
             algorithm: AssertionAlgorithm::EdDSA,
             key_file: None,
             ttl: Duration::from_secs(60),
@@ -329,12 +330,12 @@ pub enum AssertionAlgorithm {
 impl Default for IdentityHeadersConfig {
     fn default() -> Self {
         IdentityHeadersConfig {
-            user: spanned("X-Remote-User".into()),
-            email: Some(spanned("X-Remote-Email".into())),
-            name: Some(spanned("X-Remote-Name".into())),
-            groups: Some(spanned("X-Remote-Groups".into())),
+            user: spanned(Parsed::new("X-Remote-User")),
+            email: Some(spanned(Parsed::new("X-Remote-Email"))),
+            name: Some(spanned(Parsed::new("X-Remote-Name"))),
+            groups: Some(spanned(Parsed::new("X-Remote-Groups"))),
             groups_separator: ",".into(),
-            backend: Some(spanned("X-Remote-Backend".into())),
+            backend: Some(spanned(Parsed::new("X-Remote-Backend"))),
             extra: BTreeMap::new(),
             encoding: HeaderEncoding::Percent,
             assertion: None,
@@ -360,7 +361,7 @@ pub struct SessionConfig {
     /// `memory`, `sqlite://PATH`, `postgres://...`, `mysql://...`, `redis://...`,
     /// `rediss://...` (Redis over TLS) or `cookie`.
     #[schemars(with = "String")]
-    pub store: Spanned<String>,
+    pub store: Spanned<Parsed<StoreSetting>>,
     /// PEM CA certificate(s) a `rediss://` store's server certificate must chain to, for a
     /// private CA (an addition to the contract). Absent: the system's trusted roots.
     #[schemars(with = "Option<String>")]
@@ -391,7 +392,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            store: spanned("memory".into()),
+            store: spanned(Parsed::new("memory")),
             redis_ca_file: None,
             secret: None,
             cookie_name: None,
@@ -404,8 +405,8 @@ impl Default for SessionConfig {
     }
 }
 
-/// A `session.store` or `protection.store` value, parsed: a word, or a store URL (SQL or Redis)
-/// parsed by the one storage layer. Equal values name the same store.
+/// A `session.store` or `protection.store` value, parsed (see its [`Scalar`] impl): a word, or a
+/// store URL (SQL or Redis) parsed by the one storage layer. Equal values name the same store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSetting {
     /// `memory`: this process only.
@@ -414,17 +415,6 @@ pub enum StoreSetting {
     Cookie,
     /// A SQL database or a Redis server.
     Url(auth_storage::StoreUrl),
-}
-
-impl StoreSetting {
-    /// Parses a store value (blanks around it ignored).
-    pub fn parse(value: &str) -> Result<StoreSetting, auth_storage::StoreUrlError> {
-        match value.trim() {
-            "memory" => Ok(StoreSetting::Memory),
-            "cookie" => Ok(StoreSetting::Cookie),
-            url => auth_storage::StoreUrl::parse(url).map(StoreSetting::Url),
-        }
-    }
 }
 
 /// The session cookie name without a prefix (plain HTTP, or `secure: false`).
@@ -561,7 +551,7 @@ pub struct LoginConfig {
     /// Headers an API key may come in (`X-Api-Key`), for the backends that accept `api_key`;
     /// always removed before forwarding. Default none.
     #[schemars(with = "Vec<String>")]
-    pub api_key_headers: Vec<Spanned<String>>,
+    pub api_key_headers: Vec<Spanned<Parsed<HeaderName>>>,
 }
 
 impl Default for LoginConfig {
@@ -597,7 +587,7 @@ pub struct ProtectionConfig {
     pub lockout: Duration,
     /// `memory`, `redis://...` or `rediss://...` (Redis over TLS).
     #[schemars(with = "String")]
-    pub store: Spanned<String>,
+    pub store: Spanned<Parsed<StoreSetting>>,
     /// As `session.redis_ca_file`, for a `rediss://` store here (an addition to the contract).
     #[schemars(with = "Option<String>")]
     pub redis_ca_file: Option<Spanned<String>>,
@@ -610,7 +600,7 @@ impl Default for ProtectionConfig {
             max_failures_per_ip: None,
             window: Duration::from_secs(900),
             lockout: Duration::from_secs(900),
-            store: spanned("memory".into()),
+            store: spanned(Parsed::new("memory")),
             redis_ca_file: None,
         }
     }
@@ -768,7 +758,8 @@ pub struct RouteMatch {
     pub path_regex: Option<Spanned<String>>,
     /// Methods (upper case); empty means all.
     #[serde(default)]
-    pub methods: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub methods: Vec<Parsed<http::Method>>,
 }
 
 /// Who may reach a route.

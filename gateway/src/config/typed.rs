@@ -4,17 +4,26 @@
 //! unparsable value together with the other semantic errors, at its location, and the code that
 //! builds the running gateway reads the typed value with [`Parsed::get`], never the text again.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use auth_storage::{SqlUrl, StoreUrl};
+use http::{HeaderName, Method};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
+use super::model::StoreSetting;
+
 /// A value that can be read from one YAML string.
 pub trait Scalar: Sized {
-    /// Parses `text` (already trimmed); the error is a short reason.
+    /// Whether blanks around the text are ignored (`false`: they make it invalid).
+    const TRIMMED: bool = true;
+
+    /// Parses `text` (already trimmed when [`TRIMMED`](Scalar::TRIMMED)); the error is a short
+    /// reason.
     fn parse_scalar(text: &str) -> Result<Self, String>;
 }
 
@@ -39,7 +48,47 @@ impl Scalar for IpNet {
     }
 }
 
-/// What the operator wrote, and the value parsed from it (or why it is not one).
+/// `memory`, `cookie`, or a store URL parsed by the one storage layer.
+impl Scalar for StoreSetting {
+    fn parse_scalar(text: &str) -> Result<Self, String> {
+        match text {
+            "memory" => Ok(StoreSetting::Memory),
+            "cookie" => Ok(StoreSetting::Cookie),
+            url => StoreUrl::parse(url)
+                .map(StoreSetting::Url)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A SQL store URL (a Redis URL is refused, naming the SQL forms).
+impl Scalar for SqlUrl {
+    fn parse_scalar(text: &str) -> Result<Self, String> {
+        SqlUrl::parse(text)
+    }
+}
+
+/// A header name exactly as written: blanks around it are not part of any name.
+impl Scalar for HeaderName {
+    const TRIMMED: bool = false;
+
+    fn parse_scalar(text: &str) -> Result<Self, String> {
+        HeaderName::from_bytes(text.as_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+/// An HTTP method token, exactly as written (whether it is upper-case is a rule of
+/// [`validate`](super::validate), which quotes the text).
+impl Scalar for Method {
+    const TRIMMED: bool = false;
+
+    fn parse_scalar(text: &str) -> Result<Self, String> {
+        Method::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// What the operator wrote, and the value parsed from it (or why it is not one). Equal, and
+/// ordered, by what was written (the value follows from it), so it can key a map.
 #[derive(Clone, PartialEq)]
 pub struct Parsed<T> {
     written: String,
@@ -47,11 +96,38 @@ pub struct Parsed<T> {
 }
 
 impl<T: Scalar> Parsed<T> {
-    /// Parses `written` (surrounding whitespace ignored).
+    /// Parses `written` (surrounding whitespace ignored when `T` says so).
     pub fn new(written: impl Into<String>) -> Self {
         let written = written.into();
-        let value = T::parse_scalar(written.trim());
+        let text = if T::TRIMMED { written.trim() } else { &written };
+        let value = T::parse_scalar(text);
         Parsed { written, value }
+    }
+}
+
+impl<T: Scalar> From<&str> for Parsed<T> {
+    fn from(written: &str) -> Self {
+        Parsed::new(written)
+    }
+}
+
+impl<T: Scalar> From<String> for Parsed<T> {
+    fn from(written: String) -> Self {
+        Parsed::new(written)
+    }
+}
+
+impl<T: Eq> Eq for Parsed<T> {}
+
+impl<T: Eq> PartialOrd for Parsed<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Eq> Ord for Parsed<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.written.cmp(&other.written)
     }
 }
 
@@ -110,6 +186,78 @@ mod tests {
         let one = Parsed::<IpNet>::new("192.0.2.7");
         assert_eq!(one.get(), Some(&"192.0.2.7/32".parse().unwrap()));
         assert!(Parsed::<IpNet>::new("10.0.0.300/8").get().is_none());
+    }
+
+    #[test]
+    fn a_store_is_a_word_or_a_store_url_with_blanks_ignored() {
+        assert_eq!(
+            Parsed::<StoreSetting>::new(" memory ").get(),
+            Some(&StoreSetting::Memory)
+        );
+        assert_eq!(
+            Parsed::<StoreSetting>::new("cookie").get(),
+            Some(&StoreSetting::Cookie)
+        );
+        let redis = Parsed::<StoreSetting>::new("rediss://:pw@cache:6380/0");
+        assert!(matches!(
+            redis.get(),
+            Some(StoreSetting::Url(StoreUrl::Redis(u))) if u.is_tls()
+        ));
+        let sql = Parsed::<StoreSetting>::new("postgres://u@db/app");
+        assert!(matches!(
+            sql.get(),
+            Some(StoreSetting::Url(StoreUrl::Sql(_)))
+        ));
+        // The words are exact; anything else must be a URL.
+        assert!(Parsed::<StoreSetting>::new("Memory").get().is_none());
+        let bad = Parsed::<StoreSetting>::new("mongodb://u:hunter2@db/");
+        let reason = bad.error().expect("unknown scheme");
+        assert!(reason.contains("mongodb"), "{reason}");
+        assert!(
+            !reason.contains("hunter2"),
+            "the reason shows the URL redacted: {reason}"
+        );
+    }
+
+    #[test]
+    fn a_sql_url_refuses_redis_and_words() {
+        let db = Parsed::<SqlUrl>::new(" sqlite://users.db ");
+        assert_eq!(db.get().map(SqlUrl::as_str), Some("sqlite://users.db"));
+        let redis = Parsed::<SqlUrl>::new("redis://cache/");
+        assert!(redis.error().is_some_and(|e| e.contains("is Redis")));
+        assert!(Parsed::<SqlUrl>::new("memory").get().is_none());
+    }
+
+    #[test]
+    fn a_header_name_is_taken_exactly_as_written() {
+        let name = Parsed::<HeaderName>::new("X-Api-Key");
+        assert_eq!(name.get().map(HeaderName::as_str), Some("x-api-key"));
+        assert_eq!(name.written(), "X-Api-Key");
+        assert!(Parsed::<HeaderName>::new(" X-Api-Key").get().is_none());
+        assert!(Parsed::<HeaderName>::new("X Api Key").get().is_none());
+        assert!(Parsed::<HeaderName>::new("").get().is_none());
+    }
+
+    #[test]
+    fn a_method_is_a_token_taken_as_written() {
+        assert_eq!(
+            Parsed::<Method>::new("PROPFIND").get().map(Method::as_str),
+            Some("PROPFIND")
+        );
+        // Lower case is a token too (validate asks for upper case, quoting the text).
+        assert!(Parsed::<Method>::new("post").get().is_some());
+        assert!(Parsed::<Method>::new(" GET").get().is_none());
+        assert!(Parsed::<Method>::new("GE T").get().is_none());
+    }
+
+    #[test]
+    fn map_keys_are_ordered_by_what_was_written() {
+        let keys: std::collections::BTreeSet<Parsed<HeaderName>> = ["X-B", "x-a", "X-A", "X-B"]
+            .into_iter()
+            .map(Parsed::new)
+            .collect();
+        let written: Vec<&str> = keys.iter().map(Parsed::written).collect();
+        assert_eq!(written, ["X-A", "X-B", "x-a"]);
     }
 
     #[test]

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 
 use auth_core::registry::BackendRegistration;
 use auth_core::{CredentialKind, Provision, Service};
-use auth_storage::{RedisUrl, SqlUrl};
+use auth_storage::StoreUrl;
+use http::HeaderName;
 use serde_saphyr::{Location, Spanned};
 
 use super::Diagnostic;
@@ -246,7 +246,7 @@ fn upstream(c: &mut Checker<'_>, config: &Config) {
 
 fn identity_headers(c: &mut Checker<'_>, config: &Config) {
     let h = &config.identity_headers;
-    let mut named: Vec<(String, &Spanned<String>)> = vec![("user".into(), &h.user)];
+    let mut named: Vec<(String, &Spanned<Parsed<HeaderName>>)> = vec![("user".into(), &h.user)];
     for (key, value) in [
         ("email", &h.email),
         ("name", &h.name),
@@ -327,7 +327,7 @@ fn assertion_key(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
         }
         // As for the session secret: replicas would each generate their own key, and an app
         // would fetch the keys of one and get tokens from another.
-        None if config.session.store.value.trim() != "memory" => c.error(
+        None if config.session.store.value.get() != Some(&StoreSetting::Memory) => c.error(
             c.key("identity_headers.assertion"),
             "`identity_headers.assertion` with a shared `session.store` needs `key_file`, the same on every replica: a generated key differs per replica",
         ),
@@ -338,11 +338,12 @@ fn assertion_key(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
 fn header_name(
     c: &mut Checker<'_>,
     what: &str,
-    name: &str,
+    parsed: &Parsed<HeaderName>,
     at: Location,
     seen: &mut BTreeMap<String, String>,
 ) {
-    if http::HeaderName::from_str(name).is_err() {
+    let name = parsed.written();
+    if parsed.get().is_none() {
         c.error(
             at,
             format!("`{what}`: `{name}` is not a valid HTTP header name (letters, digits and `-`, no spaces)"),
@@ -372,14 +373,13 @@ fn header_name(
 
 fn session(c: &mut Checker<'_>, config: &Config) {
     let s = &config.session;
-    let store = s.store.value.trim();
-    let known_store = StoreSetting::parse(store).is_ok();
-    if !known_store {
+    let store = s.store.value.get();
+    if store.is_none() {
         c.error(
             location(&s.store),
             format!(
                 "unknown `session.store` `{}`; expected {}",
-                auth_storage::redact(store),
+                auth_storage::redact(s.store.value.written().trim()),
                 auth_storage::expected_forms(&["memory", "cookie"], true, true)
             ),
         );
@@ -400,11 +400,11 @@ fn session(c: &mut Checker<'_>, config: &Config) {
                 );
             }
         }
-        None if store == "cookie" => c.error(
+        None if store == Some(&StoreSetting::Cookie) => c.error(
             location(&s.store),
             "`session.store: cookie` needs `session.secret` (at least 32 bytes, from `env:NAME` or `file:PATH`), shared by every replica: a generated secret differs per replica",
         ),
-        None if store != "memory" && known_store => c.error(
+        None if store.is_some_and(|s| *s != StoreSetting::Memory) => c.error(
             location(&s.store),
             "a shared `session.store` needs `session.secret` (at least 32 bytes, from `env:NAME` or `file:PATH`), the same on every replica: a generated secret differs per replica",
         ),
@@ -537,14 +537,16 @@ fn login(c: &mut Checker<'_>, config: &Config, base_dir: &Path) {
 
 fn protection(c: &mut Checker<'_>, config: &Config) {
     let p = &config.protection;
-    let store = p.store.value.trim();
-    let redis = RedisUrl::parse(store).is_ok();
-    if store != "memory" && !redis {
+    let redis = matches!(
+        p.store.value.get(),
+        Some(StoreSetting::Url(StoreUrl::Redis(_)))
+    );
+    if p.store.value.get() != Some(&StoreSetting::Memory) && !redis {
         c.error(
             location(&p.store),
             format!(
                 "unknown `protection.store` `{}`; expected {}",
-                auth_storage::redact(store),
+                auth_storage::redact(p.store.value.written().trim()),
                 auth_storage::expected_forms(&["memory"], false, true)
             ),
         );
@@ -583,11 +585,11 @@ fn redis_ca_file(
     c: &mut Checker<'_>,
     base_dir: &Path,
     section: &str,
-    store: &Spanned<String>,
+    store: &Spanned<Parsed<StoreSetting>>,
     ca: Option<&Spanned<String>>,
 ) {
     let Some(ca) = ca else { return };
-    if !RedisUrl::parse(&store.value).is_ok_and(|u| u.is_tls()) {
+    if !matches!(store.value.get(), Some(StoreSetting::Url(StoreUrl::Redis(u))) if u.is_tls()) {
         c.error(
             location(ca),
             format!(
@@ -617,18 +619,17 @@ fn redis_ca_file(
 }
 
 fn users_db(c: &mut Checker<'_>, config: &Config) {
-    if let Some(db) = &config.users_db {
-        let value = db.value.trim();
-        if SqlUrl::parse(value).is_err() {
-            c.error(
-                location(db),
-                format!(
-                    "unknown `users_db` `{}`; expected {}",
-                    auth_storage::redact(value),
-                    auth_storage::expected_forms(&[], true, false)
-                ),
-            );
-        }
+    if let Some(db) = &config.users_db
+        && db.value.get().is_none()
+    {
+        c.error(
+            location(db),
+            format!(
+                "unknown `users_db` `{}`; expected {}",
+                auth_storage::redact(db.value.written().trim()),
+                auth_storage::expected_forms(&[], true, false)
+            ),
+        );
     }
 }
 
@@ -726,7 +727,7 @@ fn routes(c: &mut Checker<'_>, config: &Config) {
             );
         }
         for method in &m.methods {
-            if http::Method::from_str(method).is_err() || method.to_ascii_uppercase() != *method {
+            if method.get().is_none() || method.written() != method.written().to_ascii_uppercase() {
                 c.error(
                     c.key(&format!("routes[{i}].match.methods")),
                     format!(
@@ -772,7 +773,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
             continue;
         }
         // Methods already decided for this rule's paths; HEAD follows GET.
-        let mut handled: HashSet<&str> = methods.iter().map(String::as_str).collect();
+        let mut handled: HashSet<&str> = methods.iter().map(Parsed::written).collect();
         if handled.contains("GET") {
             handled.insert("HEAD");
         }
@@ -790,7 +791,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
                     .matcher
                     .methods
                     .iter()
-                    .any(|m| !handled.contains(m.as_str()));
+                    .any(|m| !handled.contains(m.written()));
             if !explicit && takes_other && !at_most(&later.access.value, &rule.access.value) {
                 landing = Some((format!("route {}", j + 1), &later.access.value));
                 break;
@@ -799,7 +800,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
                 settled = true;
                 break;
             }
-            handled.extend(later.matcher.methods.iter().map(String::as_str));
+            handled.extend(later.matcher.methods.iter().map(Parsed::written));
         }
         let default = Access::Authenticated;
         if landing.is_none() && !settled && !at_most(&default, &rule.access.value) {
@@ -817,7 +818,7 @@ fn method_fall_through(c: &mut Checker<'_>, config: &Config) {
                  or the access everyone else should get)",
                 n = i + 1,
                 access_i = describe_access(&rule.access.value),
-                methods = methods.join(", "),
+                methods = methods.iter().map(Parsed::written).collect::<Vec<_>>().join(", "),
                 access_j = describe_access(access),
             ),
         );

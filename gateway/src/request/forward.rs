@@ -39,6 +39,7 @@ use super::pool::UpstreamPool;
 use super::sanitize::{CredentialHeaders, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use super::{Body, ConnInfo};
 use crate::assertion::Asserter;
+use crate::config::typed::Parsed;
 use crate::config::{HeaderEncoding, IdentityHeadersConfig};
 use crate::runtime::Runtime;
 
@@ -68,14 +69,16 @@ pub(crate) struct HeaderPlan {
 #[error("identity header `{0}` is not a valid header name")]
 pub(crate) struct BadHeaderName(String);
 
-fn header_name(name: &str) -> Result<HeaderName, BadHeaderName> {
-    HeaderName::from_bytes(name.as_bytes()).map_err(|_| BadHeaderName(name.to_string()))
+fn header_name(name: &Parsed<HeaderName>) -> Result<HeaderName, BadHeaderName> {
+    name.get()
+        .cloned()
+        .ok_or_else(|| BadHeaderName(name.written().to_string()))
 }
 
 impl HeaderPlan {
     /// Compiles `identity_headers:`.
     pub(crate) fn new(cfg: &IdentityHeadersConfig) -> Result<HeaderPlan, BadHeaderName> {
-        let opt = |h: &Option<serde_saphyr::Spanned<String>>| {
+        let opt = |h: &Option<serde_saphyr::Spanned<Parsed<HeaderName>>>| {
             h.as_ref().map(|s| header_name(&s.value)).transpose()
         };
         Ok(HeaderPlan {
@@ -94,7 +97,7 @@ impl HeaderPlan {
             assertion_header: cfg
                 .assertion
                 .as_ref()
-                .map(|a| header_name(a.header.value.trim()))
+                .map(|a| header_name(&a.header.value))
                 .transpose()?,
             asserter: None,
         })

@@ -294,8 +294,11 @@ impl RouteTable {
                     .matcher
                     .methods
                     .iter()
-                    .map(|m| m.to_ascii_uppercase())
-                    .collect(),
+                    .map(|m| match m.get() {
+                        Some(m) => Ok(m.as_str().to_ascii_uppercase()),
+                        None => Err(err(format!("method `{m}` is not an HTTP method"))),
+                    })
+                    .collect::<Result<_, _>>()?,
                 access: r.access.value.clone(),
             });
         }

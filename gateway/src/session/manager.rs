@@ -110,22 +110,22 @@ impl SessionManager {
             ));
         }
         let idle_ms = cfg.idle_timeout.get().as_millis() as u64;
-        let store = match StoreSetting::parse(&cfg.store.value) {
-            Ok(StoreSetting::Memory) => Store::Memory(memory::MemoryStore::new()),
-            Ok(StoreSetting::Cookie) => {
+        let store = match cfg.store.value.get() {
+            Some(StoreSetting::Memory) => Store::Memory(memory::MemoryStore::new()),
+            Some(StoreSetting::Cookie) => {
                 Store::Cookie(cookie_store::CookieStore::new(&aead_key(secret)))
             }
-            Ok(StoreSetting::Url(StoreUrl::Sql(url))) => {
-                Store::Sql(sql::SqlStore::new(&url, data_dir).await?)
+            Some(StoreSetting::Url(StoreUrl::Sql(url))) => {
+                Store::Sql(sql::SqlStore::new(url, data_dir).await?)
             }
-            Ok(StoreSetting::Url(StoreUrl::Redis(url))) => {
+            Some(StoreSetting::Url(StoreUrl::Redis(url))) => {
                 Store::Redis(redis_store::RedisStore::new(
-                    &url,
+                    url,
                     cfg.redis_ca_file.as_ref().map(|f| Path::new(&f.value)),
                 )?)
             }
-            Err(_) => {
-                let shown = auth_storage::redact(cfg.store.value.trim());
+            None => {
+                let shown = auth_storage::redact(cfg.store.value.written().trim());
                 return Err(SessionError::UnknownStore(shown));
             }
         };

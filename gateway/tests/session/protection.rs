@@ -20,7 +20,7 @@ fn config(store: &str, max: u32, window: Duration, lockout: Duration) -> Protect
         max_failures_per_ip: Some(u32::MAX),
         window: auth_core::Duration(window),
         lockout: auth_core::Duration(lockout),
-        store: spanned(store.to_string()),
+        store: spanned(store.into()),
         redis_ca_file: None,
     }
 }

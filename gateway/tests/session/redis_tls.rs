@@ -271,7 +271,7 @@ async fn lockout_counts_in_redis_over_tls() {
         max_failures_per_ip: None,
         window: auth_core::Duration(Duration::from_secs(60)),
         lockout: auth_core::Duration(Duration::from_secs(60)),
-        store: spanned(redis.url()),
+        store: spanned(redis.url().into()),
         redis_ca_file: Some(spanned(redis.ca().display().to_string())),
     };
     let l = Lockout::from_config(&cfg).expect("lockout");

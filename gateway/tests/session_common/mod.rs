@@ -39,7 +39,7 @@ pub fn closed_port() -> u16 {
 
 pub fn session_config(store: &str, ttl: Duration, idle: Duration) -> SessionConfig {
     SessionConfig {
-        store: spanned(store.to_string()),
+        store: spanned(store.into()),
         ttl: auth_core::Duration(ttl),
         idle_timeout: auth_core::Duration(idle),
         ..SessionConfig::default()
