@@ -8,8 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
-use crate::reload::{self, ChainBuilder, ReloadError, Reloader};
-use crate::server::{Listeners, ServerError, Wanted, flush_logging, init_logging, shutdown_signal};
+use crate::reload::{self, Reloader};
+pub use crate::reload::{ChainBuilder, ReloadError, default_chain_builder};
+use crate::server::{Listeners, Wanted, flush_logging, init_logging, shutdown_signal};
+pub use crate::server::ServerError;
 use crate::state::Gateway;
 
 /// Runs the gateway from the config file at `config_path` until SIGTERM/SIGINT: loads and

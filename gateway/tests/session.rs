@@ -7,7 +7,6 @@ mod support;
 mod session_common;
 
 mod session {
-    mod manager;
     mod protection;
     mod redis_tls;
     mod stores;

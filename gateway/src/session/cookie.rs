@@ -162,3 +162,49 @@ pub fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> b
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_secure;
+    use crate::config::model::SecureSetting::{Always, Auto, Never};
+
+    #[test]
+    fn secure_flag_resolution() {
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("https://app.example.org").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("http://app.example.org").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Auto,
+            url::Url::parse("http://127.0.0.1:8080").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Auto,
+            url::Url::parse("http://localhost:8080/").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Auto,
+            url::Url::parse("http://[::1]:8080").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("https://localhost").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("not a url").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Always,
+            url::Url::parse("http://127.0.0.1").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Never,
+            url::Url::parse("https://app.example.org").ok().as_ref()
+        ));
+    }
+}
