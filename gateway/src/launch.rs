@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::metrics::Metrics;
 use crate::reload::{self, Reloader};
 pub use crate::reload::{ChainBuilder, ReloadError, default_chain_builder};
-use crate::server::{Listeners, Wanted, flush_logging, init_logging, shutdown_signal};
 pub use crate::server::ServerError;
+use crate::server::{Listeners, Wanted, flush_logging, init_logging, shutdown_signal};
 use crate::state::Gateway;
 
 /// Runs the gateway from the config file at `config_path` until SIGTERM/SIGINT: loads and

@@ -57,8 +57,8 @@ pub use request::bench as __bench;
 pub mod __test {
     pub use crate::config::schema::config_schema;
     pub use crate::config::{
-        Config, ProtectionConfig, SameSiteSetting, SecureSetting, SessionConfig, build_chain,
-        load, load_str, spanned,
+        Config, ProtectionConfig, SameSiteSetting, SecureSetting, SessionConfig, build_chain, load,
+        load_str, spanned,
     };
     /// The demo upstream `authgate demo` starts.
     pub mod demo_upstream {

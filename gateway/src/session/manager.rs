@@ -563,7 +563,8 @@ mod tests {
             .await
             .expect("manager");
         let header = m.set_cookie("v", true);
-        let parsed = cookie::Cookie::parse(header.to_str().expect("ascii").to_string()).expect("parse");
+        let parsed =
+            cookie::Cookie::parse(header.to_str().expect("ascii").to_string()).expect("parse");
         assert_eq!(parsed.name(), "app_sid");
         assert_eq!(parsed.same_site(), Some(cookie::SameSite::Strict));
         assert_eq!(m.csrf_cookie_name(), "app_sid_csrf");
@@ -601,7 +602,8 @@ mod tests {
         assert!(!m.verify_pre_session_csrf(&forged, &token));
 
         let header = m.set_csrf_cookie(&cookie, true);
-        let parsed = cookie::Cookie::parse(header.to_str().expect("ascii").to_string()).expect("parse");
+        let parsed =
+            cookie::Cookie::parse(header.to_str().expect("ascii").to_string()).expect("parse");
         assert_eq!(parsed.name(), "gw_session_csrf");
         assert_eq!(parsed.http_only(), Some(true));
     }

@@ -544,8 +544,8 @@ mod api_keys {
 
     use gateway::__test::Metrics;
     use gateway::__test::build_runtime;
-use gateway::launch::default_chain_builder;
     use gateway::__test::{Gateway, Running};
+    use gateway::launch::default_chain_builder;
 
     use super::support::{RecordingUpstream, client};
 

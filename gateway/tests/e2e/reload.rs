@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway::__test::Metrics;
+use gateway::__test::{Gateway, Running};
 use gateway::__test::{Reloader, build_runtime};
 use gateway::launch::default_chain_builder;
-use gateway::__test::{Gateway, Running};
 use support::{RecordingUpstream, basic, client, default_backend, login, registered};
 
 fn config_text(upstream: std::net::SocketAddr, table: &str, static_access: &str) -> String {

@@ -24,8 +24,8 @@ use std::time::Duration;
 use fantoccini::Locator;
 use gateway::__test::Metrics;
 use gateway::__test::build_runtime;
-use gateway::launch::default_chain_builder;
 use gateway::__test::{Gateway, Running};
+use gateway::launch::default_chain_builder;
 use oidc::{OidcProvider, ProviderAgent, ProviderSetup, provider_login};
 use support::RecordingUpstream;
 

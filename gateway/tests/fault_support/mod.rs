@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use gateway::__test::Metrics;
 use gateway::__test::build_runtime;
-use gateway::launch::default_chain_builder;
 use gateway::__test::{Gateway, Running};
+use gateway::launch::default_chain_builder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use browser::Browser;
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use gateway::__test::demo_upstream;
 use gateway::__test::Metrics;
+use gateway::__test::demo_upstream;
 use gateway::__test::{Gateway, Running};
 
 const CONFIG: &str = r#"

@@ -6,8 +6,8 @@ use crate::session_common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use gateway::__test::{ProtectionConfig, spanned};
 use gateway::__test::Lockout;
+use gateway::__test::{ProtectionConfig, spanned};
 use session_common::*;
 
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::__test::{ProtectionConfig, spanned};
 use gateway::__test::Lockout;
 use gateway::__test::SessionManager;
+use gateway::__test::{ProtectionConfig, spanned};
 use session_common::{SECRET, alice, closed_port, session_config};
 
 /// A `redis-server` serving TLS only, on a free port, killed on drop.

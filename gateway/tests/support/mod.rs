@@ -18,8 +18,8 @@ use auth_core::{
 };
 use gateway::__test::Config;
 use gateway::__test::Metrics;
-use gateway::__test::{Runtime, Services};
 use gateway::__test::{Gateway, Running};
+use gateway::__test::{Runtime, Services};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use upstream::RecordingUpstream;
