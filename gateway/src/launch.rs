@@ -1,6 +1,6 @@
 //! A gateway started from a config file, as `authgate run` starts it: the runtime built from
-//! the file, every `server.listen` address and the admin listener ([`crate::server`]), and hot
-//! reload ([`crate::reload`]) following the file. The one module that needs both the listener
+//! the file, every `server.listen` address and the admin listener (`crate::server`), and hot
+//! reload (`crate::reload`) following the file. The one module that needs both the listener
 //! and the reloader, so neither imports the other.
 
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use crate::state::Gateway;
 /// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
 /// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
 /// On a signal, stops accepting and lets in-flight requests finish within
-/// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`]).
+/// `server.shutdown_grace`, then writes out the queued log lines (`flush_logging`).
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let result = run_with(
         config_path,

@@ -150,7 +150,7 @@ pub(crate) fn error_page_source() -> String {
 }
 
 /// Renders the built-in login page. With an operator template, call
-/// [`Template::render`] on the template from [`super::load_template`] instead.
+/// `Template::render` on the template from `super::load_template` instead.
 /// Send it with [`builtin_csp`] as `Content-Security-Policy`.
 pub fn render_login(page: &LoginPage<'_>) -> String {
     if page.password_form {
