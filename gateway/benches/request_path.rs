@@ -18,11 +18,10 @@ use std::path::Path;
 
 use auth_core::User;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use gateway::__bench::{Routes, Sanitizer, normalize_path};
-use gateway::config::model::{CacheConfig, SessionConfig};
-use gateway::config::{Access, Config, RouteConfig};
-use gateway::credential_cache::{CacheHit, CredentialCache};
-use gateway::session::SessionManager;
+use gateway::__bench::{
+    Access, CacheConfig, CacheHit, Config, CredentialCache, RouteConfig, Routes, Sanitizer,
+    SessionConfig, SessionManager, normalize_path,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A configuration in the shape of `gateway.reference.yaml` (without `chain:`, which the

@@ -1,6 +1,6 @@
 //! A gateway started from a config file, as `authgate run` starts it: the runtime built from
-//! the file, every `server.listen` address and the admin listener ([`crate::server`]), and hot
-//! reload ([`crate::reload`]) following the file. The one module that needs both the listener
+//! the file, every `server.listen` address and the admin listener (`crate::server`), and hot
+//! reload (`crate::reload`) following the file. The one module that needs both the listener
 //! and the reloader, so neither imports the other.
 
 use std::net::SocketAddr;
@@ -8,8 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
-use crate::reload::{self, ChainBuilder, ReloadError, Reloader};
-use crate::server::{Listeners, ServerError, Wanted, flush_logging, init_logging, shutdown_signal};
+use crate::reload::{self, Reloader};
+pub use crate::reload::{ChainBuilder, ReloadError, default_chain_builder};
+pub use crate::server::ServerError;
+use crate::server::{Listeners, Wanted, flush_logging, init_logging, shutdown_signal};
 use crate::state::Gateway;
 
 /// Why a gateway could not be started from its config file.
@@ -27,7 +29,7 @@ pub enum LaunchError {
 /// validates it, builds the chain and the runtime, starts every `server.listen` address (TLS
 /// when `server.tls` is set), the admin listener, and hot reload (SIGHUP and file changes).
 /// On a signal, stops accepting and lets in-flight requests finish within
-/// `server.shutdown_grace`, then writes out the queued log lines ([`flush_logging`]).
+/// `server.shutdown_grace`, then writes out the queued log lines (`flush_logging`).
 pub async fn run(config_path: &Path) -> Result<(), LaunchError> {
     let result = run_with(
         config_path,

@@ -98,15 +98,6 @@ impl Tls {
 /// Serves `listener` until `shutdown` turns `true`, then stops accepting and waits up to
 /// `server.shutdown_grace` for in-flight requests and open WebSocket tunnels, closing the
 /// tunnels still open after it.
-pub async fn serve(
-    gw: Arc<Gateway>,
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    shutdown: watch::Receiver<bool>,
-) {
-    serve_with(gw, listener, Tls::Fixed(tls), shutdown).await;
-}
-
 async fn serve_with(
     gw: Arc<Gateway>,
     listener: TcpListener,

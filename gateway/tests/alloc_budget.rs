@@ -38,8 +38,8 @@ use std::sync::{Arc, Mutex, Once, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use gateway::metrics::Metrics;
-use gateway::server::{Gateway, Running};
+use gateway::__test::Metrics;
+use gateway::__test::{Gateway, Running};
 use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracker, Allocator};
 
 // The budgets are the counts measured on 2026-12-05 (10 / 18 / 21; they were 21 / 50 / 49

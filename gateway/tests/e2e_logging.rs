@@ -123,11 +123,11 @@ async fn a_generated_session_secret_is_announced_once_with_its_file() {
         upstream,
     );
     assert!(generated.session.secret.is_none());
-    let services = gateway::runtime::Services::from_config(&generated, dir.path(), dir.path())
+    let services = gateway::__test::Services::from_config(&generated, dir.path(), dir.path())
         .await
         .expect("services");
     let reloaded =
-        gateway::runtime::Services::carry_over(&services, &generated, dir.path(), dir.path())
+        gateway::__test::Services::carry_over(&services, &generated, dir.path(), dir.path())
             .await
             .expect("reload");
     drop(reloaded);
@@ -148,7 +148,7 @@ async fn a_generated_session_secret_is_announced_once_with_its_file() {
 
     let configured = support::parse_config(support::BASE_CONFIG, upstream);
     captured.0.lock().unwrap().clear();
-    gateway::runtime::Services::from_config(&configured, dir.path(), dir.path())
+    gateway::__test::Services::from_config(&configured, dir.path(), dir.path())
         .await
         .expect("services");
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

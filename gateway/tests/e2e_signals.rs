@@ -48,7 +48,7 @@ routes:
     )
     .unwrap();
 
-    let started = gateway::launch::start(&path, gateway::reload::default_chain_builder())
+    let started = gateway::launch::start(&path, gateway::launch::default_chain_builder())
         .await
         .expect("starts");
     let base = format!("http://{}", started.addrs[0]);
@@ -82,7 +82,7 @@ routes:
     );
 
     // SIGTERM while a request is in flight: it completes, then the listener is gone.
-    let sigterm = gateway::server::shutdown_signal();
+    let sigterm = gateway::__test::shutdown_signal();
     let run = tokio::spawn(async move {
         sigterm.await;
         started.stop().await;

@@ -135,7 +135,7 @@ async fn tls_listener_serves_and_says_https_upstream() {
         .status()
         .expect("openssl runs");
     assert!(status.success());
-    let acceptor = gateway::server::tls_acceptor(&cert, &key).unwrap();
+    let acceptor = gateway::__test::tls_acceptor(&cert, &key).unwrap();
     let h = Harness::start_full(support::BASE_CONFIG, Some(acceptor)).await;
     let client = reqwest::Client::builder()
         .add_root_certificate(

@@ -21,10 +21,9 @@ pub mod typed;
 mod validate;
 
 pub use build::build_chain;
-pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use diagnostic::{ConfigErrors, Diagnostic};
 pub use exposure::{LiteralSecret, readable_secrets};
 pub(crate) use load::base_dir_of;
 pub use load::{LoadedConfig, load, load_str};
 pub use model::*;
 pub use typed::Parsed;
-pub use validate::MIN_SECRET_BYTES;

@@ -821,3 +821,49 @@ impl<'de> Deserialize<'de> for Access {
         }
     }
 }
+
+#[cfg(test)]
+mod cookie_secure_tests {
+    use super::SecureSetting::{Always, Auto, Never};
+    use super::cookie_secure;
+
+    #[test]
+    fn secure_flag_resolution() {
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("https://app.example.org").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("http://app.example.org").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Auto,
+            url::Url::parse("http://127.0.0.1:8080").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Auto,
+            url::Url::parse("http://localhost:8080/").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Auto,
+            url::Url::parse("http://[::1]:8080").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("https://localhost").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Auto,
+            url::Url::parse("not a url").ok().as_ref()
+        ));
+        assert!(cookie_secure(
+            Always,
+            url::Url::parse("http://127.0.0.1").ok().as_ref()
+        ));
+        assert!(!cookie_secure(
+            Never,
+            url::Url::parse("https://app.example.org").ok().as_ref()
+        ));
+    }
+}

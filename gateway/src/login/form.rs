@@ -161,9 +161,8 @@ impl Fields {
 mod tests {
     // The login and logout form parsers.
 
-    use crate::login::{
-        FormError, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES, parse_login_form, parse_logout_form,
-    };
+    use super::{FormError, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES};
+    use crate::login::{parse_login_form, parse_logout_form};
     use auth_core::Credentials;
 
     #[test]

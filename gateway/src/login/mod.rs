@@ -17,14 +17,11 @@ mod origin;
 mod page;
 mod template;
 
-pub use form::{
-    FormError, LoginForm, MAX_CSRF_BYTES, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES, parse_login_form,
-    parse_logout_form,
-};
-pub use next::{InvalidAllowedHost, MAX_NEXT_LEN, normalize_allowed_host, validate_next};
-pub use origin::{SourceVerdict, origin_allowed, request_source};
+pub use form::{parse_login_form, parse_logout_form};
+pub use next::{normalize_allowed_host, validate_next};
+pub use origin::{SourceVerdict, request_source};
 pub use page::{
-    ErrorPage, LoginPage, SsoLink, builtin_csp, render_error, render_error_page, render_forbidden,
-    render_logged_out, render_login, render_logout_confirm, render_unauthorized,
+    ErrorPage, LoginPage, SsoLink, builtin_csp, render_error, render_forbidden, render_logged_out,
+    render_login, render_logout_confirm,
 };
-pub use template::{Template, TemplateError, load_error_template, load_template};
+pub use template::{Template, load_error_template, load_template};

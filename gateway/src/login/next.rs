@@ -173,7 +173,8 @@ fn absolute_target(next: &str, public_url: &Url, allowed_hosts: &[String]) -> Op
 mod tests {
     // Open-redirect defence: `validate_next` against attack and legitimate targets.
 
-    use crate::login::{MAX_NEXT_LEN, normalize_allowed_host, validate_next};
+    use super::MAX_NEXT_LEN;
+    use crate::login::{normalize_allowed_host, validate_next};
     use url::Url;
 
     fn public() -> Url {

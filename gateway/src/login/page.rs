@@ -134,6 +134,7 @@ impl ErrorPage<'_> {
 
 /// Renders the built-in page for an error status (send it with [`builtin_csp`]); with an
 /// operator template, call [`Template::render_error`] on it instead.
+#[cfg(test)]
 pub fn render_error_page(page: &ErrorPage<'_>) -> String {
     Template::builtin_error().render_error(page)
 }
@@ -149,7 +150,7 @@ pub(crate) fn error_page_source() -> String {
 }
 
 /// Renders the built-in login page. With an operator template, call
-/// [`Template::render`] on the template from [`super::load_template`] instead.
+/// `Template::render` on the template from `super::load_template` instead.
 /// Send it with [`builtin_csp`] as `Content-Security-Policy`.
 pub fn render_login(page: &LoginPage<'_>) -> String {
     if page.password_form {
@@ -189,6 +190,7 @@ pub fn render_forbidden(user: &str, logout_url: &str) -> String {
 
 /// The 401 page for a browser without a session on a protected route, when the caller does not
 /// redirect it straight to the login page.
+#[cfg(test)]
 pub fn render_unauthorized(login_url: &str) -> String {
     let body = format!(
         "{header}<a class=\"button\" href=\"{login}\">Sign in</a>",
@@ -306,10 +308,11 @@ fn escape(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     // The gateway's HTML pages and the login template.
 
+    use super::{render_error_page, render_unauthorized};
+    use crate::login::template::TemplateError;
     use crate::login::{
-        ErrorPage, LoginPage, Template, TemplateError, builtin_csp, load_error_template,
-        load_template, render_error, render_error_page, render_forbidden, render_logged_out,
-        render_login, render_logout_confirm, render_unauthorized,
+        ErrorPage, LoginPage, Template, builtin_csp, load_error_template, load_template,
+        render_error, render_forbidden, render_logged_out, render_login, render_logout_confirm,
     };
     use base64::Engine as _;
     use http::StatusCode;

@@ -1,12 +1,16 @@
 //! Not public API: entry points into the request path's pure phases for `benches/` (header
-//! sanitizing, path normalization, route matching). Re-exported as `gateway::__bench`.
+//! sanitizing, path normalization, route matching) and the config and session types they build
+//! on. Re-exported as `gateway::__bench`.
 
 use http::HeaderMap;
 
 use super::forward::HeaderPlan;
 use super::route::RouteTable;
 use super::sanitize::{Reserved, sanitize_headers};
-use crate::config::{Access, IdentityHeadersConfig, RouteConfig};
+use crate::config::IdentityHeadersConfig;
+pub use crate::config::{Access, CacheConfig, Config, RouteConfig, SessionConfig};
+pub use crate::credential_cache::{CacheHit, CredentialCache};
+pub use crate::session::SessionManager;
 
 /// The sanitize phase's header filter for one `identity_headers:` config.
 #[derive(Debug)]

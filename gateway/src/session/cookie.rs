@@ -139,5 +139,3 @@ impl SessionManager {
             .unwrap_or_else(|_| http::HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 }
-
-pub use crate::config::model::cookie_secure;

@@ -23,7 +23,6 @@ mod redis_store;
 mod secret;
 mod sql;
 
-pub use cookie::cookie_secure;
 pub(crate) use cookie::{cookie_pairs, cookie_values};
 pub use error::SessionError;
 pub(crate) use manager::MAX_SESSION_COOKIES;

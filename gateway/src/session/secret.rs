@@ -186,10 +186,14 @@ pub(super) fn decode_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use std::error::Error;
+    use std::time::Duration;
+
+    use auth_core::Secret;
 
     use super::resolve_secret;
-    use crate::config::model::SessionConfig;
+    use crate::config::model::{SessionConfig, spanned};
     use crate::error_chain::Chain;
+    use crate::session::SessionError;
 
     #[test]
     fn an_unwritable_secret_file_keeps_its_io_cause() {
@@ -206,5 +210,64 @@ mod tests {
         assert!(shown.starts_with("session secret file `"), "{shown}");
         assert!(shown.ends_with(&format!(": {cause}")), "{shown}");
         assert_eq!(shown.matches(&cause.to_string()).count(), 1, "{shown}");
+    }
+
+    fn session_config(store: &str, ttl: Duration, idle: Duration) -> SessionConfig {
+        SessionConfig {
+            store: spanned(crate::config::Parsed::new(store)),
+            ttl: auth_core::Duration(ttl),
+            idle_timeout: auth_core::Duration(idle),
+            ..SessionConfig::default()
+        }
+    }
+
+    #[test]
+    fn configured_secret_must_be_at_least_32_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = session_config("memory", Duration::from_secs(60), Duration::from_secs(60));
+        cfg.secret = Some(spanned(Secret::new("too short")));
+        match resolve_secret(&cfg, dir.path()) {
+            Err(SessionError::SecretTooShort(9)) => {}
+            other => panic!("expected SecretTooShort(9), got {other:?}"),
+        }
+        let long = "x".repeat(40);
+        cfg.secret = Some(spanned(Secret::new(long.clone())));
+        assert_eq!(
+            resolve_secret(&cfg, dir.path()).expect("secret"),
+            long.as_bytes()
+        );
+        assert!(
+            !dir.path().join("session.secret").exists(),
+            "nothing generated"
+        );
+    }
+
+    #[test]
+    fn quickstart_secret_is_generated_once_with_mode_0600_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("state");
+        let cfg = session_config("memory", Duration::from_secs(60), Duration::from_secs(60));
+        let first = resolve_secret(&cfg, &data_dir).expect("generated");
+        assert_eq!(first.len(), 32);
+        let path = data_dir.join("session.secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = resolve_secret(&cfg, &data_dir).expect("reused");
+        assert_eq!(first, again);
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        assert_ne!(
+            first,
+            resolve_secret(&cfg, other_dir.path()).expect("generated")
+        );
+
+        std::fs::write(&path, "c2hvcnQ=\n").expect("write");
+        assert!(
+            resolve_secret(&cfg, &data_dir).is_err(),
+            "a short file is refused"
+        );
     }
 }

@@ -31,11 +31,11 @@ chain:
 #[tokio::test]
 async fn the_built_chain_uses_each_entrys_options_and_policies() {
     let mut loaded =
-        gateway::config::load_str("inline.yaml", CONFIG, Path::new("/etc/gw")).expect("loads");
+        gateway::__test::load_str("inline.yaml", CONFIG, Path::new("/etc/gw")).expect("loads");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert_eq!(loaded.users_db_url(), "sqlite:///etc/gw/state/users.db");
     let chain =
-        gateway::config::build_chain(&mut loaded, &BuildContext::default()).expect("builds");
+        gateway::__test::build_chain(&mut loaded, &BuildContext::default()).expect("builds");
 
     let names: Vec<_> = chain.entries().iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["people", "fallback"]);
@@ -75,9 +75,9 @@ async fn the_built_chain_uses_each_entrys_options_and_policies() {
 #[test]
 fn build_chain_takes_the_options_so_a_second_build_is_an_error() {
     let mut loaded =
-        gateway::config::load_str("inline.yaml", CONFIG, Path::new(".")).expect("loads");
-    gateway::config::build_chain(&mut loaded, &BuildContext::default()).expect("first build");
-    let err = gateway::config::build_chain(&mut loaded, &BuildContext::default())
+        gateway::__test::load_str("inline.yaml", CONFIG, Path::new(".")).expect("loads");
+    gateway::__test::build_chain(&mut loaded, &BuildContext::default()).expect("first build");
+    let err = gateway::__test::build_chain(&mut loaded, &BuildContext::default())
         .expect_err("options were taken");
     assert!(
         err.to_string()
@@ -89,7 +89,7 @@ fn build_chain_takes_the_options_so_a_second_build_is_an_error() {
 #[test]
 fn default_users_db_lives_in_data_dir_next_to_the_config() {
     let text = CONFIG.replace("data_dir: state\n", "");
-    let loaded = gateway::config::load_str("x.yaml", &text, Path::new("/srv/gw")).expect("loads");
+    let loaded = gateway::__test::load_str("x.yaml", &text, Path::new("/srv/gw")).expect("loads");
     assert_eq!(loaded.data_dir(), Path::new("/srv/gw/data"));
     assert_eq!(loaded.users_db_url(), "sqlite:///srv/gw/data/users.db");
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 fn render(path: &Path) -> String {
-    match gateway::config::load(path) {
+    match gateway::__test::load(path) {
         Ok(loaded) => {
             let mut out = String::from("OK\n");
             for w in &loaded.warnings {
@@ -67,7 +67,7 @@ fn bad_cases_fail_and_good_cases_load() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        let result = gateway::config::load(&case);
+        let result = gateway::__test::load(&case);
         if name.starts_with("good_") {
             assert!(
                 result.is_ok(),

@@ -5,7 +5,7 @@ use serde_json::json;
 #[test]
 fn each_backend_type_is_a_one_of_branch_with_its_options() {
     let registry = auth_core::Registry::from_inventory().expect("registry");
-    let schema = gateway::config::schema::config_schema(&registry);
+    let schema = gateway::__test::config_schema(&registry);
     let branches = schema["$defs"]["ChainEntrySchema"]["oneOf"]
         .as_array()
         .expect("oneOf");
@@ -31,7 +31,7 @@ fn each_backend_type_is_a_one_of_branch_with_its_options() {
 #[test]
 fn route_access_and_listen_have_their_real_shapes() {
     let registry = auth_core::Registry::from_inventory().expect("registry");
-    let schema = gateway::config::schema::config_schema(&registry);
+    let schema = gateway::__test::config_schema(&registry);
     let listen = &schema["$defs"]["ServerConfig"]["properties"]["listen"];
     assert_eq!(listen["oneOf"][0]["type"], "string", "{listen}");
     assert_eq!(listen["oneOf"][1]["type"], "array", "{listen}");

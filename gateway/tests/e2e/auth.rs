@@ -542,9 +542,10 @@ mod api_keys {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use gateway::metrics::Metrics;
-    use gateway::reload::{build_runtime, default_chain_builder};
-    use gateway::server::{Gateway, Running};
+    use gateway::__test::Metrics;
+    use gateway::__test::build_runtime;
+    use gateway::__test::{Gateway, Running};
+    use gateway::launch::default_chain_builder;
 
     use super::support::{RecordingUpstream, client};
 
@@ -1145,10 +1146,10 @@ mod assertion {
     }
 
     /// The config version `version` of `yaml` over `h`'s services, as a reload builds it.
-    async fn reloaded(h: &Harness, yaml: &str, version: u64) -> gateway::runtime::Runtime {
+    async fn reloaded(h: &Harness, yaml: &str, version: u64) -> gateway::__test::Runtime {
         let config = super::support::parse_config(yaml, h.upstream.addr);
         let previous = h.gateway.current();
-        let services = gateway::runtime::Services::carry_over(
+        let services = gateway::__test::Services::carry_over(
             previous.services(),
             &config,
             h.dir.path(),
@@ -1156,7 +1157,7 @@ mod assertion {
         )
         .await
         .expect("services");
-        gateway::runtime::Runtime::new(config, super::support::chain(&h.backend), services, version)
+        gateway::__test::Runtime::new(config, super::support::chain(&h.backend), services, version)
             .expect("runtime")
     }
 

@@ -482,13 +482,13 @@ async fn assert_error_formats(
     hidden: &[&str],
 ) {
     let code_status = http::StatusCode::from_u16(status).unwrap();
-    let page = gateway::login::ErrorPage::for_status(&code_status);
+    let page = gateway::__test::ErrorPage::for_status(&code_status);
     assert_eq!(page.title, title);
     let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
     let (got, ctype, csp, body) = get_error(h, path, Some(browser)).await;
     assert_eq!(got, status, "{path}: {body}");
     assert_eq!(ctype, "text/html; charset=utf-8");
-    assert_eq!(csp, gateway::login::builtin_csp(), "the login page's CSP");
+    assert_eq!(csp, gateway::__test::builtin_csp(), "the login page's CSP");
     assert!(body.contains(&format!("<title>{title}</title>")), "{body}");
     assert!(body.contains(&format!("<h1>{title}</h1>")), "{body}");
     assert!(body.contains(&format!("Error {status}")), "{body}");
@@ -605,7 +605,7 @@ async fn error_template_replaces_the_page_with_escaped_values_and_no_builtin_csp
         (status, ctype.as_str(), csp.as_str()),
         (502, "text/html; charset=utf-8", "")
     );
-    let page = gateway::login::ErrorPage::for_status(&http::StatusCode::BAD_GATEWAY);
+    let page = gateway::__test::ErrorPage::for_status(&http::StatusCode::BAD_GATEWAY);
     assert_eq!(
         body,
         format!(

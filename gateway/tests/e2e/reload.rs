@@ -7,9 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::metrics::Metrics;
-use gateway::reload::{Reloader, build_runtime, default_chain_builder};
-use gateway::server::{Gateway, Running};
+use gateway::__test::Metrics;
+use gateway::__test::{Gateway, Running};
+use gateway::__test::{Reloader, build_runtime};
+use gateway::launch::default_chain_builder;
 use support::{RecordingUpstream, basic, client, default_backend, login, registered};
 
 fn config_text(upstream: std::net::SocketAddr, table: &str, static_access: &str) -> String {
@@ -588,7 +589,7 @@ mod live {
             };
             live.write(listen, tls, access);
             live.started = Some(
-                gateway::launch::start(&live.path, gateway::reload::default_chain_builder())
+                gateway::launch::start(&live.path, gateway::launch::default_chain_builder())
                     .await
                     .expect("starts"),
             );
@@ -653,7 +654,7 @@ routes:
             write_atomically(&tls.join("key.pem"), &std::fs::read_to_string(key).unwrap());
         }
 
-        async fn reload(&self) -> Result<u64, gateway::reload::ReloadError> {
+        async fn reload(&self) -> Result<u64, gateway::launch::ReloadError> {
             self.started().reload().await
         }
 
@@ -909,7 +910,7 @@ routes:
             live.install_cert(cert, key);
             live.write(&["127.0.0.1:0"], true, "public");
             live.started = Some(
-                gateway::launch::start(&live.path, gateway::reload::default_chain_builder())
+                gateway::launch::start(&live.path, gateway::launch::default_chain_builder())
                     .await
                     .expect("starts"),
             );

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::Locator;
-use gateway::metrics::Metrics;
-use gateway::reload::{build_runtime, default_chain_builder};
-use gateway::server::{Gateway, Running};
+use gateway::__test::Metrics;
+use gateway::__test::build_runtime;
+use gateway::__test::{Gateway, Running};
+use gateway::launch::default_chain_builder;
 use oidc::{OidcProvider, ProviderAgent, ProviderSetup, provider_login};
 use support::RecordingUpstream;
 
@@ -370,7 +371,7 @@ async fn chromium_signs_in_at_the_provider_and_reaches_the_app() {
         return;
     };
     let (upstream_addr, upstream) =
-        gateway::demo_upstream::spawn("127.0.0.1:0".parse().expect("addr"))
+        gateway::__test::demo_upstream::spawn("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("demo upstream");
     let site = Site::single(port, upstream_addr, &idp, "      label: Corp ID", true).await;

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use gateway::metrics::Metrics;
-use gateway::reload::{build_runtime, default_chain_builder};
-use gateway::server::{Gateway, Running};
+use gateway::__test::Metrics;
+use gateway::__test::build_runtime;
+use gateway::__test::{Gateway, Running};
+use gateway::launch::default_chain_builder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use browser::Browser;
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use gateway::demo_upstream;
-use gateway::metrics::Metrics;
-use gateway::server::{Gateway, Running};
+use gateway::__test::Metrics;
+use gateway::__test::demo_upstream;
+use gateway::__test::{Gateway, Running};
 
 const CONFIG: &str = r#"
 server:

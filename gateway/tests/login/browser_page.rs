@@ -11,7 +11,7 @@ use browser::Browser;
 use bytes::Bytes;
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use gateway::login::{
+use gateway::__test::{
     LoginPage, builtin_csp, parse_login_form, render_error, render_forbidden, render_logged_out,
     render_login, render_logout_confirm,
 };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gateway::demo_upstream;
+use gateway::__test::demo_upstream;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

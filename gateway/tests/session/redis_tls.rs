@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::config::model::{ProtectionConfig, spanned};
-use gateway::protection::Lockout;
-use gateway::session::SessionManager;
+use gateway::__test::Lockout;
+use gateway::__test::SessionManager;
+use gateway::__test::{ProtectionConfig, spanned};
 use session_common::{SECRET, alice, closed_port, session_config};
 
 /// A `redis-server` serving TLS only, on a free port, killed on drop.
@@ -184,7 +184,7 @@ fn start() -> Option<TlsRedis> {
     }
 }
 
-fn tls_session_config(url: &str, ca: Option<&Path>) -> gateway::config::SessionConfig {
+fn tls_session_config(url: &str, ca: Option<&Path>) -> gateway::__test::SessionConfig {
     let mut cfg = session_config(url, Duration::from_secs(3600), Duration::from_secs(600));
     cfg.redis_ca_file = ca.map(|p| spanned(p.display().to_string()));
     cfg

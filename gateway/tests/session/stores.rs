@@ -6,7 +6,7 @@ use crate::session_common;
 use std::path::Path;
 use std::time::Duration;
 
-use gateway::session::SessionManager;
+use gateway::__test::SessionManager;
 use session_common::*;
 
 async fn manager(spec: &str, dir: &Path, ttl: Duration, idle: Duration) -> SessionManager {
@@ -450,7 +450,7 @@ async fn cookie_store_refuses_sessions_too_large_for_a_cookie() {
     user.groups
         .extend((0..500).map(|i| format!("group-number-{i}")));
     let err = m.create(&user, None).await.expect_err("too large");
-    assert!(matches!(err, gateway::session::SessionError::TooLarge(_)));
+    assert!(matches!(err, gateway::__test::SessionError::TooLarge(_)));
 }
 
 #[tokio::test]

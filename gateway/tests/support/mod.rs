@@ -16,10 +16,10 @@ use std::time::Duration;
 use auth_core::{
     Backend, BackendError, Chain, ChainEntry, Context, Credentials, Outcome, User, async_trait,
 };
-use gateway::config::Config;
-use gateway::metrics::Metrics;
-use gateway::runtime::{Runtime, Services};
-use gateway::server::{Gateway, Running};
+use gateway::__test::Config;
+use gateway::__test::Metrics;
+use gateway::__test::{Gateway, Running};
+use gateway::__test::{Runtime, Services};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use upstream::RecordingUpstream;

@@ -460,11 +460,11 @@ impl FileHarness {
             yaml.replace("{upstream}", &upstream.addr.to_string()),
         )
         .unwrap();
-        let runtime = gateway::reload::build_runtime(
+        let runtime = gateway::__test::build_runtime(
             &path,
             1,
             None,
-            &gateway::reload::default_chain_builder(),
+            &gateway::launch::default_chain_builder(),
         )
         .await
         .expect("runtime builds");
