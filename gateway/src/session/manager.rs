@@ -13,7 +13,8 @@ use super::cookie::cookie_values;
 use super::csrf::PRE_SESSION_CSRF_TTL;
 use super::error::SessionError;
 use super::record::{Record, Session, SessionId, now_ms};
-use super::secret::{B64, KEY_LEN, Keys, aead_key, random_bytes};
+use super::secret::{B64, KEY_LEN, Keys, aead_key, provider_tokens_key, random_bytes};
+use super::token_seal::TokenSeal;
 use super::{cookie_store, memory, redis_store, sql};
 use crate::config::model::{SameSiteSetting, SessionConfig, StoreSetting};
 
@@ -50,6 +51,8 @@ pub enum CookieLookup {
 /// Creates, loads, refreshes and ends sessions, and builds their cookies. One per config.
 pub struct SessionManager {
     store: Store,
+    /// Seals the provider tokens of the stores that keep records server-side (SQL, Redis).
+    tokens_seal: Option<TokenSeal>,
     pub(super) keys: Keys,
     pub(super) cookie_name: String,
     pub(super) csrf_cookie_name: String,
@@ -129,8 +132,11 @@ impl SessionManager {
                 return Err(SessionError::UnknownStore(shown));
             }
         };
+        let tokens_seal = matches!(store, Store::Sql(_) | Store::Redis(_))
+            .then(|| TokenSeal::new(&provider_tokens_key(secret)));
         Ok(SessionManager {
             store,
+            tokens_seal,
             keys: Keys::derive(secret),
             csrf_cookie_name: format!("{}_csrf", cfg.cookie_name_for(secure)),
             cookie_name: cfg.cookie_name_for(secure).to_string(),
@@ -191,9 +197,11 @@ impl SessionManager {
             x: B64.encode(random_bytes::<KEY_LEN>()).into(),
             u: Arc::new(user.clone()),
             p: tokens.filter(|t| !t.is_empty()).cloned().map(Arc::new),
+            t: None,
         };
         let id: SessionId = random_bytes();
         let expires = self.expires_at(&record);
+        let record = self.at_rest(&id, record)?;
         match &self.store {
             Store::Cookie(c) => return c.seal(&id, &record),
             Store::Memory(m) => m.insert(id, record, expires),
@@ -233,6 +241,11 @@ impl SessionManager {
             self.remove(&id).await?;
             return Ok(None);
         }
+        let Some(record) = self.opened(&id, record) else {
+            tracing::warn!("a session's sealed provider tokens do not open; ending the session");
+            self.remove(&id).await?;
+            return Ok(None);
+        };
         Ok(Some(Session::from_record(id, record)))
     }
 
@@ -326,6 +339,13 @@ impl SessionManager {
     /// Stores `record` for `s`; with the `cookie` store, returns the sealed cookie value.
     async fn rewrite(&self, s: &Session, record: Record, now: u64) -> Option<String> {
         let expires = self.expires_at(&record);
+        let record = match self.at_rest(&s.id, record) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::Chain(&e), "could not refresh a session");
+                return None;
+            }
+        };
         let result = match &self.store {
             Store::Memory(m) => {
                 m.update(&s.id, record, expires);
@@ -342,6 +362,25 @@ impl SessionManager {
             tracing::warn!(error = %crate::error_chain::Chain(&e), "could not refresh a session");
             None
         })
+    }
+
+    /// `record` as the store keeps it for session `id`: with the SQL and Redis stores, its
+    /// provider tokens sealed ([`TokenSeal`]); unchanged elsewhere.
+    fn at_rest(&self, id: &SessionId, record: Record) -> Result<Record, SessionError> {
+        match &self.tokens_seal {
+            Some(seal) => seal.seal(id, record),
+            None => Ok(record),
+        }
+    }
+
+    /// `record` as the store returned it for session `id`, its provider tokens opened; `None`
+    /// when they do not open (altered, moved from another session's row): the session ends,
+    /// rather than go on without the provider's say at revalidation.
+    fn opened(&self, id: &SessionId, record: Record) -> Option<Record> {
+        match &self.tokens_seal {
+            Some(seal) => seal.open(id, record),
+            None => Some(record),
+        }
     }
 
     /// Whether the user snapshot of `s` is older than `session.revalidate`: the caller must then

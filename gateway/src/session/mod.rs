@@ -9,8 +9,8 @@
 //!
 //! One module per job: `manager` (the store dispatch), `record` (what a store keeps and the
 //! live [`Session`]), `secret` (the secret file and the keys derived from it), `csrf` (the two
-//! CSRF schemes), `cookie` (the `Cookie` parser and the `Set-Cookie` values), `error`; one
-//! module per store (`memory`, `sql`, `redis_store`, `cookie_store`).
+//! CSRF schemes), `cookie` (the `Cookie` parser and the `Set-Cookie` values), `token_seal` (the
+//! provider tokens sealed in the server-side stores), `error`; one module per store (`memory`, `sql`, `redis_store`, `cookie_store`).
 
 mod cookie;
 mod cookie_store;
@@ -22,6 +22,7 @@ mod record;
 mod redis_store;
 mod secret;
 mod sql;
+mod token_seal;
 
 pub use cookie::cookie_secure;
 pub(crate) use cookie::{cookie_pairs, cookie_values};
