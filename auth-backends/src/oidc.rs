@@ -84,7 +84,8 @@ pub struct OidcBackend {
     /// Only users whose email is at one of these domains may sign in.
     pub allowed_domains: Option<Vec<String>>,
     /// Also read the provider's userinfo endpoint (at login and at each refresh); its claims
-    /// complete the ID token's before the attributes are mapped.
+    /// complete the ID token's before the attributes are mapped, or stand in for a new ID
+    /// token that a refresh does not bring.
     #[option(default = false)]
     pub userinfo: bool,
     /// Where the provider sends the browser after its own logout (RP-initiated logout); it must
