@@ -48,6 +48,15 @@ pub enum CookieLookup {
     Ambiguous,
 }
 
+/// Whose turn it is to refresh a session at its provider
+/// ([`SessionManager::refresh_turn`]).
+pub(crate) enum RefreshTurn {
+    /// This replica's: refresh, then call [`SessionManager::refresh_done`].
+    Mine,
+    /// Another replica refreshed it: the session as it left it.
+    Refreshed(Box<Session>),
+}
+
 /// Creates, loads, refreshes and ends sessions, and builds their cookies. One per config.
 pub struct SessionManager {
     store: Store,
@@ -334,6 +343,63 @@ impl SessionManager {
             record.p = (!tokens.is_empty()).then(|| Arc::new(tokens));
         }
         self.rewrite(s, record, now).await
+    }
+
+    /// With the Redis store, which replicas share: takes the refresh lock of `s` (for at most
+    /// `hold`) before the caller refreshes it at its provider, so that two replicas never
+    /// spend the same refresh token (a provider that rotates them refuses the second use and
+    /// may revoke the grant). When another replica holds the lock, waits for it (at most
+    /// `hold`) and returns the session as that replica left it, if it was revalidated since `s`
+    /// was loaded. [`RefreshTurn::Mine`] otherwise, and always with the other stores; the
+    /// caller then calls [`refresh_done`](Self::refresh_done) once the refreshed session is
+    /// written or ended.
+    pub(crate) async fn refresh_turn(
+        &self,
+        s: &Session,
+        hold: std::time::Duration,
+    ) -> Result<RefreshTurn, SessionError> {
+        let Store::Redis(r) = &self.store else {
+            return Ok(RefreshTurn::Mine);
+        };
+        let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        let deadline = now_ms().saturating_add(hold_ms);
+        loop {
+            let mine = r.lock_refresh(&s.id, hold_ms).await?;
+            // Another replica may have refreshed it since it was loaded, or just now.
+            if let Some(newer) = self.reload(s).await?
+                && newer.validated_ms > s.validated_ms
+            {
+                if mine {
+                    r.unlock_refresh(&s.id).await?;
+                }
+                return Ok(RefreshTurn::Refreshed(Box::new(newer)));
+            }
+            if mine || now_ms() >= deadline {
+                return Ok(RefreshTurn::Mine);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Releases the refresh lock [`refresh_turn`](Self::refresh_turn) took for `s`.
+    pub(crate) async fn refresh_done(&self, s: &Session) {
+        if let Store::Redis(r) = &self.store
+            && let Err(e) = r.unlock_refresh(&s.id).await
+        {
+            tracing::warn!(error = %crate::error_chain::Chain(&e), "could not release a session's refresh lock");
+        }
+    }
+
+    /// The session `s` as the Redis store holds it now.
+    async fn reload(&self, s: &Session) -> Result<Option<Session>, SessionError> {
+        let Store::Redis(r) = &self.store else {
+            return Ok(None);
+        };
+        Ok(r.get(&s.id)
+            .await?
+            .filter(|record| self.expires_at(record) > now_ms())
+            .and_then(|record| self.opened(&s.id, record))
+            .map(|record| Session::from_record(s.id, record)))
     }
 
     /// Stores `record` for `s`; with the `cookie` store, returns the sealed cookie value.

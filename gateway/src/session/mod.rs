@@ -27,8 +27,8 @@ mod token_seal;
 pub use cookie::cookie_secure;
 pub(crate) use cookie::{cookie_pairs, cookie_values};
 pub use error::SessionError;
-pub(crate) use manager::MAX_SESSION_COOKIES;
 pub use manager::{CookieLookup, SessionManager};
+pub(crate) use manager::{MAX_SESSION_COOKIES, RefreshTurn};
 pub use record::Session;
 pub use secret::{generated_secret_path, resolve_secret};
 

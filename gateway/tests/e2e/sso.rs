@@ -1704,3 +1704,64 @@ async fn a_refresh_without_an_id_token_takes_the_userinfo_claims_when_userinfo_i
     on.stop().await;
     off.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_take_turns_to_refresh_a_session() {
+    if !AtRest::Redis.up() {
+        return;
+    }
+    let (a_port, b_port) = (free_port(), free_port());
+    let Some(idp) = provider(a_port, "corp", |s| {
+        s.refresh_tokens = true;
+        s.redirect_uris.push(callback_uri(b_port, "corp"));
+    })
+    .await
+    else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let store = format!("  store: \"{}\"", AtRest::Redis.url());
+    let a = Site::start(
+        a_port,
+        upstream.addr,
+        &[Sso::new("corp", &idp, "")],
+        false,
+        &store,
+    )
+    .await;
+    let b = Site::start(
+        b_port,
+        upstream.addr,
+        &[Sso::new("corp", &idp, "")],
+        false,
+        &store,
+    )
+    .await;
+    // Each test site has its own user store: alice is provisioned into b's by a sign-in there.
+    b.sign_in("corp", "alice", "/").await;
+    let session = a.sign_in("corp", "alice", "/").await;
+    for round in 1..=2 {
+        past_revalidation().await;
+        // Both replicas revalidate the session at once; the provider rotates refresh tokens and
+        // revokes the grant when one comes back: only one replica may refresh.
+        let statuses: Vec<u16> = futures_util::future::join_all((0..6).map(|i| {
+            let site = if i % 2 == 0 { &a } else { &b };
+            visit(site, &upstream, "/both", &session)
+        }))
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(
+            idp.refreshes().await,
+            round,
+            "one refresh for both replicas"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
