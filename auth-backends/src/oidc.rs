@@ -41,7 +41,7 @@ use openidconnect::core::{
     CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode,
+    AccessToken, AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode,
     ClaimsVerificationError, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
@@ -84,7 +84,8 @@ pub struct OidcBackend {
     /// Only users whose email is at one of these domains may sign in.
     pub allowed_domains: Option<Vec<String>>,
     /// Also read the provider's userinfo endpoint (at login and at each refresh); its claims
-    /// complete the ID token's before the attributes are mapped.
+    /// complete the ID token's before the attributes are mapped, or stand in for a new ID
+    /// token that a refresh does not bring.
     #[option(default = false)]
     pub userinfo: bool,
     /// Where the provider sends the browser after its own logout (RP-initiated logout); it must
@@ -527,9 +528,14 @@ impl Provider {
         if self.options.userinfo {
             self.merge_userinfo(&found, tokens, &mut claims).await?;
         }
+        self.user_of(&claims)
+    }
+
+    /// The user `claims` map to, through the gates.
+    fn user_of(&self, claims: &Map<String, Value>) -> Result<User, Refusal> {
         let mut user = self
             .mapping
-            .map(&Claims(&claims))
+            .map(&Claims(claims))
             .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: {e}"))))?;
         // Sessions are restored by username from the local store.
         user.id = user.username.clone();
@@ -539,7 +545,8 @@ impl Provider {
     }
 
     /// Refreshes a session's tokens at the provider: the user of the new ID token (it must be
-    /// the session's user), else the provisioned one; and the tokens to keep.
+    /// the session's user); without one, the user of the userinfo endpoint read with the new
+    /// access token when `userinfo` is on, else the provisioned one; and the tokens to keep.
     async fn refresh_session(
         &self,
         user_id: &str,
@@ -577,20 +584,31 @@ impl Provider {
             return Err(Refusal::Gone);
         };
         let user = if tokens.id_token().is_some() {
-            let login_nonce = kept.id_token.as_deref().and_then(unverified_nonce);
-            let user = self
-                .user_from(found, &tokens, &NonceRule::Refresh(login_nonce.as_deref()))
+            let login_nonce = kept
+                .id_token
+                .as_deref()
+                .and_then(|t| unverified_claim(t, "nonce"));
+            self.user_from(found, &tokens, &NonceRule::Refresh(login_nonce.as_deref()))
+                .await?
+        } else if self.options.userinfo {
+            // The subject of the last ID token (checked when it came), which userinfo must name.
+            let sub = kept
+                .id_token
+                .as_deref()
+                .and_then(|t| unverified_claim(t, "sub"));
+            let claims = self
+                .userinfo(&found, tokens.access_token(), sub.as_deref())
                 .await?;
-            if user.id != user_id {
-                return Err(Refusal::Rejected(format!(
-                    "the refreshed ID token names another user (`{}`)",
-                    user.id.escape_debug()
-                )));
-            }
-            user
+            self.user_of(&claims)?
         } else {
             stored
         };
+        if user.id != user_id {
+            return Err(Refusal::Rejected(format!(
+                "the refreshed claims name another user (`{}`)",
+                user.id.escape_debug()
+            )));
+        }
         Ok((user, kept_tokens(&tokens, kept.clone())))
     }
     /// Adds the userinfo endpoint's claims (the ID token's win; `sub` must be the same).
@@ -603,10 +621,27 @@ impl Provider {
         let sub = claims
             .get("sub")
             .and_then(Value::as_str)
-            .map(|s| openidconnect::SubjectIdentifier::new(s.to_string()));
+            .map(str::to_string);
+        let more = self
+            .userinfo(found, tokens.access_token(), sub.as_deref())
+            .await?;
+        for (name, value) in more {
+            claims.entry(name).or_insert(value);
+        }
+        Ok(())
+    }
+
+    /// The userinfo endpoint's claims for `access_token`; they must name `sub` when given.
+    async fn userinfo(
+        &self,
+        found: &Discovered,
+        access_token: &AccessToken,
+        sub: Option<&str>,
+    ) -> Result<Map<String, Value>, Refusal> {
+        let sub = sub.map(|s| openidconnect::SubjectIdentifier::new(s.to_string()));
         let request = found
             .client
-            .user_info(tokens.access_token().clone(), sub)
+            .user_info(access_token.clone(), sub)
             .map_err(|e| Refusal::Unavailable(BackendError::new(format!("oidc: userinfo: {e}"))))?;
         let info: openidconnect::UserInfoClaims<OtherClaims, CoreGenderClaim> =
             request.request_async(&self.http).await.map_err(|e| {
@@ -615,12 +650,12 @@ impl Provider {
                     error_chain(&e)
                 )))
             })?;
-        if let Ok(Value::Object(more)) = serde_json::to_value(&info) {
-            for (name, value) in more {
-                claims.entry(name).or_insert(value);
-            }
+        match serde_json::to_value(&info) {
+            Ok(Value::Object(claims)) => Ok(claims),
+            _ => Err(Refusal::Rejected(
+                "the userinfo claims cannot be read".into(),
+            )),
         }
-        Ok(())
     }
 
     /// The `allowed_groups` and `allowed_domains` gates.
@@ -656,15 +691,15 @@ fn kept_tokens(tokens: &Tokens, kept: ProviderTokens) -> ProviderTokens {
     }
 }
 
-/// The `nonce` of an ID token checked at login (kept with the session), read without checking
-/// it again.
-fn unverified_nonce(id_token: &str) -> Option<String> {
+/// Claim `name` (a string) of an ID token checked when it came (kept with the session), read
+/// without checking it again.
+fn unverified_claim(id_token: &str, name: &str) -> Option<String> {
     let payload = id_token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
-    claims.get("nonce")?.as_str().map(str::to_string)
+    claims.get(name)?.as_str().map(str::to_string)
 }
 
 /// An error and its sources, for operators (the crate's top-level messages are terse).
@@ -850,7 +885,7 @@ impl RedirectLogin for Provider {
 
 #[cfg(test)]
 mod tests {
-    use super::unverified_nonce;
+    use super::unverified_claim;
     use base64::Engine;
 
     #[test]
@@ -861,11 +896,12 @@ mod tests {
             b64(r#"{"alg":"RS256"}"#),
             b64(r#"{"sub":"alice","nonce":"n-123"}"#)
         );
-        assert_eq!(unverified_nonce(&token).as_deref(), Some("n-123"));
+        assert_eq!(unverified_claim(&token, "nonce").as_deref(), Some("n-123"));
+        assert_eq!(unverified_claim(&token, "sub").as_deref(), Some("alice"));
         let without = format!("{}.{}.sig", b64("{}"), b64(r#"{"sub":"alice"}"#));
-        assert_eq!(unverified_nonce(&without), None);
+        assert_eq!(unverified_claim(&without, "nonce"), None);
         for bad in ["", "a", "a.!!.c", &format!("a.{}.c", b64("not json"))] {
-            assert_eq!(unverified_nonce(bad), None, "{bad}");
+            assert_eq!(unverified_claim(bad, "nonce"), None, "{bad}");
         }
     }
 }

@@ -42,7 +42,7 @@ use super::error::ProxyError;
 use crate::audit::{Event, FailureReason, LockEnd, LockScope, LoginMethod, SessionEnd};
 use crate::credential_cache::CacheHit;
 use crate::runtime::Runtime;
-use crate::session::{CookieLookup, Session};
+use crate::session::{CookieLookup, RefreshTurn, Session};
 
 /// The longest an API-key success is cached, whatever `cache.credentials_ttl` says: the bound
 /// on how long a revoked key keeps working.
@@ -265,15 +265,38 @@ async fn identify_session(
             ));
         }
     };
+    let mut session = session;
+    // Replicas sharing a Redis store take turns to refresh a session at its provider.
+    let mut refreshing = false;
+    if sessions.needs_revalidation(&session)
+        && session.provider_tokens().is_some()
+        && let Some(entry) = rt.chain.entry(&session.entry)
+    {
+        match sessions
+            .refresh_turn(&session, entry.timeout + REFRESH_LOCK_MARGIN)
+            .await
+            .map_err(store_down)?
+        {
+            RefreshTurn::Mine => refreshing = true,
+            RefreshTurn::Refreshed(newer) => session = *newer,
+        }
+    }
     // The session's new cookie value (`cookie` store) after it was touched or revalidated.
     let reissued;
     let user = if sessions.needs_revalidation(&session) || rt.chain.entry(&session.entry).is_none()
     {
-        match Box::pin(revalidate(rt, &session)).await? {
+        let revalidated = Box::pin(revalidate(rt, &session)).await;
+        if refreshing && !matches!(revalidated, Ok(Revalidated::User(..))) {
+            sessions.refresh_done(&session).await;
+        }
+        match revalidated? {
             Revalidated::User(user, tokens) => {
                 reissued = sessions
                     .revalidated_with_tokens(&session, &user, tokens.as_ref())
                     .await;
+                if refreshing {
+                    sessions.refresh_done(&session).await;
+                }
                 Arc::new(*user)
             }
             Revalidated::Ended(reason) => {
@@ -313,6 +336,9 @@ async fn identify_session(
     ctx.session_cookie = Some(cookie);
     Ok(true)
 }
+
+/// How much longer than the entry's `timeout` a replica holds a session's refresh lock.
+const REFRESH_LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What revalidating a session found.
 enum Revalidated {

@@ -13,7 +13,8 @@ use super::cookie::cookie_values;
 use super::csrf::PRE_SESSION_CSRF_TTL;
 use super::error::SessionError;
 use super::record::{Record, Session, SessionId, now_ms};
-use super::secret::{B64, KEY_LEN, Keys, aead_key, random_bytes};
+use super::secret::{B64, KEY_LEN, Keys, aead_key, provider_tokens_key, random_bytes};
+use super::token_seal::TokenSeal;
 use super::{cookie_store, memory, redis_store, sql};
 use crate::config::model::{SameSiteSetting, SessionConfig, StoreSetting};
 
@@ -47,9 +48,20 @@ pub enum CookieLookup {
     Ambiguous,
 }
 
+/// Whose turn it is to refresh a session at its provider
+/// ([`SessionManager::refresh_turn`]).
+pub(crate) enum RefreshTurn {
+    /// This replica's: refresh, then call [`SessionManager::refresh_done`].
+    Mine,
+    /// Another replica refreshed it: the session as it left it.
+    Refreshed(Box<Session>),
+}
+
 /// Creates, loads, refreshes and ends sessions, and builds their cookies. One per config.
 pub struct SessionManager {
     store: Store,
+    /// Seals the provider tokens of the stores that keep records server-side (SQL, Redis).
+    tokens_seal: Option<TokenSeal>,
     pub(super) keys: Keys,
     pub(super) cookie_name: String,
     pub(super) csrf_cookie_name: String,
@@ -129,8 +141,11 @@ impl SessionManager {
                 return Err(SessionError::UnknownStore(shown));
             }
         };
+        let tokens_seal = matches!(store, Store::Sql(_) | Store::Redis(_))
+            .then(|| TokenSeal::new(&provider_tokens_key(secret)));
         Ok(SessionManager {
             store,
+            tokens_seal,
             keys: Keys::derive(secret),
             csrf_cookie_name: format!("{}_csrf", cfg.cookie_name_for(secure)),
             cookie_name: cfg.cookie_name_for(secure).to_string(),
@@ -191,9 +206,11 @@ impl SessionManager {
             x: B64.encode(random_bytes::<KEY_LEN>()).into(),
             u: Arc::new(user.clone()),
             p: tokens.filter(|t| !t.is_empty()).cloned().map(Arc::new),
+            t: None,
         };
         let id: SessionId = random_bytes();
         let expires = self.expires_at(&record);
+        let record = self.at_rest(&id, record)?;
         match &self.store {
             Store::Cookie(c) => return c.seal(&id, &record),
             Store::Memory(m) => m.insert(id, record, expires),
@@ -233,6 +250,11 @@ impl SessionManager {
             self.remove(&id).await?;
             return Ok(None);
         }
+        let Some(record) = self.opened(&id, record) else {
+            tracing::warn!("a session's sealed provider tokens do not open; ending the session");
+            self.remove(&id).await?;
+            return Ok(None);
+        };
         Ok(Some(Session::from_record(id, record)))
     }
 
@@ -323,9 +345,73 @@ impl SessionManager {
         self.rewrite(s, record, now).await
     }
 
+    /// With the Redis store, which replicas share: takes the refresh lock of `s` (for at most
+    /// `hold`) before the caller refreshes it at its provider, so that two replicas never
+    /// spend the same refresh token (a provider that rotates them refuses the second use and
+    /// may revoke the grant). When another replica holds the lock, waits for it (at most
+    /// `hold`) and returns the session as that replica left it, if it was revalidated since `s`
+    /// was loaded. [`RefreshTurn::Mine`] otherwise, and always with the other stores; the
+    /// caller then calls [`refresh_done`](Self::refresh_done) once the refreshed session is
+    /// written or ended.
+    pub(crate) async fn refresh_turn(
+        &self,
+        s: &Session,
+        hold: std::time::Duration,
+    ) -> Result<RefreshTurn, SessionError> {
+        let Store::Redis(r) = &self.store else {
+            return Ok(RefreshTurn::Mine);
+        };
+        let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        let deadline = now_ms().saturating_add(hold_ms);
+        loop {
+            let mine = r.lock_refresh(&s.id, hold_ms).await?;
+            // Another replica may have refreshed it since it was loaded, or just now.
+            if let Some(newer) = self.reload(s).await?
+                && newer.validated_ms > s.validated_ms
+            {
+                if mine {
+                    r.unlock_refresh(&s.id).await?;
+                }
+                return Ok(RefreshTurn::Refreshed(Box::new(newer)));
+            }
+            if mine || now_ms() >= deadline {
+                return Ok(RefreshTurn::Mine);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Releases the refresh lock [`refresh_turn`](Self::refresh_turn) took for `s`.
+    pub(crate) async fn refresh_done(&self, s: &Session) {
+        if let Store::Redis(r) = &self.store
+            && let Err(e) = r.unlock_refresh(&s.id).await
+        {
+            tracing::warn!(error = %crate::error_chain::Chain(&e), "could not release a session's refresh lock");
+        }
+    }
+
+    /// The session `s` as the Redis store holds it now.
+    async fn reload(&self, s: &Session) -> Result<Option<Session>, SessionError> {
+        let Store::Redis(r) = &self.store else {
+            return Ok(None);
+        };
+        Ok(r.get(&s.id)
+            .await?
+            .filter(|record| self.expires_at(record) > now_ms())
+            .and_then(|record| self.opened(&s.id, record))
+            .map(|record| Session::from_record(s.id, record)))
+    }
+
     /// Stores `record` for `s`; with the `cookie` store, returns the sealed cookie value.
     async fn rewrite(&self, s: &Session, record: Record, now: u64) -> Option<String> {
         let expires = self.expires_at(&record);
+        let record = match self.at_rest(&s.id, record) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::Chain(&e), "could not refresh a session");
+                return None;
+            }
+        };
         let result = match &self.store {
             Store::Memory(m) => {
                 m.update(&s.id, record, expires);
@@ -342,6 +428,25 @@ impl SessionManager {
             tracing::warn!(error = %crate::error_chain::Chain(&e), "could not refresh a session");
             None
         })
+    }
+
+    /// `record` as the store keeps it for session `id`: with the SQL and Redis stores, its
+    /// provider tokens sealed ([`TokenSeal`]); unchanged elsewhere.
+    fn at_rest(&self, id: &SessionId, record: Record) -> Result<Record, SessionError> {
+        match &self.tokens_seal {
+            Some(seal) => seal.seal(id, record),
+            None => Ok(record),
+        }
+    }
+
+    /// `record` as the store returned it for session `id`, its provider tokens opened; `None`
+    /// when they do not open (altered, moved from another session's row): the session ends,
+    /// rather than go on without the provider's say at revalidation.
+    fn opened(&self, id: &SessionId, record: Record) -> Option<Record> {
+        match &self.tokens_seal {
+            Some(seal) => seal.open(id, record),
+            None => Some(record),
+        }
     }
 
     /// Whether the user snapshot of `s` is older than `session.revalidate`: the caller must then

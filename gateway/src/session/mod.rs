@@ -9,8 +9,8 @@
 //!
 //! One module per job: `manager` (the store dispatch), `record` (what a store keeps and the
 //! live [`Session`]), `secret` (the secret file and the keys derived from it), `csrf` (the two
-//! CSRF schemes), `cookie` (the `Cookie` parser and the `Set-Cookie` values), `error`; one
-//! module per store (`memory`, `sql`, `redis_store`, `cookie_store`).
+//! CSRF schemes), `cookie` (the `Cookie` parser and the `Set-Cookie` values), `token_seal` (the
+//! provider tokens sealed in the server-side stores), `error`; one module per store (`memory`, `sql`, `redis_store`, `cookie_store`).
 
 mod cookie;
 mod cookie_store;
@@ -22,11 +22,12 @@ mod record;
 mod redis_store;
 mod secret;
 mod sql;
+mod token_seal;
 
 pub(crate) use cookie::{cookie_pairs, cookie_values};
 pub use error::SessionError;
-pub(crate) use manager::MAX_SESSION_COOKIES;
 pub use manager::{CookieLookup, SessionManager};
+pub(crate) use manager::{MAX_SESSION_COOKIES, RefreshTurn};
 pub use record::Session;
 pub use secret::{generated_secret_path, resolve_secret};
 

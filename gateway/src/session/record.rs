@@ -32,6 +32,10 @@ pub(super) struct Record {
     /// What a single sign-on provider issued (refresh and ID token): secrets, never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) p: Option<Arc<ProviderTokens>>,
+    /// The same, sealed ([`TokenSeal`](super::token_seal::TokenSeal)): how the SQL and Redis
+    /// stores keep them, instead of `p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) t: Option<Arc<str>>,
 }
 
 /// A live session, as [`SessionManager::load`](super::SessionManager::load) returns it. Its
@@ -89,6 +93,7 @@ impl Session {
             x: self.csrf_secret.clone(),
             u: self.user.clone(),
             p: self.provider_tokens.clone(),
+            t: None,
         }
     }
 

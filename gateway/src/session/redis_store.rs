@@ -9,6 +9,8 @@ use auth_storage::RedisUrl;
 use super::{Record, SessionError, SessionId, storage_key};
 
 const PREFIX: &str = "gateway:session:";
+/// The refresh lock of a session: held by the replica refreshing it at its provider.
+const REFRESH_PREFIX: &str = "gateway:session-refresh:";
 
 pub(super) struct RedisStore {
     conn: ConnectionManager,
@@ -76,6 +78,36 @@ impl RedisStore {
                 None
             }
         }))
+    }
+
+    /// Takes the refresh lock of `id` for `hold_ms`; `false` when another replica holds it.
+    pub(super) async fn lock_refresh(
+        &self,
+        id: &SessionId,
+        hold_ms: u64,
+    ) -> Result<bool, SessionError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = ::redis::cmd("SET")
+            .arg(format!("{REFRESH_PREFIX}{}", storage_key(id)))
+            .arg(1)
+            .arg("PX")
+            .arg(hold_ms.max(1))
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
+    /// Releases the refresh lock of `id` (it expires on its own otherwise).
+    pub(super) async fn unlock_refresh(&self, id: &SessionId) -> Result<(), SessionError> {
+        let mut conn = self.conn.clone();
+        ::redis::cmd("DEL")
+            .arg(format!("{REFRESH_PREFIX}{}", storage_key(id)))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     pub(super) async fn remove(&self, id: &SessionId) -> Result<(), SessionError> {

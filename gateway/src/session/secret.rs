@@ -163,6 +163,11 @@ pub(super) fn aead_key(secret: &[u8]) -> [u8; KEY_LEN] {
     derive(secret, b"gateway/session/aead/v1")
 }
 
+/// The key sealing the provider tokens of a session in the server-side stores (SQL, Redis).
+pub(super) fn provider_tokens_key(secret: &[u8]) -> [u8; KEY_LEN] {
+    derive(secret, b"gateway/session/provider-tokens/v1")
+}
+
 /// `N` random bytes.
 pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];

@@ -1415,3 +1415,354 @@ async fn a_callback_naming_another_issuer_or_none_is_refused() {
     assert!(set_cookie(&resp, SESSION).is_some());
     site.stop().await;
 }
+
+/// A server-side session store the tests read and write directly.
+#[derive(Clone, Copy, Debug)]
+enum AtRest {
+    Postgres,
+    Redis,
+}
+
+impl AtRest {
+    fn url(self) -> String {
+        match self {
+            AtRest::Postgres => std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+            AtRest::Redis => {
+                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+            }
+        }
+    }
+
+    /// Whether the service answers (a panic under `CI=true` when it does not).
+    fn up(self) -> bool {
+        let url = url::Url::parse(&self.url()).expect("service url");
+        let addr = format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port_or_known_default()
+                .unwrap_or(if matches!(self, AtRest::Redis) {
+                    6379
+                } else {
+                    5432
+                })
+        );
+        let up = addr
+            .parse()
+            .ok()
+            .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok())
+            .is_some();
+        if !up {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "{self:?} is not reachable on {addr} and CI=true"
+            );
+            eprintln!("!!! SKIPPED: {self:?} is not reachable on {addr}");
+        }
+        up
+    }
+
+    /// The stored record of the session whose cookie (`name=value`) is `cookie`.
+    async fn read(self, cookie: &str) -> Option<String> {
+        let key = storage_key(cookie);
+        match self {
+            AtRest::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url()).await.expect("postgres");
+                let row: Option<(String,)> =
+                    sqlx::query_as("SELECT data FROM gateway_sessions WHERE id = $1")
+                        .bind(&key)
+                        .fetch_optional(&pool)
+                        .await
+                        .expect("select");
+                pool.close().await;
+                row.map(|(data,)| data)
+            }
+            AtRest::Redis => {
+                let mut conn = redis_conn(&self.url()).await;
+                ::redis::cmd("GET")
+                    .arg(format!("gateway:session:{key}"))
+                    .query_async(&mut conn)
+                    .await
+                    .expect("GET")
+            }
+        }
+    }
+
+    /// Replaces the stored record of the session of `cookie` (an attacker with write access).
+    async fn write(self, cookie: &str, data: &str) {
+        let key = storage_key(cookie);
+        match self {
+            AtRest::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url()).await.expect("postgres");
+                let done = sqlx::query("UPDATE gateway_sessions SET data = $1 WHERE id = $2")
+                    .bind(data)
+                    .bind(&key)
+                    .execute(&pool)
+                    .await
+                    .expect("update");
+                assert_eq!(done.rows_affected(), 1);
+                pool.close().await;
+            }
+            AtRest::Redis => {
+                let mut conn = redis_conn(&self.url()).await;
+                let set: Option<String> = ::redis::cmd("SET")
+                    .arg(format!("gateway:session:{key}"))
+                    .arg(data)
+                    .arg("XX")
+                    .arg("KEEPTTL")
+                    .query_async(&mut conn)
+                    .await
+                    .expect("SET");
+                assert_eq!(set.as_deref(), Some("OK"));
+            }
+        }
+    }
+}
+
+async fn redis_conn(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url)
+        .expect("redis client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}
+
+/// The key a server-side store files the session of `cookie` (`name=value`) under: the
+/// base64url SHA-256 of its id (the part of the value before the dot).
+fn storage_key(cookie: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let value = cookie.split_once('=').expect("name=value").1;
+    let id = b64
+        .decode(value.split('.').next().expect("id"))
+        .expect("base64 id");
+    b64.encode(sha2::Sha256::digest(id))
+}
+
+/// The stored record of `cookie`, checked to hold none of the tokens the provider issued.
+async fn assert_no_token_at_rest(store: AtRest, idp: &OidcProvider, cookie: &str) -> String {
+    let stored = store.read(cookie).await.expect("the session is stored");
+    let issued = idp.issued_tokens().await;
+    assert!(
+        issued.len() >= 3,
+        "refresh, ID and access tokens issued: {}",
+        issued.len()
+    );
+    for token in &issued {
+        assert!(
+            !stored.contains(token.as_str()),
+            "{store:?}: a provider token is stored in clear: {stored}"
+        );
+    }
+    let record: serde_json::Value = serde_json::from_str(&stored).expect("a JSON record");
+    assert!(record.get("p").is_none(), "{stored}");
+    assert!(record["t"].is_string(), "the tokens are sealed: {stored}");
+    stored
+}
+
+/// `GET path` with `cookie` no longer reaches the app, the session cookie is cleared and the
+/// stored record is gone.
+async fn assert_session_ended(store: AtRest, site: &Site, path: &str, cookie: &str, why: &str) {
+    let resp = http()
+        .get(site.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request");
+    assert_ne!(resp.status(), 200, "{why}");
+    assert!(
+        set_cookie_line(&resp, SESSION).is_some_and(|l| l.contains("Max-Age=0")),
+        "{why}: the session cookie is cleared"
+    );
+    assert_eq!(
+        store.read(cookie).await,
+        None,
+        "{why}: the record is deleted"
+    );
+}
+
+/// With a server-side store, the refresh and ID tokens are sealed at rest: the stored record
+/// holds none of the provider's tokens, rotation still works through the sealed value, and a
+/// sealed value altered or moved to another session's record ends that session.
+async fn provider_tokens_are_sealed_at_rest(store: AtRest) {
+    if !store.up() {
+        return;
+    }
+    let port = free_port();
+    let Some(idp) = provider(port, "corp", |s| s.refresh_tokens = true).await else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let site = Site::start(
+        port,
+        upstream.addr,
+        &[Sso::new("corp", &idp, "")],
+        false,
+        &format!("  store: \"{}\"", store.url()),
+    )
+    .await;
+    let alice = site.sign_in("corp", "alice", "/").await;
+    as_seen(&site, &upstream, "/", &alice).await;
+    let at_login = assert_no_token_at_rest(store, &idp, &alice).await;
+
+    // Two refreshes: the second works only with the rotated token the first sealed.
+    for round in 1..=2 {
+        past_revalidation().await;
+        let seen = as_seen(&site, &upstream, "/refreshed", &alice).await;
+        assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+        assert_eq!(idp.refreshes().await, round, "refreshed at the provider");
+        let now = assert_no_token_at_rest(store, &idp, &alice).await;
+        assert_ne!(now, at_login, "the rotated tokens are sealed anew");
+    }
+
+    // alice's sealed tokens moved into bob's record: they do not open there.
+    let bob = site.sign_in("corp", "bob", "/").await;
+    as_seen(&site, &upstream, "/", &bob).await;
+    let alice_record: serde_json::Value =
+        serde_json::from_str(&store.read(&alice).await.expect("alice")).expect("json");
+    let mut bob_record: serde_json::Value =
+        serde_json::from_str(&store.read(&bob).await.expect("bob")).expect("json");
+    bob_record["t"] = alice_record["t"].clone();
+    store.write(&bob, &bob_record.to_string()).await;
+    assert_session_ended(store, &site, "/moved", &bob, "a moved sealed value").await;
+
+    // One character of alice's sealed tokens altered.
+    let mut altered = alice_record.clone();
+    let sealed = alice_record["t"].as_str().expect("sealed").to_string();
+    let mut bytes = sealed.into_bytes();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    altered["t"] = String::from_utf8(bytes).expect("ascii").into();
+    store.write(&alice, &altered.to_string()).await;
+    assert_session_ended(store, &site, "/altered", &alice, "an altered sealed value").await;
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_tokens_are_sealed_at_rest_in_postgres() {
+    provider_tokens_are_sealed_at_rest(AtRest::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_tokens_are_sealed_at_rest_in_redis() {
+    provider_tokens_are_sealed_at_rest(AtRest::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_without_an_id_token_takes_the_userinfo_claims_when_userinfo_is_on() {
+    let (on_port, off_port) = (free_port(), free_port());
+    let Some(idp) = provider(on_port, "corp", |s| {
+        s.refresh_tokens = true;
+        s.userinfo_only.push("groups");
+        s.faults.push("refresh_without_id_token");
+        s.redirect_uris.push(callback_uri(off_port, "corp"));
+    })
+    .await
+    else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let on = Site::single(on_port, upstream.addr, &idp, "      userinfo: true", false).await;
+    let off = Site::single(off_port, upstream.addr, &idp, "", false).await;
+    let on_cookie = on.sign_in("corp", "alice", "/").await;
+    let off_cookie = off.sign_in("corp", "alice", "/").await;
+    let groups =
+        |seen: &support::upstream::Recorded| seen.get("x-remote-groups").unwrap_or_default();
+    let at_login = as_seen(&on, &upstream, "/on", &on_cookie).await;
+    assert!(
+        groups(&at_login).contains("staff"),
+        "{:?}",
+        groups(&at_login)
+    );
+
+    idp.set_claims(
+        "alice",
+        serde_json::json!({
+            "email": "alice@example.org",
+            "name": "Alice Liddell",
+            "preferred_username": "alice",
+            "groups": ["staff", "auditors"],
+        }),
+    )
+    .await;
+    past_revalidation().await;
+    // `userinfo: true`: the refresh brought no ID token; the claims come from userinfo.
+    let seen = as_seen(&on, &upstream, "/on-refreshed", &on_cookie).await;
+    assert_eq!(idp.refreshes().await, 1);
+    assert!(
+        groups(&seen).contains("auditors"),
+        "userinfo read with the refreshed access token: {:?}",
+        groups(&seen)
+    );
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    // Without `userinfo`: as before, the provisioned user (its groups never came in a token).
+    let seen = as_seen(&off, &upstream, "/off-refreshed", &off_cookie).await;
+    assert_eq!(idp.refreshes().await, 2);
+    assert!(!groups(&seen).contains("auditors"), "{:?}", groups(&seen));
+    assert_eq!(seen.get("x-remote-user").as_deref(), Some("alice"));
+    on.stop().await;
+    off.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_take_turns_to_refresh_a_session() {
+    if !AtRest::Redis.up() {
+        return;
+    }
+    let (a_port, b_port) = (free_port(), free_port());
+    let Some(idp) = provider(a_port, "corp", |s| {
+        s.refresh_tokens = true;
+        s.redirect_uris.push(callback_uri(b_port, "corp"));
+    })
+    .await
+    else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let store = format!("  store: \"{}\"", AtRest::Redis.url());
+    let a = Site::start(
+        a_port,
+        upstream.addr,
+        &[Sso::new("corp", &idp, "")],
+        false,
+        &store,
+    )
+    .await;
+    let b = Site::start(
+        b_port,
+        upstream.addr,
+        &[Sso::new("corp", &idp, "")],
+        false,
+        &store,
+    )
+    .await;
+    // Each test site has its own user store: alice is provisioned into b's by a sign-in there.
+    b.sign_in("corp", "alice", "/").await;
+    let session = a.sign_in("corp", "alice", "/").await;
+    for round in 1..=2 {
+        past_revalidation().await;
+        // Both replicas revalidate the session at once; the provider rotates refresh tokens and
+        // revokes the grant when one comes back: only one replica may refresh.
+        let statuses: Vec<u16> = futures_util::future::join_all((0..6).map(|i| {
+            let site = if i % 2 == 0 { &a } else { &b };
+            visit(site, &upstream, "/both", &session)
+        }))
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(
+            idp.refreshes().await,
+            round,
+            "one refresh for both replicas"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -96,7 +96,8 @@ pub struct ProviderSetup {
     pub clock_behind: u64,
     /// Fault switches of the provider script: `tamper_nonce` (the ID token carries another
     /// nonce than the one asked for), `publish_other_keys` (the JWKS endpoint publishes a key
-    /// that signs nothing, never the signing key).
+    /// that signs nothing, never the signing key), `refresh_without_id_token` (refresh responses
+    /// carry no ID token).
     pub faults: Vec<&'static str>,
     /// Every code grant also issues a refresh token, rotated at each use.
     pub refresh_tokens: bool,
@@ -422,6 +423,24 @@ impl OidcProvider {
             .await
             .expect("json");
         body["refreshes"].as_u64().expect("refreshes")
+    }
+
+    /// Every token (refresh, ID, access) the token endpoint has issued (`GET /test/tokens`).
+    pub async fn issued_tokens(&self) -> Vec<String> {
+        let body: Value = client()
+            .get(format!("{}/test/tokens", self.issuer))
+            .send()
+            .await
+            .expect("tokens")
+            .json()
+            .await
+            .expect("json");
+        body["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .map(|t| t.as_str().expect("a token").to_string())
+            .collect()
     }
 
     /// Replaces `account`'s claims (`POST /test/account/{account}`).

@@ -2,21 +2,23 @@
 // from a JSON file (argument 1) written by gateway/tests/support/oidc.rs:
 //   { "port": 0, "clients": [...], "accounts": { "alice": { claims } }, "key_id": "key-1",
 //     "id_token_ttl": 3600, "clock_behind": 0, "refresh_tokens": false, "userinfo_only": [],
-//     "faults": { "tamper_nonce": true, "publish_other_keys": true } }
+//     "faults": { "tamper_nonce": true, "publish_other_keys": true,
+//                 "refresh_without_id_token": true } }
 // It listens on 127.0.0.1 (port 0: any free port) and prints `listening http://127.0.0.1:PORT` once
 // ready. Sign-in uses the package's development interactions (a login form taking any password
 // for a known account); consent is granted automatically for the configured clients. PKCE is
 // required. With `key_id`, a fresh RSA signing key is generated at each start (a restart rotates
 // the keys). The fault switches make this real provider misbehave in ways the gateway must catch:
 // `tamper_nonce` asks the provider for another nonce than the client sent (the ID token carries
-// it), `publish_other_keys` serves a JWKS holding a key that signs nothing.
+// it), `publish_other_keys` serves a JWKS holding a key that signs nothing,
+// `refresh_without_id_token` leaves the ID token out of refresh responses (as some providers do).
 // With `refresh_tokens`, every code grant also issues a refresh token (rotated at each use; a
 // rotated one used again revokes the grant), as Keycloak does, without `offline_access` and its
 // consent prompt. Claims named in `userinfo_only` are left out of ID tokens (userinfo only).
 // Test controls, outside the provider's routes: `POST /test/revoke/{account}` destroys the
 // account's grants (their refresh tokens then get `invalid_grant`); `POST /test/account/{account}`
 // replaces the account's claims (a JSON body); `GET /test/stats` counts the successful refresh
-// grants.
+// grants; `GET /test/tokens` lists every token the token endpoint has issued.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -48,6 +50,8 @@ const accounts = config.accounts ?? {};
 const userinfoOnly = new Set(config.userinfo_only ?? []);
 const grants = new Map();
 let refreshes = 0;
+// Every token the token endpoint has answered with, for the tests that look for them at rest.
+const issued = [];
 
 const provider = new Provider(issuer, {
   clients: config.clients,
@@ -145,7 +149,19 @@ provider.use(async (ctx, next) => {
     ctx.body = otherKeys;
     return;
   }
+  if (ctx.path === '/test/tokens') {
+    ctx.body = { tokens: issued };
+    return;
+  }
   await next();
+  if (ctx.path === '/token' && ctx.body && typeof ctx.body === 'object') {
+    for (const name of ['refresh_token', 'id_token', 'access_token']) {
+      if (ctx.body[name]) issued.push(ctx.body[name]);
+    }
+    if (faults.refresh_without_id_token && ctx.oidc?.params?.grant_type === 'refresh_token') {
+      delete ctx.body.id_token;
+    }
+  }
 });
 server.on('request', provider.callback());
 console.log(`listening ${issuer}`);
