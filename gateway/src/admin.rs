@@ -82,7 +82,7 @@ async fn backend_health(rt: &crate::runtime::Runtime) -> Vec<(String, String, On
 
 /// Logs a WARN for each chain entry whose backend is down now (at start: `/readyz` says the
 /// same, but nobody may be asking yet).
-pub async fn warn_down_backends(gw: Arc<Gateway>) {
+pub(crate) async fn warn_down_backends(gw: Arc<Gateway>) {
     let rt = gw.current();
     for (name, status, on_error) in backend_health(&rt).await {
         if let Some(error) = status.strip_prefix("error: ") {
@@ -203,7 +203,7 @@ async fn readyz(gw: &Gateway) -> Response<Body> {
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` turns `true`.
-pub async fn serve_admin(
+pub(crate) async fn serve_admin(
     gw: Arc<Gateway>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,

@@ -101,7 +101,7 @@ impl std::fmt::Debug for AssertionKeys {
 }
 
 /// The file the key is generated into when `key_file` is absent.
-pub fn generated_key_path(data_dir: &Path, algorithm: AssertionAlgorithm) -> PathBuf {
+pub(crate) fn generated_key_path(data_dir: &Path, algorithm: AssertionAlgorithm) -> PathBuf {
     data_dir.join(match algorithm {
         AssertionAlgorithm::EdDSA => "assertion-ed25519.pem",
         AssertionAlgorithm::ES256 => "assertion-p256.pem",

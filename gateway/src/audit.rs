@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::config::model::{AuditConfig, AuditFormat};
 
 /// Longest attempted username an event carries, in characters (the rest is cut, marked `…`).
-pub const MAX_ATTEMPTED_CHARS: usize = 128;
+pub(crate) const MAX_ATTEMPTED_CHARS: usize = 128;
 
 /// Lines the writer may lag behind before new ones are dropped.
 const QUEUE: usize = 8192;
@@ -378,7 +378,7 @@ fn steps(trace: &[TraceStep]) -> Value {
 /// `text` made safe for a log line: control characters and the bidirectional and zero-width
 /// formatting characters (which can make a line read differently than it is) escaped as
 /// `\u{..}`, and at most [`MAX_ATTEMPTED_CHARS`] characters kept (`…` marks a cut).
-pub fn sanitize(text: &str) -> String {
+pub(crate) fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_ATTEMPTED_CHARS));
     for (i, c) in text.chars().enumerate() {
         if i == MAX_ATTEMPTED_CHARS {

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use crate::config::model::CacheConfig;
 
 /// Default cap on cached credentials.
-pub const DEFAULT_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
 const SHARDS: usize = 16;
 
 type Key = [u8; 32];

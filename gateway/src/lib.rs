@@ -21,6 +21,8 @@
 //! modules are not API either: `__fuzz` (the fuzz targets' bodies), `__bench` (the benches'
 //! entry points) and `__test` (what the integration tests under `tests/` reach).
 
+#![warn(unreachable_pub)]
+
 #[doc(hidden)]
 pub mod __fuzz;
 mod access_log;

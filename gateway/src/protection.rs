@@ -36,7 +36,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::config::model::{ProtectionConfig, StoreSetting};
 
 /// Longest username kept in a lockout's record, in characters.
-pub const MAX_LABEL_CHARS: usize = 128;
+pub(crate) const MAX_LABEL_CHARS: usize = 128;
 
 /// A lockout in force, as `authgate lockouts list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -72,7 +72,7 @@ pub struct FailureRecord {
 }
 
 /// Default cap on tracked (username, IP) pairs in the memory store.
-pub const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
+pub(crate) const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
 const SHARDS: usize = 16;
 const KEY_PREFIX: &str = "gateway:lockout:";
 
@@ -96,7 +96,7 @@ pub enum ProtectionError {
 /// `ÀLICE` and `alıce`, LDAP ignores case, so each such spelling must count against — and be
 /// locked with — the same account. Two distinct users that fold together merely share a
 /// counter.
-pub fn canonical_username(username: &str) -> String {
+pub(crate) fn canonical_username(username: &str) -> String {
     let username = username.trim();
     if username.is_ascii() {
         // ASCII has no marks or compatibility forms.

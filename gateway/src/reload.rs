@@ -23,9 +23,9 @@ use crate::server::{Changes, Listeners, Wanted};
 use crate::state::Gateway;
 
 /// How long the file must be quiet before a change is acted on.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 /// The longest a trigger waits for the debounce to settle.
-pub const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+pub(crate) const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 /// A built chain and the local user store its entries use (for `type: local` and
 /// provisioning), if the config needs one.

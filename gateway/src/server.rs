@@ -328,7 +328,7 @@ impl Running {
 
 /// Installs the global `tracing` subscriber for `log:` (JSON lines or text on stderr,
 /// `log.level` as the filter, overridable with `RUST_LOG`). Does nothing when one is already installed.
-pub fn init_logging(log: &crate::config::LogConfig) {
+pub(crate) fn init_logging(log: &crate::config::LogConfig) {
     init_logging_with(log, None);
 }
 
@@ -363,7 +363,7 @@ pub(crate) fn log_dropped() -> u64 {
 ///   reactor: an access log must never block requests;
 /// - [`flush_logging`] writes out what is queued; `launch::run` and `authgate run` call it on
 ///   exit.
-pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
+pub(crate) fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = level
@@ -403,7 +403,7 @@ pub fn init_logging_with(log: &crate::config::LogConfig, level: Option<&str>) {
 /// Writes out every queued log line and stops the writer thread of [`init_logging_with`]
 /// (waiting at most about a second); lines logged afterwards are dropped and counted. Call it
 /// once, when the process is about to exit. Does nothing when that subscriber is not installed.
-pub fn flush_logging() {
+pub(crate) fn flush_logging() {
     let guard = LOG_WRITER.lock().ok().and_then(|mut slot| slot.take());
     drop(guard);
 }

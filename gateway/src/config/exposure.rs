@@ -103,7 +103,11 @@ fn readable_by_others(_: &Path) -> Option<u32> {
 /// One diagnostic per literal secret when the file at `path` can be read by other users: errors,
 /// or warnings when `allow` (`--allow-insecure-config`). Empty when the file is private or holds
 /// no literal secret.
-pub fn readable_secrets(secrets: &[LiteralSecret], path: &Path, allow: bool) -> Vec<Diagnostic> {
+pub(crate) fn readable_secrets(
+    secrets: &[LiteralSecret],
+    path: &Path,
+    allow: bool,
+) -> Vec<Diagnostic> {
     if secrets.is_empty() {
         return Vec::new();
     }

@@ -418,11 +418,11 @@ pub enum StoreSetting {
 }
 
 /// The session cookie name without a prefix (plain HTTP, or `secure: false`).
-pub const DEFAULT_COOKIE_NAME: &str = "gw_session";
+pub(crate) const DEFAULT_COOKIE_NAME: &str = "gw_session";
 
 /// The session cookie name when the cookie is Secure: the `__Host-` prefix makes browsers
 /// refuse it from a sibling subdomain (cookie tossing) and over plain HTTP.
-pub const DEFAULT_SECURE_COOKIE_NAME: &str = "__Host-gw_session";
+pub(crate) const DEFAULT_SECURE_COOKIE_NAME: &str = "__Host-gw_session";
 
 impl SessionConfig {
     /// The session cookie's name for a cookie that is Secure (`secure`) or not: `cookie_name`,
@@ -465,7 +465,7 @@ impl Config {
 /// Whether cookies get the `Secure` flag: `session.secure` resolved against `public_url`
 /// (`auto`: secure unless `public_url` is plain HTTP on `localhost` or a loopback address; a
 /// missing URL counts as secure).
-pub fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> bool {
+pub(crate) fn cookie_secure(setting: SecureSetting, public_url: Option<&url::Url>) -> bool {
     match setting {
         SecureSetting::Always => true,
         SecureSetting::Never => false,

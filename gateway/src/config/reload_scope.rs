@@ -11,7 +11,7 @@ use super::model::Config;
 
 /// How a reload treats a key.
 #[derive(Clone, Copy)]
-pub enum OnReload {
+pub(crate) enum OnReload {
     /// Applied to the requests and connections that start after the reload; the `&str` says how.
     Applied(&'static str),
     /// Kept from the process start: reads the value whose change needs a restart.
@@ -29,7 +29,7 @@ impl std::fmt::Debug for OnReload {
 
 /// One key (dotted path) and how a reload treats it.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyRule {
+pub(crate) struct KeyRule {
     /// The dotted key, e.g. `server.listen`; a section name covers every key under it.
     pub key: &'static str,
     /// What a reload does with it.
@@ -51,7 +51,7 @@ const fn restart(key: &'static str, value: fn(&Config) -> String) -> KeyRule {
 }
 
 /// Every key of the config and how a reload treats it.
-pub const KEY_RULES: &[KeyRule] = &[
+pub(crate) const KEY_RULES: &[KeyRule] = &[
     applied(
         "server.listen",
         "new addresses are bound (the reload fails if one cannot be), removed ones stop accepting and drain, unchanged ones keep their connections",
@@ -107,7 +107,7 @@ fn rule_for(key: &str) -> Option<&'static KeyRule> {
 }
 
 /// The keys a reload cannot change.
-pub fn restart_keys() -> impl Iterator<Item = &'static str> {
+pub(crate) fn restart_keys() -> impl Iterator<Item = &'static str> {
     KEY_RULES
         .iter()
         .filter(|r| matches!(r.on_reload, OnReload::Restart(_)))
@@ -116,11 +116,11 @@ pub fn restart_keys() -> impl Iterator<Item = &'static str> {
 
 /// The values of a config's restart keys: a process keeps those it started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartOnly(Vec<(&'static str, String)>);
+pub(crate) struct StartOnly(Vec<(&'static str, String)>);
 
 impl StartOnly {
     /// The restart keys' values in `config`.
-    pub fn of(config: &Config) -> StartOnly {
+    pub(crate) fn of(config: &Config) -> StartOnly {
         StartOnly(
             KEY_RULES
                 .iter()
@@ -133,7 +133,7 @@ impl StartOnly {
     }
 
     /// The restart keys whose value in `new` differs from this one, with both values.
-    pub fn differing<'a>(
+    pub(crate) fn differing<'a>(
         &'a self,
         new: &'a StartOnly,
     ) -> impl Iterator<Item = (&'static str, &'a str, &'a str)> + 'a {
@@ -147,7 +147,7 @@ impl StartOnly {
 
 /// A key that differs between two versions of a file, and how a reload treats it.
 #[derive(Debug, Clone)]
-pub struct Change {
+pub(crate) struct Change {
     /// The key (as in [`KEY_RULES`], or the deeper key written in the file).
     pub key: String,
     /// Whether a reload applies it.
@@ -157,7 +157,7 @@ pub struct Change {
 /// The keys written differently in `old` and `new` (the files as plain YAML values): each
 /// rule's key is compared, and a section whose rows are finer is compared key by key. A key
 /// with no rule (impossible in a file that loads) is reported as needing a restart.
-pub fn changed_keys(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Change> {
+pub(crate) fn changed_keys(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut keys: Vec<String> = Vec::new();
     for v in [old, new] {
@@ -190,7 +190,7 @@ pub fn changed_keys(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Cha
 
 /// The config `text` as a plain YAML value (for [`changed_keys`]); `None` when it does not
 /// parse.
-pub fn plain_value(text: &str) -> Option<serde_json::Value> {
+pub(crate) fn plain_value(text: &str) -> Option<serde_json::Value> {
     serde_saphyr::from_str::<serde_json::Value>(text).ok()
 }
 

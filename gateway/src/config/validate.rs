@@ -18,7 +18,7 @@ use super::typed::Parsed;
 use crate::request::sanitize;
 
 /// The shortest session secret accepted, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub(super) const MIN_SECRET_BYTES: usize = 32;
 
 struct Checker<'a> {
     file: &'a Path,

@@ -9,11 +9,11 @@ use url::form_urlencoded;
 use super::next::MAX_NEXT_LEN;
 
 /// Longest username accepted, in bytes.
-pub const MAX_USERNAME_BYTES: usize = 256;
+pub(super) const MAX_USERNAME_BYTES: usize = 256;
 /// Longest password accepted, in bytes.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub(super) const MAX_PASSWORD_BYTES: usize = 1024;
 /// Longest CSRF token accepted, in bytes.
-pub const MAX_CSRF_BYTES: usize = 256;
+pub(super) const MAX_CSRF_BYTES: usize = 256;
 
 /// The fields of a submitted login form. `Debug` never shows the password or the CSRF token.
 #[derive(Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub fn parse_login_form(body: &[u8]) -> Result<LoginForm, FormError> {
 }
 
 /// Parses the logout form and returns its `csrf` field (required, compared by the caller).
-pub fn parse_logout_form(body: &[u8]) -> Result<String, FormError> {
+pub(crate) fn parse_logout_form(body: &[u8]) -> Result<String, FormError> {
     Fields::parse(body, &["csrf"])?.required("csrf", MAX_CSRF_BYTES)
 }
 

@@ -17,11 +17,13 @@ mod origin;
 mod page;
 mod template;
 
-pub use form::{parse_login_form, parse_logout_form};
-pub use next::{normalize_allowed_host, validate_next};
-pub use origin::{SourceVerdict, request_source};
+pub use form::parse_login_form;
+pub(crate) use form::parse_logout_form;
+pub(crate) use next::{normalize_allowed_host, validate_next};
+pub(crate) use origin::{SourceVerdict, request_source};
+pub(crate) use page::SsoLink;
 pub use page::{
-    ErrorPage, LoginPage, SsoLink, builtin_csp, render_error, render_forbidden, render_logged_out,
+    ErrorPage, LoginPage, builtin_csp, render_error, render_forbidden, render_logged_out,
     render_login, render_logout_confirm,
 };
-pub use template::{Template, load_error_template, load_template};
+pub(crate) use template::{Template, load_error_template, load_template};

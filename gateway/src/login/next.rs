@@ -7,7 +7,7 @@ use percent_encoding::percent_decode_str;
 use url::{Position, Url};
 
 /// Longest `next` accepted, in bytes; longer values are refused rather than truncated.
-pub const MAX_NEXT_LEN: usize = 4096;
+pub(super) const MAX_NEXT_LEN: usize = 4096;
 
 /// How many rounds of percent-decoding are inspected for smuggled characters; a value still
 /// changing after that many rounds is refused.
@@ -26,7 +26,11 @@ const DECODE_ROUNDS: usize = 4;
 /// percent-encoded, through several rounds of decoding), other schemes (`javascript:`, `data:`),
 /// userinfo, hosts that only resemble ours (look-alike subdomains, punycode, non-ASCII forms),
 /// and anything longer than [`MAX_NEXT_LEN`].
-pub fn validate_next(next: &str, public_url: &Url, allowed_hosts: &[String]) -> Option<String> {
+pub(crate) fn validate_next(
+    next: &str,
+    public_url: &Url,
+    allowed_hosts: &[String],
+) -> Option<String> {
     if next.is_empty() || next.len() > MAX_NEXT_LEN || !layers_are_clean(next) {
         return None;
     }
@@ -39,7 +43,7 @@ pub fn validate_next(next: &str, public_url: &Url, allowed_hosts: &[String]) -> 
 /// Normalizes one `login.allowed_redirect_hosts` entry (`host` or `host:port`) the way
 /// [`validate_next`] compares hosts: lower-case, IDNA to punycode. Config loading should call it
 /// and refuse the file when it returns an error, so a typo does not silently allow nothing.
-pub fn normalize_allowed_host(entry: &str) -> Result<String, InvalidAllowedHost> {
+pub(crate) fn normalize_allowed_host(entry: &str) -> Result<String, InvalidAllowedHost> {
     let invalid = || InvalidAllowedHost {
         entry: entry.to_string(),
     };
@@ -61,7 +65,7 @@ pub fn normalize_allowed_host(entry: &str) -> Result<String, InvalidAllowedHost>
 /// An `allowed_redirect_hosts` entry that is not a plain `host` or `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid allowed redirect host `{entry}`; expected a host name or `host:port`")]
-pub struct InvalidAllowedHost {
+pub(crate) struct InvalidAllowedHost {
     entry: String,
 }
 

@@ -14,7 +14,7 @@ use super::validate_next;
 
 /// The verdict on a request's `Origin` / `Referer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceVerdict {
+pub(crate) enum SourceVerdict {
     /// `Origin` (or, without it, `Referer`) names an allowed origin.
     SameSite,
     /// Neither header: not a browser (`curl`, a script); the CSRF token still applies, and no
@@ -26,7 +26,7 @@ pub enum SourceVerdict {
 
 /// Judges where a POST came from by its `Origin` header, or its `Referer` when `Origin` is
 /// absent. The caller must refuse [`SourceVerdict::CrossSite`].
-pub fn request_source(
+pub(crate) fn request_source(
     headers: &HeaderMap,
     public_url: &Url,
     allowed_hosts: &[String],
@@ -66,7 +66,7 @@ pub fn request_source(
 
 /// Whether `origin` (`scheme://host[:port]`, as browsers send it in `Origin`) is our
 /// `public_url`'s origin or an `http(s)` origin on one of `allowed_hosts`.
-pub fn origin_allowed(origin: &str, public_url: &Url, allowed_hosts: &[String]) -> bool {
+pub(super) fn origin_allowed(origin: &str, public_url: &Url, allowed_hosts: &[String]) -> bool {
     // An origin is `scheme://host[:port]`, nothing after it (`null` has no `://`).
     let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@', '\\']) {

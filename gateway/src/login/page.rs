@@ -135,7 +135,7 @@ impl ErrorPage<'_> {
 /// Renders the built-in page for an error status (send it with [`builtin_csp`]); with an
 /// operator template, call [`Template::render_error`] on it instead.
 #[cfg(test)]
-pub fn render_error_page(page: &ErrorPage<'_>) -> String {
+pub(crate) fn render_error_page(page: &ErrorPage<'_>) -> String {
     Template::builtin_error().render_error(page)
 }
 
@@ -186,22 +186,6 @@ pub fn render_forbidden(user: &str, logout_url: &str) -> String {
         logout = escape(logout_url),
     );
     layout("Access denied", &body)
-}
-
-/// The 401 page for a browser without a session on a protected route, when the caller does not
-/// redirect it straight to the login page.
-#[cfg(test)]
-pub fn render_unauthorized(login_url: &str) -> String {
-    let body = format!(
-        "{header}<a class=\"button\" href=\"{login}\">Sign in</a>",
-        header = heading(
-            Icon::Lock,
-            "Sign-in required",
-            Some("You need to sign in to view this page.")
-        ),
-        login = escape(login_url),
-    );
-    layout("Sign-in required", &body)
 }
 
 /// A page for any other error status. `message` is shown to the user: never put internal
@@ -308,7 +292,7 @@ fn escape(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     // The gateway's HTML pages and the login template.
 
-    use super::{render_error_page, render_unauthorized};
+    use super::render_error_page;
     use crate::login::template::TemplateError;
     use crate::login::{
         ErrorPage, LoginPage, Template, builtin_csp, load_error_template, load_template,
@@ -342,7 +326,6 @@ mod tests {
                 render_login(&page(Some("Wrong username or password."), "alice")),
             ),
             ("forbidden", render_forbidden("alice", "/_auth/logout")),
-            ("unauthorized", render_unauthorized("/_auth/login?next=%2F")),
             (
                 "error",
                 render_error(StatusCode::BAD_GATEWAY, "The application is not answering."),
@@ -426,7 +409,6 @@ mod tests {
         );
         for html in [
             render_forbidden(HOSTILE, HOSTILE),
-            render_unauthorized(HOSTILE),
             render_error(StatusCode::INTERNAL_SERVER_ERROR, HOSTILE),
             render_logged_out(HOSTILE),
             render_logout_confirm(HOSTILE, HOSTILE, Some(HOSTILE)),
@@ -477,9 +459,6 @@ mod tests {
         assert!(confirm.contains("name=\"csrf\" value=\"csrf-abc\""));
         assert!(!confirm.contains("signed in as"));
         assert!(render_logged_out("/_auth/login").contains("href=\"/_auth/login\""));
-        assert!(
-            render_unauthorized("/_auth/login?next=%2F").contains("href=\"/_auth/login?next=%2F\"")
-        );
     }
 
     #[test]

@@ -159,14 +159,14 @@ pub enum TemplateError {
 /// Reads and validates the operator's login template (`login.template`). Call it at config load
 /// and refuse the config on error: unknown placeholders, an unclosed `{{`, or a missing
 /// `{{csrf}}` or `{{action}}` are errors.
-pub fn load_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
+pub(crate) fn load_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
     load(path.as_ref(), Kind::Login)
 }
 
 /// Reads and validates the operator's error page template (`login.error_template`), with the
 /// placeholders `{{status}}` (e.g. `502`), `{{title}}` and `{{message}}` (generic text, never an
 /// internal detail). Call it at config load and refuse the config on error.
-pub fn load_error_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
+pub(crate) fn load_error_template(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
     load(path.as_ref(), Kind::Error)
 }
 

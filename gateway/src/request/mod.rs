@@ -64,9 +64,9 @@ use http_body_util::combinators::BoxBody;
 use crate::activity::Activity;
 
 /// Boxed error of a streamed body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type on both sides of the gateway: streamed, boxed.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]

@@ -26,10 +26,11 @@ mod token_seal;
 
 pub(crate) use cookie::{cookie_pairs, cookie_values};
 pub use error::SessionError;
-pub use manager::{CookieLookup, SessionManager};
+pub(crate) use manager::CookieLookup;
+pub use manager::SessionManager;
 pub(crate) use manager::{MAX_SESSION_COOKIES, RefreshTurn};
-pub use record::Session;
-pub use secret::{generated_secret_path, resolve_secret};
+pub(crate) use record::Session;
+pub(crate) use secret::{generated_secret_path, resolve_secret};
 
 // What the store modules share, under the names they import it by.
 use record::{Record, SessionId, now_ms, storage_key};

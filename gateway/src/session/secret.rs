@@ -24,14 +24,17 @@ const SIGNED_COOKIE_LEN: usize = 43 + 1 + 43;
 const SECRET_FILE: &str = "session.secret";
 
 /// The file [`resolve_secret`] generates the secret into when `session.secret` is absent.
-pub fn generated_secret_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn generated_secret_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SECRET_FILE)
 }
 
 /// Returns the secret to sign and encrypt sessions with: `session.secret` when set (it must be
 /// at least 32 bytes), else 32 random bytes generated into `data_dir/session.secret` (mode 0600)
 /// on first start and read back on later starts. Call once at startup and on reload.
-pub fn resolve_secret(cfg: &SessionConfig, data_dir: &Path) -> Result<Vec<u8>, SessionError> {
+pub(crate) fn resolve_secret(
+    cfg: &SessionConfig,
+    data_dir: &Path,
+) -> Result<Vec<u8>, SessionError> {
     if let Some(secret) = &cfg.secret {
         let bytes = secret.value.expose().as_bytes();
         if bytes.len() < KEY_LEN {
