@@ -57,6 +57,22 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Whether a WebDriver server at `addr` answers `GET /status` with `"ready": true`.
+fn driver_ready(addr: &SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") && answer.replace(' ', "").contains("\"ready\":true")
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -125,19 +141,22 @@ impl Browser {
         Some(browser)
     }
 
+    /// Waits until the chromedriver this `Browser` started answers `GET /status` as ready. A
+    /// TCP connect alone is not proof: the port was free when picked, and another test's
+    /// listener can hold it for a moment, so the answer must be chromedriver's own.
     fn wait_for_driver(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.driver.try_wait() {
                 panic!("chromedriver exited early: {status}");
             }
-            if TcpStream::connect_timeout(&self.driver_addr, Duration::from_millis(200)).is_ok() {
+            if driver_ready(&self.driver_addr) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "chromedriver did not listen on {} within 20s",
+            "chromedriver did not answer on {} within 20s",
             self.driver_addr
         );
     }
