@@ -6,14 +6,22 @@ use std::path::Path;
 use ::redis::aio::ConnectionManager;
 use auth_storage::RedisUrl;
 
-use super::{Record, SessionError, SessionId, storage_key};
+use base64::Engine;
+
+use super::{B64, Record, SessionError, SessionId, random_bytes, storage_key};
 
 const PREFIX: &str = "gateway:session:";
 /// The refresh lock of a session: held by the replica refreshing it at its provider.
 const REFRESH_PREFIX: &str = "gateway:session-refresh:";
 
+/// Deletes a refresh lock only if it still holds this replica's token: a replica that stopped
+/// waiting for the lock and refreshed anyway must not release the lock another one took since.
+const UNLOCK_IF_MINE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 pub(super) struct RedisStore {
     conn: ConnectionManager,
+    /// This replica's token in the refresh locks it takes (random per store).
+    owner: String,
 }
 
 fn unavailable(e: ::redis::RedisError) -> SessionError {
@@ -25,6 +33,7 @@ impl RedisStore {
         Ok(RedisStore {
             conn: auth_storage::redis::lazy_manager(url, ca_file)
                 .map_err(SessionError::Unavailable)?,
+            owner: B64.encode(random_bytes::<16>()),
         })
     }
 
@@ -89,7 +98,7 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let set: Option<String> = ::redis::cmd("SET")
             .arg(format!("{REFRESH_PREFIX}{}", storage_key(id)))
-            .arg(1)
+            .arg(&self.owner)
             .arg("PX")
             .arg(hold_ms.max(1))
             .arg("NX")
@@ -102,8 +111,11 @@ impl RedisStore {
     /// Releases the refresh lock of `id` (it expires on its own otherwise).
     pub(super) async fn unlock_refresh(&self, id: &SessionId) -> Result<(), SessionError> {
         let mut conn = self.conn.clone();
-        ::redis::cmd("DEL")
+        ::redis::cmd("EVAL")
+            .arg(UNLOCK_IF_MINE)
+            .arg(1)
             .arg(format!("{REFRESH_PREFIX}{}", storage_key(id)))
+            .arg(&self.owner)
             .query_async::<i64>(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -118,5 +130,46 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two replicas' stores on the Redis of the tests (`TEST_REDIS_URL`; skipped without it
+    /// unless `CI=true`).
+    fn replicas() -> Option<(RedisStore, RedisStore)> {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "TEST_REDIS_URL is required under CI"
+            );
+            eprintln!("SKIPPING: TEST_REDIS_URL is not set");
+            return None;
+        };
+        let url = RedisUrl::parse(&url).expect("TEST_REDIS_URL is a redis:// URL");
+        let store = || RedisStore::new(&url, None).expect("store");
+        Some((store(), store()))
+    }
+
+    #[tokio::test]
+    async fn a_late_release_leaves_the_lock_another_replica_took() {
+        let Some((a, b)) = replicas() else { return };
+        let id: SessionId = random_bytes();
+        assert!(a.lock_refresh(&id, 100).await.expect("lock a"));
+        assert!(!b.lock_refresh(&id, 100).await.expect("b waits"));
+        // `a` held it past its time: `b` takes it, then `a` releases late.
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(b.lock_refresh(&id, 5_000).await.expect("lock b"));
+        a.unlock_refresh(&id).await.expect("late release");
+        assert!(
+            !a.lock_refresh(&id, 100).await.expect("a again"),
+            "a's late release must not free b's lock"
+        );
+        b.unlock_refresh(&id).await.expect("release b");
+        assert!(a.lock_refresh(&id, 100).await.expect("free again"));
+        a.unlock_refresh(&id).await.expect("release a");
     }
 }
