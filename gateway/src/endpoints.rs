@@ -125,7 +125,14 @@ pub(crate) async fn handle(
         "/whoami" if get => whoami(rt, ctx, req.headers()).await,
         "/check" => check(rt, ctx, req.headers()).await,
         "/jwks.json" if get => jwks(rt),
-        "/login" | "/logout" | "/whoami" => Ok(status_response(StatusCode::METHOD_NOT_ALLOWED)),
+        "/login" | "/logout" => Err(ProxyError::method_not_allowed(
+            "GET, HEAD, POST",
+            format!("{} {}", ctx.method, ctx.path),
+        )),
+        "/whoami" => Err(ProxyError::method_not_allowed(
+            "GET, HEAD",
+            format!("{} {}", ctx.method, ctx.path),
+        )),
         _ => Err(ProxyError::not_found(format!(
             "no gateway endpoint at {}",
             ctx.path

@@ -27,10 +27,10 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 use crate::audit::{Event, FailureReason, LoginMethod};
 use crate::endpoints::{login_page, query_param, redirect, start_session};
+use crate::request::Body;
 use crate::request::context::RequestContext;
 use crate::request::error::ProxyError;
 use crate::request::identify::audit_failure;
-use crate::request::{Body, status_response};
 use crate::runtime::Runtime;
 
 /// Suffix of the pre-login cookie's name (after the CSRF cookie's).
@@ -58,7 +58,10 @@ pub(crate) async fn handle(
         return Err(not_found(ctx));
     };
     if ctx.method != Method::GET && ctx.method != Method::HEAD {
-        return Ok(status_response(StatusCode::METHOD_NOT_ALLOWED));
+        return Err(ProxyError::method_not_allowed(
+            "GET, HEAD",
+            format!("{} {}", ctx.method, ctx.path),
+        ));
     }
     match action {
         "start" => start(rt, ctx, entry, login).await,

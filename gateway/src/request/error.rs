@@ -59,6 +59,8 @@ pub(crate) struct ProxyError {
     pub(crate) origin: ErrorSource,
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// For a 405: the methods the resource takes, sent as the `Allow` header (RFC 9110 15.5.6).
+    pub(crate) allow: Option<&'static str>,
 }
 
 impl ProxyError {
@@ -68,6 +70,7 @@ impl ProxyError {
             origin: ErrorSource::Client,
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl ProxyError {
             origin: ErrorSource::Client,
             status,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -86,6 +90,7 @@ impl ProxyError {
             origin: ErrorSource::Upstream,
             status: StatusCode::BAD_GATEWAY,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -95,6 +100,15 @@ impl ProxyError {
             origin: ErrorSource::Upstream,
             status: StatusCode::GATEWAY_TIMEOUT,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// 405: the resource exists but not for this method; `allow` lists the ones it takes.
+    pub(crate) fn method_not_allowed(allow: &'static str, message: impl Into<String>) -> Self {
+        ProxyError {
+            allow: Some(allow),
+            ..ProxyError::client(StatusCode::METHOD_NOT_ALLOWED, message)
         }
     }
 
@@ -109,6 +123,7 @@ impl ProxyError {
             origin: ErrorSource::Internal,
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -118,6 +133,7 @@ impl ProxyError {
             origin: ErrorSource::Internal,
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -129,7 +145,7 @@ impl ProxyError {
         template: Option<&Template>,
     ) -> Response<Body> {
         let page = ErrorPage::for_status(&self.status);
-        match format {
+        let mut resp = match format {
             ErrorFormat::Html => {
                 let template = template.unwrap_or(Template::builtin_error());
                 html_response(self.status, template.render_error(&page), template.csp())
@@ -157,7 +173,12 @@ impl ProxyError {
                 self.status,
                 self.status.canonical_reason().unwrap_or("Error"),
             ),
+        };
+        if let Some(allow) = self.allow {
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
         }
+        resp
     }
 }
 

@@ -217,3 +217,42 @@ async fn websocket_needs_authentication_and_an_allowed_origin() {
     assert_eq!(ws_status(&h, &ws(None, &basic_alice)).await, (101, 1));
     assert_eq!(ws_status(&h, &ws(None, "")).await, (401, 0));
 }
+
+/// The gateway's own endpoints answer a method they do not take with 405 and the `Allow`
+/// header (RFC 9110 15.5.6), in the format the client asked for, like every other error.
+#[tokio::test]
+async fn endpoints_refuse_other_methods_with_405_and_allow() {
+    let h = Harness::start_with(CONFIG).await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("PUT", "/_auth/login", "GET, HEAD, POST"),
+        ("DELETE", "/_auth/logout", "GET, HEAD, POST"),
+        ("POST", "/_auth/whoami", "GET, HEAD"),
+    ];
+    for (method, path, allow) in cases {
+        for (accept, content_type, body_has) in [
+            (
+                "application/json",
+                "application/json",
+                "\"method_not_allowed\"",
+            ),
+            ("text/html", "text/html", "<html"),
+            ("*/*", "text/plain", "Method Not Allowed"),
+        ] {
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\nHost: gw.test\r\nAccept: {accept}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let ex = raw::exchange_for(h.addr, req.as_bytes(), Duration::from_secs(3)).await;
+            let resp = ex.first();
+            assert_eq!(resp.status, 405, "{method} {path} ({accept})");
+            assert_eq!(resp.header("allow"), Some(*allow), "{method} {path}");
+            let ct = resp.header("content-type").unwrap_or_default();
+            assert!(ct.starts_with(content_type), "{method} {path}: {ct}");
+            assert!(
+                resp.text().contains(body_has),
+                "{method} {path} ({accept}): {}",
+                resp.text()
+            );
+        }
+    }
+    assert!(h.upstream.seen().is_empty(), "nothing reaches the upstream");
+}
