@@ -293,3 +293,160 @@ fn trim_ows(mut b: &[u8]) -> &[u8] {
     }
     b
 }
+
+/// What a client made of one upstream response: status, version, reason phrase (when not the
+/// canonical one), headers in order, and the body, or where it failed.
+#[derive(Debug, PartialEq, Eq)]
+struct Received {
+    status: u16,
+    version: http::Version,
+    reason: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Result<Vec<u8>, ()>,
+}
+
+async fn receive(resp: http::Response<crate::request::Body>) -> Received {
+    use http_body_util::BodyExt;
+    let status = resp.status().as_u16();
+    let version = resp.version();
+    let reason = resp
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| r.as_bytes().to_vec());
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .map_err(|_| ());
+    Received {
+        status,
+        version,
+        reason,
+        headers,
+        body,
+    }
+}
+
+/// Plays `response` as the upstream on an in-memory connection: reads the request head, answers
+/// with the bytes, closes. Returns the request head it read.
+async fn play_upstream(io: tokio::io::DuplexStream, response: Vec<u8>) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut io = io;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.ends_with(b"\r\n\r\n") {
+        match io.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let _ = io.write_all(&response).await;
+    let _ = io.shutdown().await;
+    // Keep reading until the client is done, so a write of its never fails.
+    while let Ok(n) = io.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+    }
+    head
+}
+
+/// The differential target of the common upstream exchange (`request::upstream_h1`): the
+/// same upstream response bytes go to hyper's client and to ours. Whatever ours accepts, hyper
+/// accepts too, with the same status, version, reason, headers and body; ours may refuse what
+/// hyper takes (it is stricter on framing), never the other way round. Both write the same
+/// request head. The first byte chooses `GET` or `HEAD` and an extra request header.
+pub fn upstream_response(data: &[u8]) {
+    use crate::request::upstream_h1::{Conn, NoHome};
+    let Some((&flags, response)) = data.split_first() else {
+        return;
+    };
+    let method = if flags & 1 == 1 {
+        http::Method::HEAD
+    } else {
+        http::Method::GET
+    };
+    let request = || {
+        let mut b = http::Request::builder()
+            .method(method.clone())
+            .uri("/fuzz?q=1")
+            .header(header::HOST, "upstream.test")
+            .header("x-remote-user", "alice");
+        if flags & 2 == 2 {
+            b = b.header("x-remote-user", "second value");
+        }
+        b.body(crate::request::error::full_body(""))
+            .expect("a valid request")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let limit = std::time::Duration::from_secs(5);
+        // hyper's client.
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let upstream = tokio::spawn(play_upstream(server, response.to_vec()));
+        let hyper_result = tokio::time::timeout(limit, async {
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake::<_, crate::request::Body>(
+                    hyper_util::rt::TokioIo::new(client),
+                )
+                .await
+                .ok()?;
+            tokio::spawn(conn);
+            let resp = sender.send_request(request()).await.ok()?;
+            let resp = resp.map(|b| {
+                http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(b, |e| {
+                    Box::new(e) as crate::request::BoxError
+                }))
+            });
+            Some(receive(resp).await)
+        })
+        .await
+        .expect("hyper's client hung");
+        let hyper_head = upstream.await.expect("the upstream task");
+
+        // Ours.
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let upstream = tokio::spawn(play_upstream(server, response.to_vec()));
+        let req = request();
+        assert!(crate::request::upstream_h1::eligible(&req));
+        let ours = tokio::time::timeout(limit, async {
+            let resp = Conn::new(client).send(&req, NoHome).await.ok()?;
+            Some(receive(resp).await)
+        })
+        .await
+        .expect("the common exchange hung");
+        let our_head = upstream.await.expect("the upstream task");
+
+        assert_eq!(
+            String::from_utf8_lossy(&our_head),
+            String::from_utf8_lossy(&hyper_head),
+            "the request heads differ"
+        );
+        if let Some(ours) = ours {
+            let Some(theirs) = hyper_result else {
+                panic!("accepted a response hyper's client refuses: {ours:?}");
+            };
+            if ours.body.is_ok() {
+                assert_eq!(
+                    ours, theirs,
+                    "the two clients read the response differently"
+                );
+            } else {
+                assert_eq!(
+                    (ours.status, &ours.headers),
+                    (theirs.status, &theirs.headers),
+                    "the two clients read the response head differently"
+                );
+            }
+        }
+    });
+}

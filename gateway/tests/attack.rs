@@ -14,6 +14,7 @@ mod attack {
     mod path_case;
     mod paths;
     mod redirects;
+    mod response_framing;
     mod sessions;
     mod smuggling;
     mod spoofing;

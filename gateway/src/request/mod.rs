@@ -53,6 +53,7 @@ pub(crate) mod pool;
 pub(crate) mod route;
 pub(crate) mod sanitize;
 pub(crate) mod tunnel;
+pub(crate) mod upstream_h1;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -28,6 +28,9 @@ use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
+use tokio::net::TcpStream;
+
+use super::upstream_h1::{self, Conn, ExchangeError, Home};
 use super::{Body, BoxError};
 
 /// Idle connections older than this are closed rather than reused.
@@ -63,6 +66,17 @@ struct Idle {
 
 struct Shared {
     idle: Mutex<Vec<Idle>>,
+    /// Idle connections of the common exchange ([`upstream_h1`]), most recently used last.
+    raw: Mutex<Vec<Conn<TcpStream>>>,
+}
+
+impl Home<TcpStream> for Arc<Shared> {
+    fn rehome(&self, conn: Conn<TcpStream>) {
+        let mut raw = self.raw.lock().unwrap_or_else(PoisonError::into_inner);
+        if raw.len() < MAX_IDLE {
+            raw.push(conn);
+        }
+    }
 }
 
 impl Shared {
@@ -76,6 +90,24 @@ impl Shared {
                 sender,
                 since: Instant::now(),
             });
+        }
+    }
+
+    fn take_raw(&self) -> Option<Conn<TcpStream>> {
+        loop {
+            let conn = {
+                let mut raw = self.raw.lock().unwrap_or_else(PoisonError::into_inner);
+                let conn = raw.pop()?;
+                if conn.since.elapsed() > IDLE_TIMEOUT {
+                    // The newest is too old: so is every older one.
+                    raw.clear();
+                    return None;
+                }
+                conn
+            };
+            if conn.is_quiet() {
+                return Some(conn);
+            }
         }
     }
 
@@ -120,6 +152,7 @@ impl UpstreamPool {
         UpstreamPool {
             shared: Arc::new(Shared {
                 idle: Mutex::new(Vec::new()),
+                raw: Mutex::new(Vec::new()),
             }),
             address: format!("{}:{port}", authority.host()),
             connect_timeout,
@@ -132,6 +165,9 @@ impl UpstreamPool {
         &self,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, UpstreamError> {
+        if upstream_h1::eligible(&req) {
+            return self.send_common(&req).await;
+        }
         let mut reused = true;
         let mut sender = match self.shared.take() {
             Some(s) => s,
@@ -171,6 +207,23 @@ impl UpstreamPool {
         }
     }
 
+    /// The common exchange ([`upstream_h1`]): a `GET`/`HEAD` without a body. One that found a
+    /// reused connection closed before any answer is sent again once, on a new connection
+    /// (both methods are idempotent: RFC 9110 9.2.2).
+    async fn send_common(&self, req: &Request<Body>) -> Result<Response<Body>, UpstreamError> {
+        if let Some(conn) = self.shared.take_raw() {
+            match conn.send(req, self.shared.clone()).await {
+                Err(ExchangeError::Stale(_)) => {}
+                Err(e) => return Err(UpstreamError::Exchange(e.to_string())),
+                Ok(resp) => return Ok(resp),
+            }
+        }
+        let conn = Conn::new(self.connect_stream().await?);
+        conn.send(req, self.shared.clone())
+            .await
+            .map_err(|e| UpstreamError::Exchange(e.to_string()))
+    }
+
     fn pooled_response(
         &self,
         resp: Response<Incoming>,
@@ -189,6 +242,26 @@ impl UpstreamPool {
     }
 
     async fn connect(&self) -> Result<http1::SendRequest<Body>, UpstreamError> {
+        let stream = self.connect_stream().await?;
+        let addr = stream
+            .peer_addr()
+            .map_or_else(|_| self.address.clone(), |a| a.to_string());
+        let (sender, conn) = http1::Builder::new()
+            .handshake::<_, Body>(TokioIo::new(stream))
+            .await
+            .map_err(|e| {
+                UpstreamError::Connect(format!("{addr}: {}", crate::error_chain::Chain(&e)))
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %crate::error_chain::Chain(&e), "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// A new TCP connection to the upstream (each resolved address tried in turn).
+    async fn connect_stream(&self) -> Result<TcpStream, UpstreamError> {
         let addrs = tokio::net::lookup_host(self.address.as_str())
             .await
             .map_err(|e| UpstreamError::Connect(format!("resolving {}: {e}", self.address)))?;
@@ -214,18 +287,7 @@ impl UpstreamPool {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = http1::Builder::new()
-                .handshake::<_, Body>(TokioIo::new(stream))
-                .await
-                .map_err(|e| {
-                    UpstreamError::Connect(format!("{addr}: {}", crate::error_chain::Chain(&e)))
-                })?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %crate::error_chain::Chain(&e), "upstream connection ended with an error");
-                }
-            });
-            return Ok(sender);
+            return Ok(stream);
         }
         Err(UpstreamError::Connect(last))
     }

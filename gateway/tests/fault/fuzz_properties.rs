@@ -96,3 +96,62 @@ target!(
         text("([a-z_]+: ?([a-z0-9\"/:.]*|\\[|\\{|&a|\\*a|-)\n {0,4})*")
     ]
 );
+
+/// Response heads and bodies built from the pieces framing depends on: status lines (interim,
+/// bodiless, HTTP/1.0), `Content-Length` and `Transfer-Encoding` variants, chunk-size lines with
+/// extensions and stray line feeds, trailers, bytes after the end.
+fn upstream_response() -> impl Strategy<Value = Vec<u8>> {
+    let status = prop_oneof![
+        Just("HTTP/1.1 200 OK\r\n"),
+        Just("HTTP/1.1 204 No Content\r\n"),
+        Just("HTTP/1.1 304 Not Modified\r\n"),
+        Just("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        Just("HTTP/1.0 200 OK\r\n"),
+        Just("HTTP/1.1 404 Gone Fishing\r\n"),
+        Just("HTTP/1.1 200 \r\n"),
+    ];
+    let header = prop_oneof![
+        Just("Content-Length: 5\r\n"),
+        Just("Content-Length: 3\r\n"),
+        Just("Content-Length: 5, 5\r\n"),
+        Just("Content-Length: +5\r\n"),
+        Just("Content-Length: \r\n"),
+        Just("Transfer-Encoding: chunked\r\n"),
+        Just("Transfer-Encoding: gzip, chunked\r\n"),
+        Just("Transfer-Encoding: chunked, gzip\r\n"),
+        Just("Transfer-Encoding: CHUNKED\r\n"),
+        Just("Connection: close\r\n"),
+        Just("Connection: keep-alive\r\n"),
+        Just("X-A: b\r\n"),
+        Just(" folded\r\n"),
+        Just("Bad Name: x\r\n"),
+    ];
+    let body = prop_oneof![
+        Just("hello"),
+        Just("5\r\nhello\r\n0\r\n\r\n"),
+        Just("5;ext=1\r\nhello\r\n0\r\nT: 1\r\n\r\n"),
+        Just("5\nhello\r\n0\r\n\r\n"),
+        Just("\r\nhello\r\n0\r\n\r\n"),
+        Just("5;a\nb\r\nhello\r\n0\r\n\r\n"),
+        Just("3\r\nhelloXX0\r\n\r\n"),
+        Just("0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+        Just(""),
+    ];
+    (
+        any::<u8>(),
+        status,
+        proptest::collection::vec(header, 0..4),
+        body,
+    )
+        .prop_map(|(flags, status, headers, body)| {
+            let mut out = vec![flags];
+            out.extend_from_slice(status.as_bytes());
+            for h in headers {
+                out.extend_from_slice(h.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body.as_bytes());
+            out
+        })
+}
+target!(upstream_response, prop_oneof![bytes(), upstream_response()]);

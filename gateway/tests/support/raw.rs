@@ -480,3 +480,87 @@ impl FileHarness {
         }
     }
 }
+
+/// An upstream that answers the n-th request head it reads (on any connection) with the n-th
+/// scripted response, then keeps the connection open for the next one, or closes it when the
+/// script says so. Counts the connections it accepted.
+pub struct ScriptedUpstream {
+    pub addr: SocketAddr,
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ScriptedUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ScriptedUpstream {
+    /// `script`: each response's bytes, and whether to close the connection after it.
+    pub async fn start(script: Vec<(Vec<u8>, bool)>) -> ScriptedUpstream {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let script = script.clone();
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                            }
+                            continue;
+                        };
+                        pending.drain(..end + 4);
+                        let next = script.lock().unwrap().pop_front();
+                        let Some((response, close)) = next else {
+                            return;
+                        };
+                        if stream.write_all(&response).await.is_err() {
+                            return;
+                        }
+                        if close {
+                            let _ = stream.shutdown().await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedUpstream {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    /// How many connections the gateway opened to it.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A gateway with config `yaml` in front of the upstream at `upstream`, over the default users.
+pub async fn gateway_for(yaml: &str, upstream: SocketAddr) -> (super::Running, tempfile::TempDir) {
+    let backend = super::default_backend();
+    let config = super::parse_config(yaml, upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = super::runtime(config, &backend, dir.path(), 1).await;
+    let gateway = super::Gateway::new(runtime, Arc::new(super::Metrics::new()));
+    let running = super::Running::start(gateway, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .expect("gateway starts");
+    (running, dir)
+}
