@@ -26,7 +26,7 @@ pub(crate) async fn handle(
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
     ctx.peer_ip_header = conn.peer_ip.clone();
-    let error_format = error::ErrorFormat::of(req.headers());
+    let accept = error::AcceptValues::of(req.headers());
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
     let mut resp = match process(&gw, &rt, &conn, &mut ctx, req).await {
         Ok(resp) => resp,
@@ -57,7 +57,10 @@ pub(crate) async fn handle(
                     tracing::error!(error = %e, "internal error");
                 }
             }
-            e.to_response(error_format, rt.services.error_template.as_deref())
+            e.to_response(
+                error::ErrorFormat::of_accept(&accept),
+                rt.services.error_template.as_deref(),
+            )
         }
     };
     for c in ctx.set_cookies.drain(..) {

@@ -17,12 +17,18 @@ use crate::runtime::Runtime;
 
 /// Whether the client is a browser that can follow a redirect to the login page.
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
-    accepts(headers, |m| m.eq_ignore_ascii_case("text/html"))
+    accepts_html(headers.get_all(header::ACCEPT).iter())
 }
 
-/// Whether the client is an API client asking for JSON (`application/json` or a `+json` type).
-pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
-    accepts(headers, |m| {
+/// [`wants_html`] over the `Accept` values.
+pub(crate) fn accepts_html<'a>(accept: impl Iterator<Item = &'a HeaderValue>) -> bool {
+    accepts(accept, |m| m.eq_ignore_ascii_case("text/html"))
+}
+
+/// Whether the client is an API client asking for JSON (`application/json` or a `+json` type),
+/// from its `Accept` values.
+pub(crate) fn accepts_json<'a>(accept: impl Iterator<Item = &'a HeaderValue>) -> bool {
+    accepts(accept, |m| {
         m.eq_ignore_ascii_case("application/json")
             || (m.len() > 5
                 && m.is_char_boundary(m.len() - 5)
@@ -31,10 +37,11 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a media type named in `Accept` (parameters dropped, trimmed) satisfies `matches`.
-fn accepts(headers: &HeaderMap, matches: impl Fn(&str) -> bool) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
+fn accepts<'a>(
+    accept: impl Iterator<Item = &'a HeaderValue>,
+    matches: impl Fn(&str) -> bool,
+) -> bool {
+    accept
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.split(';').next().is_some_and(|m| matches(m.trim())))

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
 use super::Body;
-use super::challenge::{wants_html, wants_json};
+use super::challenge::{accepts_html, accepts_json};
 use crate::login::{ErrorPage, Template};
 
 /// How a client gets an error, decided from its `Accept` header.
@@ -28,15 +28,27 @@ pub(crate) enum ErrorFormat {
 }
 
 impl ErrorFormat {
-    /// The format for a request with these headers. Read it before the request is consumed.
-    pub(crate) fn of(headers: &HeaderMap) -> ErrorFormat {
-        if wants_html(headers) {
+    /// The format for the `Accept` values kept by [`AcceptValues::of`].
+    pub(crate) fn of_accept(accept: &AcceptValues) -> ErrorFormat {
+        if accepts_html(accept.0.iter()) {
             ErrorFormat::Html
-        } else if wants_json(headers) {
+        } else if accepts_json(accept.0.iter()) {
             ErrorFormat::Json
         } else {
             ErrorFormat::Plain
         }
+    }
+}
+
+/// A request's `Accept` values, kept (shared, not copied) so that the error format is worked
+/// out only when there is an error, after the request itself has been consumed.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptValues(smallvec::SmallVec<[HeaderValue; 1]>);
+
+impl AcceptValues {
+    /// The `Accept` values of a request with these headers.
+    pub(crate) fn of(headers: &HeaderMap) -> AcceptValues {
+        AcceptValues(headers.get_all(header::ACCEPT).iter().cloned().collect())
     }
 }
 

@@ -310,8 +310,13 @@ impl Scan {
 pub(crate) fn scan(headers: &HeaderMap, reserved: Option<&Reserved>) -> Scan {
     let values = headers.get_all(CONNECTION);
     let connection = values.iter().next().is_some();
-    let named_by_connection =
-        |name: &str| connection && connection_tokens(&values).any(|t| same_folded(t, name));
+    // The tokens, split once (not once per header name): usually one (`keep-alive`).
+    let tokens: SmallVec<[&str; 4]> = if connection {
+        connection_tokens(&values).collect()
+    } else {
+        SmallVec::new()
+    };
+    let named_by_connection = |name: &str| tokens.iter().any(|t| same_folded(t, name));
     let mut doomed = SmallVec::new();
     let mut reserved_values = 0;
     for name in headers.keys() {
