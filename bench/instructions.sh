@@ -127,6 +127,8 @@ routes:
   - match: { path: / }
     access: authenticated
 EOF
+# It holds a literal session secret: `authgate run` refuses it unless only its owner can read it.
+chmod 600 "$WORK/gateway/gateway.yaml"
 "${CG[@]}" --callgrind-out-file="$WORK/cg.gateway" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
     >"$WORK/gateway/out.log" 2>&1 &
 PIDS+=("$!")

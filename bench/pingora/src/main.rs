@@ -8,6 +8,7 @@
 //! single worker), and the gateway's allocator (mimalloc), so what differs is the HTTP stack.
 //!
 //!     pingora-bench-proxy LISTEN_ADDR UPSTREAM_ADDR      # e.g. 127.0.0.1:8080 127.0.0.1:8081
+//!     PINGORA_WORK_STEALING=0 pingora-bench-proxy ...   # pingora's no-steal runtime instead
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ fn main() -> ExitCode {
 
     let conf = ServerConf {
         threads: 1,
+        // pingora's default: a multi-thread tokio runtime (here of one worker), like the gateway's.
+        // PINGORA_WORK_STEALING=0 runs pingora's own single-threaded runtimes instead.
+        work_stealing: std::env::var_os("PINGORA_WORK_STEALING").is_none_or(|v| v != "0"),
         // bench/run.sh stops it with SIGTERM (pingora's graceful shutdown): do not linger.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
