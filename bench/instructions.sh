@@ -6,6 +6,8 @@
 #
 #   bench/instructions.sh                  # builds the `profiling` profile unless GATEWAY_BIN is set
 #   GATEWAY_BIN=target/profiling/authgate REQUESTS=20000 bench/instructions.sh
+#   BENCH_PINGORA=1 bench/instructions.sh  # also bench/pingora (a minimal pingora-proxy, no auth;
+#                                          # `profiling` build, needs cmake, unless PINGORA_BIN is set)
 #
 # The `profiling` profile is `release` with line-level debug info (the shipped `release` binary
 # has none), so callgrind can name the functions that allocate.
@@ -125,6 +127,8 @@ routes:
   - match: { path: / }
     access: authenticated
 EOF
+# It holds a literal session secret: `authgate run` refuses it unless only its owner can read it.
+chmod 600 "$WORK/gateway/gateway.yaml"
 "${CG[@]}" --callgrind-out-file="$WORK/cg.gateway" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
     >"$WORK/gateway/out.log" 2>&1 &
 PIDS+=("$!")
@@ -136,3 +140,19 @@ say "user-space instructions per request (callgrind; $REQUESTS requests, $CONCUR
 count "nginx proxy_pass" "$NGINX_PID" "$WORK/cg.nginx" "http://127.0.0.1:$PROXY_PORT/"
 count "gateway public" "$GATEWAY_PID" "$WORK/cg.gateway" "$GATEWAY_URL/public/"
 count "gateway session cookie" "$GATEWAY_PID" "$WORK/cg.gateway" "$GATEWAY_URL/private/" -C "gw_session=$cookie"
+
+if [[ ${BENCH_PINGORA:-0} == 1 ]]; then
+    pingora_bin=${PINGORA_BIN:-}
+    if [[ -z $pingora_bin ]]; then
+        cargo build --profile profiling --manifest-path "$BENCH/pingora/Cargo.toml" >"$WORK/pingora-build.log" 2>&1 ||
+            { tail -n 20 "$WORK/pingora-build.log"; die "bench/pingora profiling build failed"; }
+        pingora_bin=$BENCH/pingora/target/profiling/pingora-bench-proxy
+    fi
+    PINGORA_PORT=$(free_port)
+    "${CG[@]}" --callgrind-out-file="$WORK/cg.pingora" "$pingora_bin" "127.0.0.1:$PINGORA_PORT" \
+        "127.0.0.1:$UPSTREAM_PORT" >"$WORK/pingora.log" 2>&1 &
+    PIDS+=("$!")
+    PINGORA_PID=$!
+    "${CLIENT[@]}" wait-http "http://127.0.0.1:$PINGORA_PORT/" 120 || die "pingora did not start: $(tail -n 5 "$WORK/pingora.log")"
+    count "pingora proxy (no auth)" "$PINGORA_PID" "$WORK/cg.pingora" "http://127.0.0.1:$PINGORA_PORT/"
+fi
