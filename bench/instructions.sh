@@ -21,6 +21,7 @@
 set -euo pipefail
 
 REQUESTS=${REQUESTS:-20000}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}   # the gateway's log.level: `info` turns the access log on
 CONCURRENCY=${CONCURRENCY:-10}
 WARMUP=${WARMUP:-2000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -115,7 +116,7 @@ session:
   secret: "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 data_dir: "$WORK/gateway/data"
 log:
-  level: warn
+  level: ${LOG_LEVEL}
 chain:
   - name: users
     type: htpasswd
