@@ -125,6 +125,8 @@ routes:
   - match: { path: / }
     access: authenticated
 EOF
+# The file holds the session secret: the gateway refuses it readable by others.
+chmod 600 "$WORK/gateway/gateway.yaml"
 "${CG[@]}" --callgrind-out-file="$WORK/cg.gateway" "$gateway_bin" run --config "$WORK/gateway/gateway.yaml" \
     >"$WORK/gateway/out.log" 2>&1 &
 PIDS+=("$!")

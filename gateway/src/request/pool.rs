@@ -16,9 +16,17 @@
 //! spawned task, a oneshot channel and a keyed pool lookup per request (it re-pools a
 //! connection from a task that waits for it to become ready). Here the response body itself
 //! returns the connection, so a proxied request costs one uncontended lock and no task.
+//!
+//! The idle connections are kept per thread (one shard per runtime worker, `thread_local`): a
+//! connection goes back to the shard of the thread that finished its response, and a request
+//! takes from its own thread's shard first, so with several workers no lock or counter is
+//! shared between cores on the hot path. Nothing is stranded on a shard: a thread whose shard
+//! is empty takes from the others before it opens a connection, every `put` drops its own
+//! shard's expired connections, and a shard sweeps the others for expired ones once per
+//! `IDLE_TIMEOUT`. `MAX_IDLE` is split evenly among the worker threads.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,6 +35,7 @@ use http::{Request, Response};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use thread_local::ThreadLocal;
 
 use super::{Body, BoxError};
 
@@ -61,38 +70,118 @@ struct Idle {
     since: Instant,
 }
 
-struct Shared {
-    idle: Mutex<Vec<Idle>>,
+/// The idle connections of one thread, oldest first. Aligned to its own cache lines so that
+/// two threads' shards never share one.
+#[repr(align(128))]
+struct Shard {
+    state: Mutex<ShardState>,
 }
 
-impl Shared {
-    fn put(&self, sender: http1::SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+struct ShardState {
+    idle: Vec<Idle>,
+    /// When this shard last swept the other shards for expired connections.
+    swept: Instant,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            state: Mutex::new(ShardState {
+                idle: Vec::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
-    fn take(&self) -> Option<http1::SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(entry) = idle.pop() {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ShardState {
+    /// Drops the connections idle for longer than `IDLE_TIMEOUT` (the oldest, at the front).
+    fn drop_expired(&mut self, now: Instant) {
+        let fresh = self
+            .idle
+            .iter()
+            .position(|e| now.saturating_duration_since(e.since) <= IDLE_TIMEOUT)
+            .unwrap_or(self.idle.len());
+        self.idle.drain(..fresh);
+    }
+
+    /// The most recently used live connection, if one is fresh enough.
+    fn pop(&mut self, now: Instant) -> Option<http1::SendRequest<Body>> {
+        while let Some(entry) = self.idle.pop() {
             if entry.sender.is_closed() {
                 continue;
             }
-            if entry.since.elapsed() > IDLE_TIMEOUT {
+            if now.saturating_duration_since(entry.since) > IDLE_TIMEOUT {
                 // The newest is too old: so is every older one.
-                idle.clear();
+                self.idle.clear();
                 return None;
             }
             return Some(entry.sender);
         }
         None
+    }
+}
+
+struct Shared {
+    shards: ThreadLocal<Shard>,
+    /// The most idle connections one shard keeps (`MAX_IDLE` split among the workers).
+    max_per_shard: usize,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        Shared {
+            shards: ThreadLocal::with_capacity(workers),
+            max_per_shard: (MAX_IDLE / workers).max(1),
+        }
+    }
+
+    fn put(&self, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let own = self.shards.get_or(Shard::new);
+        let sweep = {
+            let mut state = own.lock();
+            state.drop_expired(now);
+            if state.idle.len() < self.max_per_shard {
+                state.idle.push(Idle { sender, since: now });
+            }
+            let sweep = now.saturating_duration_since(state.swept) > IDLE_TIMEOUT;
+            if sweep {
+                state.swept = now;
+            }
+            sweep
+        };
+        if sweep {
+            // Shards whose threads stopped proxying would otherwise keep their connections.
+            for shard in self.shards.iter() {
+                if !std::ptr::eq(shard, own)
+                    && let Ok(mut state) = shard.state.try_lock()
+                {
+                    state.drop_expired(now);
+                }
+            }
+        }
+    }
+
+    fn take(&self) -> Option<http1::SendRequest<Body>> {
+        let now = Instant::now();
+        let own = self.shards.get_or(Shard::new);
+        if let Some(sender) = own.lock().pop(now) {
+            return Some(sender);
+        }
+        // Another thread's idle connection beats a new one.
+        self.shards
+            .iter()
+            .filter(|shard| !std::ptr::eq(*shard, own))
+            .find_map(|shard| shard.lock().pop(now))
     }
 }
 
@@ -118,9 +207,7 @@ impl UpstreamPool {
     pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
         let port = authority.port_u16().unwrap_or(80);
         UpstreamPool {
-            shared: Arc::new(Shared {
-                idle: Mutex::new(Vec::new()),
-            }),
+            shared: Arc::new(Shared::new()),
             address: format!("{}:{port}", authority.host()),
             connect_timeout,
         }
