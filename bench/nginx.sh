@@ -2,7 +2,8 @@
 # off, so its PID is ours to stop) with its temp paths inside $WORK.
 # Needs: WORK, PIDS (array), CLIENT (bench/client.py command), die.
 # Env: NGINX_MASTER (on; `off` runs the worker alone, e.g. under valgrind),
-#      NGINX_START_SECONDS (10: how long to wait for it to answer).
+#      NGINX_START_SECONDS (10: how long to wait for it to answer),
+#      NGINX_WORKERS (1: worker_processes).
 
 start_nginx() { # name port location-block http-block [command prefix...]
     local name=$1 port=$2 location=$3 http_extra=$4
@@ -10,7 +11,7 @@ start_nginx() { # name port location-block http-block [command prefix...]
     local dir=$WORK/$name
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes ${NGINX_WORKERS:-1};
 master_process ${NGINX_MASTER:-on};
 daemon off;
 pid $dir/nginx.pid;

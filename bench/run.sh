@@ -41,6 +41,8 @@
 #      BENCH_LOG_LEVEL (warn: the gateway's `log.level`), GATEWAY_BIN (skip the cargo build and use
 #      this binary), BENCH_REQUIRE_GATEWAY=1 (exit 1 when a gateway target could not run),
 #      BENCH_GATEWAY_CPUS (0: the CPUs the gateway is pinned to, e.g. `0,1` to share wrk's),
+#      BENCH_NGINX_WORKERS (as many as BENCH_GATEWAY_CPUS has CPUs: worker_processes of the
+#      nginx proxy_pass reference, which is pinned to the gateway's CPUs),
 #      BENCH_SESSION_STORE (memory: `session.store`, e.g. `cookie` or `redis://127.0.0.1:6379`),
 #      BENCH_QUICK=1 (only the targets above the Basic one: no Basic warm-up,
 #      half saturation, idle connections or storm), BENCH_PINGORA=1 (the pingora target;
@@ -60,6 +62,7 @@ LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
 SERVER_CPU=0
 CLIENT_CPU=1
 GATEWAY_CPUS=${BENCH_GATEWAY_CPUS:-$SERVER_CPU}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-$(taskset -c "$GATEWAY_CPUS" nproc)}
 SESSION_STORE=${BENCH_SESSION_STORE:-memory}
 QUICK=${BENCH_QUICK:-0}
 PINGORA=${BENCH_PINGORA:-0}
@@ -172,10 +175,10 @@ start_nginx upstream "$UPSTREAM_PORT" 'default_type text/plain; return 200 "ok";
     taskset -c "$SERVER_CPU"
 
 PROXY_PORT=$(free_port)
-start_nginx proxy "$PROXY_PORT" \
+NGINX_WORKERS=$NGINX_WORKERS start_nginx proxy "$PROXY_PORT" \
     'proxy_pass http://bench_upstream; proxy_http_version 1.1; proxy_set_header Connection "";' \
     "upstream bench_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }" \
-    taskset -c "$SERVER_CPU"
+    taskset -c "$GATEWAY_CPUS"
 
 # The same proxy with its access log on (nginx's default `combined` format, unbuffered: one
 # write per request) to a file.
@@ -479,7 +482,7 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
 {
     say ""
     say "gateway bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
-    say "servers on CPU $SERVER_CPU (gateway on CPU $GATEWAY_CPUS), wrk on CPU $CLIENT_CPU, session store $SESSION_STORE, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
+    say "servers on CPU $SERVER_CPU (gateway and nginx proxy_pass on CPU $GATEWAY_CPUS, nginx with $NGINX_WORKERS workers), wrk on CPU $CLIENT_CPU, session store $SESSION_STORE, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
     say "load average before the run: $LOAD_BEFORE (other work on the machine skews every figure)"
     say ""
     printf '%-32s %12s %10s %10s %8s %9s  %s\n' target requests/s p50 p99 errors "CPU us/req" "ratio to nginx proxy_pass"

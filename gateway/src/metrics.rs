@@ -1,14 +1,19 @@
 //! Prometheus metrics of the gateway, served on the admin listener's `/metrics`.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use thread_local::ThreadLocal;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -41,8 +46,7 @@ struct StatusLabel {
 /// username, path or address.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    request_duration: Family<DecisionLabel, Histogram>,
+    requests: Arc<RequestStats>,
     auth_failures: Family<ReasonLabel, Counter>,
     upstream_errors: Family<StatusLabel, Counter>,
     lockouts_active: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -69,19 +73,16 @@ impl Metrics {
     /// A fresh set of metrics, registered under the `gateway_` prefix.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("gateway");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let requests = Arc::new(RequestStats::new());
         registry.register(
             "requests",
             "Requests by gateway decision and response status",
-            requests.clone(),
-        );
-        let request_duration = Family::<DecisionLabel, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> _,
+            RequestCounts(requests.clone()),
         );
         registry.register(
             "request_duration_seconds",
             "Time from the request's arrival to its response head, by gateway decision",
-            request_duration.clone(),
+            RequestDurations(requests.clone()),
         );
         let auth_failures = Family::<ReasonLabel, Counter>::default();
         registry.register(
@@ -148,7 +149,6 @@ impl Metrics {
         Metrics {
             registry,
             requests,
-            request_duration,
             auth_failures,
             upstream_errors,
             lockouts_active,
@@ -160,18 +160,9 @@ impl Metrics {
         }
     }
 
-    /// Counts one finished request.
-    pub(crate) fn request(&self, decision: &'static str, status: u16) {
-        self.requests
-            .get_or_create(&RequestLabels { decision, status })
-            .inc();
-    }
-
-    /// Records how long a request took until its response head.
-    pub(crate) fn request_duration(&self, decision: &'static str, took: std::time::Duration) {
-        self.request_duration
-            .get_or_create(&DecisionLabel { decision })
-            .observe(took.as_secs_f64());
+    /// Counts one finished request and records how long it took until its response head.
+    pub(crate) fn request(&self, decision: &'static str, status: u16, took: std::time::Duration) {
+        self.requests.record(decision, status, took.as_secs_f64());
     }
 
     /// Counts one failed login.
@@ -298,12 +289,265 @@ impl Collector for LogDropped {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+    Histogram::new(latency_buckets())
+}
+
+/// The upper bounds of the latency histograms' buckets (without the last, infinite one).
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 14)
+}
+
+/// `gateway_requests_total` and `gateway_request_duration_seconds`, counted per thread and
+/// summed when scraped: every request counts itself, and a shared counter (or the read lock of
+/// a `Family` and the write lock of a `Histogram`) would be a cache line every core writes to on
+/// every request. Each thread writes its own shard; its lock is only ever contended by a scrape.
+/// A thread's shard outlives the thread (`thread_local` hands it to the next thread), so no count
+/// is lost.
+struct RequestStats {
+    shards: ThreadLocal<StatsShard>,
+    /// Bucket upper bounds, the last one `f64::MAX` (as `Histogram` keeps them).
+    bounds: Vec<f64>,
+}
+
+/// One thread's counts, on cache lines of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct StatsShard(Mutex<ThreadStats>);
+
+impl StatsShard {
+    fn lock(&self) -> MutexGuard<'_, ThreadStats> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A handful of entries (decisions x statuses seen): a linear scan beats hashing.
+#[derive(Default)]
+struct ThreadStats {
+    requests: Vec<(RequestLabels, u64)>,
+    durations: Vec<(&'static str, HistogramCounts)>,
+}
+
+#[derive(Clone)]
+struct HistogramCounts {
+    sum: f64,
+    count: u64,
+    /// Observations per bucket (not cumulative), as `bounds`.
+    buckets: Vec<u64>,
+}
+
+impl HistogramCounts {
+    fn new(buckets: usize) -> Self {
+        HistogramCounts {
+            sum: 0.0,
+            count: 0,
+            buckets: vec![0; buckets],
+        }
+    }
+
+    fn add(&mut self, other: &HistogramCounts) {
+        self.sum += other.sum;
+        self.count += other.count;
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+    }
+}
+
+/// Whether two decision labels are the same: usually the very same `&'static str`.
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+impl RequestStats {
+    fn new() -> Self {
+        RequestStats {
+            shards: ThreadLocal::new(),
+            bounds: latency_buckets().chain(std::iter::once(f64::MAX)).collect(),
+        }
+    }
+
+    fn record(&self, decision: &'static str, status: u16, seconds: f64) {
+        let mut stats = self.shards.get_or(StatsShard::default).lock();
+        match stats
+            .requests
+            .iter_mut()
+            .find(|(l, _)| l.status == status && same(l.decision, decision))
+        {
+            Some((_, n)) => *n += 1,
+            None => stats.requests.push((RequestLabels { decision, status }, 1)),
+        }
+        let histogram = match stats.durations.iter().position(|(d, _)| same(d, decision)) {
+            Some(i) => &mut stats.durations[i].1,
+            None => {
+                stats
+                    .durations
+                    .push((decision, HistogramCounts::new(self.bounds.len())));
+                let last = stats.durations.len() - 1;
+                &mut stats.durations[last].1
+            }
+        };
+        histogram.sum += seconds;
+        histogram.count += 1;
+        // As `Histogram::observe`: the first bucket whose bound is at least the value.
+        if let Some(i) = self.bounds.iter().position(|b| *b >= seconds) {
+            histogram.buckets[i] += 1;
+        }
+    }
+
+    /// Every thread's request counts, summed per label set.
+    fn requests(&self) -> Vec<(RequestLabels, u64)> {
+        let mut total: Vec<(RequestLabels, u64)> = Vec::new();
+        for shard in self.shards.iter() {
+            for (labels, n) in &shard.lock().requests {
+                match total.iter_mut().find(|(l, _)| l == labels) {
+                    Some((_, t)) => *t += n,
+                    None => total.push((labels.clone(), *n)),
+                }
+            }
+        }
+        total
+    }
+
+    /// Every thread's durations, summed per decision.
+    fn durations(&self) -> Vec<(&'static str, HistogramCounts)> {
+        let mut total: Vec<(&'static str, HistogramCounts)> = Vec::new();
+        for shard in self.shards.iter() {
+            for (decision, h) in &shard.lock().durations {
+                match total.iter_mut().find(|(d, _)| same(d, decision)) {
+                    Some((_, t)) => t.add(h),
+                    None => total.push((decision, h.clone())),
+                }
+            }
+        }
+        total
+    }
+}
+
+/// `gateway_requests_total{decision,status}`, encoded as a `Family<_, Counter>` would be.
+#[derive(Debug)]
+struct RequestCounts(Arc<RequestStats>);
+
+/// `gateway_request_duration_seconds{decision}`, encoded as a `Family<_, Histogram>` would be.
+#[derive(Debug)]
+struct RequestDurations(Arc<RequestStats>);
+
+impl std::fmt::Debug for RequestStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestStats").finish_non_exhaustive()
+    }
+}
+
+impl EncodeMetric for RequestCounts {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, n) in self.0.requests() {
+            encoder
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+impl EncodeMetric for RequestDurations {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (decision, h) in self.0.durations() {
+            let buckets: Vec<(f64, u64)> = self
+                .0
+                .bounds
+                .iter()
+                .copied()
+                .zip(h.buckets.iter().copied())
+                .collect();
+            encoder
+                .encode_family(&DecisionLabel { decision })?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-thread request metrics encode exactly as the `Family`s they replace, whatever
+    /// threads counted the requests.
+    #[test]
+    fn request_metrics_encode_as_prometheus_families() {
+        // Binary fractions, so that sums do not depend on the order they are added in.
+        let samples: [(&'static str, u16, f64); 7] = [
+            ("public", 200, 0.000_488_281_25),
+            ("allowed", 200, 0.003_906_25),
+            ("allowed", 200, 0.015_625),
+            ("allowed", 404, 9.5),
+            ("challenged", 302, 100.0),
+            ("public", 200, 0.000_976_562_5),
+            ("allowed", 200, 0.0),
+        ];
+        let stats = Arc::new(RequestStats::new());
+        let mut ours = Registry::with_prefix("gateway");
+        ours.register("requests", "r", RequestCounts(stats.clone()));
+        ours.register(
+            "request_duration_seconds",
+            "d",
+            RequestDurations(stats.clone()),
+        );
+        let counts = Family::<RequestLabels, Counter>::default();
+        let durations = Family::<DecisionLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> _,
+        );
+        let mut theirs = Registry::with_prefix("gateway");
+        theirs.register("requests", "r", counts.clone());
+        theirs.register("request_duration_seconds", "d", durations.clone());
+        std::thread::scope(|scope| {
+            for thread in 0..3 {
+                let stats = &stats;
+                scope.spawn(move || {
+                    for (i, (decision, status, seconds)) in samples.iter().enumerate() {
+                        if i % 3 != thread {
+                            stats.record(decision, *status, *seconds);
+                        }
+                    }
+                });
+            }
+        });
+        for (i, (decision, status, seconds)) in samples.iter().enumerate() {
+            for thread in 0..3 {
+                if i % 3 != thread {
+                    counts
+                        .get_or_create(&RequestLabels {
+                            decision,
+                            status: *status,
+                        })
+                        .inc();
+                    durations
+                        .get_or_create(&DecisionLabel { decision })
+                        .observe(*seconds);
+                }
+            }
+        }
+        let lines = |registry: &Registry| {
+            let mut text = String::new();
+            encode(&mut text, registry).expect("encodes");
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        let ours = lines(&ours);
+        assert_eq!(ours, lines(&theirs));
+        assert!(
+            ours.contains(&"gateway_requests_total{decision=\"allowed\",status=\"200\"} 6".into()),
+            "{ours:#?}"
+        );
+    }
 
     #[test]
     fn password_refusals_are_exported_for_every_reason() {

@@ -222,6 +222,10 @@ where
     let idle = gw.current().config.server.header_read_timeout.get();
     let peer = conn.peer;
     let activity = conn.activity.clone();
+    // Shared by the connection's requests through an `Arc` of its own: cloning `ConnInfo` per
+    // request would clone its listener-wide `CancellationToken`, whose clone and drop each take
+    // a lock every connection of the listener shares.
+    let conn = Arc::new(conn);
     let service = {
         let activity = activity.clone();
         service_fn(move |req| {

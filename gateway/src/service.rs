@@ -20,7 +20,7 @@ use crate::state::Gateway;
 /// Runs every phase for one request and logs it. Never fails: errors become responses here.
 pub(crate) async fn handle(
     gw: Arc<Gateway>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let rt = gw.runtime.load_full();
@@ -70,9 +70,8 @@ pub(crate) async fn handle(
         gw.metrics.backend_step(step);
     }
     let status = resp.status().as_u16();
-    gw.metrics.request(ctx.decision, status);
     gw.metrics
-        .request_duration(ctx.decision, ctx.started.elapsed());
+        .request(ctx.decision, status, ctx.started.elapsed());
     if let Some(reason) = ctx.auth_failure {
         gw.metrics.auth_failure(reason);
     }

@@ -10,15 +10,27 @@
 //! - a request that could not be written at all on a reused connection (the upstream closed it
 //!   while it sat idle) is retried once on a new one; a request that may have reached the
 //!   upstream is never retried;
-//! - idle connections are dropped after `IDLE_TIMEOUT`, and at most `MAX_IDLE` are kept.
+//! - idle connections are dropped after `IDLE_TIMEOUT`, and at most `MAX_IDLE` are kept;
+//! - a `GET`/`HEAD` without a body or upgrade (most requests) takes the common exchange of
+//!   [`upstream_h1`] on connections of its own (no hyper task per connection); an idle one is
+//!   reused only if the upstream has neither closed it nor sent anything on it since, and one
+//!   found closed before any answer is replaced once by a new connection.
 //!
 //! hyper-util's legacy client does the same job generically; on the proxy's hot path it costs a
 //! spawned task, a oneshot channel and a keyed pool lookup per request (it re-pools a
 //! connection from a task that waits for it to become ready). Here the response body itself
 //! returns the connection, so a proxied request costs one uncontended lock and no task.
+//!
+//! The idle connections are kept per thread (one shard per runtime worker, `thread_local`): a
+//! connection goes back to the shard of the thread that finished its response, and a request
+//! takes from its own thread's shard first, so with several workers no lock or counter is
+//! shared between cores on the hot path. Nothing is stranded on a shard: a thread whose shard
+//! is empty takes from the others before it opens a connection, every `put` drops its own
+//! shard's expired connections, and a shard sweeps the others for expired ones once per
+//! `IDLE_TIMEOUT`. `MAX_IDLE` is split evenly among the worker threads.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,6 +39,7 @@ use http::{Request, Response};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use thread_local::ThreadLocal;
 
 use tokio::net::TcpStream;
 
@@ -64,47 +77,148 @@ struct Idle {
     since: Instant,
 }
 
-struct Shared {
-    idle: Mutex<Vec<Idle>>,
-    /// Idle connections of the common exchange ([`upstream_h1`]), most recently used last.
-    raw: Mutex<Vec<Conn<TcpStream>>>,
+/// The idle connections of one thread, oldest first. Aligned to its own cache lines so that
+/// two threads' shards never share one.
+#[repr(align(128))]
+struct Shard {
+    state: Mutex<ShardState>,
 }
 
-impl Home<TcpStream> for Arc<Shared> {
-    fn rehome(&self, conn: Conn<TcpStream>) {
-        let mut raw = self.raw.lock().unwrap_or_else(PoisonError::into_inner);
-        if raw.len() < MAX_IDLE {
-            raw.push(conn);
+struct ShardState {
+    idle: Vec<Idle>,
+    /// Idle connections of the common exchange ([`upstream_h1`]), oldest first.
+    raw: Vec<Conn<TcpStream>>,
+    /// When this shard last swept the other shards for expired connections.
+    swept: Instant,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            state: Mutex::new(ShardState {
+                idle: Vec::new(),
+                raw: Vec::new(),
+                swept: Instant::now(),
+            }),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+impl ShardState {
+    /// Drops the connections idle for longer than `IDLE_TIMEOUT` (the oldest, at the front).
+    fn drop_expired(&mut self, now: Instant) {
+        let fresh = self
+            .idle
+            .iter()
+            .position(|e| now.saturating_duration_since(e.since) <= IDLE_TIMEOUT)
+            .unwrap_or(self.idle.len());
+        self.idle.drain(..fresh);
+        let fresh = self
+            .raw
+            .iter()
+            .position(|c| now.saturating_duration_since(c.since) <= IDLE_TIMEOUT)
+            .unwrap_or(self.raw.len());
+        self.raw.drain(..fresh);
+    }
+
+    /// The most recently used connection of the common exchange, if one is fresh enough (the
+    /// caller checks that it is quiet, outside the lock).
+    fn pop_raw(&mut self, now: Instant) -> Option<Conn<TcpStream>> {
+        let conn = self.raw.pop()?;
+        if now.saturating_duration_since(conn.since) > IDLE_TIMEOUT {
+            // The newest is too old: so is every older one.
+            self.raw.clear();
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// The most recently used live connection, if one is fresh enough.
+    fn pop(&mut self, now: Instant) -> Option<http1::SendRequest<Body>> {
+        while let Some(entry) = self.idle.pop() {
+            if entry.sender.is_closed() {
+                continue;
+            }
+            if now.saturating_duration_since(entry.since) > IDLE_TIMEOUT {
+                // The newest is too old: so is every older one.
+                self.idle.clear();
+                return None;
+            }
+            return Some(entry.sender);
+        }
+        None
+    }
+}
+
+struct Shared {
+    shards: ThreadLocal<Shard>,
+    /// The most idle connections one shard keeps (`MAX_IDLE` split among the workers).
+    max_per_shard: usize,
+}
+
 impl Shared {
+    fn new() -> Shared {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        Shared {
+            shards: ThreadLocal::with_capacity(workers),
+            max_per_shard: (MAX_IDLE / workers).max(1),
+        }
+    }
+
     fn put(&self, sender: http1::SendRequest<Body>) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+        self.put_with(|state, now, max| {
+            if state.idle.len() < max {
+                state.idle.push(Idle { sender, since: now });
+            }
+        });
+    }
+
+    /// Puts a connection into this thread's shard with `push`, dropping the shard's expired
+    /// connections, and once per `IDLE_TIMEOUT` the other shards' too.
+    fn put_with(&self, push: impl FnOnce(&mut ShardState, Instant, usize)) {
+        let now = Instant::now();
+        let own = self.shards.get_or(Shard::new);
+        let sweep = {
+            let mut state = own.lock();
+            state.drop_expired(now);
+            push(&mut state, now, self.max_per_shard);
+            let sweep = now.saturating_duration_since(state.swept) > IDLE_TIMEOUT;
+            if sweep {
+                state.swept = now;
+            }
+            sweep
+        };
+        if sweep {
+            // Shards whose threads stopped proxying would otherwise keep their connections.
+            for shard in self.shards.iter() {
+                if !std::ptr::eq(shard, own)
+                    && let Ok(mut state) = shard.state.try_lock()
+                {
+                    state.drop_expired(now);
+                }
+            }
         }
     }
 
+    /// An idle connection of the common exchange: this thread's shard first, then the others';
+    /// one the upstream closed, or sent unasked-for bytes on, is dropped.
     fn take_raw(&self) -> Option<Conn<TcpStream>> {
+        let now = Instant::now();
+        let own = self.shards.get_or(Shard::new);
         loop {
-            let conn = {
-                let mut raw = self.raw.lock().unwrap_or_else(PoisonError::into_inner);
-                let conn = raw.pop()?;
-                if conn.since.elapsed() > IDLE_TIMEOUT {
-                    // The newest is too old: so is every older one.
-                    raw.clear();
-                    return None;
-                }
-                conn
-            };
+            let conn = own.lock().pop_raw(now).or_else(|| {
+                self.shards
+                    .iter()
+                    .filter(|shard| !std::ptr::eq(*shard, own))
+                    .find_map(|shard| shard.lock().pop_raw(now))
+            })?;
             if conn.is_quiet() {
                 return Some(conn);
             }
@@ -112,19 +226,27 @@ impl Shared {
     }
 
     fn take(&self) -> Option<http1::SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(entry) = idle.pop() {
-            if entry.sender.is_closed() {
-                continue;
-            }
-            if entry.since.elapsed() > IDLE_TIMEOUT {
-                // The newest is too old: so is every older one.
-                idle.clear();
-                return None;
-            }
-            return Some(entry.sender);
+        let now = Instant::now();
+        let own = self.shards.get_or(Shard::new);
+        if let Some(sender) = own.lock().pop(now) {
+            return Some(sender);
         }
-        None
+        // Another thread's idle connection beats a new one.
+        self.shards
+            .iter()
+            .filter(|shard| !std::ptr::eq(*shard, own))
+            .find_map(|shard| shard.lock().pop(now))
+    }
+}
+
+impl Home<TcpStream> for Arc<Shared> {
+    fn rehome(&self, mut conn: Conn<TcpStream>) {
+        self.put_with(|state, now, max| {
+            if state.raw.len() < max {
+                conn.since = now;
+                state.raw.push(conn);
+            }
+        });
     }
 }
 
@@ -150,10 +272,7 @@ impl UpstreamPool {
     pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
         let port = authority.port_u16().unwrap_or(80);
         UpstreamPool {
-            shared: Arc::new(Shared {
-                idle: Mutex::new(Vec::new()),
-                raw: Mutex::new(Vec::new()),
-            }),
+            shared: Arc::new(Shared::new()),
             address: format!("{}:{port}", authority.host()),
             connect_timeout,
         }

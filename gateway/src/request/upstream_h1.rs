@@ -115,7 +115,7 @@ pub(crate) struct Conn<S> {
     buf: BytesMut,
     /// The request head being written (kept: one allocation per connection, not per request).
     head: Vec<u8>,
-    /// When it last finished an exchange (for the pool's idle timeout).
+    /// When it last finished an exchange (set by the pool, for its idle timeout).
     pub(crate) since: std::time::Instant,
 }
 
@@ -408,12 +408,11 @@ impl<S, H: Home<S>> RawBody<S, H> {
     /// The body has been read to its end: the connection goes home if it can be reused.
     fn finish(&mut self) {
         self.framing = Framing::Done;
-        let (Some(mut conn), Some(home)) = (self.conn.take(), self.home.take()) else {
+        let (Some(conn), Some(home)) = (self.conn.take(), self.home.take()) else {
             return;
         };
         // Bytes after the end of the response: the upstream and we disagree on framing.
         if self.keep_alive && conn.buf.is_empty() {
-            conn.since = std::time::Instant::now();
             home.rehome(conn);
         }
     }
