@@ -394,7 +394,9 @@ pub(crate) fn init_logging_with(log: &crate::config::LogConfig, level: Option<&s
         .with_writer(writer);
     let installed = match log.format {
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        crate::config::LogFormat::Text => builder.try_init(),
+        crate::config::LogFormat::Text => builder
+            .event_format(crate::access_log::TextFormat::default())
+            .try_init(),
     };
     if installed.is_ok() {
         let _ = LOG_DROPPED.set(dropped);

@@ -40,9 +40,13 @@ pub(crate) const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// How much room a read asks for.
 const READ_SIZE: usize = 16 * 1024;
-/// The longest chunk-size line (size and extensions) and the most trailer bytes accepted.
+/// The longest chunk-size line (size and extensions).
 const MAX_CHUNK_LINE: usize = 4096;
-const MAX_TRAILERS: usize = 16 * 1024;
+/// The most chunk-extension and trailer bytes, together, in one body, and the most trailer
+/// lines. Below hyper's own limits (16 KiB of extensions, 16 KiB and 100 lines of trailers), so
+/// that what this decoder accepts hyper's accepts too.
+const MAX_CHUNK_META: usize = 8 * 1024;
+const MAX_TRAILER_LINES: usize = 64;
 
 /// Whether `req` takes this path: `GET` or `HEAD`, nothing in its body (known before reading
 /// it), no upgrade, no transfer-coding, no non-zero `Content-Length`.
@@ -158,6 +162,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Conn<S> {
                         framing,
                         keep_alive,
                         home: Some(home),
+                        meta: 0,
                     };
                     if body.framing.is_done() {
                         body.finish();
@@ -231,7 +236,8 @@ enum Chunk {
     Data(u64),
     /// Expecting the CRLF after a chunk's data.
     DataEnd,
-    /// After the last chunk: trailer lines (skipped), then an empty line. Counts the bytes.
+    /// After the last chunk: trailer lines (checked, then dropped), then an empty line. Counts
+    /// the lines.
     Trailers(usize),
 }
 
@@ -402,6 +408,8 @@ struct RawBody<S, H> {
     framing: Framing,
     keep_alive: bool,
     home: Option<H>,
+    /// Chunk-extension and trailer bytes read so far (bounded by `MAX_CHUNK_META`).
+    meta: usize,
 }
 
 impl<S, H: Home<S>> RawBody<S, H> {
@@ -462,7 +470,7 @@ where
                 }
                 Framing::Close if !buf.is_empty() => Action::Yield(buf.split().freeze()),
                 Framing::Length(_) | Framing::Close => Action::Fill,
-                Framing::Chunked(state) => match chunk_step(buf, *state) {
+                Framing::Chunked(state) => match chunk_step(buf, *state, &mut this.meta) {
                     Ok(Step::Data(data, next)) => {
                         *state = next;
                         Action::Yield(data)
@@ -545,7 +553,8 @@ enum Step {
 }
 
 /// One step of decoding a chunked body from the front of `buf`.
-fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, String> {
+/// `meta` counts the extension and trailer bytes of the whole body.
+fn chunk_step(buf: &mut BytesMut, state: Chunk, meta: &mut usize) -> Result<Step, String> {
     match state {
         Chunk::Size => {
             let Some(first) = buf.first() else {
@@ -558,8 +567,15 @@ fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, String> {
             match httparse::parse_chunk_size(buf) {
                 Ok(httparse::Status::Complete((len, size))) => {
                     // A bare LF inside an extension: httparse skips it, hyper refuses it.
-                    if buf[..len - 2].contains(&b'\n') || len > MAX_CHUNK_LINE {
+                    let line = &buf[..len - 2];
+                    if line.contains(&b'\n') || len > MAX_CHUNK_LINE {
                         return Err("invalid chunk size line".into());
+                    }
+                    if let Some(at) = line.iter().position(|b| *b == b';') {
+                        *meta += line.len() - at;
+                        if *meta > MAX_CHUNK_META {
+                            return Err("too many chunk extension bytes".into());
+                        }
                     }
                     buf.advance(len);
                     Ok(Step::Next(if size == 0 {
@@ -599,29 +615,49 @@ fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, String> {
             }
             _ => Err("chunk data not followed by CRLF".into()),
         },
-        Chunk::Trailers(seen) => {
-            // Each trailer line ends in CRLF; an empty line ends the body. Trailers are dropped
-            // (hyper's server does not send them to an HTTP/1.1 client that did not ask).
+        Chunk::Trailers(lines) => {
+            // Each trailer line ends in CRLF; an empty line ends the body. Each line must be a
+            // header field, as hyper's decoder requires; then it is dropped (hyper's server does
+            // not send trailers to an HTTP/1.1 client that did not ask).
             let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
-                if seen + buf.len() > MAX_TRAILERS {
+                if *meta + buf.len() > MAX_CHUNK_META {
                     return Err("chunked trailers too large".into());
                 }
                 return Ok(Step::More);
             };
-            let line = &buf[..end];
-            if line.contains(&b'\n') || line.contains(&b'\r') {
-                return Err("invalid chunked trailer".into());
-            }
-            let empty = end == 0;
-            buf.advance(end + 2);
-            if empty {
+            if end == 0 {
+                buf.advance(2);
                 return Ok(Step::End);
             }
-            if seen + end + 2 > MAX_TRAILERS {
+            *meta += end + 2;
+            if *meta > MAX_CHUNK_META || lines >= MAX_TRAILER_LINES {
                 return Err("chunked trailers too large".into());
             }
-            Ok(Step::Next(Chunk::Trailers(seen + end + 2)))
+            if !is_header_field(&buf[..end]) {
+                return Err("invalid chunked trailer".into());
+            }
+            buf.advance(end + 2);
+            Ok(Step::Next(Chunk::Trailers(lines + 1)))
         }
+    }
+}
+
+/// Whether `line` (without its CRLF) is one well-formed header field, by the parser hyper uses
+/// for trailers. Trailers are rare: the copy is not on a hot path.
+fn is_header_field(line: &[u8]) -> bool {
+    if line.contains(&b'\n') || line.contains(&b'\r') {
+        return false;
+    }
+    let mut block = Vec::with_capacity(line.len() + 4);
+    block.extend_from_slice(line);
+    block.extend_from_slice(b"\r\n\r\n");
+    let mut fields = [httparse::EMPTY_HEADER; 1];
+    match httparse::parse_headers(&block, &mut fields) {
+        Ok(httparse::Status::Complete((_, [field]))) => {
+            http::HeaderName::from_bytes(field.name.as_bytes()).is_ok()
+                && http::HeaderValue::from_bytes(field.value).is_ok()
+        }
+        _ => false,
     }
 }
 
@@ -633,8 +669,9 @@ mod tests {
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         let mut state = Chunk::Size;
+        let mut meta = 0;
         loop {
-            match chunk_step(&mut buf, state)? {
+            match chunk_step(&mut buf, state, &mut meta)? {
                 Step::Data(d, next) => {
                     out.extend_from_slice(&d);
                     state = next;
@@ -676,6 +713,10 @@ mod tests {
             b"fffffffffffffffff\r\n",        // 17 hex digits
             b"-5\r\n",
             b"0x5\r\n",
+            b"5\r\nhello\r\n0\r\nno colon\r\n\r\n", // a trailer that is not a field
+            b"5\r\nhello\r\n0\r\nbad name: 1\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n folded: 1\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nx: a\x01b\r\n\r\n",
         ] {
             assert!(
                 decode_all(bad, bad.len()).is_err(),
@@ -683,6 +724,33 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn chunk_extensions_and_trailers_are_bounded_below_hypers_limits() {
+        let trailers = |n: usize| {
+            let mut b = b"5\r\nhello\r\n0\r\n".to_vec();
+            for i in 0..n {
+                b.extend_from_slice(format!("t{i}: v\r\n").as_bytes());
+            }
+            b.extend_from_slice(b"\r\n");
+            b
+        };
+        assert_eq!(
+            decode_all(&trailers(MAX_TRAILER_LINES), 7).as_deref(),
+            Ok(&b"hello"[..])
+        );
+        assert!(decode_all(&trailers(MAX_TRAILER_LINES + 1), 7).is_err());
+        let extensions = |n: usize| {
+            let mut b = Vec::new();
+            for _ in 0..n {
+                b.extend_from_slice(format!("1;{}\r\nx\r\n", "e".repeat(1000)).as_bytes());
+            }
+            b.extend_from_slice(b"0\r\n\r\n");
+            b
+        };
+        assert_eq!(decode_all(&extensions(8), 100).map(|b| b.len()), Ok(8));
+        assert!(decode_all(&extensions(9), 100).is_err());
     }
 
     fn head(text: &str, head_request: bool) -> Result<Option<(u16, Framing, bool)>, String> {

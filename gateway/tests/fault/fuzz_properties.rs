@@ -135,6 +135,8 @@ fn upstream_response() -> impl Strategy<Value = Vec<u8>> {
         Just("5;a\nb\r\nhello\r\n0\r\n\r\n"),
         Just("3\r\nhelloXX0\r\n\r\n"),
         Just("0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+        Just("5\r\nhello\r\n0\r\nno colon\r\n\r\n"),
+        Just("5\r\nhello\r\n0\r\nx y: 1\r\n\r\n"),
         Just(""),
     ];
     (
