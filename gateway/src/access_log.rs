@@ -2,7 +2,7 @@
 //! path, route, decision, user, backend entry, status, timings and config version — never a
 //! password, cookie or token (the context holds none of those, and headers are not logged).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use auth_core::TraceStep;
 
@@ -34,7 +34,7 @@ pub(crate) fn log_request(ctx: &RequestContext, status: u16) {
         identity = ctx.identity.map(|i| i.label()).unwrap_or("-"),
         backend = entry,
         trace = %Trace(&ctx.trace),
-        client_ip = %ctx.client_ip,
+        client_ip = %ClientIp(ctx),
         status = status,
         spoofed_headers = ctx.spoofed_headers,
         elapsed_us = ctx.started.elapsed().as_micros() as u64,
@@ -53,6 +53,21 @@ impl fmt::Display for Route<'_> {
             Some(route) => fmt::Display::fmt(route, f),
             None => f.write_str("-"),
         }
+    }
+}
+
+/// The `client_ip` field: the connection's preformatted address when the client is the peer.
+struct ClientIp<'a>(&'a RequestContext);
+
+impl fmt::Display for ClientIp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ctx = self.0;
+        if let Some(text) = ctx.peer_ip_header.as_ref().and_then(|v| v.to_str().ok())
+            && ctx.client_ip == super::request::forward::canonical_ip(ctx.peer.ip())
+        {
+            return f.write_str(text);
+        }
+        fmt::Display::fmt(&ctx.client_ip, f)
     }
 }
 
@@ -111,23 +126,36 @@ where
         {
             return self.default.format_event(ctx, writer, event);
         }
-        write_timestamp(&mut writer)?;
-        // The default: the level right-aligned in 5, then the target.
-        writer.write_str(" INFO gateway::access: ")?;
-        let mut fields = Fields {
-            writer: &mut writer,
-            first: true,
-            result: Ok(()),
+        // The line is built in a buffer of this thread's and handed over in one write.
+        thread_local! {
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let mut build = |line: &mut String| {
+            line.clear();
+            write_timestamp(line)?;
+            // The default: the level right-aligned in 5, then the target.
+            line.push_str(" INFO gateway::access: ");
+            let mut fields = Fields {
+                line: &mut *line,
+                first: true,
+                result: Ok(()),
+            };
+            event.record(&mut fields);
+            fields.result?;
+            line.push('\n');
+            writer.write_str(line)
         };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_char('\n')
+        // A `Display` that logs while the line is built finds the buffer taken: it gets its own.
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => build(&mut line),
+            Err(_) => build(&mut String::new()),
+        })
     }
 }
 
 /// `2026-12-07T12:00:00.123456Z ` as tracing-subscriber's `SystemTime` timer writes it (UTC,
 /// microseconds), with the part up to the seconds cached per thread for the current second.
-fn write_timestamp(writer: &mut impl fmt::Write) -> fmt::Result {
+fn write_timestamp(line: &mut String) -> fmt::Result {
     use std::cell::RefCell;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
     thread_local! {
@@ -145,8 +173,9 @@ fn write_timestamp(writer: &mut impl fmt::Write) -> fmt::Result {
         let mut text = String::new();
         tracing_subscriber::fmt::time::SystemTime
             .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut text))?;
-        writer.write_str(&text)?;
-        return writer.write_char(' ');
+        line.push_str(&text);
+        line.push(' ');
+        return Ok(());
     };
     let secs = since.as_secs();
     SECOND.with_borrow_mut(|(cached, prefix)| {
@@ -162,25 +191,27 @@ fn write_timestamp(writer: &mut impl fmt::Write) -> fmt::Result {
             prefix.push('.');
             *cached = secs;
         }
-        writer.write_str(prefix)
+        line.push_str(prefix);
+        Ok::<(), fmt::Error>(())
     })?;
     let micros = since.subsec_micros();
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(micros);
-    writer.write_str(&"000000"[digits.len()..])?;
-    writer.write_str(digits)?;
-    writer.write_str("Z ")
+    line.push_str(&"000000"[digits.len()..]);
+    line.push_str(digits);
+    line.push_str("Z ");
+    Ok(())
 }
 
 /// Writes the fields as tracing-subscriber's `DefaultVisitor` does, without colours: the message
 /// bare, then ` name=value`, strings `Debug`-quoted, everything else by `Debug`.
-struct Fields<'w, 'a> {
-    writer: &'w mut tracing_subscriber::fmt::format::Writer<'a>,
+struct Fields<'l> {
+    line: &'l mut String,
     first: bool,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl Fields<'_> {
     /// The separator and `name=`; false when the field is skipped (an earlier write failed, or
     /// a `log.` field of the `log` bridge, which the default skips too).
     fn name(&mut self, field: &tracing::field::Field) -> bool {
@@ -189,20 +220,17 @@ impl Fields<'_, '_> {
             return false;
         }
         if !std::mem::take(&mut self.first) {
-            self.result = self.writer.write_char(' ');
+            self.line.push(' ');
         }
         if name != "message" {
-            let name = name.strip_prefix("r#").unwrap_or(name);
-            self.result = self
-                .result
-                .and_then(|()| self.writer.write_str(name))
-                .and_then(|()| self.writer.write_char('='));
+            self.line.push_str(name.strip_prefix("r#").unwrap_or(name));
+            self.line.push('=');
         }
-        self.result.is_ok()
+        true
     }
 }
 
-impl tracing::field::Visit for Fields<'_, '_> {
+impl tracing::field::Visit for Fields<'_> {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if field.name() == "message" {
             // The default escapes ANSI sequences in a message: the one message of this target
@@ -217,37 +245,36 @@ impl tracing::field::Visit for Fields<'_, '_> {
         let plain = value
             .bytes()
             .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-        self.result = if plain {
-            self.writer
-                .write_char('"')
-                .and_then(|()| self.writer.write_str(value))
-                .and_then(|()| self.writer.write_char('"'))
+        if plain {
+            self.line.push('"');
+            self.line.push_str(value);
+            self.line.push('"');
         } else {
-            write!(self.writer, "{value:?}")
-        };
+            self.result = write!(self.line, "{value:?}");
+        }
     }
 
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         if self.name(field) {
-            self.result = self.writer.write_str(itoa::Buffer::new().format(value));
+            self.line.push_str(itoa::Buffer::new().format(value));
         }
     }
 
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
         if self.name(field) {
-            self.result = self.writer.write_str(itoa::Buffer::new().format(value));
+            self.line.push_str(itoa::Buffer::new().format(value));
         }
     }
 
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         if self.name(field) {
-            self.result = self.writer.write_str(if value { "true" } else { "false" });
+            self.line.push_str(if value { "true" } else { "false" });
         }
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
         if self.name(field) {
-            self.result = write!(self.writer, "{value:?}");
+            self.result = write!(self.line, "{value:?}");
         }
     }
 }
@@ -321,6 +348,11 @@ mod tests {
             step("local", "authenticated", 7),
         ];
         full.spoofed_headers = 2;
+        // The connection's preformatted address (the common case), and a trusted proxy's client.
+        full.peer_ip_header = Some(http::HeaderValue::from_static("192.0.2.7"));
+        let mut proxied = RequestContext::new(peer, false, http::Method::GET, 3);
+        proxied.peer_ip_header = Some(http::HeaderValue::from_static("192.0.2.7"));
+        proxied.client_ip = "203.0.113.9".parse().unwrap();
         full.upstream_elapsed = Some(Duration::from_micros(840));
         // Strings the default quotes with escapes: a quote, a backslash, non-ASCII, a control.
         let mut odd = RequestContext::new(
@@ -337,7 +369,7 @@ mod tests {
         let mut user = auth_core::User::new("z\u{f6}e \"q\" \\ \u{7}\u{1b}[31m");
         user.backend = "static".into();
         odd.user = Some(std::sync::Arc::new(user));
-        vec![plain, full, odd]
+        vec![plain, full, odd, proxied]
     }
 
     #[test]
@@ -367,7 +399,7 @@ mod tests {
             span.in_scope(|| log_request(&contexts()[1], 200));
         });
         let (ours, theirs) = (ours.lines(), theirs.lines());
-        assert_eq!(ours.len(), 5, "{ours:#?}");
+        assert_eq!(ours.len(), 6, "{ours:#?}");
         assert_eq!(ours.len(), theirs.len());
         for (a, b) in ours.iter().zip(&theirs) {
             let (ta, ra) = without_timestamp(a);
@@ -400,10 +432,11 @@ mod tests {
             "{}",
             ours[2]
         );
+        assert!(ours[3].contains(" client_ip=203.0.113.9 "), "{}", ours[3]);
         assert!(
-            ours[4].contains(" conn{peer=7}: gateway::access: "),
+            ours[5].contains(" conn{peer=7}: gateway::access: "),
             "{}",
-            ours[4]
+            ours[5]
         );
     }
 
