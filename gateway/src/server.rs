@@ -337,7 +337,10 @@ pub(crate) fn init_logging(log: &crate::config::LogConfig) {
 }
 
 /// Lines (access log included) the stderr writer may lag behind before new ones are dropped.
-const LOG_QUEUE_LINES: usize = 65_536;
+///
+/// The queue is allocated whole when logging starts (32 bytes a line): 16,384 lines is 0.5 MiB,
+/// ~0.4 s of access lines at 40k requests/s.
+const LOG_QUEUE_LINES: usize = 16_384;
 
 /// The writer thread of the subscriber [`init_logging_with`] installed, until [`flush_logging`].
 static LOG_WRITER: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =

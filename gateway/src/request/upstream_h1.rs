@@ -38,8 +38,11 @@ use super::{Body, BoxError};
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields in one response head (hyper's default too).
 const MAX_HEADERS: usize = 100;
-/// How much room a read asks for.
-const READ_SIZE: usize = 16 * 1024;
+/// How much room a read asks for: 8 KiB (as hyper), doubled while a body's reads fill it, up to
+/// `MAX_READ_SIZE`. An idle pooled connection keeps its buffer, so the first size is also what
+/// each one holds.
+const READ_SIZE: usize = 8 * 1024;
+const MAX_READ_SIZE: usize = 64 * 1024;
 /// The longest chunk-size line (size and extensions).
 const MAX_CHUNK_LINE: usize = 4096;
 /// The most chunk-extension and trailer bytes, together, in one body, and the most trailer
@@ -163,6 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Conn<S> {
                         keep_alive,
                         home: Some(home),
                         meta: 0,
+                        read_size: READ_SIZE,
                     };
                     if body.framing.is_done() {
                         body.finish();
@@ -410,6 +414,8 @@ struct RawBody<S, H> {
     home: Option<H>,
     /// Chunk-extension and trailer bytes read so far (bounded by `MAX_CHUNK_META`).
     meta: usize,
+    /// The room the next read asks for.
+    read_size: usize,
 }
 
 impl<S, H: Home<S>> RawBody<S, H> {
@@ -497,7 +503,7 @@ where
                 }
                 Action::Fail(message) => return this.fail(message),
                 Action::Fill => {
-                    conn.buf.reserve(READ_SIZE);
+                    conn.buf.reserve(this.read_size);
                     let read =
                         tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf);
                     match ready!(read) {
@@ -518,7 +524,11 @@ where
                                 );
                             }
                         },
-                        Ok(_) => {}
+                        Ok(n) => {
+                            if n >= this.read_size {
+                                this.read_size = (this.read_size * 2).min(MAX_READ_SIZE);
+                            }
+                        }
                         Err(e) => return this.fail(format!("reading the response body: {e}")),
                     }
                 }
