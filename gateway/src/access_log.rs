@@ -9,13 +9,16 @@ use auth_core::TraceStep;
 use super::request::context::RequestContext;
 use super::request::route::RouteDecision;
 
+/// The target of the access line.
+const TARGET: &str = "gateway::access";
+
 /// Emits the access line for a finished request (JSON or text per the subscriber installed by
 /// `main`; `log.format` picks it).
 ///
 /// Contract: the fields are formatted straight into the subscriber's line buffer (no string
 /// is built per field or per trace step), and nothing is done when the line is filtered out.
 pub(crate) fn log_request(ctx: &RequestContext, status: u16) {
-    if !tracing::enabled!(target: "gateway::access", tracing::Level::INFO) {
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return;
     }
     let user = ctx
@@ -25,7 +28,7 @@ pub(crate) fn log_request(ctx: &RequestContext, status: u16) {
         .unwrap_or("-");
     let entry = ctx.user.as_ref().map(|u| u.backend.as_str()).unwrap_or("-");
     tracing::info!(
-        target: "gateway::access",
+        target: TARGET,
         method = %ctx.method,
         path = %ctx.path,
         route = %Route(ctx.route.as_ref()),
@@ -62,9 +65,7 @@ struct ClientIp<'a>(&'a RequestContext);
 impl fmt::Display for ClientIp<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ctx = self.0;
-        if let Some(text) = ctx.peer_ip_header.as_ref().and_then(|v| v.to_str().ok())
-            && ctx.client_ip == super::request::forward::canonical_ip(ctx.peer.ip())
-        {
+        if let Some(text) = ctx.client_ip_header().and_then(|v| v.to_str().ok()) {
             return f.write_str(text);
         }
         fmt::Display::fmt(&ctx.client_ip, f)
@@ -91,9 +92,6 @@ impl fmt::Display for Trace<'_> {
         Ok(())
     }
 }
-
-/// The target of the access line.
-const TARGET: &str = "gateway::access";
 
 /// The text line format: tracing-subscriber's default (`Format<Full, SystemTime>`) for every
 /// event, with the access line — one per request, so the one that counts — written by a
@@ -134,7 +132,9 @@ where
             line.clear();
             write_timestamp(line)?;
             // The default: the level right-aligned in 5, then the target.
-            line.push_str(" INFO gateway::access: ");
+            line.push_str(" INFO ");
+            line.push_str(TARGET);
+            line.push_str(": ");
             let mut fields = Fields {
                 line: &mut *line,
                 first: true,
@@ -204,7 +204,8 @@ fn write_timestamp(line: &mut String) -> fmt::Result {
 }
 
 /// Writes the fields as tracing-subscriber's `DefaultVisitor` does, without colours: the message
-/// bare, then ` name=value`, strings `Debug`-quoted, everything else by `Debug`.
+/// bare, then ` name=value`, strings `Debug`-quoted, everything else by `Debug` (the `Visit`
+/// defaults send other kinds there; `u64`, the access line's numbers, goes by `itoa`).
 struct Fields<'l> {
     line: &'l mut String,
     first: bool,
@@ -257,18 +258,6 @@ impl tracing::field::Visit for Fields<'_> {
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         if self.name(field) {
             self.line.push_str(itoa::Buffer::new().format(value));
-        }
-    }
-
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        if self.name(field) {
-            self.line.push_str(itoa::Buffer::new().format(value));
-        }
-    }
-
-    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-        if self.name(field) {
-            self.line.push_str(if value { "true" } else { "false" });
         }
     }
 

@@ -119,7 +119,7 @@ fn local_operator(peer: SocketAddr, req: &Request<Incoming>) -> bool {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-    crate::request::forward::canonical_ip(peer.ip()).is_loopback() && loopback_host && json
+    peer.ip().to_canonical().is_loopback() && loopback_host && json
 }
 
 /// `POST /lockouts/clear` with `{"user": NAME}`: ends that user's lockouts, audits each end, and

@@ -119,7 +119,7 @@ pub(crate) fn canonical_username(username: &str) -> String {
 /// The counter key of (username, ip): a digest, so memory stays small and usernames never
 /// reach the store in clear.
 fn pair_key(username: &str, ip: IpAddr) -> [u8; 16] {
-    let ip = canonical_ip(ip);
+    let ip = ip.to_canonical();
     let mut h = Sha256::new();
     h.update(canonical_username(username).as_bytes());
     h.update([0]);
@@ -137,7 +137,7 @@ fn pair_key(username: &str, ip: IpAddr) -> [u8; 16] {
 fn client_key(ip: IpAddr) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(b"client\0");
-    match canonical_ip(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => h.update(v4.octets()),
         IpAddr::V6(v6) => h.update(&v6.octets()[..8]),
     }
@@ -157,24 +157,13 @@ fn label_user(username: &str) -> String {
 
 /// The client as records show it: its address, or an IPv6 client's /64.
 fn label_client(ip: IpAddr, whole_client: bool) -> String {
-    match canonical_ip(ip) {
+    match ip.to_canonical() {
         IpAddr::V6(v6) if whole_client => {
             let net = ipnet::Ipv6Net::new(v6, 64).map(|n| n.trunc());
             net.map(|n| n.to_string())
                 .unwrap_or_else(|_| v6.to_string())
         }
         ip => ip.to_string(),
-    }
-}
-
-/// An IPv4 client seen through an IPv6 socket is the same client.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
     }
 }
 

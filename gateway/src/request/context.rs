@@ -145,6 +145,14 @@ impl RequestContext {
         }
     }
 
+    /// The client's address as a header value, when the client is the connection's peer: the
+    /// connection's preformatted one (`ConnInfo`), so no request formats it again.
+    pub(crate) fn client_ip_header(&self) -> Option<&HeaderValue> {
+        self.peer_ip_header
+            .as_ref()
+            .filter(|_| self.client_ip == self.peer.ip().to_canonical())
+    }
+
     /// The client's host as text (sanitize only keeps a host that is valid text).
     pub(crate) fn host_str(&self) -> Option<&str> {
         self.host.as_ref().and_then(|h| h.to_str().ok())

@@ -323,25 +323,14 @@ impl UpstreamTarget {
 
 /// Whether `ip` is in one of the `trusted` networks.
 pub(crate) fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    let ip = canonical_ip(ip);
+    let ip = ip.to_canonical();
     trusted.iter().any(|n| n.contains(&ip))
-}
-
-/// IPv4-mapped IPv6 addresses as IPv4, so `127.0.0.1/32` covers `::ffff:127.0.0.1`.
-pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
 }
 
 /// The client address: the peer, or — when the peer is a trusted proxy — the right-most
 /// address in its `X-Forwarded-For` that is not itself a trusted proxy.
 pub(crate) fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
-    let peer = canonical_ip(peer);
+    let peer = peer.to_canonical();
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -350,7 +339,7 @@ pub(crate) fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> I
     for hop in xff.rsplit(',') {
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) => {
-                candidate = canonical_ip(ip);
+                candidate = ip.to_canonical();
                 if !is_trusted(candidate, trusted) {
                     return candidate;
                 }
@@ -462,15 +451,15 @@ pub(crate) fn upstream_request(
         plan.headers.insert_into(user, headers)?;
     }
 
-    let peer = canonical_ip(ctx.peer.ip());
     let xff = match (ctx.peer_trusted, ctx.incoming.xff.as_deref()) {
         (true, Some(prev)) if !prev.trim().is_empty() => {
+            let peer = ctx.peer.ip().to_canonical();
             HeaderValue::from_str(&format!("{}, {peer}", prev.trim()))
                 .map_err(|_| ProxyError::bad_request("bad X-Forwarded-For"))?
         }
-        _ => match &ctx.peer_ip_header {
-            Some(v) if ctx.client_ip == peer => v.clone(),
-            _ => HeaderValue::from_str(&ctx.client_ip.to_string())
+        _ => match ctx.client_ip_header() {
+            Some(v) => v.clone(),
+            None => HeaderValue::from_str(&ctx.client_ip.to_string())
                 .map_err(|_| ProxyError::internal("bad client address"))?,
         },
     };

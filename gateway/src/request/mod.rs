@@ -93,7 +93,7 @@ impl ConnInfo {
         tunnels: tunnel::Tunnels,
         activity: Arc<Activity>,
     ) -> ConnInfo {
-        let ip = forward::canonical_ip(peer.ip()).to_string();
+        let ip = peer.ip().to_canonical().to_string();
         ConnInfo {
             peer,
             tls,
