@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body as _, Incoming};
 
 use crate::request::authorize::{self, Decision, Via, Who};
 use crate::request::context::RequestContext;
@@ -27,7 +27,7 @@ pub(crate) async fn handle(
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
     ctx.peer_ip_header = conn.peer_ip.clone();
     let accept = error::AcceptValues::of(req.headers());
-    let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
+    let req = req.map(boxed_body);
     let mut resp = match process(&gw, &rt, &conn, &mut ctx, req).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -129,5 +129,17 @@ async fn process(
         Decision::Forbidden => Ok(crate::endpoints::forbidden_page(rt, ctx.user.as_deref())),
         Decision::Challenge => Ok(challenge::challenge(rt, ctx, req.headers())),
         Decision::Identify => Err(ProxyError::internal("no decision after identification")),
+    }
+}
+
+/// The request's body as the phases take it. A body that has ended before it was read (a `GET`,
+/// any request without one) becomes an empty body of no size, whose box allocates nothing: the
+/// common request costs one allocation less. Nothing can be read from such a body, so dropping
+/// hyper's handle of it changes nothing (an upgrade is taken from the request, not its body).
+fn boxed_body(body: Incoming) -> Body {
+    if body.is_end_stream() {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        body.map_err(|e| Box::new(e) as BoxError).boxed()
     }
 }

@@ -49,8 +49,11 @@ use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracke
 // (`ALLOC_BUDGET_TRACE=1` lists it), public route: 4 for the two header maps (the request's,
 // grown by hyper's server, and the response's, sized once by `parse_head`), 3 in hyper's server
 // (the read buffer, a shared-buffer header when it splits the head off, the header-read timer),
-// the two boxed bodies and the normalized path; then one per identity header value and the
-// session lookup's copies, and for Basic the decoded credentials.
+// the boxed response body, the normalized path and the request's own future (boxed per request
+// since 2026-12-07 so that idle connections do not keep it: `server::respond`; the request
+// body of a `GET` stopped being boxed in the same change, so the counts did not move); then one
+// per identity header value and the session lookup's copies, and for Basic the decoded
+// credentials.
 
 /// Allocations per request, on the gateway's thread, for `GET` on a `public` route: sanitize,
 /// route, forward over a pooled upstream connection, stream the 2-byte response back.
