@@ -141,6 +141,8 @@ say "user-space instructions per request (callgrind; $REQUESTS requests, $CONCUR
 count "nginx proxy_pass" "$NGINX_PID" "$WORK/cg.nginx" "http://127.0.0.1:$PROXY_PORT/"
 count "gateway public" "$GATEWAY_PID" "$WORK/cg.gateway" "$GATEWAY_URL/public/"
 count "gateway session cookie" "$GATEWAY_PID" "$WORK/cg.gateway" "$GATEWAY_URL/private/" -C "gw_session=$cookie"
+# HTTP Basic with the credential cache warm (the warm-up's first request pays the one bcrypt check).
+count "gateway basic (warm)" "$GATEWAY_PID" "$WORK/cg.gateway" "$GATEWAY_URL/private/" -A bench:bench-password
 
 if [[ ${BENCH_PINGORA:-0} == 1 ]]; then
     pingora_bin=${PINGORA_BIN:-}

@@ -127,7 +127,7 @@ pub(crate) fn open_user_store(
 pub fn default_chain_builder() -> ChainBuilder {
     Arc::new(|loaded: &mut LoadedConfig| {
         let open = crate::cli::services::needs_store(loaded).then(|| open_user_store(loaded));
-        Box::pin(async move {
+        crate::request::boxed(|| async move {
             let mut ctx = BuildContext::default();
             let users = match open {
                 Some(open) => {

@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::{ActiveGuard, Activity, GuardedBody};
 use crate::request::tunnel::Tunnels;
-use crate::request::{Body, ConnInfo};
+use crate::request::{Body, ConnInfo, boxed};
 use crate::service::handle;
 pub use crate::state::Gateway;
 
@@ -203,7 +203,7 @@ async fn serve_connection(
         // Boxed: the connection's task is allocated (and its memory written) whole for as long
         // as the connection is open, so a TLS handshake and stream held inline would make every
         // cleartext connection's task twice as large (8.9 KiB instead of 4.1 in release).
-        Some(acceptor) => Box::pin(serve_tls(gw, stream, conn, acceptor, closing)).await,
+        Some(acceptor) => boxed(|| serve_tls(gw, stream, conn, acceptor, closing)).await,
     }
 }
 
@@ -237,7 +237,7 @@ fn respond(
     req: Request<Incoming>,
     guard: ActiveGuard,
 ) -> impl Future<Output = Result<Response<GuardedBody<Body>>, Infallible>> + Send + 'static {
-    let resp = Box::pin(handle(gw, conn, req));
+    let resp = boxed(|| handle(gw, conn, req));
     async move {
         let resp = resp.await;
         Ok(resp.map(|b| GuardedBody::new(b, guard)))

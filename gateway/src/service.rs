@@ -106,9 +106,10 @@ async fn process(
         let rest = &ctx.path[rt.prefix.len()..];
         if rest.starts_with("/oidc/") {
             let rest = rest.to_string();
-            return Box::pin(crate::sso::handle(rt, ctx, req.headers(), &rest)).await;
+            return crate::request::boxed(|| crate::sso::handle(rt, ctx, req.headers(), &rest))
+                .await;
         }
-        return Box::pin(crate::endpoints::handle(gw, rt, ctx, req)).await;
+        return crate::request::boxed(|| crate::endpoints::handle(gw, rt, ctx, req)).await;
     }
 
     let decision = rt

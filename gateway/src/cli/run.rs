@@ -156,7 +156,7 @@ fn chain_builder(demo: Option<SocketAddr>) -> ChainBuilder {
         }
         let wanted = needs_store(loaded).then(|| (loaded.users_db_url(), open_user_store(loaded)));
         let store = store.clone();
-        Box::pin(async move {
+        crate::request::boxed(|| async move {
             let mut ctx = BuildContext::default();
             let users = match wanted {
                 Some((url, open)) => {

@@ -211,20 +211,20 @@ pub(crate) async fn identify(
             // Boxed (as below): a chain run's state is large; the session path should not carry
             // it in its future.
             if let Some(user) =
-                Box::pin(authenticate_password(rt, ctx, &creds, LoginMethod::Basic)).await?
+                super::boxed(|| authenticate_password(rt, ctx, &creds, LoginMethod::Basic)).await?
             {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Basic);
             }
         }
         Some(creds @ Credentials::Bearer(_)) => {
-            if let Some(user) = Box::pin(authenticate_token(rt, ctx, &creds)).await? {
+            if let Some(user) = super::boxed(|| authenticate_token(rt, ctx, &creds)).await? {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::Bearer);
             }
         }
         Some(creds @ Credentials::ApiKey { .. }) => {
-            if let Some(user) = Box::pin(authenticate_token(rt, ctx, &creds)).await? {
+            if let Some(user) = super::boxed(|| authenticate_token(rt, ctx, &creds)).await? {
                 ctx.user = Some(user);
                 ctx.identity = Some(IdentitySource::ApiKey);
             }
@@ -285,7 +285,7 @@ async fn identify_session(
     let reissued;
     let user = if sessions.needs_revalidation(&session) || rt.chain.entry(&session.entry).is_none()
     {
-        let revalidated = Box::pin(revalidate(rt, &session)).await;
+        let revalidated = super::boxed(|| revalidate(rt, &session)).await;
         if refreshing && !matches!(revalidated, Ok(Revalidated::User(..))) {
             sessions.refresh_done(&session).await;
         }
@@ -396,7 +396,7 @@ async fn revalidate(rt: &Runtime, session: &Session) -> Result<Revalidated, Prox
             }
         }
     }
-    let fresh = Box::pin(rt.chain.get_user(&session.entry, session.user_id()))
+    let fresh = super::boxed(|| rt.chain.get_user(&session.entry, session.user_id()))
         .await
         .map_err(|e| unavailable(&e))?;
     let sessions = &rt.services.sessions;
