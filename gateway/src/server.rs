@@ -11,8 +11,9 @@
 //!   `GOAWAY ENHANCE_YOUR_CALM`;
 //! - HTTP/2 extended `CONNECT` (RFC 8441) is enabled so WebSockets work over HTTP/2;
 //! - a connection with no request, response body or tunnel open for `server.header_read_timeout`
-//!   is shut down gracefully: an idle HTTP/2 connection, or one that never sent its first bytes
-//!   (hyper times out idle HTTP/1.1 keep-alive connections and slow headers itself);
+//!   is shut down gracefully (an idle HTTP/1.1 keep-alive or HTTP/2 connection, one that never
+//!   sent its first bytes); one still reading a request head then is closed at most a second
+//!   later, without an answer (slow headers: the one header-read timer, not hyper's);
 //! - on shutdown the listener closes, open connections finish their requests and open WebSocket
 //!   tunnels keep working, all within one `server.shutdown_grace`; tunnels still open then are
 //!   closed;
@@ -176,7 +177,11 @@ fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout.get())
+        // Not hyper's own header-read timer: hyper allocates and registers a new one for every
+        // request head (~1k instructions and one allocation per request). The connection's
+        // watchdog in `serve_io` bounds the same time, from the end of the previous request (or
+        // the connection's start) to a complete head.
+        .header_read_timeout(None)
         .max_buf_size(server.max_header_bytes.max(8192));
     builder
         .http2()
@@ -247,6 +252,9 @@ fn respond(
 /// Serves one connection until it ends. It is shut down gracefully (in-flight requests finish)
 /// when the listener closes, and when nothing has been open on it for `header_read_timeout`:
 /// the idle HTTP/2 connection, or the one that never sent its first bytes.
+/// See `serve_io`: the most a slow request head outlives `server.header_read_timeout`.
+const SLOW_HEAD_GRACE: Duration = Duration::from_secs(1);
+
 async fn serve_io<S>(gw: Arc<Gateway>, io: S, conn: ConnInfo, closing: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -265,7 +273,12 @@ where
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
+    // After the watchdog's graceful shutdown, how long a connection with still nothing open may
+    // stay: hyper closes one that is between requests at once, but not one still reading its
+    // first request's head (a slow head), which is closed here without an answer.
+    let grace = idle.min(SLOW_HEAD_GRACE);
     let mut shutting_down = false;
+    let mut idle_closing = false;
     let result = loop {
         tokio::select! {
             r = connection.as_mut() => break r,
@@ -275,8 +288,13 @@ where
             }
             () = activity.idle_for(idle), if !shutting_down => {
                 shutting_down = true;
+                idle_closing = true;
                 tracing::debug!(%peer, "closing an idle connection");
                 connection.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(grace), if idle_closing => {
+                tracing::debug!(%peer, "closing a connection whose request head did not complete");
+                return;
             }
         }
     };

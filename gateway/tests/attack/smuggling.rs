@@ -234,6 +234,55 @@ async fn slow_headers_are_cut_after_header_read_timeout() {
     assert!(h.upstream.seen().is_empty());
 }
 
+/// The same for the head of a later request on a keep-alive connection.
+#[tokio::test]
+async fn slow_headers_of_a_later_request_are_cut_too() {
+    let h = Harness::start_with(CONFIG).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    s.write_all(b"GET /static/first HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("no answer to the first request")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let start = std::time::Instant::now();
+    s.write_all(b"GET /static/x HTTP/1.1\r\nHost: gw.test\r\n")
+        .await
+        .unwrap();
+    let mut closed_at = None;
+    for i in 0..40 {
+        if s.write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+            Ok(Ok(_)) | Ok(Err(_)) => {
+                closed_at = Some(start.elapsed());
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let t = closed_at.expect("the connection stayed open for 8 s of slow headers");
+    assert!(t < Duration::from_secs(4), "closed after {t:?}");
+    assert_eq!(
+        h.upstream.seen().len(),
+        1,
+        "only the first request reaches the upstream"
+    );
+}
+
 /// A 401 sent before the body was read: the unread body is never parsed as a next request.
 #[tokio::test]
 async fn pipelining_after_401_with_unread_body() {
