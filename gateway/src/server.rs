@@ -249,12 +249,14 @@ fn respond(
     }
 }
 
-/// Serves one connection until it ends. It is shut down gracefully (in-flight requests finish)
-/// when the listener closes, and when nothing has been open on it for `header_read_timeout`:
-/// the idle HTTP/2 connection, or the one that never sent its first bytes.
-/// See `serve_io`: the most a slow request head outlives `server.header_read_timeout`.
+/// The most a slow request head outlives `server.header_read_timeout` (see [`serve_io`]).
 const SLOW_HEAD_GRACE: Duration = Duration::from_secs(1);
 
+/// Serves one connection until it ends. It is shut down gracefully (in-flight requests finish)
+/// when the listener closes, and when nothing has been open on it for `header_read_timeout`:
+/// an idle keep-alive or HTTP/2 connection, one that never sent its first bytes, one whose
+/// request head is incomplete that long after the previous request ended (also while the
+/// listener closes). One that still has nothing open [`SLOW_HEAD_GRACE`] later is dropped.
 async fn serve_io<S>(gw: Arc<Gateway>, io: S, conn: ConnInfo, closing: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -286,11 +288,14 @@ where
                 shutting_down = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(idle), if !shutting_down => {
-                shutting_down = true;
+            // Also while the listener closes: a slow head must not outlive its bound then.
+            () = activity.idle_for(idle), if !idle_closing => {
                 idle_closing = true;
-                tracing::debug!(%peer, "closing an idle connection");
-                connection.as_mut().graceful_shutdown();
+                if !shutting_down {
+                    shutting_down = true;
+                    tracing::debug!(%peer, "closing an idle connection");
+                    connection.as_mut().graceful_shutdown();
+                }
             }
             () = activity.idle_for(grace), if idle_closing => {
                 tracing::debug!(%peer, "closing a connection whose request head did not complete");
