@@ -201,35 +201,38 @@ async fn oversized_headers_are_431() {
     assert!(h.upstream.seen().is_empty());
 }
 
-#[tokio::test]
-async fn slow_headers_are_cut_after_header_read_timeout() {
-    let h = Harness::start_with(CONFIG).await;
+/// Starts a request head on `s` and sends one more header line every 200 ms, never finishing
+/// it; returns how long after the head started the gateway closed the connection (`None`: it
+/// stayed open for 40 lines, 8 s).
+async fn trickle_head(s: &mut tokio::net::TcpStream) -> Option<Duration> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     let start = std::time::Instant::now();
     s.write_all(b"GET /static/x HTTP/1.1\r\nHost: gw.test\r\n")
         .await
         .unwrap();
-    let mut closed_at = None;
     let mut buf = [0u8; 1024];
     for i in 0..40 {
-        // one header line every 200 ms, never finishing the head
         if s.write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
             .await
             .is_err()
         {
-            closed_at = Some(start.elapsed());
-            break;
+            return Some(start.elapsed());
         }
         match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
-            Ok(Ok(_)) | Ok(Err(_)) => {
-                closed_at = Some(start.elapsed());
-                break;
-            }
+            Ok(Ok(_)) | Ok(Err(_)) => return Some(start.elapsed()),
             Err(_) => {}
         }
     }
-    let t = closed_at.expect("the connection stayed open for 8 s of slow headers");
+    None
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_after_header_read_timeout() {
+    let h = Harness::start_with(CONFIG).await;
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let t = trickle_head(&mut s)
+        .await
+        .expect("the connection stayed open for 8 s of slow headers");
     assert!(t < Duration::from_secs(4), "closed after {t:?}");
     assert!(h.upstream.seen().is_empty());
 }
@@ -253,28 +256,9 @@ async fn slow_headers_of_a_later_request_are_cut_too() {
         "{}",
         String::from_utf8_lossy(&buf[..n])
     );
-    let start = std::time::Instant::now();
-    s.write_all(b"GET /static/x HTTP/1.1\r\nHost: gw.test\r\n")
+    let t = trickle_head(&mut s)
         .await
-        .unwrap();
-    let mut closed_at = None;
-    for i in 0..40 {
-        if s.write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
-            .await
-            .is_err()
-        {
-            closed_at = Some(start.elapsed());
-            break;
-        }
-        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
-            Ok(Ok(_)) | Ok(Err(_)) => {
-                closed_at = Some(start.elapsed());
-                break;
-            }
-            Err(_) => {}
-        }
-    }
-    let t = closed_at.expect("the connection stayed open for 8 s of slow headers");
+        .expect("the connection stayed open for 8 s of slow headers");
     assert!(t < Duration::from_secs(4), "closed after {t:?}");
     assert_eq!(
         h.upstream.seen().len(),
