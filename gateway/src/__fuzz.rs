@@ -450,3 +450,342 @@ pub fn upstream_response(data: &[u8]) {
         }
     });
 }
+
+/// A request as a server hands it to its service: method, target, version, headers in order.
+#[derive(Debug, PartialEq, Eq)]
+struct Served {
+    method: String,
+    uri: String,
+    version: http::Version,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Served {
+    fn of<B>(req: &http::Request<B>) -> Served {
+        Served {
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            version: req.version(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+}
+
+/// The `max_buf_size` both servers get here (hyper's smallest).
+const FUZZ_MAX_HEAD: usize = 8192;
+
+/// Reads from `io` until `done` says the bytes are complete, the stream ends, or nothing comes
+/// for a while; returns what was read.
+async fn read_until(
+    io: &mut tokio::io::DuplexStream,
+    done: impl Fn(&[u8]) -> bool,
+    quiet: std::time::Duration,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !done(&got) {
+        match tokio::time::timeout(quiet, io.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    got
+}
+
+/// The differential target of the client side's fast path (`server::h1`): the same request
+/// bytes go to its parser and to hyper's HTTP/1 server. Whatever the fast path serves, hyper's
+/// server hands its service the same method, target, version and headers, with an ended body,
+/// and answers with `connection: close` exactly when the fast path would close. What the fast
+/// path does not serve it hands over with the bytes untouched.
+pub fn client_request(data: &[u8]) {
+    use crate::server::h1::{Head, parse};
+    let mut buf = bytes::BytesMut::from(data);
+    let (ours, keep_alive) = match parse(&mut buf, FUZZ_MAX_HEAD) {
+        Head::Fast { req, keep_alive } => (Served::of(&req), keep_alive),
+        Head::Partial | Head::HandOver => {
+            assert_eq!(
+                &buf[..],
+                data,
+                "the bytes handed over differ from those read"
+            );
+            return;
+        }
+    };
+    assert!(
+        data.ends_with(&buf),
+        "what follows the head is not the rest of the bytes"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let _ = tx.send((
+                    Served::of(&req),
+                    hyper::body::Body::is_end_stream(req.body()),
+                ));
+                async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                        bytes::Bytes,
+                    >::new(
+                    )))
+                }
+            });
+        let served = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .max_buf_size(FUZZ_MAX_HEAD)
+                .serve_connection(hyper_util::rt::TokioIo::new(server), service),
+        );
+        client.write_all(data).await.expect("written");
+        let head = read_until(
+            &mut client,
+            |b| b.windows(4).any(|w| w == b"\r\n\r\n"),
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        let (theirs, ended) = rx
+            .recv()
+            .await
+            .expect("hyper's server served no request the fast path serves");
+        assert_eq!(ours, theirs, "the two servers read the request differently");
+        assert!(ended, "hyper's server saw a body the fast path does not");
+        // hyper says how the connection goes on: `close` to HTTP/1.1, `keep-alive` to HTTP/1.0.
+        // Only the first response counts (a pipelined request may have been answered too).
+        let first = head
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(head.len(), |at| at + 4);
+        let head = String::from_utf8_lossy(&head[..first]).to_ascii_lowercase();
+        let (status_line, says, means) = if ours.version == http::Version::HTTP_10 {
+            (
+                "http/1.0 200 ok\r\n",
+                "\r\nconnection: keep-alive\r\n",
+                true,
+            )
+        } else {
+            ("http/1.1 200 ok\r\n", "\r\nconnection: close\r\n", false)
+        };
+        assert!(head.starts_with(status_line), "hyper answered {head:?}");
+        assert_eq!(
+            head.contains(says) == means,
+            keep_alive,
+            "keep-alive differs: hyper answered {head:?}"
+        );
+        drop(client);
+        served.abort();
+    });
+}
+
+/// One response to play through both servers: built anew for each (bodies are consumed).
+fn fuzz_response(data: &[u8]) -> http::Response<crate::request::Body> {
+    use http_body_util::BodyExt;
+    const STATUS: [u16; 8] = [200, 201, 204, 304, 404, 500, 302, 599];
+    let flags = data.first().copied().unwrap_or(0);
+    let pick = data.get(1).copied().unwrap_or(0);
+    let body: crate::request::Body = match (flags >> 2) & 3 {
+        0 => crate::request::error::full_body(""),
+        1 => crate::request::error::full_body("hello"),
+        2 => http_body_util::StreamBody::new(futures_util::stream::iter(
+            ["hel", "", "lo"].map(|s| Ok(hyper::body::Frame::data(bytes::Bytes::from(s)))),
+        ))
+        .boxed(),
+        _ => crate::request::error::full_body(vec![b'x'; 20_000]),
+    };
+    let mut resp = http::Response::new(body);
+    if flags & 0x20 != 0 {
+        // What `upstream_h1` gives an HTTP/1.0 upstream's response.
+        *resp.version_mut() = http::Version::HTTP_10;
+    }
+    *resp.status_mut() =
+        http::StatusCode::from_u16(STATUS[usize::from(pick & 7)]).expect("a status");
+    if pick & 0x80 != 0 {
+        resp.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(b"Gone Fishing"));
+    }
+    for line in data.get(2..).unwrap_or_default().split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(trim_ows(&line[colon + 1..])),
+        ) else {
+            continue;
+        };
+        resp.headers_mut().append(name, value);
+    }
+    resp
+}
+
+/// `date: ...` values blanked: the two servers format the same clock at different moments.
+fn without_dates(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut rest = &text[..];
+    while let Some(at) = rest.find("\r\ndate: ") {
+        out.push_str(&rest[..at + 8]);
+        rest = &rest[at + 8..];
+        let end = rest.find("\r\n").unwrap_or(rest.len());
+        out.push_str("<date>");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The differential target of the fast path's response writer (`server::h1::encode_head` and
+/// its body framing): the same response, to `GET` or `HEAD`, with or without
+/// `Connection: close` on the request, is written by hyper's HTTP/1 server and by the fast
+/// path; the bytes must be the same (dates aside), and where hyper refuses the head, the fast
+/// path refuses it too. The first byte picks the method, the request's close (or keep-alive),
+/// the body, the request's and the response's versions; the second the status and a custom
+/// reason; the rest are `name: value` lines.
+pub fn client_response(data: &[u8]) {
+    use crate::server::h1;
+    let flags = data.first().copied().unwrap_or(0);
+    let head_request = flags & 1 == 1;
+    let close = flags & 2 == 2;
+    let method = if head_request { "HEAD" } else { "GET" };
+    // An HTTP/1.0 request asks for keep-alive instead of for a close.
+    let http10 = flags & 0x10 != 0;
+    let asked = h1::Asked {
+        version: if http10 {
+            http::Version::HTTP_10
+        } else {
+            http::Version::HTTP_11
+        },
+        head: head_request,
+        keep_alive: !close,
+    };
+    let connection = match (http10, close) {
+        (false, true) => "connection: close\r\n",
+        (true, false) => "connection: keep-alive\r\n",
+        _ => "",
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    // A body whose length contradicts its `Content-Length`: hyper's server asserts against it
+    // (debug) or trusts the header (release); the fast path refuses the head.
+    {
+        let resp = fuzz_response(data);
+        let exact = hyper::body::Body::size_hint(resp.body()).exact();
+        let contradicts = !hyper::body::Body::is_end_stream(resp.body())
+            && exact.is_some_and(|n| {
+                !(head_request && n == 0)
+                    && resp
+                        .headers()
+                        .get_all(header::CONTENT_LENGTH)
+                        .iter()
+                        .any(|v| h1::content_length(v.as_bytes()) != Some(n))
+            });
+        if contradicts {
+            let (mut parts, body) = resp.into_parts();
+            let encoded = h1::encode_head(
+                parts.status,
+                parts.version,
+                None,
+                &mut parts.headers,
+                Some(exact),
+                asked,
+                &mut Vec::new(),
+            );
+            drop(body);
+            assert!(
+                encoded.is_err(),
+                "a head contradicting its body's length was written"
+            );
+            return;
+        }
+    }
+    runtime.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        // hyper's server: the response under test, then a marker response that closes.
+        const MARKER: &str = "HTTP/1.1 200 OK\r\nx-end: 1\r\n";
+        let (mut client, server) = tokio::io::duplex(256 * 1024);
+        let owned = data.to_vec();
+        let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let resp = if req.uri().path() == "/end" {
+                let mut r = http::Response::new(crate::request::error::full_body(""));
+                r.headers_mut().insert("x-end", HeaderValue::from_static("1"));
+                r
+            } else {
+                fuzz_response(&owned)
+            };
+            async move { Ok::<_, std::convert::Infallible>(resp) }
+        });
+        let served = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(server), service),
+        );
+        let request = format!(
+            "{method} / HTTP/1.{}\r\nhost: t\r\n{connection}\r\nGET /end HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+            if http10 { 0 } else { 1 }
+        );
+        client.write_all(request.as_bytes()).await.expect("written");
+        let all = read_until(&mut client, |_| false, std::time::Duration::from_secs(5)).await;
+        let _ = served.await;
+        let hyper_bytes = match all.windows(MARKER.len()).rposition(|w| w == MARKER.as_bytes()) {
+            Some(at) => &all[..at],
+            None => &all[..],
+        };
+
+        // The fast path's writer.
+        let (mut parts, mut body) = fuzz_response(data).into_parts();
+        let length = if hyper::body::Body::is_end_stream(&body) {
+            None
+        } else {
+            Some(hyper::body::Body::size_hint(&body).exact())
+        };
+        let mut out = Vec::new();
+        let encoded = h1::encode_head(
+            parts.status,
+            parts.version,
+            parts.extensions.get::<hyper::ext::ReasonPhrase>(),
+            &mut parts.headers,
+            length,
+            asked,
+            &mut out,
+        );
+        let ours = match encoded {
+            Ok((framing, _)) => {
+                let mut wire = Vec::new();
+                let sent = h1::write_body(&mut wire, &mut out, &mut body, framing).await;
+                Some((wire, sent.is_ok()))
+            }
+            Err(h1::BadHead) => None,
+        };
+        match ours {
+            None => assert!(
+                hyper_bytes.is_empty(),
+                "the fast path refused a head hyper wrote: {:?}",
+                String::from_utf8_lossy(hyper_bytes)
+            ),
+            Some((wire, true)) => assert_eq!(
+                without_dates(&wire),
+                without_dates(hyper_bytes),
+                "the two servers wrote the response differently"
+            ),
+            // A body that does not fit its head: both end the connection after what they
+            // wrote of it; the heads must agree.
+            Some((wire, false)) => {
+                let head = |b: &[u8]| {
+                    let end = b.windows(4).position(|w| w == b"\r\n\r\n").map_or(b.len(), |p| p + 4);
+                    without_dates(&b[..end])
+                };
+                assert_eq!(head(&wire), head(hyper_bytes), "the response heads differ");
+            }
+        }
+    });
+}

@@ -1,5 +1,6 @@
-//! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 with
-//! upgrades through hyper-util's `auto` builder, and shuts down gracefully (in-flight requests
+//! The listener: accepts TCP (optionally TLS) connections, serves the common HTTP/1.1 request
+//! through its own fast path ([`h1`]) and everything else (HTTP/2, upgrades, bodies, anything
+//! unusual) with hyper-util's `auto` builder, and shuts down gracefully (in-flight requests
 //! finish, bounded by `server.shutdown_grace`).
 //!
 //! Contract:
@@ -46,6 +47,7 @@ use crate::request::{Body, ConnInfo, boxed};
 use crate::service::handle;
 pub use crate::state::Gateway;
 
+pub(crate) mod h1;
 mod listeners;
 mod tls;
 
@@ -242,22 +244,41 @@ fn respond(
     req: Request<Incoming>,
     guard: ActiveGuard,
 ) -> impl Future<Output = Result<Response<GuardedBody<Body>>, Infallible>> + Send + 'static {
-    let resp = boxed(|| handle(gw, conn, req));
+    let resp = boxed(|| handle(gw, conn, req.map(crate::service::boxed_body)));
     async move {
         let resp = resp.await;
         Ok(resp.map(|b| GuardedBody::new(b, guard)))
     }
 }
 
-/// The most a slow request head outlives `server.header_read_timeout` (see [`serve_io`]).
+/// The most a slow request head outlives `server.header_read_timeout` (see [`serve_hyper`]).
 const SLOW_HEAD_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves one connection until it ends. It is shut down gracefully (in-flight requests finish)
-/// when the listener closes, and when nothing has been open on it for `header_read_timeout`:
-/// an idle keep-alive or HTTP/2 connection, one that never sent its first bytes, one whose
-/// request head is incomplete that long after the previous request ended (also while the
-/// listener closes). One that still has nothing open [`SLOW_HEAD_GRACE`] later is dropped.
+/// Serves one connection until it ends: through the HTTP/1.1 fast path ([`h1`]) while its
+/// requests are common ones, then (from its first unusual request on, HTTP/2 included) through
+/// hyper's server ([`serve_hyper`]).
 async fn serve_io<S>(gw: Arc<Gateway>, io: S, conn: ConnInfo, closing: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Shared by the connection's requests through an `Arc` of its own: cloning `ConnInfo` per
+    // request would clone its listener-wide `CancellationToken`, whose clone and drop each take
+    // a lock every connection of the listener shares.
+    let conn = Arc::new(conn);
+    match h1::serve(&gw, io, &conn, &closing).await {
+        h1::Outcome::Done => {}
+        // Boxed: hyper's connection state is only allocated for connections that need it.
+        h1::Outcome::HandOver(io) => boxed(|| serve_hyper(gw, io, conn, closing)).await,
+    }
+}
+
+/// Serves one connection with hyper's server until it ends. It is shut down gracefully
+/// (in-flight requests finish) when the listener closes, and when nothing has been open on it
+/// for `header_read_timeout`: an idle keep-alive or HTTP/2 connection, one that never sent its
+/// first bytes, one whose request head is incomplete that long after the previous request ended
+/// (also while the listener closes). One that still has nothing open [`SLOW_HEAD_GRACE`] later
+/// is dropped.
+async fn serve_hyper<S>(gw: Arc<Gateway>, io: S, conn: Arc<ConnInfo>, closing: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -265,10 +286,6 @@ where
     let idle = gw.current().config.server.header_read_timeout.get();
     let peer = conn.peer;
     let activity = conn.activity.clone();
-    // Shared by the connection's requests through an `Arc` of its own: cloning `ConnInfo` per
-    // request would clone its listener-wide `CancellationToken`, whose clone and drop each take
-    // a lock every connection of the listener shares.
-    let conn = Arc::new(conn);
     let service = {
         let activity = activity.clone();
         service_fn(move |req| respond(gw.clone(), conn.clone(), req, activity.enter()))

@@ -21,13 +21,12 @@ use crate::state::Gateway;
 pub(crate) async fn handle(
     gw: Arc<Gateway>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<Body>,
 ) -> Response<Body> {
     let rt = gw.runtime.load_full();
     let mut ctx = RequestContext::new(conn.peer, conn.tls, req.method().clone(), rt.version);
     ctx.peer_ip_header = conn.peer_ip.clone();
     let accept = error::AcceptValues::of(req.headers());
-    let req = req.map(boxed_body);
     let mut resp = match process(&gw, &rt, &conn, &mut ctx, req).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -137,7 +136,7 @@ async fn process(
 /// any request without one) becomes an empty body of no size, whose box allocates nothing: the
 /// common request costs one allocation less. Nothing can be read from such a body, so dropping
 /// hyper's handle of it changes nothing (an upgrade is taken from the request, not its body).
-fn boxed_body(body: Incoming) -> Body {
+pub(crate) fn boxed_body(body: Incoming) -> Body {
     if body.is_end_stream() {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {

@@ -42,29 +42,28 @@ use gateway::__test::Metrics;
 use gateway::__test::{Gateway, Running};
 use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracker, Allocator};
 
-// The budgets are the counts measured on 2026-12-07 (evening), exactly: 9 / 17 / 20. They were
+// The budgets are the counts measured on 2026-12-07 (night), exactly: 7 / 15 / 18. They were
 // 21 / 50 / 49 before the request path stopped copying the session's user, the Host and the
 // forwarding headers, 10 / 18 / 21 with the common upstream exchange (`request/upstream_h1.rs`),
-// and one less each since hyper's per-request header-read timer was replaced by the
-// connection's watchdog (`server::serve_io`). What is left (`ALLOC_BUDGET_TRACE=1` lists it),
-// public route: 4 for the two header maps (the request's, grown by hyper's server, and the
-// response's, sized once by `parse_head`), 2 in hyper's server (the read buffer, a
-// shared-buffer header when it splits the head off), the boxed response body, the normalized
-// path and the request's own future (boxed per request so that idle connections do not keep it:
-// `server::respond`; a `GET`'s request body stopped being boxed in the same change); then one
-// per identity header value and the session lookup's copies, and for Basic the decoded
-// credentials.
+// 9 / 17 / 20 once hyper's per-request header-read timer was replaced by the connection's
+// watchdog, and two less each since the client side's fast path (`server/h1.rs`) reads the
+// request head instead of hyper's server. What is left (`ALLOC_BUDGET_TRACE=1` lists it),
+// public route: 4 for the two header maps (the request's, sized once by `h1::parse` with room
+// for the forwarding headers, and the response's, sized once by `upstream_h1::parse_head`), the
+// boxed response body, the normalized path and the request's own future (boxed per request so
+// that idle connections do not keep it); then one per identity header value and the session
+// lookup's copies, and for Basic the decoded credentials.
 
 /// Allocations per request, on the gateway's thread, for `GET` on a `public` route: sanitize,
 /// route, forward over a pooled upstream connection, stream the 2-byte response back.
-const PUBLIC_BUDGET: f64 = 9.0;
+const PUBLIC_BUDGET: f64 = 7.0;
 /// The same on an `authenticated` route with a session cookie (memory store): as public, plus
 /// reading the cookie, verifying it, the store lookup and the identity headers.
-const SESSION_BUDGET: f64 = 17.0;
+const SESSION_BUDGET: f64 = 15.0;
 /// The same on an `authenticated` route with `Authorization: Basic` (the credential cache warm:
 /// no backend call): as public, plus decoding the credentials, the lockout check, the cache
 /// lookup and the identity headers.
-const BASIC_BUDGET: f64 = 20.0;
+const BASIC_BUDGET: f64 = 18.0;
 
 /// Requests before counting starts (pool connection opened, caches and maps warm).
 const WARMUP: usize = 200;

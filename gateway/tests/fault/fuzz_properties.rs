@@ -157,3 +157,100 @@ fn upstream_response() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 target!(upstream_response, prop_oneof![bytes(), upstream_response()]);
+
+/// Request heads built from the pieces the fast path decides on: request lines (methods,
+/// targets, versions), framing and negotiation headers in any case, `Connection` tokens,
+/// odd bytes in values, bare line feeds, pipelined followers.
+fn client_request() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just("GET / HTTP/1.1\r\n"),
+        Just("HEAD /a?b=c HTTP/1.1\r\n"),
+        Just("DELETE /x%2F HTTP/1.1\r\n"),
+        Just("CONNECT a:443 HTTP/1.1\r\n"),
+        Just("GET * HTTP/1.1\r\n"),
+        Just("GET http://h/ HTTP/1.1\r\n"),
+        Just("GET / HTTP/1.0\r\n"),
+        Just("GET / HTTP/2.0\r\n"),
+        Just("G\u{e9}T / HTTP/1.1\r\n"),
+        Just("GET  / HTTP/1.1\r\n"),
+        Just("\r\nGET / HTTP/1.1\r\n"),
+        Just("GET / HTTP/1.1\n"),
+    ];
+    let header = prop_oneof![
+        Just("Host: gw.test\r\n"),
+        Just("Connection: close\r\n"),
+        Just("connection: Keep-Alive , CLOSE\r\n"),
+        Just("Connection: keep-alive\r\n"),
+        Just("Connection: upgrade\r\n"),
+        Just("Upgrade: websocket\r\n"),
+        Just("Content-Length: 0\r\n"),
+        Just("content-length: 3\r\n"),
+        Just("Transfer-Encoding: chunked\r\n"),
+        Just("TE: trailers\r\n"),
+        Just("Expect: 100-continue\r\n"),
+        Just("X-Remote-User: admin\r\n"),
+        Just("x-remote-user:\troot \r\n"),
+        Just("X-Forwarded-For: 1.2.3.4\r\n"),
+        Just("Cookie: authgate_session=abc; other=1\r\n"),
+        Just(" folded\r\n"),
+        Just("Bad Name: x\r\n"),
+        Just("X: caf\u{e9}\r\n"),
+        Just("X-Empty:\r\n"),
+        Just("x-lf: y\n"),
+    ];
+    let after = prop_oneof![
+        Just(""),
+        Just("abc"),
+        Just("GET /next HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Just("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+    ];
+    (
+        line,
+        proptest::collection::vec(header, 0..6),
+        any::<bool>(),
+        after,
+    )
+        .prop_map(|(line, headers, complete, after)| {
+            let mut out = line.as_bytes().to_vec();
+            for h in headers {
+                out.extend_from_slice(h.as_bytes());
+            }
+            if complete {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(after.as_bytes());
+            }
+            out
+        })
+}
+target!(client_request, prop_oneof![bytes(), client_request()]);
+
+/// Responses built from the pieces a head's framing depends on: a flags byte (method, the
+/// request's close, the body), a status byte, and header lines among framing, `Connection`,
+/// `Trailer`, `Date` and ordinary ones.
+fn client_response() -> impl Strategy<Value = Vec<u8>> {
+    let header = prop_oneof![
+        Just("content-length: 5"),
+        Just("content-length: 0"),
+        Just("content-length: 20000"),
+        Just("content-length: x"),
+        Just("transfer-encoding: chunked"),
+        Just("transfer-encoding: gzip"),
+        Just("connection: close"),
+        Just("connection: keep-alive"),
+        Just("trailer: x-t"),
+        Just("date: Mon, 01 Jan 2024 00:00:00 GMT"),
+        Just("set-cookie: a=1"),
+        Just("content-type: text/plain"),
+    ];
+    (
+        any::<u8>(),
+        any::<u8>(),
+        proptest::collection::vec(header, 0..4),
+    )
+        .prop_map(|(flags, status, headers)| {
+            let mut out = vec![flags, status];
+            out.extend_from_slice(headers.join("\n").as_bytes());
+            out
+        })
+}
+target!(client_response, prop_oneof![bytes(), client_response()]);
