@@ -692,15 +692,7 @@ pub fn client_response(data: &[u8]) {
             });
         if contradicts {
             let (mut parts, body) = resp.into_parts();
-            let encoded = h1::encode_head(
-                parts.status,
-                parts.version,
-                None,
-                &mut parts.headers,
-                Some(exact),
-                asked,
-                &mut Vec::new(),
-            );
+            let encoded = h1::encode_head(&mut parts, Some(exact), asked, &mut Vec::new());
             drop(body);
             assert!(
                 encoded.is_err(),
@@ -743,21 +735,8 @@ pub fn client_response(data: &[u8]) {
 
         // The fast path's writer.
         let (mut parts, mut body) = fuzz_response(data).into_parts();
-        let length = if hyper::body::Body::is_end_stream(&body) {
-            None
-        } else {
-            Some(hyper::body::Body::size_hint(&body).exact())
-        };
         let mut out = Vec::new();
-        let encoded = h1::encode_head(
-            parts.status,
-            parts.version,
-            parts.extensions.get::<hyper::ext::ReasonPhrase>(),
-            &mut parts.headers,
-            length,
-            asked,
-            &mut out,
-        );
+        let encoded = h1::encode_head(&mut parts, h1::body_length(&body), asked, &mut out);
         let ours = match encoded {
             Ok((framing, _)) => {
                 let mut wire = Vec::new();

@@ -196,7 +196,7 @@ pub(crate) enum Framing {
 }
 
 /// What hyper's server knows of a body before writing the head (its `BodyLength`).
-fn body_length(body: &Body) -> Option<Option<u64>> {
+pub(crate) fn body_length(body: &Body) -> Option<Option<u64>> {
     if body.is_end_stream() {
         None
     } else {
@@ -234,20 +234,20 @@ pub(crate) struct Asked {
     pub(crate) keep_alive: bool,
 }
 
-/// Writes the head of a response (`status`, `version`, `reason`, `headers`, a body of `length`
-/// as hyper's `BodyLength`) to the request `asked` as hyper's HTTP/1 server does
+/// Writes the head of a response (`parts`, a body of `length` as [`body_length`] gives it) to
+/// the request `asked` as hyper's HTTP/1 server does
 /// (`proto::h1::conn::Conn::enforce_version`, then `role::Server::encode` with lower-case
 /// headers and a `date`). Returns the body's framing and whether the connection ends after
-/// this response. `headers` is left empty.
+/// this response. The headers are left empty.
 pub(crate) fn encode_head(
-    status: StatusCode,
-    version: Version,
-    reason: Option<&hyper::ext::ReasonPhrase>,
-    headers: &mut HeaderMap,
+    parts: &mut http::response::Parts,
     length: Option<Option<u64>>,
     asked: Asked,
     out: &mut Vec<u8>,
 ) -> Result<(Framing, bool), BadHead> {
+    let (status, version) = (parts.status, parts.version);
+    let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+    let headers = &mut parts.headers;
     if status.is_informational() {
         return Err(BadHead);
     }
@@ -632,15 +632,7 @@ where
             head: head_request,
             keep_alive,
         };
-        let Ok((framing, last)) = encode_head(
-            parts.status,
-            parts.version,
-            parts.extensions.get::<hyper::ext::ReasonPhrase>(),
-            &mut parts.headers,
-            length,
-            asked,
-            &mut out,
-        ) else {
+        let Ok((framing, last)) = encode_head(&mut parts, length, asked, &mut out) else {
             tracing::debug!(%peer, "response head refused; closing the connection");
             return Outcome::Done;
         };
