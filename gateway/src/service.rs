@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
 use crate::request::authorize::{self, Decision, Via, Who};
@@ -138,7 +138,7 @@ async fn process(
 /// hyper's handle of it changes nothing (an upgrade is taken from the request, not its body).
 pub(crate) fn boxed_body(body: Incoming) -> Body {
     if body.is_end_stream() {
-        Empty::new().map_err(|never| match never {}).boxed()
+        crate::request::empty_body()
     } else {
         body.map_err(|e| Box::new(e) as BoxError).boxed()
     }

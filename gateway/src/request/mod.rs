@@ -69,6 +69,15 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type on both sides of the gateway: streamed, boxed.
 pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
+/// A body with nothing in it: zero-sized, so its box allocates nothing. What a request without
+/// a body carries through the phases, from hyper's server and from the fast path alike.
+pub(crate) fn empty_body() -> Body {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {

@@ -38,7 +38,7 @@ use hyper::body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
-use crate::request::{Body, ConnInfo, boxed};
+use crate::request::{Body, ConnInfo, boxed, empty_body};
 use crate::state::Gateway;
 
 /// hyper's `DEFAULT_MAX_HEADERS`: a head with more goes to hyper, which refuses it.
@@ -658,12 +658,6 @@ where
             return Outcome::Done;
         }
     }
-}
-
-fn empty_body() -> Body {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed()
 }
 
 /// Writes `out` (the head) and the body in its framing: small frames gathered with the head,
