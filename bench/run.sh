@@ -45,6 +45,7 @@
 #      BENCH_NGINX_WORKERS (as many as BENCH_GATEWAY_CPUS has CPUs: worker_processes of the
 #      nginx proxy_pass reference, which is pinned to the gateway's CPUs),
 #      BENCH_SESSION_STORE (memory: `session.store`, e.g. `cookie` or `redis://127.0.0.1:6379`),
+#      BENCH_WARM (1, 0 with BENCH_QUICK=1: log the users in before the gateway rows),
 #      BENCH_QUICK=1 (only the targets above the Basic one: no warm-up of the users,
 #      half saturation, idle connections or storm), BENCH_PINGORA=1 (the pingora target;
 #      PINGORA_BIN skips its build), BENCH_STORM_CONNECTIONS (64),
@@ -66,6 +67,7 @@ GATEWAY_CPUS=${BENCH_GATEWAY_CPUS:-$SERVER_CPU}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-$(taskset -c "$GATEWAY_CPUS" nproc)}
 SESSION_STORE=${BENCH_SESSION_STORE:-memory}
 QUICK=${BENCH_QUICK:-0}
+WARM=${BENCH_WARM:-$((QUICK == 1 ? 0 : 1))}
 PINGORA=${BENCH_PINGORA:-0}
 STORM_CONNECTIONS=${BENCH_STORM_CONNECTIONS:-64}
 IDLE_CONNECTIONS=1000
@@ -390,7 +392,7 @@ if [[ -z $GATEWAY_SKIPPED ]]; then
     # on the build, and Basic/session compared two states rather than two paths (bench/RESULTS.md,
     # "Measured in one state").
     WARMED=""
-    if [[ $QUICK != 1 ]]; then
+    if [[ $WARM == 1 ]]; then
         say "warm-up: logging each of the $USERS users in once with HTTP Basic"
         if "${CLIENT[@]}" warm-up "$GATEWAY_URL/private/" "$HEADERS" 300; then WARMED=1; fi
         if [[ -n $GATEWAY_INFO_URL ]]; then
@@ -427,7 +429,9 @@ if [[ -z $GATEWAY_SKIPPED ]]; then
     fi
 
     if [[ $QUICK != 1 ]]; then
-        if [[ -n $WARMED ]]; then
+        if [[ $WARM != 1 ]]; then
+            RESULTS+=("gateway basic x$USERS users|skip|BENCH_WARM=0: the users were not logged in first")
+        elif [[ -n $WARMED ]]; then
             BENCH_BASIC_HEADERS=$HEADERS measure "gateway basic x$USERS users" "$GATEWAY_URL/private/" \
                 -s "$BENCH/wrk/basic_users.lua"
         else
@@ -497,7 +501,7 @@ REPORT_FILE=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
 {
     say ""
     say "gateway bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
-    say "servers on CPU $SERVER_CPU (gateway and nginx proxy_pass on CPU $GATEWAY_CPUS, nginx with $NGINX_WORKERS workers), wrk on CPU $CLIENT_CPU, session store $SESSION_STORE, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL"
+    say "servers on CPU $SERVER_CPU (gateway and nginx proxy_pass on CPU $GATEWAY_CPUS, nginx with $NGINX_WORKERS workers), wrk on CPU $CLIENT_CPU, session store $SESSION_STORE, $CONNECTIONS connections, ${SECONDS_PER_TARGET}s per target after ${WARMUP_SECONDS}s warm-up, gateway log level $LOG_LEVEL, users logged in before the gateway rows: $([[ $WARM == 1 ]] && echo yes || echo no)"
     say "load average before the run: $LOAD_BEFORE (other work on the machine skews every figure)"
     say ""
     printf '%-32s %12s %10s %10s %8s %9s  %s\n' target requests/s p50 p99 errors "CPU us/req" "ratio to nginx proxy_pass"
