@@ -388,7 +388,7 @@ if [[ -z $GATEWAY_SKIPPED ]]; then
     # Every gateway row is measured in the state of a gateway that has served logins: each of the
     # $USERS users logs in once with HTTP Basic (filling the credential cache the Basic row
     # measures) before the first row, on both gateways. Measured on a fresh process instead, the
-    # session rows ran up to ~25% faster or slower than the same path after the logins, depending
+    # session rows ran up to a third faster or slower than the same path after the logins, depending
     # on the build, and Basic/session compared two states rather than two paths (bench/RESULTS.md,
     # "Measured in one state").
     WARMED=""
