@@ -9,7 +9,12 @@
 //!
 //! Each case sends 200 warm-up requests on one keep-alive connection, then 3 rounds of 1000,
 //! and takes the round with the fewest allocations per request (a one-off allocation, such as
-//! a periodic timer or a map growing, lands in one round, not in all three).
+//! a map growing, lands in one round, not in all three). Something done once a second on the
+//! gateway's thread, though, lands in every round that lasts a second or more, as rounds do on
+//! a slow or busy machine: the cached `date` header allocated its text once a second until
+//! 2026-12-08, which showed as 18.001 against a budget of 18 in CI (reproduced here with the
+//! cores kept busy). The check stays exact, figures print to three decimals, and a fraction
+//! over the budget points at such a periodic allocation rather than a per-request one.
 //!
 //! The workspace forbids `unsafe_code`, which rules out an `unsafe impl GlobalAlloc` here: the
 //! allocator is `tracking_allocator::Allocator<System>`, whose safe `AllocationTracker` hook is
@@ -643,11 +648,11 @@ fn proxied_requests_stay_within_their_allocation_budget() {
         let rounds = m
             .rounds
             .iter()
-            .map(|r| format!("{r:.2}"))
+            .map(|r| format!("{r:.3}"))
             .collect::<Vec<_>>()
             .join(", ");
         eprintln!(
-            "alloc_budget: {name}: {:.2} allocations/request (rounds: {rounds}; budget {budget})",
+            "alloc_budget: {name}: {:.3} allocations/request (rounds: {rounds}; budget {budget})",
             m.best()
         );
         results.push((name, m.best(), budget));
@@ -667,7 +672,13 @@ fn proxied_requests_stay_within_their_allocation_budget() {
         );
         assert!(
             per_request <= budget,
-            "{name}: {per_request:.2} allocations per request, over the budget of {budget}"
+            "{name}: {per_request:.3} allocations per request, over the budget of {budget}{}",
+            if per_request - budget < 0.5 {
+                " (a fraction over: something allocating once in a while on the gateway's \
+                 thread, such as once a second, rather than on every request)"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -470,6 +470,7 @@ fn is_chunked(value: &[u8]) -> bool {
 
 mod date {
     use std::cell::RefCell;
+    use std::io::Write;
     use std::time::{SystemTime, UNIX_EPOCH};
 
     /// `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -480,19 +481,23 @@ mod date {
         static CACHE: RefCell<(u64, [u8; LEN])> = const { RefCell::new((u64::MAX, [0; LEN])) };
     }
 
-    /// Appends the current time as an HTTP date, formatted at most once a second per thread.
+    /// Appends the current time as an HTTP date, formatted at most once a second per thread,
+    /// into the cache's own array (no allocation, not even once a second).
     pub(super) fn extend(out: &mut Vec<u8>) {
         let now = SystemTime::now();
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if cache.0 != secs {
-                let text = httpdate::fmt_http_date(now);
-                if text.len() == LEN {
-                    cache.1.copy_from_slice(text.as_bytes());
+                let mut text = [0u8; LEN];
+                let mut rest = &mut text[..];
+                let date = httpdate::HttpDate::from(now);
+                if write!(rest, "{date}").is_ok() && rest.is_empty() {
+                    cache.1 = text;
                     cache.0 = secs;
                 } else {
-                    out.extend_from_slice(text.as_bytes());
+                    // A date that is not 29 bytes (a year past 9999): formatted each time.
+                    out.extend_from_slice(date.to_string().as_bytes());
                     return;
                 }
             }
@@ -785,6 +790,30 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_date_is_the_current_http_date() {
+        let before = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        date::extend(&mut out);
+        date::extend(&mut out);
+        let after = std::time::SystemTime::now();
+        assert_eq!(out.len(), 58, "{:?}", String::from_utf8_lossy(&out));
+        let (first, second) = out.split_at(29);
+        for text in [first, second] {
+            let text = std::str::from_utf8(text).unwrap();
+            let when = httpdate::parse_http_date(text).unwrap();
+            let floor = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            };
+            let secs = floor(when);
+            assert!(
+                floor(before) <= secs && secs <= floor(after),
+                "{text} is not now"
+            );
+            assert!(text.ends_with(" GMT"), "{text}");
+        }
+    }
 
     fn decide(text: &str) -> (&'static str, usize) {
         let mut buf = BytesMut::from(text.as_bytes());
