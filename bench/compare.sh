@@ -34,9 +34,11 @@ trap 'rm -rf "$WORK"' EXIT
 cp "${BINS[0]}" "$WORK/a"
 cp "${BINS[1]}" "$WORK/b"
 
+SIDES=(a b)
 for round in $(seq "$ROUNDS"); do
-    for side in a b; do
-        echo "round $round/$ROUNDS: $side ($([[ $side == a ]] && echo "${BINS[0]}" || echo "${BINS[1]}"))" >&2
+    for i in 0 1; do
+        side=${SIDES[$i]}
+        echo "round $round/$ROUNDS: $side (${BINS[$i]})" >&2
         out=$WORK/$side.$round.txt
         if ! GATEWAY_BIN=$WORK/$side "$ROOT/bench/run.sh" >"$out" 2>&1; then
             tail -n 20 "$out" >&2

@@ -489,16 +489,12 @@ mod date {
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if cache.0 != secs {
+                // `HttpDate` displays as exactly `LEN` bytes: its years run from 1970 to 9999
+                // (outside them `from` panics, as it does in hyper's own date cache).
                 let mut text = [0u8; LEN];
-                let mut rest = &mut text[..];
-                let date = httpdate::HttpDate::from(now);
-                if write!(rest, "{date}").is_ok() && rest.is_empty() {
+                if write!(&mut text[..], "{}", httpdate::HttpDate::from(now)).is_ok() {
                     cache.1 = text;
                     cache.0 = secs;
-                } else {
-                    // A date that is not 29 bytes (a year past 9999): formatted each time.
-                    out.extend_from_slice(date.to_string().as_bytes());
-                    return;
                 }
             }
             out.extend_from_slice(&cache.1);
